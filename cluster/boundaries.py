@@ -1,0 +1,182 @@
+"""Stage 5: cluster boundaries and what lies inside them.
+
+Boundary method. A cluster's boundary is the union of geodesic discs of radius
+``eps_km / 2`` around its member sites: exactly the overlay footprint of
+:mod:`cluster.clustering`, so it contains every member site, and since two clusters'
+footprints never overlap (they would have been merged) no site lies in two boundaries.
+
+Discs are computed on the same sphere as the clustering (radius 6371.0088 km) with the
+spherical destination-point formula: the vertices lie exactly ``radius`` from the centre
+along ``segments`` azimuths, i.e. an azimuthal-equidistant circle, so the disc is the
+same whatever the latitude. Vertices are built in a longitude frame unwrapped around the
+cluster (no jump at ±180°), unioned with shapely, then split at the antimeridian into
+parts inside [-180, 180] (RFC 7946 style). A disc that contains a pole becomes a polar
+cap bounded by the pole's parallel.
+
+Counts. A cluster's count per metric is the weight of that metric's sites inside its
+boundary (member sites and any noise sites that fall inside), found with a shapely
+STRtree.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry import MultiPolygon, Polygon, box
+
+from .geo import EARTH_RADIUS_KM
+
+log = logging.getLogger(__name__)
+
+
+def disc_vertices(lat, lon, radius_km: float, segments: int) -> np.ndarray:
+    """Vertices of geodesic discs, longitudes continuous around each centre.
+
+    Parameters
+    ----------
+    lat, lon : array-like of shape (n,)
+        Disc centres in degrees.
+    radius_km : float
+        Great-circle radius in km.
+    segments : int
+        Number of vertices per disc.
+
+    Returns
+    -------
+    ndarray of shape (n, segments, 2)
+        ``(lon, lat)`` in degrees; longitudes may leave [-180, 180] by up to the disc's
+        longitudinal half-width.
+    """
+    phi1 = np.radians(np.asarray(lat, float))[:, None]
+    lam1 = np.radians(np.asarray(lon, float))[:, None]
+    delta = radius_km / EARTH_RADIUS_KM
+    theta = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)[None, :]
+    sin_phi2 = np.sin(phi1) * np.cos(delta) + np.cos(phi1) * np.sin(delta) * np.cos(theta)
+    phi2 = np.arcsin(np.clip(sin_phi2, -1, 1))
+    dlam = np.arctan2(np.sin(theta) * np.sin(delta) * np.cos(phi1),
+                      np.cos(delta) - np.sin(phi1) * sin_phi2)
+    return np.stack([np.degrees(lam1 + dlam), np.degrees(phi2)], axis=-1)
+
+
+def _polar_cap(ring: np.ndarray, north: bool, ref_lon: float) -> Polygon:
+    """A disc containing a pole, as the region between its rim and the pole."""
+    lon = (ring[:, 0] - (ref_lon - 180.0)) % 360.0 + (ref_lon - 180.0)
+    order = np.argsort(lon, kind="stable")
+    lon, lat = lon[order], ring[order, 1]
+    # Close the rim at the frame's edges by interpolating across the seam.
+    lo, hi = ref_lon - 180.0, ref_lon + 180.0
+    span = (lon[0] - lo) + (hi - lon[-1])
+    t = (hi - lon[-1]) / span if span > 0 else 0.5
+    seam_lat = lat[-1] + t * (lat[0] - lat[-1])
+    pole = 90.0 if north else -90.0
+    xs = np.concatenate([[lo], lon, [hi, hi, lo]])
+    ys = np.concatenate([[seam_lat], lat, [seam_lat, pole, pole]])
+    return shapely.make_valid(Polygon(np.column_stack([xs, ys])))
+
+
+def _split_antimeridian(geom):
+    """Cut a geometry in an unwrapped frame into parts inside [-180, 180]."""
+    parts = []
+    minx, _, maxx, _ = geom.bounds
+    for k in range(int(np.floor((minx + 180) / 360)), int(np.floor((maxx + 180) / 360)) + 1):
+        piece = geom.intersection(box(-180 + 360 * k, -90, 180 + 360 * k, 90))
+        if piece.is_empty:
+            continue
+        piece = shapely.transform(piece, lambda xy, k=k: xy - np.array([360.0 * k, 0.0]))
+        parts += [g for g in getattr(piece, "geoms", [piece]) if isinstance(g, Polygon) and g.area > 0]
+    if not parts:
+        return Polygon()
+    # Pieces from both sides of +-180 never touch, but pieces of one polar cap meet
+    # along the frame's seam and must be joined again.
+    merged = shapely.union_all(parts)
+    polys = [g for g in getattr(merged, "geoms", [merged]) if isinstance(g, Polygon)]
+    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
+
+
+def cluster_polygon(lat, lon, radius_km: float, segments: int = 32):
+    """Boundary of one cluster: union of geodesic discs around its sites.
+
+    Parameters
+    ----------
+    lat, lon : array-like of shape (n,)
+        Member sites in degrees (n >= 1).
+    radius_km : float
+        Disc radius in km.
+    segments : int
+        Vertices per disc.
+
+    Returns
+    -------
+    shapely Polygon or MultiPolygon
+        Valid, in EPSG:4326 longitude/latitude, split at the antimeridian.
+    """
+    lat = np.asarray(lat, float)
+    lon = np.asarray(lon, float)
+    ref = float(lon[0])
+    # Unwrap every centre to within 180 degrees of the first, so a cluster that straddles
+    # the antimeridian is contiguous in this frame.
+    lon_u = (lon - ref + 180.0) % 360.0 - 180.0 + ref
+    rings = disc_vertices(lat, lon_u, radius_km, segments)
+    delta_deg = np.degrees(radius_km / EARTH_RADIUS_KM)
+    polar_n = lat + delta_deg >= 90.0
+    polar_s = lat - delta_deg <= -90.0
+    ordinary = ~(polar_n | polar_s)
+    polys = list(shapely.polygons(rings[ordinary])) if ordinary.any() else []
+    for i in np.flatnonzero(~ordinary):
+        polys.append(_polar_cap(rings[i], bool(polar_n[i]), ref))
+    merged = shapely.union_all(polys)
+    merged = shapely.make_valid(merged)
+    out = _split_antimeridian(merged)
+    return shapely.normalize(out)
+
+
+def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: float,
+                     segments: int) -> list:
+    """Boundary polygon of every component (index = component number)."""
+    n = int(component.max()) + 1 if len(component) else 0
+    order = np.argsort(component, kind="stable")
+    comp_sorted = component[order]
+    starts = np.searchsorted(comp_sorted, np.arange(n + 1))
+    lat, lon = sites["lat"].to_numpy(), sites["lon"].to_numpy()
+    geoms = []
+    for c in range(n):
+        idx = order[starts[c]:starts[c + 1]]
+        geoms.append(cluster_polygon(lat[idx], lon[idx], radius_km, segments))
+    log.info("built %s boundaries (disc radius %.3g km, %d segments)", f"{n:,}", radius_km, segments)
+    return geoms
+
+
+def sites_inside(sites: pd.DataFrame, geoms: list) -> np.ndarray:
+    """Index of the boundary containing each site (-1 when none).
+
+    A site on the shared edge of two touching boundaries goes to the lower index, so the
+    answer does not depend on the spatial index's internal order.
+    """
+    inside = np.full(len(sites), -1, dtype=np.int64)
+    if not geoms or len(sites) == 0:
+        return inside
+    tree = shapely.STRtree(geoms)
+    pts = shapely.points(sites["lon"].to_numpy(), sites["lat"].to_numpy())
+    site_idx, geom_idx = tree.query(pts, predicate="intersects")
+    order = np.lexsort((geom_idx, site_idx))
+    site_idx, geom_idx = site_idx[order], geom_idx[order]
+    first = np.ones(len(site_idx), dtype=bool)
+    first[1:] = site_idx[1:] != site_idx[:-1]
+    inside[site_idx[first]] = geom_idx[first]
+    return inside
+
+
+def counts_inside(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, metrics) -> pd.DataFrame:
+    """Weight per metric of the sites inside each boundary: frame (n_clusters, metrics)."""
+    counts = pd.DataFrame(0.0, index=pd.RangeIndex(n_clusters), columns=list(metrics))
+    hit = inside >= 0
+    if hit.any():
+        s = pd.DataFrame({"c": inside[hit], "m": sites["metric"].to_numpy()[hit],
+                          "w": sites["weight"].to_numpy()[hit]})
+        table = s.pivot_table(index="c", columns="m", values="w", aggfunc="sum", observed=False)
+        counts.update(table.reindex(columns=counts.columns))
+        counts = counts.fillna(0.0)
+    return counts

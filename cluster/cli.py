@@ -1,0 +1,163 @@
+"""Command-line interface: parses arguments and calls the pipeline, nothing more.
+
+Exit codes: 0 success; 2 bad input or usage (the message alone, no traceback);
+1 internal error (the traceback goes to a log file named in the message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+import traceback
+
+from .errors import UserInputError
+
+log = logging.getLogger("cluster")
+
+
+def _min_weight(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected METRIC=VALUE (e.g. patents=500), got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("logging")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv for debug)")
+    g.add_argument("-q", "--quiet", action="count", default=0, help="only warnings (-qq: only errors)")
+
+    p = argparse.ArgumentParser(
+        prog="cluster",
+        description="Find science-and-technology clusters in geocoded activity (patents, "
+                    "publications, venture-capital deals) the way WIPO's Global Innovation Index does.",
+        parents=[common],
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", parents=[common], help="cluster records and write boundaries and rankings",
+                       description="Cluster records and write clusters.gpkg, clusters.parquet, ranking.csv, "
+                                   "ranking.md, map.png and run.json into --out. Without --input, runs on the "
+                                   "synthetic demo world.")
+    r.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
+                   help="records file (CSV, Parquet, GeoParquet, GeoPackage); repeat for several")
+    r.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (see `cluster config`)")
+    r.add_argument("--out", "-o", metavar="DIR", default="out", help="output directory (default: out)")
+    r.add_argument("--eps-km", type=float, metavar="KM", help="DBSCAN radius in km (overrides config)")
+    r.add_argument("--min-weight", type=_min_weight, action="append", default=[], metavar="METRIC=VALUE",
+                   help="core threshold of one metric in weight units, e.g. patents=500; repeatable")
+    r.add_argument("--top", type=_positive_int, metavar="N", help="size of the top tier (default 100)")
+    r.add_argument("--year-start", type=int, metavar="YEAR", help="first year kept (inclusive)")
+    r.add_argument("--year-end", type=int, metavar="YEAR", help="last year kept (inclusive)")
+    r.add_argument("--demo-records", type=_positive_int, default=1_000_000, metavar="N",
+                   help="records in the demo world when no --input is given (default 1000000)")
+    r.add_argument("--seed", type=int, default=0, metavar="S", help="demo world seed (default 0)")
+
+    d = sub.add_parser("demo", parents=[common], help="write the synthetic demo world to a Parquet file",
+                       description="Write a deterministic synthetic world of activity records built on real "
+                                   "GeoNames places (flagged as synthetic in the file's metadata).")
+    d.add_argument("--out", "-o", metavar="FILE", required=True, help="output .parquet file")
+    d.add_argument("--records", type=_positive_int, default=1_000_000, metavar="N",
+                   help="number of records (default 1000000)")
+    d.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+
+    sub.add_parser("config", parents=[common], help="print the default configuration (TOML)",
+                   description="Print the default configuration with every parameter documented.")
+    return p
+
+
+def _setup_logging(verbose: int, quiet: int) -> None:
+    level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(verbose - quiet, logging.DEBUG)
+    if verbose - quiet < -2:
+        level = logging.ERROR
+    start = time.perf_counter()
+
+    class _Elapsed(logging.Formatter):
+        def format(self, record):
+            record.elapsed = f"{time.perf_counter() - start:7.1f}s"
+            return super().format(record)
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Elapsed("[%(elapsed)s] %(levelname)-7s %(message)s"))
+    root = logging.getLogger("cluster")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _cmd_run(args) -> int:
+    from .config import load_config
+    from .outputs import _prepare_target, write_outputs
+    from .pipeline import run
+    from .places import load_places
+    from pathlib import Path
+
+    overrides = {"eps_km": args.eps_km, "top_n": args.top, "year_start": args.year_start,
+                 "year_end": args.year_end, "min_weight": dict(args.min_weight)}
+    config = load_config(args.config, overrides)
+    _prepare_target(Path(args.out))  # fail before the work, not after it
+    result = run(args.input, config, demo_records=args.demo_records, demo_seed=args.seed)
+    notice = result.info.get("notice")
+    write_outputs(result, args.out, config.metric_names, notice=notice,
+                  places=load_places(config.geonames_min_population))
+    top = result.clusters.head(5)
+    log.info("top clusters: %s", "; ".join(f"{r.rank}. {r.name} ({r.economies}) {r.score:.2f}"
+                                            for r in top.itertuples()))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import write_demo
+
+    path = write_demo(args.out, n_records=args.records, seed=args.seed)
+    log.info("wrote %s (%s synthetic records, seed %d)", path, f"{args.records:,}", args.seed)
+    return 0
+
+
+def _cmd_config(args) -> int:
+    from .config import default_config_text
+
+    sys.stdout.write(default_config_text())
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    command = {"run": _cmd_run, "demo": _cmd_demo, "config": _cmd_config}[args.command]
+    try:
+        return command(args)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        fd, path = tempfile.mkstemp(prefix="cluster-error-", suffix=".log")
+        with open(fd, "w") as fh:
+            fh.write(traceback.format_exc())
+        print(f"internal error: {sys.exc_info()[1]!r}. This is a bug; the traceback is in {path}. "
+              "Please report it with that file.", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Stages 3 and 4: density clustering per metric, then the overlay of their footprints.
+
+Per metric, sites are clustered with exact DBSCAN on the sphere
+(:func:`cluster.dbscan.dbscan_sphere`): a site is *core* when the weight of its metric
+within ``eps_km`` (itself included) reaches the metric's threshold.
+
+Overlay rule. The footprint of a per-metric cluster is the union of discs of radius
+``eps_km / 2`` around its member sites (core and border). Two footprints overlap exactly
+when a member site of one lies within ``eps_km`` of a member site of the other, so the
+final clusters are the connected components of the graph joining member sites (of any
+metric) closer than ``eps_km``. Per-metric clusters are themselves connected in that
+graph (DBSCAN chains core sites within ``eps_km``, and border sites hang within
+``eps_km`` of a core site), so one more DBSCAN pass with every member site as a core
+(``min_weight`` = 1, unit weights) computes the components exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from .config import Config
+from .dbscan import dbscan_sphere
+
+log = logging.getLogger(__name__)
+
+
+def cluster_metrics(sites: pd.DataFrame, config: Config, totals: dict[str, float]) -> tuple[pd.DataFrame, dict]:
+    """Run DBSCAN for each metric on its own sites.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        From :func:`cluster.sites.reduce_to_sites` (``metric, lat, lon, weight`` ...).
+    config : Config
+        ``eps_km`` and each metric's ``min_weight`` / ``min_share``.
+    totals : dict
+        World total weight per metric (for ``min_share``).
+
+    Returns
+    -------
+    sites : DataFrame
+        A copy with ``metric_cluster`` (int64, unique across metrics, -1 for noise) and
+        ``core`` (bool).
+    thresholds : dict
+        The core threshold used per metric, in weight units.
+    """
+    out = sites.copy()
+    label = np.full(len(out), -1, dtype=np.int64)
+    core = np.zeros(len(out), dtype=bool)
+    thresholds: dict[str, float] = {}
+    offset = 0
+    metric = out["metric"].to_numpy()
+    for m in config.metrics:
+        idx = np.flatnonzero(metric == m.name)
+        thresholds[m.name] = m.threshold(totals.get(m.name, 0.0))
+        if len(idx) == 0:
+            continue
+        lab, cm = dbscan_sphere(out["lat"].to_numpy()[idx], out["lon"].to_numpy()[idx],
+                                out["weight"].to_numpy()[idx], eps_km=config.eps_km,
+                                min_weight=thresholds[m.name])
+        n = int(lab.max()) + 1 if len(lab) else 0
+        label[idx] = np.where(lab >= 0, lab + offset, -1)
+        core[idx] = cm
+        offset += n
+        member_w = out["weight"].to_numpy()[idx][lab >= 0].sum()
+        log.info("%s: %s clusters from %s sites (threshold %.6g, %.1f%% of weight in clusters)",
+                 m.name, f"{n:,}", f"{len(idx):,}", thresholds[m.name],
+                 100 * member_w / max(totals.get(m.name, 0.0), 1e-300))
+    out["metric_cluster"] = label
+    out["core"] = core
+    return out, thresholds
+
+
+def overlay(sites: pd.DataFrame, eps_km: float) -> np.ndarray:
+    """Merge per-metric clusters whose footprints overlap (see module docstring).
+
+    Returns
+    -------
+    ndarray of shape (n_sites,), int64
+        Provisional component index per site (-1 for sites in no per-metric cluster).
+        Components are numbered by their first member in site order, so the numbering
+        is deterministic but carries no meaning; final ids come from
+        :func:`cluster.ranking.assign_cluster_ids`.
+    """
+    member = np.flatnonzero(sites["metric_cluster"].to_numpy() >= 0)
+    comp = np.full(len(sites), -1, dtype=np.int64)
+    if len(member) == 0:
+        return comp
+    lab, _ = dbscan_sphere(sites["lat"].to_numpy()[member], sites["lon"].to_numpy()[member],
+                           np.ones(len(member)), eps_km=eps_km, min_weight=1.0)
+    # Every member site is core with min_weight 1, so there is no noise here.
+    comp[member] = lab
+    log.info("overlay: %s per-metric clusters merged into %s clusters",
+             f"{sites['metric_cluster'].max() + 1:,}", f"{lab.max() + 1:,}")
+    return comp

@@ -1,0 +1,196 @@
+"""Stage 8: write every output of a run, all together or not at all.
+
+Files (in the output directory):
+
+``clusters.gpkg``   layer ``clusters``: boundaries + every ranking column, EPSG:4326
+``clusters.parquet`` the same as GeoParquet
+``ranking.csv``     one row per cluster in rank order
+``ranking.md``      readable table of the top tier
+``map.png``         world map, top clusters labelled
+``run.json``        parameters, input fingerprints, counts, versions, stage timings
+
+Atomicity: everything is written into a hidden temporary directory next to the target
+and swapped into place only when complete, so a failed run leaves the previous outputs
+as they were and no half-written file where a user would look.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+OUTPUT_FILES = ("clusters.gpkg", "clusters.parquet", "ranking.csv", "ranking.md", "map.png", "run.json")
+_DECIMALS = {"share_": 6, "_per_million": 3, "score": 6, "intensity_score": 6}
+
+
+def ranking_table(clusters, metrics) -> pd.DataFrame:
+    """The ranking as plain columns, rounded so that bytes do not depend on float noise."""
+    cols = (["rank", "cluster_id", "name", "economies"] + list(metrics)
+            + [f"share_{m}" for m in metrics] + ["score", "population"]
+            + [f"{m}_per_million" for m in metrics]
+            + ["intensity_score", "intensity_rank", "tier", "anchor_lat", "anchor_lon", "n_sites"])
+    df = pd.DataFrame(clusters[cols]).copy()
+    for c in df.columns:
+        if c in metrics:
+            df[c] = df[c].round(4)
+        elif c.startswith("share_") or c in ("score", "intensity_score"):
+            df[c] = df[c].round(6)
+        elif c.endswith("_per_million"):
+            df[c] = df[c].round(3)
+    return df
+
+
+def md_escape(text: str) -> str:
+    """Escape text from the data for a Markdown table cell."""
+    out = str(text)
+    for ch in "\\`*_{}[]<>()#+!|":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("\n", " ").replace("\r", " ")
+
+
+def ranking_markdown(table: pd.DataFrame, info: dict, metrics, notice: str | None) -> str:
+    top = table[table["tier"] == "top"]
+    lines = ["# Science-and-technology clusters", ""]
+    if notice:
+        lines += [f"> **{notice}**", ""]
+    c = info["counts"]
+    lines += [
+        f"{c['clusters']:,} clusters ({c['top']:,} top, {c['emerging']:,} emerging) from "
+        f"{c['records_used']:,} records at {c['sites']:,} sites; DBSCAN radius "
+        f"{info['config']['clustering']['eps_km']} km.",
+        "",
+        "Score = sum of each metric's share of the world total (percent). Intensity rank "
+        "orders the top tier by score per million inhabitants.",
+        "",
+    ]
+    head = ["Rank", "Cluster", "Economies"] + [m for m in metrics] + ["Score", "Intensity rank"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---:", "---", "---"] + ["---:"] * (len(metrics) + 2)) + "|")
+    for _, r in top.iterrows():
+        cells = [str(r["rank"]), md_escape(r["name"]), md_escape(r["economies"])]
+        cells += [f"{r[m]:,.0f}" for m in metrics]
+        cells += [f"{r['score']:.2f}", "" if pd.isna(r["intensity_rank"]) else str(r["intensity_rank"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def draw_map(clusters, path: Path, *, notice: str | None, places=None, n_labels: int = 20) -> None:
+    """World map (plate carrée) of cluster boundaries; top ``n_labels`` labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    fig, ax = plt.subplots(figsize=(16, 8.6), dpi=110)
+    ax.set_facecolor("#0b1726")
+    if places is not None and len(places):
+        # Populated places sketch the continents without shipping a basemap.
+        ax.scatter(places["lon"], places["lat"], s=0.15, c="#3b5068", linewidths=0, rasterized=True)
+    score = clusters["score"].to_numpy()
+    norm = Normalize(vmin=0, vmax=max(float(np.nanmax(score)) if len(score) else 1.0, 1e-9))
+    cmap = plt.get_cmap("plasma")
+    if len(clusters):
+        colors = [cmap(norm(s)) for s in score]
+        clusters.plot(ax=ax, color=colors, edgecolor="none", zorder=2)
+        pts = clusters[["anchor_lon", "anchor_lat"]].to_numpy()
+        sizes = 8 + 400 * np.sqrt(np.clip(score, 0, None) / max(norm.vmax, 1e-9))
+        ax.scatter(pts[:, 0], pts[:, 1], s=sizes, c=colors, alpha=0.55, edgecolors="white",
+                   linewidths=0.3, zorder=3)
+        for _, r in clusters.head(n_labels).iterrows():
+            # Names come from data: matplotlib treats '$' as math, so escape it.
+            label = f"{r['rank']}. {str(r['name']).replace('$', chr(92) + '$')}"
+            ax.annotate(label, (r["anchor_lon"], r["anchor_lat"]), xytext=(4, 4),
+                        textcoords="offset points", color="white", fontsize=7.5, zorder=4)
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-60, 80)
+    ax.set_aspect("equal")
+    ax.tick_params(colors="#8899aa", labelsize=7)
+    title = f"Science-and-technology clusters: {len(clusters):,} clusters, top {min(n_labels, len(clusters))} labelled"
+    if notice:
+        title = notice + "\n" + title
+    ax.set_title(title, fontsize=11)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, shrink=0.6, pad=0.01, label="score (sum of world shares, %)")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _prepare_target(out_dir: Path) -> None:
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserInputError(f"Output directory's parent {parent} does not exist. Create it or choose another --out.")
+    if not os.access(parent, os.W_OK):
+        raise UserInputError(f"Cannot write in {parent}: permission denied. Choose another --out.")
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise UserInputError(f"--out {out_dir} is a file, not a directory. Choose another --out.")
+        entries = [p.name for p in out_dir.iterdir()]
+        if entries and "run.json" not in entries:
+            raise UserInputError(
+                f"Refusing to replace {out_dir}: it is not empty and holds no run.json, so it is not "
+                "an output directory of this tool. Choose a new or empty directory for --out.")
+
+
+def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = None, places=None) -> Path:
+    """Write all outputs into ``out_dir`` atomically (see module docstring)."""
+    out_dir = Path(out_dir)
+    _prepare_target(out_dir)
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    try:
+        clusters = result.clusters
+        table = ranking_table(clusters, metrics)
+        gdf = clusters.copy()
+        gdf["intensity_rank"] = gdf["intensity_rank"].astype("float64")  # GPKG has no nullable int64 via all drivers
+        gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio")
+        clusters.to_parquet(tmp / "clusters.parquet", index=False)
+        table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
+        (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")
+        draw_map(clusters, tmp / "map.png", notice=notice, places=places)
+        (tmp / "run.json").write_text(json.dumps(result.info, indent=2, default=_json_default,
+                                                 ensure_ascii=False) + "\n", "utf-8")
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %s", ", ".join(str(out_dir / f) for f in OUTPUT_FILES))
+    return out_dir
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by ``tmp``: two renames on one file system, no copying."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        os.rename(out_dir, old)
+    try:
+        os.rename(tmp, out_dir)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

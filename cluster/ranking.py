@@ -1,0 +1,120 @@
+"""Stage 7: scores, ranks, tiers and intensity.
+
+Formulas (``m`` runs over the metrics present in the input):
+
+* ``share_m = 100 * count_m / world_m`` (percent), where ``world_m`` is all input
+  weight of metric ``m`` in the year window, noise included;
+* ``score = sum_m score_weight_m * share_m`` (the GII size score when all weights are 1);
+* ``rank``: 1 for the highest score; ties broken by ``cluster_id`` so ranks are total
+  and reproducible; ``tier`` is ``top`` for ranks 1..top_n, else ``emerging``;
+* ``m_per_million = count_m / (population / 1e6)``: activity per million inhabitants;
+* ``intensity_score = score / (population / 1e6)``: the size score per million
+  inhabitants, i.e. the per-capita intensities combined with the same share
+  normalisation and weights as the size score (GII does not publish its combination);
+* ``intensity_rank`` ranks the top tier by ``intensity_score`` (empty for the emerging
+  tier and for clusters with no population found).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_GEOHASH = "0123456789bcdefghjkmnpqrstuvwxyz"
+
+
+def geohash(lat: float, lon: float, precision: int = 7) -> str:
+    """Standard base-32 geohash of a point (written here: a dozen lines, no dependency).
+
+    Used for cluster ids: a cluster is named by the cell of its heaviest site, so the
+    id survives re-runs, row reordering and small changes of parameters.
+    """
+    lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
+    bits, out, even, ch = 0, [], True, 0
+    while len(out) < precision:
+        if even:
+            mid = (lon_lo + lon_hi) / 2
+            ch = (ch << 1) | (lon >= mid)
+            lon_lo, lon_hi = (mid, lon_hi) if lon >= mid else (lon_lo, mid)
+        else:
+            mid = (lat_lo + lat_hi) / 2
+            ch = (ch << 1) | (lat >= mid)
+            lat_lo, lat_hi = (mid, lat_hi) if lat >= mid else (lat_lo, mid)
+        even, bits = not even, bits + 1
+        if bits == 5:
+            out.append(_GEOHASH[ch])
+            bits, ch = 0, 0
+    return "".join(out)
+
+
+def assign_cluster_ids(anchor_lat, anchor_lon, precision: int = 7) -> list[str]:
+    """Stable ids ``g<geohash>`` from each cluster's anchor (heaviest) site.
+
+    Anchors of different clusters are more than ``eps_km`` apart, so 7 characters
+    (~150 m cells) are unique in practice; a collision gets ``-2``, ``-3`` ... in anchor
+    order.
+    """
+    ids, seen = [], {}
+    for la, lo in zip(anchor_lat, anchor_lon):
+        base = "g" + geohash(float(la), float(lo), precision)
+        seen[base] = seen.get(base, 0) + 1
+        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return ids
+
+
+def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights: dict[str, float],
+                  population, cluster_ids, *, top_n: int) -> pd.DataFrame:
+    """Score and rank clusters.
+
+    Parameters
+    ----------
+    counts : DataFrame of shape (n_clusters, n_metrics)
+        Weight per metric inside each cluster (fractional-count units).
+    totals : dict
+        World total weight per metric; metrics with a total of 0 are absent from the
+        input and left out of the score (their shares are NaN).
+    score_weights : dict
+        Multiplier of each metric's share in the score.
+    population : array of shape (n_clusters,)
+        Inhabitants inside each cluster.
+    cluster_ids : sequence of str
+        Stable ids, used to break score ties.
+    top_n : int
+        Size of the ``top`` tier.
+
+    Returns
+    -------
+    DataFrame
+        One row per cluster in rank order with the counts, ``share_<m>`` (percent),
+        ``score``, ``population``, ``<m>_per_million``, ``intensity_score``, ``rank``,
+        ``intensity_rank`` (nullable int) and ``tier``.
+    """
+    metrics = list(counts.columns)
+    df = pd.DataFrame({"cluster_id": list(cluster_ids)})
+    score = np.zeros(len(df))
+    pop = np.asarray(population, dtype=float)
+    pop_m = np.where(pop > 0, pop / 1e6, np.nan)
+    for m in metrics:
+        c = counts[m].to_numpy(dtype=float)
+        df[m] = c
+        if totals.get(m, 0.0) > 0:
+            share = 100.0 * c / totals[m]
+            score += score_weights.get(m, 1.0) * share
+        else:
+            share = np.full(len(df), np.nan)
+        df[f"share_{m}"] = share
+    df["score"] = score
+    df["population"] = pop.astype(np.int64)
+    for m in metrics:
+        df[f"{m}_per_million"] = df[m].to_numpy() / pop_m
+    df["intensity_score"] = score / pop_m
+    df = df.sort_values(["score", "cluster_id"], ascending=[False, True], kind="mergesort")
+    df = df.reset_index(drop=True)
+    df.insert(0, "rank", np.arange(1, len(df) + 1))
+    df["tier"] = np.where(df["rank"] <= top_n, "top", "emerging")
+    top = df[(df["tier"] == "top") & df["intensity_score"].notna()]
+    order = top.sort_values(["intensity_score", "cluster_id"], ascending=[False, True], kind="mergesort").index
+    irank = pd.Series(pd.NA, index=df.index, dtype="Int64")
+    irank.loc[order] = np.arange(1, len(order) + 1)
+    df["intensity_rank"] = irank
+    return df
