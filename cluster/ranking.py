@@ -95,13 +95,14 @@ def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights:
     pop = np.asarray(population, dtype=float)
     pop_m = np.where(pop > 0, pop / 1e6, np.nan)
     for m in metrics:
-        c = counts[m].to_numpy(dtype=float)
-        df[m] = c
         if totals.get(m, 0.0) > 0:
+            c = counts[m].to_numpy(dtype=float)
             share = 100.0 * c / totals[m]
             score += score_weights.get(m, 1.0) * share
         else:
-            share = np.full(len(df), np.nan)
+            # A metric absent from the input is unknown, not zero: leave it empty.
+            c = share = np.full(len(df), np.nan)
+        df[m] = c
         df[f"share_{m}"] = share
     df["score"] = score
     df["population"] = pop.astype(np.int64)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -50,8 +51,12 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".gz"):
         try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8",
-                             encoding_errors="strict")
+            with warnings.catch_warnings():
+                # A first row longer than the header makes pandas guess an index column
+                # (or drop data, with index_col=False); that is a ragged file, not a guess.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8",
+                                 encoding_errors="strict", index_col=False)
         except UnicodeDecodeError as exc:
             msg = (f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}). "
                    "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).")
@@ -59,7 +64,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
         except pd.errors.EmptyDataError:
             raise UserInputError(f"{path}: the file is empty. Give a CSV with a header row "
                                  f"({', '.join(REQUIRED)}, ...) and at least one record.") from None
-        except pd.errors.ParserError as exc:
+        except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
             raise UserInputError(f"{path}: malformed CSV ({exc}). Every row needs as many "
                                  "fields as the header; quote fields that contain commas.") from None
         return df, 2, False
@@ -133,7 +138,8 @@ def _numeric(series: pd.Series) -> np.ndarray:
 
 def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[str]) -> pd.DataFrame:
     pr = _Problems(path, row_offset)
-    raw = raw.rename(columns=lambda c: str(c).strip().lower())
+    # Positional rows from here on: a caller's index must not realign columns.
+    raw = raw.reset_index(drop=True).rename(columns=lambda c: str(c).strip().lower())
     missing = [c for c in REQUIRED if c not in raw.columns]
     unknown = [c for c in raw.columns if c not in COLUMNS]
     for col in missing:
