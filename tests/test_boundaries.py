@@ -1,0 +1,62 @@
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from shapely.geometry import Point
+
+from cluster.boundaries import (cluster_polygon, counts_inside, disc_vertices, sites_inside)
+from cluster.geo import haversine_km
+
+
+@pytest.mark.parametrize("lat, lon", [(0, 0), (60, 10), (-33.9, 151.2), (85, -179.99)])
+def test_disc_vertices_are_at_the_radius(lat, lon):
+    v = disc_vertices([lat], [lon], 7.5, 64)[0]
+    d = haversine_km(lat, lon, v[:, 1], v[:, 0])
+    np.testing.assert_allclose(d, 7.5, rtol=1e-9)
+
+
+def test_polygon_contains_all_sites_and_is_valid():
+    rng = np.random.default_rng(0)
+    lat = 48.1 + rng.normal(0, 0.1, 200)
+    lon = 11.5 + rng.normal(0, 0.1, 200)
+    g = cluster_polygon(lat, lon, 5.0, 32)
+    assert g.is_valid and g.geom_type in ("Polygon", "MultiPolygon")
+    assert shapely.contains_xy(g, lon, lat).all()
+    # Nothing farther than the radius from every site is inside (a point 6 km off the hull).
+    far_lat = lat.max() + 6.0 / 111.195
+    assert not g.contains(Point(lon[lat.argmax()], far_lat))
+
+
+def test_cluster_across_the_antimeridian_is_split_and_valid():
+    lat = np.array([-17.0, -17.02, -17.05])
+    lon = np.array([179.97, -179.98, 179.99])
+    g = cluster_polygon(lat, lon, 5.0, 32)
+    assert g.is_valid and g.geom_type == "MultiPolygon" and len(g.geoms) == 2
+    minx, _, maxx, _ = g.bounds
+    assert minx == pytest.approx(-180) and maxx == pytest.approx(180)
+    assert all(abs(b.bounds[2] - b.bounds[0]) < 1 for b in g.geoms)  # no part spans the globe
+    assert shapely.contains_xy(g, lon, lat).all()
+    # The area equals that of the same cluster moved away from the seam.
+    moved = cluster_polygon(lat, lon - 180.0 + 0.0, 5.0, 32)
+    assert g.area == pytest.approx(moved.area, rel=1e-6)
+
+
+def test_disc_around_a_pole_is_a_cap():
+    g = cluster_polygon([89.98], [45.0], 20.0, 32)
+    assert g.is_valid and g.geom_type == "Polygon"
+    assert g.contains(Point(45.0, 89.98)) and g.contains(Point(-135.0, 89.95))
+    assert g.bounds[0] == pytest.approx(-180) and g.bounds[2] == pytest.approx(180)
+    assert g.bounds[3] == pytest.approx(90)
+
+
+def test_sites_inside_and_counts():
+    a = cluster_polygon([10.0], [10.0], 5.0, 32)
+    b = cluster_polygon([20.0], [20.0], 5.0, 32)
+    sites = pd.DataFrame({
+        "metric": pd.Categorical(["patents", "vc", "patents", "patents"]),
+        "lat": [10.0, 10.01, 20.0, 0.0], "lon": [10.0, 10.0, 20.0, 0.0], "weight": [2.0, 3.0, 4.0, 5.0],
+    })
+    inside = sites_inside(sites, [a, b])
+    assert inside.tolist() == [0, 0, 1, -1]
+    counts = counts_inside(sites, inside, 2, ["patents", "vc"])
+    assert counts.loc[0].tolist() == [2.0, 3.0] and counts.loc[1].tolist() == [4.0, 0.0]
