@@ -136,6 +136,14 @@ def _numeric(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype=float, na_value=np.nan)
 
 
+def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Stripped text of a column (object dtype) and a mask of blank cells (empty, NA, None)."""
+    na = series.isna().to_numpy()
+    text = series.astype(object).where(~na, "").astype(str).str.strip()
+    blank = na | text.isin(["", "nan", "NaN", "None", "<NA>"]).to_numpy()
+    return text.astype(object), blank
+
+
 def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[str]) -> pd.DataFrame:
     pr = _Problems(path, row_offset)
     # Positional rows from here on: a caller's index must not realign columns.
@@ -161,7 +169,7 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
         raise UserInputError(f"{path}: the file has a header but no records. Add at least one record.")
 
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    metric = raw["metric"].astype(str).str.strip().str.lower()
+    metric = _text(raw["metric"])[0].str.lower()
     bad = ~metric.isin(list(metrics)).to_numpy()
     if bad.any():
         pr.add("metric", bad, metric.to_numpy(), "unknown metric",
@@ -192,8 +200,7 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
 
     if "weight" in raw.columns:
         w = _numeric(raw["weight"])
-        blank = raw["weight"].astype(str).str.strip().eq("").to_numpy() if raw["weight"].dtype == object \
-            else np.isnan(w)
+        blank = _text(raw["weight"])[1]
         badw = ~blank & ~(np.isfinite(w) & (w > 0))
         pr.add("weight", badw, raw["weight"].to_numpy(), "weight must be a finite number > 0",
                "Remove rows with no activity, or leave the weight empty to count documents fractionally.")
@@ -201,8 +208,8 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
     else:
         out["weight"] = np.nan
     if "doc_id" in raw.columns:
-        doc = raw["doc_id"].astype(str).str.strip()
-        out["doc_id"] = doc.where(doc.ne("") & doc.ne("nan") & doc.ne("None"), None)
+        doc, blank = _text(raw["doc_id"])
+        out["doc_id"] = doc.where(~blank, None)
     else:
         out["doc_id"] = None
     need_doc = out["weight"].isna().to_numpy() & out["doc_id"].isna().to_numpy()
@@ -212,15 +219,15 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
 
     if "year" in raw.columns:
         y = _numeric(raw["year"])
-        blank = np.isnan(y) & raw["year"].astype(str).str.strip().isin(["", "nan", "None", "<NA>"]).to_numpy()
+        blank = _text(raw["year"])[1]
         bady = ~blank & ~(np.isfinite(y) & (np.mod(y, 1) == 0) & (y >= 1000) & (y <= 9999))
         pr.add("year", bady, raw["year"].to_numpy(), "year must be a four-digit integer", "E.g. 2021.")
         out["year"] = pd.array(np.where(np.isfinite(y) & ~bady, y, np.nan), dtype="Float64").astype("Int64")
     else:
         out["year"] = pd.array([pd.NA] * n, dtype="Int64")
     if "country" in raw.columns:
-        cc = raw["country"].astype(str).str.strip().str.upper()
-        blank = cc.isin(["", "NAN", "NONE"]).to_numpy()
+        cc, blank = _text(raw["country"])
+        cc = cc.str.upper()
         badc = ~blank & ~cc.str.fullmatch(r"[A-Z]{2}").to_numpy()
         pr.add("country", badc, raw["country"].to_numpy(), "country must be an ISO 3166-1 alpha-2 code",
                "E.g. DE, US, CN; leave it empty when unknown.")

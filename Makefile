@@ -1,0 +1,39 @@
+# innovation-clusters: every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install clusters clusters-real demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Clusters, rankings and GIS layers from the synthetic demo world, into out/
+clusters: $(STAMP)
+	$(BIN)/cluster run --out out
+
+## The same on real public data (PatentsView 2013 + Crunchbase 2013), into out-real/
+clusters-real: $(STAMP)
+	$(BIN)/cluster run --config data/real/config.toml \
+	  --input data/real/patentsview_inventor_sites_2013.csv \
+	  --input data/real/crunchbase_us_rounds_2013-10.csv --out out-real
+
+## The demo world as a Parquet file
+demo: $(STAMP)
+	$(BIN)/cluster demo --out out-demo.parquet
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## DBSCAN engine against scikit-learn (results in benchmarks/results/)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_dbscan.py
+
+clean:
+	rm -rf out out-real out-demo.parquet .pytest_cache
