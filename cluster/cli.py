@@ -39,17 +39,21 @@ def _positive_int(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    g = common.add_argument_group("logging")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv for debug)")
-    g.add_argument("-q", "--quiet", action="count", default=0, help="only warnings (-qq: only errors)")
+    def logging_options(parser, default):
+        g = parser.add_argument_group("logging")
+        g.add_argument("-v", "--verbose", action="count", default=default, help="more log lines (-vv for debug)")
+        g.add_argument("-q", "--quiet", action="count", default=default, help="only warnings (-qq: only errors)")
+        return parser
+
+    # Subcommands take -v/-q too; SUPPRESS keeps them from resetting `cluster -q run`.
+    common = logging_options(argparse.ArgumentParser(add_help=False), argparse.SUPPRESS)
 
     p = argparse.ArgumentParser(
         prog="cluster",
         description="Find science-and-technology clusters in geocoded activity (patents, "
                     "publications, venture-capital deals) the way WIPO's Global Innovation Index does.",
-        parents=[common],
     )
+    logging_options(p, 0)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", parents=[common], help="cluster records and write boundaries and rankings",

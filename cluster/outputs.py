@@ -93,11 +93,11 @@ def draw_map(clusters, path: Path, *, notice: str | None, places=None, n_labels:
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
 
-    fig, ax = plt.subplots(figsize=(16, 8.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(16, 7), dpi=110)
     ax.set_facecolor("#0b1726")
     if places is not None and len(places):
         # Populated places sketch the continents without shipping a basemap.
-        ax.scatter(places["lon"], places["lat"], s=0.15, c="#3b5068", linewidths=0, rasterized=True)
+        ax.scatter(places["lon"], places["lat"], s=0.2, c="#4a6580", linewidths=0, rasterized=True)
     score = clusters["score"].to_numpy()
     norm = Normalize(vmin=0, vmax=max(float(np.nanmax(score)) if len(score) else 1.0, 1e-9))
     cmap = plt.get_cmap("plasma")
@@ -108,11 +108,7 @@ def draw_map(clusters, path: Path, *, notice: str | None, places=None, n_labels:
         sizes = 8 + 400 * np.sqrt(np.clip(score, 0, None) / max(norm.vmax, 1e-9))
         ax.scatter(pts[:, 0], pts[:, 1], s=sizes, c=colors, alpha=0.55, edgecolors="white",
                    linewidths=0.3, zorder=3)
-        for _, r in clusters.head(n_labels).iterrows():
-            # Names come from data: matplotlib treats '$' as math, so escape it.
-            label = f"{r['rank']}. {str(r['name']).replace('$', chr(92) + '$')}"
-            ax.annotate(label, (r["anchor_lon"], r["anchor_lat"]), xytext=(4, 4),
-                        textcoords="offset points", color="white", fontsize=7.5, zorder=4)
+        _place_labels(fig, ax, clusters.head(n_labels))
     ax.set_xlim(-180, 180)
     ax.set_ylim(-60, 80)
     ax.set_aspect("equal")
@@ -123,9 +119,38 @@ def draw_map(clusters, path: Path, *, notice: str | None, places=None, n_labels:
     ax.set_title(title, fontsize=11)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, shrink=0.6, pad=0.01, label="score (sum of world shares, %)")
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
+    fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
     plt.close(fig)
+
+
+# Offsets (points) tried in turn for a label; the far ones get a leader line.
+_LABEL_SPOTS = [(5, 5, "left", "bottom"), (5, -5, "left", "top"), (-5, 5, "right", "bottom"),
+                (-5, -5, "right", "top"), (0, 10, "center", "bottom"), (0, -10, "center", "top"),
+                (25, 18, "left", "bottom"), (-25, -18, "right", "top"), (25, -18, "left", "top"),
+                (-25, 18, "right", "bottom"), (0, 30, "center", "bottom"), (0, -30, "center", "top")]
+
+
+def _place_labels(fig, ax, rows) -> None:
+    """Label clusters in rank order, each at the first nearby spot that overlaps no earlier
+    label (greedy; a label that fits nowhere is left out rather than drawn on another)."""
+    renderer = fig.canvas.get_renderer()
+    axbox = ax.get_window_extent(renderer)
+    placed = []
+    for _, r in rows.iterrows():
+        # Names come from data: matplotlib treats '$' as the start of math, so escape it.
+        label = f"{r['rank']}. {str(r['name']).replace('$', chr(92) + '$')}"
+        for dx, dy, ha, va in _LABEL_SPOTS:
+            far = abs(dx) > 10 or abs(dy) > 12
+            text = ax.annotate(label, (r["anchor_lon"], r["anchor_lat"]), xytext=(dx, dy),
+                               textcoords="offset points", ha=ha, va=va, color="white", fontsize=7.5,
+                               zorder=4, arrowprops=dict(arrowstyle="-", color="#aabbcc", lw=0.5)
+                               if far else None)
+            box = text.get_window_extent(renderer).expanded(1.04, 1.15)
+            inside = axbox.x0 <= box.x0 and box.x1 <= axbox.x1 and axbox.y0 <= box.y0 and box.y1 <= axbox.y1
+            if inside and not any(box.overlaps(b) for b in placed):
+                placed.append(box)
+                break
+            text.remove()
 
 
 def _json_default(obj):
