@@ -39,7 +39,7 @@ def ranking_table(clusters, metrics) -> pd.DataFrame:
     cols = (["rank", "cluster_id", "name", "economies"] + list(metrics)
             + [f"share_{m}" for m in metrics] + ["score", "population"]
             + [f"{m}_per_million" for m in metrics]
-            + ["intensity_score", "intensity_rank", "tier", "anchor_lat", "anchor_lon", "n_sites"])
+            + ["intensity_score", "intensity_rank", "tier", "anchor_lat", "anchor_lon", "n_sites", "synthetic"])
     df = pd.DataFrame(clusters[cols]).copy()
     for c in df.columns:
         if c in metrics:
@@ -190,7 +190,9 @@ def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = 
         table = ranking_table(clusters, metrics)
         gdf = clusters.copy()
         gdf["intensity_rank"] = gdf["intensity_rank"].astype("float64")  # GPKG has no nullable int64 via all drivers
-        gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio")
+        description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
+        gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio",
+                    layer_metadata={"DESCRIPTION": description})
         clusters.to_parquet(tmp / "clusters.parquet", index=False)
         table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
         (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")

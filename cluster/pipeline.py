@@ -146,6 +146,8 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         table = ranking.merge(extra, on="cluster_id", how="left", validate="one_to_one")
         front = ["rank", "cluster_id", "name", "economies"]
         table = table[front + [c for c in table.columns if c not in front]]
+        # Travels with every row, so no copy of the table can lose the fact.
+        table.insert(table.columns.get_loc("geometry"), "synthetic", bool(synthetic))
         clusters = gpd.GeoDataFrame(table, geometry="geometry", crs="EPSG:4326")
         id_of = np.asarray(ids, dtype=object)
         sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if n else None, None))
