@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -139,8 +139,8 @@ def default_config_text() -> str:
 def _check_type(value, typ, where: str, problems: list[str]) -> None:
     # bool is an int in Python; a TOML `true` for a number is a mistake worth naming.
     if isinstance(value, bool) or not isinstance(value, typ):
-        names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-        problems.append(f"{where} must be a {names}, got {value!r}.")
+        names = {int: "an integer", str: "a string"}.get(typ, "a number")
+        problems.append(f"{where} must be {names}, got {value!r}.")
 
 
 def _merge(user: Mapping[str, Any], origin: str) -> dict[str, Any]:

@@ -184,7 +184,10 @@ def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = 
     out_dir = Path(out_dir)
     _prepare_target(out_dir)
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise UserInputError(f"Cannot write in {parent} ({exc.strerror}). Choose another --out.") from None
     try:
         clusters = result.clusters
         table = ranking_table(clusters, metrics)

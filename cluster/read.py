@@ -57,10 +57,8 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
                 warnings.simplefilter("error", pd.errors.ParserWarning)
                 df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8",
                                  encoding_errors="strict", index_col=False)
-        except UnicodeDecodeError as exc:
-            msg = (f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}). "
-                   "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).")
-            raise UserInputError(msg) from None
+        except UnicodeDecodeError:
+            raise UserInputError(_utf8_problem(path)) from None
         except pd.errors.EmptyDataError:
             raise UserInputError(f"{path}: the file is empty. Give a CSV with a header row "
                                  f"({', '.join(REQUIRED)}, ...) and at least one record.") from None
@@ -93,6 +91,19 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
     raise UserInputError(
         f"{path}: unsupported file type '{path.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg."
     )
+
+
+def _utf8_problem(path: Path) -> str:
+    """Where a file stops being UTF-8 (pandas reports offsets within its read buffer)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        return f"{path}: not UTF-8 text. Re-save the file as UTF-8."
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return (f"{path}, line {line} (byte offset {exc.start}): not UTF-8 text "
+                f"({data[exc.start:exc.start + 1]!r}). Re-save the file as UTF-8 "
+                "(e.g. `iconv -f latin1 -t utf-8`).")
 
 
 def _points_to_columns(gdf, path: Path) -> pd.DataFrame:
@@ -189,7 +200,7 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
         swapped = bad_lat & ~bad_lon & (np.abs(lon) <= 90)
         if projected.sum() > 0.5 * (bad_lat | bad_lon).sum():
             fix = "These look like projected coordinates (metres); reproject to WGS84 degrees (EPSG:4326)."
-        elif swapped.sum() > 0.5 * bad_lat.sum() and bad_lat.any():
+        elif swapped.sum() > 0.5 * fin.sum():
             fix = "Latitude and longitude look swapped; exchange the 'lat' and 'lon' columns."
         else:
             fix = "Latitude must be in [-90, 90] and longitude in [-180, 360] (0–360 is wrapped)."
@@ -200,7 +211,9 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
 
     if "weight" in raw.columns:
         w = _numeric(raw["weight"])
-        blank = _text(raw["weight"])[1]
+        # Only an empty cell means "count by document"; a literal NaN is a broken weight.
+        text, _ = _text(raw["weight"])
+        blank = raw["weight"].isna().to_numpy() | text.eq("").to_numpy()
         badw = ~blank & ~(np.isfinite(w) & (w > 0))
         pr.add("weight", badw, raw["weight"].to_numpy(), "weight must be a finite number > 0",
                "Remove rows with no activity, or leave the weight empty to count documents fractionally.")
