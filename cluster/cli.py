@@ -108,7 +108,7 @@ def _setup_logging(verbose: int, quiet: int) -> None:
 
 def _cmd_run(args) -> int:
     from .config import load_config
-    from .outputs import _prepare_target, write_outputs
+    from .outputs import prepare_output_dir, write_outputs
     from .pipeline import run
     from .places import load_places
     from pathlib import Path
@@ -116,7 +116,7 @@ def _cmd_run(args) -> int:
     overrides = {"eps_km": args.eps_km, "top_n": args.top, "year_start": args.year_start,
                  "year_end": args.year_end, "min_weight": dict(args.min_weight)}
     config = load_config(args.config, overrides)
-    _prepare_target(Path(args.out))  # fail before the work, not after it
+    prepare_output_dir(Path(args.out))  # fail before the work, not after it
     result = run(args.input, config, demo_records=args.demo_records, demo_seed=args.seed)
     notice = result.info.get("notice")
     write_outputs(result, args.out, config.metric_names, notice=notice,

@@ -16,9 +16,12 @@ as they were and no half-written file where a user would look.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import os
+import sys
 import shutil
 import tempfile
 from pathlib import Path
@@ -163,7 +166,9 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _prepare_target(out_dir: Path) -> None:
+def prepare_output_dir(out_dir: Path) -> None:
+    """Recover from an interrupted earlier run, then check ``out_dir`` can be (re)placed."""
+    recover_interrupted(out_dir)
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
     if not parent.is_dir():
         raise UserInputError(f"Output directory's parent {parent} does not exist. Create it or choose another --out.")
@@ -182,10 +187,11 @@ def _prepare_target(out_dir: Path) -> None:
 def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = None, places=None) -> Path:
     """Write all outputs into ``out_dir`` atomically (see module docstring)."""
     out_dir = Path(out_dir)
-    _prepare_target(out_dir)
+    prepare_output_dir(out_dir)
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+        # The pid in the name lets a later run tell a live writer from a killed one.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=parent))
     except OSError as exc:
         raise UserInputError(f"Cannot write in {parent} ({exc.strerror}). Choose another --out.") from None
     try:
@@ -210,17 +216,68 @@ def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = 
     return out_dir
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by ``tmp``: two renames on one file system, no copying."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        os.rename(out_dir, old)
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False if unsupported.
+
+    No Python or library API offers an atomic exchange, so it is called through ctypes;
+    other systems fall back to two renames with recovery (see ``recover_interrupted``).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
     try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by ``tmp`` so that a reader (or a kill) sees old or new, never a mix."""
+    if not out_dir.exists():
         os.rename(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        return
+    if _exchange(tmp, out_dir):
+        shutil.rmtree(tmp, ignore_errors=True)  # now holds the previous outputs
+        return
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-0"
+    os.rename(out_dir, old)
+    os.rename(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_interrupted(out_dir: Path) -> None:
+    """Tidy up after a run that was killed: restore outputs a two-rename swap had moved
+    aside, and remove the hidden temporary directories of runs that are no longer alive."""
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    if not parent.is_dir():
+        return
+    olds = sorted(parent.glob(f".{out_dir.name}.old-*"))
+    if olds and not out_dir.exists():
+        os.rename(olds[-1], out_dir)
+        log.warning("restored the previous outputs of an interrupted run into %s", out_dir)
+    for debris in list(parent.glob(f".{out_dir.name}.tmp-*")) + list(parent.glob(f".{out_dir.name}.old-*")):
+        pid = debris.name.rsplit("-", 2)[-2] if debris.name.count("-") >= 2 else ""
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(debris, ignore_errors=True)
+        log.info("removed %s left by an interrupted run", debris)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
