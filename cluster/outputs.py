@@ -194,6 +194,10 @@ def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = 
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=parent))
     except OSError as exc:
         raise UserInputError(f"Cannot write in {parent} ({exc.strerror}). Choose another --out.") from None
+    # mkdtemp makes the directory private (0700); outputs get the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
         clusters = result.clusters
         table = ranking_table(clusters, metrics)

@@ -12,9 +12,9 @@ Caveats, stated once here and in the README:
   lies. It is an indicator for intensity, not a census; a raster grid (GHS-POP) is the
   more careful source.
 * Names are chosen where the activity is, but named as a reader knows the place: each
-  site takes the name of the most populous place within ``name_radius_km``, so a
-  suburb next to the heaviest site (South Boston, Banqiao, Fremont) gives way to the
-  city it belongs to (Boston, Taipei, San Jose).
+  site goes to its nearest place, and a place to the most populous place within
+  ``name_radius_km`` of it, so a suburb next to the heaviest site (South Boston,
+  Banqiao, Fremont) gives way to the city it belongs to (Boston, Taipei, San Jose).
 """
 
 from __future__ import annotations
@@ -71,27 +71,32 @@ def nearest_place(lat, lon, places: pd.DataFrame) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64)
 
 
-def naming_place(lat, lon, places: pd.DataFrame, radius_km: float) -> np.ndarray:
-    """Row index of the place each point is named after.
+def dominant_place(places: pd.DataFrame, radius_km: float) -> np.ndarray:
+    """For every place, the row of the most populous place within ``radius_km`` of it
+    (itself included; ties: nearer, then lower row): the city a suburb belongs to."""
+    from scipy.spatial import cKDTree
 
-    The most populous place within ``radius_km`` (ties: nearer, then lower geonameid);
-    the nearest place when none is that close.
-    """
-    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
-    idx = nearest_place(lat, lon, places)
-    if len(lat) == 0 or radius_km <= 0:
-        return idx
     tree = _tree(places)
-    pts = unit_vectors(lat, lon)
-    pop = places["population"].to_numpy()
-    pv = unit_vectors(places["lat"], places["lon"])
-    for i, cand in enumerate(tree.query_ball_point(pts, r=chord_for_km(radius_km))):
-        if len(cand) > 1:
-            cand = np.asarray(cand)
-            d = np.linalg.norm(pv[cand] - pts[i], axis=1)
-            best = np.lexsort((cand, d, -pop[cand]))[0]
-            idx[i] = cand[best]
-    return idx
+    pairs = tree.sparse_distance_matrix(tree, chord_for_km(radius_km), output_type="ndarray")
+    best = np.arange(len(places), dtype=np.int64)
+    if len(pairs) == 0:
+        return best
+    a, b, dist = pairs["i"], pairs["j"], pairs["v"]
+    pop = places["population"].to_numpy()[b]
+    order = np.lexsort((b, dist, -pop, a))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = a[order][1:] != a[order][:-1]
+    best[a[order][first]] = b[order][first]
+    return best
+
+
+def naming_place(lat, lon, places: pd.DataFrame, radius_km: float) -> np.ndarray:
+    """Row index of the place each point is named after: the most populous place within
+    ``radius_km`` of the point's nearest place, so South Boston's sites are Boston's."""
+    near = nearest_place(lat, lon, places)
+    if len(near) == 0 or radius_km <= 0:
+        return near
+    return dominant_place(places, radius_km)[near]
 
 
 def population_inside(geoms: list, places: pd.DataFrame) -> np.ndarray:

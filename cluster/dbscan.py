@@ -1,0 +1,883 @@
+"""Exact weighted DBSCAN on the sphere, in memory linear in the number of sites.
+
+Semantics
+---------
+The result is scikit-learn's ``DBSCAN(eps=eps_km / 6371.0088, min_samples=min_weight,
+metric="haversine").fit(np.radians(np.column_stack([lat, lon])), sample_weight=weight)``:
+
+* a point is *core* when the total weight of the points within ``eps_km`` of it
+  (itself included) is at least ``min_weight``; ``min_weight`` may be fractional;
+* clusters are the connected components of core points, two core points being
+  connected when they lie within ``eps_km`` of each other;
+* a non-core point within ``eps_km`` of some core point is a *border* point; the rest
+  are noise, labelled -1.
+
+Core points and their grouping are exactly scikit-learn's. Border points are where
+DBSCAN is order-dependent (scikit-learn gives a border point to whichever cluster's
+expansion reaches it first); here the **tie rule** is: a border point joins the cluster
+of its *nearest* core point, by the haversine distance below, and among equally near
+core points the one with the lowest input index. Clusters are numbered 0, 1, ... in the
+order of their lowest-index core point. The result therefore depends only on the input,
+never on the internal order of work.
+
+Distances
+---------
+Great-circle distances on a sphere of radius :data:`cluster.geo.EARTH_RADIUS_KM`.
+A pair is within ``eps_km`` exactly when scikit-learn's ``BallTree`` leaf test accepts
+it: with ``x = radians(lat)``, ``y = radians(lon)`` and ``eps = eps_km / 6371.0088``::
+
+    sin(0.5 * (x1 - x2))**2 + cos(x1) * cos(x2) * sin(0.5 * (y1 - y2))**2 <= sin(0.5 * eps)**2
+
+evaluated in the same order with the same libm ``sin``/``cos``, so a pair at the
+boundary is decided bit for bit as scikit-learn decides it. (BallTree's node-level
+shortcuts, which accept or prune whole nodes by the triangle inequality, can differ
+from its own leaf test for pairs within a few ulps of ``eps``; nothing can mirror that.)
+This formula is periodic in longitude, so the antimeridian and longitudes outside
+[-180, 180] need no special case, and it is well-conditioned at the poles. A radius of
+half the circumference (about 20,015 km) or more covers the whole sphere. (For such a
+radius scikit-learn's leaf test, with ``sin(0.5 * eps)**2 < 1``, would wrap around and
+reject far pairs.)
+
+Identical coordinates are folded into one *site* carrying their summed weight before
+anything else: a site and its copies have the same neighbourhood, so this changes
+nothing but the work, and every input point gets its site's label and core flag.
+A site's index, for the tie rule and the numbering, is that of its first point.
+
+Algorithm
+---------
+1. **Fold duplicates** with an open-addressing hash table on the 128-bit (lat, lon)
+   bit pattern: expected O(n) for n records, giving u sites, with weights summed in
+   record order.
+2. **Grid.** Sites become 3-D unit vectors (:func:`cluster.geo.unit_vectors`) in cubic
+   cells whose side is the chord of ``eps`` (plus slack), so that every neighbour of a
+   site lies in the 3 x 3 x 3 block of cells around its own. Cells are not kept in a
+   dict: sites are sorted by an int64 cell key, and since the cells of a block that
+   differ only in z have consecutive keys, a block is at most nine contiguous runs of
+   the sorted sites, found once per cell by galloping search and kept for later passes.
+   With a huge radius the grid degenerates to a few cells, and the scan to a brute
+   force, which stays exact.
+3. **Candidate test.** The squared chord between unit vectors decides a pair unless it
+   is within a relative 1e-8 of the radius (far more than the rounding error of either
+   formula); only then is the haversine expression above evaluated.
+4. **Core sites**: for each site, neighbour weights are summed in an order fixed by
+   the set of sites (own weight, then cells by key, then latitude, then longitude), so
+   that the decision does not depend on the input order; the scan stops as soon as the
+   threshold is reached (weights are non-negative, so that is exact), and a cell whose
+   whole block weighs too little is skipped.
+5. **Clusters**: union-find over pairs of core sites, scanning core sites only; a pair
+   already in one component is skipped before any distance is computed.
+6. **Border sites**: the nearest core site within reach, found by chord; the haversine
+   expression orders only the candidates whose chords are too close to tell apart.
+
+Steps 4 and 6 run on ``numba.get_num_threads()`` threads; every site is decided by one
+thread, so the result does not depend on the thread count.
+
+Complexity: O(n) time for the fold and O(u log u) for the sort, plus the scans, which
+cost the number of (site, candidate) pairs in the blocks: about u times the number of
+sites within two radii when the radius is small against the spread of the data, and
+O(u^2) in the worst case (every site within one radius of every other, e.g.
+``eps_km = 20000``). Memory is O(n) for the record-to-site map plus O(u) for the sites,
+their cells and the union-find; no neighbourhood is ever stored.
+
+Cells per axis are capped at 2**20 so that cell keys fit in int64: for radii below
+about 12 m the cells are larger than the radius, which is still exact and costs time
+only where many distinct sites share one such cell.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from numbers import Real
+
+import numba
+import numpy as np
+from numba import njit
+from sklearn.base import BaseEstimator, ClusterMixin
+
+from .geo import EARTH_RADIUS_KM, unit_vectors
+
+__all__ = ["dbscan_sphere", "SphericalDBSCAN"]
+
+# Cell keys pack three cell indices of 20 bits into an int64.
+_MAX_CELLS_PER_AXIS = 1 << 20
+# The chord test decides a pair unless it is this close to the radius. Unit vectors and
+# the haversine expression are each off by a few 1e-16 at most, so the margin is huge
+# compared with rounding yet leaves the exact test to a vanishing share of pairs.
+_REL_SLACK = 1e-8
+_ABS_SLACK = 1e-13
+
+_NEG_ZERO_BITS = np.uint64(0x8000000000000000)
+
+
+# --------------------------------------------------------------------------------------
+# Validation (shared by the function and the estimator, with the caller's names)
+# --------------------------------------------------------------------------------------
+
+
+def _check_positive(value, name: str, owner: str) -> float:
+    ok = (isinstance(value, Real) and not isinstance(value, bool)
+          and math.isfinite(value) and value > 0)
+    if not ok:
+        raise ValueError(f"The {name!r} parameter of {owner} must be a float in (0, inf). "
+                         f"Got {value!r} instead.")
+    return float(value)
+
+
+def _as_float_array(values, name: str, owner: str, ndim: int) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"The {name!r} parameter of {owner} must be an array of numbers. "
+                         f"Got {type(values).__name__} instead.") from None
+    if arr.ndim != ndim:
+        shape = "(n,)" if ndim == 1 else "(n, 2)"
+        raise ValueError(f"The {name!r} parameter of {owner} must be an array of shape {shape}. "
+                         f"Got an array of shape {arr.shape} instead.")
+    return arr
+
+
+@njit(cache=True)
+def _first_outside(values, lo, hi):
+    """Index of the first value that is not finite or not in [lo, hi], or -1."""
+    # A branch-free count first (it vectorises); v - v is 0 exactly for finite v.
+    bad = 0
+    for i in range(values.size):
+        v = values[i]
+        bad += not ((v - v == 0.0) & (lo <= v) & (v <= hi))
+    if bad:
+        for i in range(values.size):
+            v = values[i]
+            if not (v - v == 0.0 and lo <= v <= hi):
+                return i
+    return -1
+
+
+def _require(values, lo, hi, name: str, owner: str, expected: str, where: str = "index") -> None:
+    i = _first_outside(values, lo, hi)
+    if i >= 0:
+        raise ValueError(f"The {name!r} parameter of {owner} must {expected}. "
+                         f"Got {float(values[i])!r} at {where} {i} instead.")
+
+
+def _check_weight(weight, n: int, name: str, owner: str):
+    """Validated weights as a contiguous float64 array, or None for unit weights."""
+    if weight is None:
+        return None
+    w = np.ascontiguousarray(_as_float_array(weight, name, owner, 1))
+    if w.shape[0] != n:
+        raise ValueError(f"The {name!r} parameter of {owner} must have one weight per point "
+                         f"({n}). Got {w.shape[0]} weights instead.")
+    _require(w, 0.0, math.inf, name, owner, "hold finite weights >= 0")
+    return w
+
+
+# --------------------------------------------------------------------------------------
+# Compiled kernels
+# --------------------------------------------------------------------------------------
+
+
+@njit(inline="always")
+def _hash(a, b):
+    h = a * np.uint64(0x9E3779B97F4A7C15) ^ b * np.uint64(0xC2B2AE3D27D4EB4F)
+    h ^= h >> np.uint64(32)
+    h *= np.uint64(0xD6E8FEB86659FD93)
+    h ^= h >> np.uint64(29)
+    return h
+
+
+# A hash-table slot: the (lat, lon) bit patterns, the site (-1 when empty) and its
+# weight, in one 32-byte record so that a probe touches one cache line.
+_SLOT = np.dtype([("lat", np.uint64), ("lon", np.uint64), ("site", np.int64),
+                  ("weight", np.float64)], align=True)
+
+
+@njit(cache=True, nogil=True)
+def _fold_into(lat_bits, lon_bits, weight, start, codes, table, first, u):
+    """Fold records from ``start`` on into the hash table until all are done or the
+    table is half full; returns (next record, number of sites).
+
+    The table has a fixed size here: growing it inside this loop would make numba
+    reload it on every access (a factor of three in time).
+    """
+    unit = weight.size == 0
+    cap = table.shape[0]
+    mask = np.uint64(cap - 1)
+    limit = cap // 2  # load factor at most 1/2
+    for i in range(start, lat_bits.size):
+        if u == limit:
+            return i, u
+        a = lat_bits[i]
+        b = lon_bits[i]
+        if a == _NEG_ZERO_BITS:  # -0.0 and 0.0 are one coordinate
+            a = np.uint64(0)
+        if b == _NEG_ZERO_BITS:
+            b = np.uint64(0)
+        w = 1.0 if unit else weight[i]
+        h = np.int64(_hash(a, b) & mask)
+        while True:
+            slot = table[h]
+            if slot.site < 0:
+                slot.lat = a
+                slot.lon = b
+                slot.site = u
+                slot.weight = w
+                first[u] = i
+                codes[i] = u
+                u += 1
+                break
+            if slot.lat == a and slot.lon == b:
+                codes[i] = slot.site
+                slot.weight += w
+                break
+            h = (h + 1) & (cap - 1)
+    return lat_bits.size, u
+
+
+@njit(cache=True, nogil=True)
+def _fold_duplicates(lat_bits, lon_bits, weight, codes, table):
+    """Fold identical (lat, lon) bit patterns into sites.
+
+    Writes each record's site to ``codes``; sites are numbered in order of first
+    appearance. ``weight`` empty means unit weights; ``table`` is an empty (all sites
+    -1) table of ``_SLOT`` records, a power of two long, grown here as needed. Returns
+    each site's first record (increasing) and its weight, summed in record order.
+    """
+    cap = table.shape[0]
+    first = np.empty(cap // 2, np.int64)
+    i, u = _fold_into(lat_bits, lon_bits, weight, 0, codes, table, first, 0)
+    while i < lat_bits.size:
+        cap *= 2
+        mask = np.uint64(cap - 1)
+        grown = np.empty(cap, table.dtype)
+        for g in range(cap):
+            grown[g].site = -1
+        for old in range(cap // 2):
+            if table[old].site >= 0:
+                g = np.int64(_hash(table[old].lat, table[old].lon) & mask)
+                while grown[g].site >= 0:
+                    g = (g + 1) & (cap - 1)
+                grown[g] = table[old]
+        table = grown
+        first = np.concatenate((first, np.empty(cap // 4, np.int64)))
+        i, u = _fold_into(lat_bits, lon_bits, weight, i, codes, table, first, u)
+    wsum = np.empty(u, np.float64)
+    for h in range(cap):
+        if table[h].site >= 0:
+            wsum[table[h].site] = table[h].weight
+    return first[:u].copy(), wsum
+
+
+def _empty_table(capacity: int) -> np.ndarray:
+    cap = 1 << max(10, (2 * max(capacity, 1) - 1).bit_length())
+    table = np.empty(cap, _SLOT)
+    table["site"] = -1
+    return table
+
+
+@njit(cache=True, nogil=True)
+def _expand(codes, site_label, site_core, labels, core):
+    """Per-record results from per-site results, for one chunk of records."""
+    for i in range(codes.size):
+        labels[i] = site_label[codes[i]]
+        core[i] = site_core[codes[i]]
+
+
+@njit(cache=True)
+def _cell_keys(xyz, side, bits):
+    """Cell of each unit vector as ``ix << 2 bits | iy << bits | iz``: with a power of
+    two cells per axis, decoding a key takes shifts, not divisions."""
+    top = (1 << bits) - 1
+    keys = np.empty(xyz.shape[0], np.int64)
+    for i in range(xyz.shape[0]):
+        ix = min(int((xyz[i, 0] + 1.0) / side), top)
+        iy = min(int((xyz[i, 1] + 1.0) / side), top)
+        iz = min(int((xyz[i, 2] + 1.0) / side), top)
+        keys[i] = (ix << (2 * bits)) | (iy << bits) | iz
+    return keys
+
+
+@njit(cache=True)
+def _order_within_cells(order, keys, lat, lon):
+    """Turn ``order`` (sorting ``keys``) into the order by key, then latitude, then
+    longitude: a function of the set of sites only."""
+    u = keys.size
+    # Sorted copies, so that the many tiny cells are sorted in contiguous memory.
+    k = keys[order]
+    a = lat[order]
+    b = lon[order]
+    s = 0
+    while s < u:
+        e = s + 1
+        while e < u and k[e] == k[s]:
+            e += 1
+        if e - s <= 16:
+            for i in range(s + 1, e):
+                ta, tb, to = a[i], b[i], order[i]
+                j = i - 1
+                while j >= s and (a[j] > ta or (a[j] == ta and b[j] > tb)):
+                    a[j + 1] = a[j]
+                    b[j + 1] = b[j]
+                    order[j + 1] = order[j]
+                    j -= 1
+                a[j + 1] = ta
+                b[j + 1] = tb
+                order[j + 1] = to
+        else:
+            run = np.argsort(b[s:e], kind="mergesort")
+            run = run[np.argsort(a[s:e][run], kind="mergesort")]
+            order[s:e] = order[s:e][run]
+        s = e
+    return order
+
+
+@njit(cache=True)
+def _cell_starts(keys):
+    u = keys.size
+    n_cells = 1
+    for i in range(1, u):
+        if keys[i] != keys[i - 1]:
+            n_cells += 1
+    starts = np.empty(n_cells + 1, np.int64)
+    starts[0] = 0
+    c = 1
+    for i in range(1, u):
+        if keys[i] != keys[i - 1]:
+            starts[c] = i
+            c += 1
+    starts[n_cells] = u
+    return starts
+
+
+@njit(cache=True)
+def _cosines(lat):
+    out = np.empty(lat.size, np.float64)
+    for i in range(lat.size):
+        out[i] = math.cos(lat[i])  # libm, as scikit-learn's Cython code calls it
+    return out
+
+
+@njit(inline="always")
+def _seek(keys, i, target):
+    """First j >= i with keys[j] >= target, by galloping from i (keys sorted)."""
+    u = keys.size
+    if i >= u or keys[i] >= target:
+        return i
+    lo = i
+    step = 1
+    hi = i + 1
+    while hi < u and keys[hi] < target:
+        lo = hi
+        step *= 2
+        hi = lo + step
+    if hi > u:
+        hi = u
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if keys[mid] < target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@njit(inline="always")
+def _block_runs(keys, k, bits, a, b, lo, hi):
+    """Index runs of the sites in the 3 x 3 x 3 cells around cell key ``k``.
+
+    ``keys`` (sorted) need not hold ``k``. Cells differing only in z have consecutive
+    keys, so each (x, y) column of the block is one contiguous run of the key-sorted
+    sites. For a fixed column offset the run bounds only grow with ``k``, so ``a``/``b``
+    (one pair per offset) are carried from cell to cell and advanced by galloping:
+    O(1) amortised per cell. The centre column comes first (where a core test is most
+    likely to be settled). Returns the number of non-empty runs written to ``lo``/``hi``.
+    """
+    m = 1 << bits
+    iz = k & (m - 1)
+    iy = (k >> bits) & (m - 1)
+    ix = k >> (2 * bits)
+    z0 = max(iz - 1, 0)
+    z1 = min(iz + 1, m - 1)
+    n_runs = 0
+    for t in range(9):
+        o = (t + 4) % 9
+        jx = ix + o // 3 - 1
+        jy = iy + o % 3 - 1
+        if 0 <= jx < m and 0 <= jy < m:
+            base = (jx << (2 * bits)) | (jy << bits)
+            a[o] = _seek(keys, a[o], base + z0)
+            b[o] = _seek(keys, max(a[o], b[o]), base + z1 + 1)
+            if a[o] < b[o]:
+                lo[n_runs] = a[o]
+                hi[n_runs] = b[o]
+                n_runs += 1
+    return n_runs
+
+
+@njit(inline="always")
+def _reduced_haversine(lat1, lon1, cos1, lat2, lon2, cos2):
+    # Term for term scikit-learn's HaversineDistance.rdist; symmetric bit for bit.
+    s0 = math.sin(0.5 * (lat1 - lat2))
+    s1 = math.sin(0.5 * (lon1 - lon2))
+    return s0 * s0 + cos1 * cos2 * s1 * s1
+
+
+@njit(inline="always")
+def _squared_chord(x, y, z, p, q):
+    dx = x[p] - x[q]
+    dy = y[p] - y[q]
+    dz = z[p] - z[q]
+    return dx * dx + dy * dy + dz * dz
+
+
+@njit(inline="always")
+def _within(x, y, z, lat, lon, coslat, p, q, reduced, lo2, hi2):
+    """Whether sites p and q are within reach: by chord, or by the haversine test when
+    the chord is too close to the radius to tell."""
+    d2 = _squared_chord(x, y, z, p, q)
+    if d2 <= lo2:
+        return True
+    if d2 > hi2:
+        return False
+    return _reduced_haversine(lat[p], lon[p], coslat[p], lat[q], lon[q], coslat[q]) <= reduced
+
+
+@njit(cache=True, nogil=True)
+def _core_chunk(c0, c1, starts, keys, bits, x, y, z, lat, lon, coslat, weight, cum_weight,
+                slack, min_weight, reduced, lo2, hi2, runs, n_runs, core):
+    """Core flags of the sites in cells c0..c1-1: weight within reach >= min_weight.
+
+    Also stores each cell's block runs in ``runs``/``n_runs`` for the later passes.
+    ``cum_weight`` holds prefix sums of ``weight``; a cell whose whole 3 x 3 x 3 block
+    weighs less than ``min_weight`` by more than ``slack`` (a bound on the rounding of
+    the prefix sums) has no core site and is skipped.
+    """
+    a = np.zeros(9, np.int64)
+    b = np.zeros(9, np.int64)
+    lo = np.empty(9, np.int64)
+    hi = np.empty(9, np.int64)
+    for c in range(c0, c1):
+        k = _block_runs(keys, keys[starts[c]], bits, a, b, lo, hi)
+        n_runs[c] = k
+        block = 0.0
+        for r in range(k):
+            runs[c, r, 0] = lo[r]
+            runs[c, r, 1] = hi[r]
+            block += cum_weight[hi[r]] - cum_weight[lo[r]]
+        if block + slack < min_weight:
+            continue
+        for p in range(starts[c], starts[c + 1]):
+            xp = x[p]
+            yp = y[p]
+            zp = z[p]
+            # The site's own weight first: a heavy site is core before any scan.
+            total = weight[p]
+            for r in range(k):
+                if total >= min_weight:
+                    break
+                for q in range(lo[r], hi[r]):
+                    dx = xp - x[q]
+                    dy = yp - y[q]
+                    dz = zp - z[q]
+                    d2 = dx * dx + dy * dy + dz * dz
+                    inside = d2 <= lo2 and q != p
+                    if d2 > lo2 and d2 <= hi2:
+                        inside = _reduced_haversine(lat[p], lon[p], coslat[p],
+                                                    lat[q], lon[q], coslat[q]) <= reduced
+                    # A product, not a branch: which side of the radius a candidate falls
+                    # is unpredictable. Weights are finite, so w * 0.0 adds nothing.
+                    total += weight[q] * inside
+                    # Weights are >= 0 and rounding is monotone, so a running sum that
+                    # has reached the threshold stays there: the decision is exact.
+                    if total >= min_weight:
+                        break
+            core[p] = total >= min_weight
+
+
+@njit(cache=True, nogil=True)
+def _components(starts, runs, n_runs, core_rank, x, y, z, lat, lon, coslat, tiebreak,
+                reduced, lo2, hi2):
+    """Cluster number of each core site, numbered in order of their lowest tiebreak:
+    union-find over the core pairs within reach.
+
+    Geometry and ``tiebreak`` describe the core sites only; ``core_rank[i]`` is the
+    number of core sites before site ``i``, which maps a block run of all sites, and a
+    site, to the core sites.
+    """
+    u = x.size
+    parent = np.arange(u)
+    for c in range(starts.size - 1):
+        p0 = core_rank[starts[c]]
+        p1 = core_rank[starts[c + 1]]
+        for p in range(p0, p1):
+            rp = _find(parent, p)
+            for r in range(n_runs[c]):
+                for q in range(max(core_rank[runs[c, r, 0]], p + 1), core_rank[runs[c, r, 1]]):
+                    # Joined already: no distance needed. This keeps the pass cheap
+                    # even when every pair is within reach.
+                    if parent[q] == rp or _find(parent, q) == rp:
+                        continue
+                    if _within(x, y, z, lat, lon, coslat, p, q, reduced, lo2, hi2):
+                        rq = _find(parent, q)
+                        if rq < rp:
+                            parent[rp] = rq
+                            rp = rq
+                        else:
+                            parent[rq] = rp
+
+    big = np.iinfo(np.int64).max
+    lowest = np.full(u, big, np.int64)
+    for p in range(u):
+        r = _find(parent, p)
+        lowest[r] = min(lowest[r], tiebreak[p])
+    roots = np.nonzero(lowest < big)[0]
+    order = np.argsort(lowest[roots])
+    root_label = np.empty(u, np.int64)
+    for k in range(order.size):
+        root_label[roots[order[k]]] = k
+    comp = np.empty(u, np.int64)
+    for p in range(u):
+        comp[p] = root_label[_find(parent, p)]
+    return comp
+
+
+@njit(inline="always")
+def _find(parent, p):
+    while parent[p] != p:
+        parent[p] = parent[parent[p]]  # path halving
+        p = parent[p]
+    return p
+
+
+@njit(cache=True, nogil=True)
+def _border_chunk(c0, c1, starts, runs, n_runs, x, y, z, lat, lon, coslat, core, core_rank,
+                  cx, cy, cz, clat, clon, ccoslat, ctiebreak, comp, reduced, lo2, hi2, labels):
+    """Labels of the sites in cells c0..c1-1.
+
+    A core site has its cluster (``comp`` of its ``core_rank``); another site the
+    cluster of its nearest core site within reach (ties to the lowest tiebreak), or -1.
+    Arrays prefixed with ``c`` describe the core sites only, so that only they are
+    scanned.
+    """
+    lo = np.empty(9, np.int64)
+    hi = np.empty(9, np.int64)
+    for c in range(c0, c1):
+        k = 0
+        for r in range(n_runs[c]):
+            lo[k] = core_rank[runs[c, r, 0]]
+            hi[k] = core_rank[runs[c, r, 1]]
+            if lo[k] < hi[k]:
+                k += 1
+        for p in range(starts[c], starts[c + 1]):
+            if core[p]:
+                labels[p] = comp[core_rank[p]]
+                continue
+            best = -1
+            # The nearest by chord first; the haversine, with its two sines, only for
+            # the few candidates whose chord is too close to that one's to order them.
+            best_d2 = math.inf
+            for r in range(k):
+                for q in range(lo[r], hi[r]):
+                    dx = x[p] - cx[q]
+                    dy = y[p] - cy[q]
+                    dz = z[p] - cz[q]
+                    d2 = dx * dx + dy * dy + dz * dz
+                    if d2 < best_d2 and (d2 <= lo2 or (d2 <= hi2 and _reduced_haversine(
+                            lat[p], lon[p], coslat[p], clat[q], clon[q], ccoslat[q]) <= reduced)):
+                        best_d2 = d2
+            if best_d2 < math.inf:
+                near2 = best_d2 * (1.0 + 1e-9) + 1e-14 * math.sqrt(best_d2) + 1e-28
+                best_d = math.inf
+                for r in range(k):
+                    for q in range(lo[r], hi[r]):
+                        dx = x[p] - cx[q]
+                        dy = y[p] - cy[q]
+                        dz = z[p] - cz[q]
+                        d2 = dx * dx + dy * dy + dz * dz
+                        if d2 > near2:
+                            continue
+                        d = _reduced_haversine(lat[p], lon[p], coslat[p],
+                                               clat[q], clon[q], ccoslat[q])
+                        if d2 > lo2 and not d <= reduced:
+                            continue
+                        if best < 0 or d < best_d or (d == best_d
+                                                      and ctiebreak[q] < ctiebreak[best]):
+                            best = q
+                            best_d = d
+            labels[p] = comp[best] if best >= 0 else -1
+
+
+# --------------------------------------------------------------------------------------
+# Shared implementation
+# --------------------------------------------------------------------------------------
+
+
+def _threads() -> int:
+    return max(1, numba.get_num_threads())
+
+
+# Kept between calls: starting threads costs about a millisecond per call.
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _run_chunks(fn, arg_sets) -> list:
+    """Run a nogil kernel over argument tuples on up to ``_threads()`` threads."""
+    workers = _threads()
+    if workers <= 1 or len(arg_sets) <= 1:
+        return [fn(*args) for args in arg_sets]
+    pool = _pools.get(workers)
+    if pool is None:
+        pool = _pools.setdefault(workers, ThreadPoolExecutor(workers, thread_name_prefix="dbscan"))
+    return list(pool.map(lambda args: fn(*args), arg_sets))
+
+
+def _fold(lat: np.ndarray, lon: np.ndarray, weight):
+    """Sites of the records: each record's site, and each site's first record and weight.
+
+    One thread: the fold is bound by memory latency, and folding chunks on two threads
+    then merging their sites measured slower (1 M city-level records, two cores).
+    """
+    n = lat.shape[0]
+    codes = np.empty(n, np.int64)
+    # Sized for up to 2**16 sites: growing the table from small costs about a quarter
+    # of the fold on city-level inputs, and 4 MB up front is little next to the records.
+    table = _empty_table(min(n, 1 << 16))
+    first, site_weight = _fold_duplicates(lat.view(np.uint64), lon.view(np.uint64),
+                                          np.empty(0) if weight is None else weight,
+                                          codes, table)
+    return codes, first, site_weight
+
+
+def _dbscan(lat: np.ndarray, lon: np.ndarray, weight, eps_km: float, min_weight: float):
+    """DBSCAN on validated contiguous float64 arrays; see :func:`dbscan_sphere`."""
+    n = lat.shape[0]
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, bool)
+    codes, first, site_weight = _fold(lat, lon, weight)
+    site_lat, site_lon = lat[first], lon[first]
+
+    # The radius exactly as scikit-learn's BallTree reduces it (libm sin, squared by a
+    # product); half the circumference or more takes in the whole sphere.
+    eps = eps_km / EARTH_RADIUS_KM
+    if eps >= math.pi:
+        reduced = math.inf
+        chord = 2.0
+    else:
+        s = math.sin(0.5 * eps)
+        reduced = s * s
+        chord = 2.0 * math.sqrt(reduced)  # reduced haversine = (chord / 2)**2
+    c_lo = max(chord * (1.0 - _REL_SLACK) - _ABS_SLACK, 0.0)
+    c_hi = chord * (1.0 + _REL_SLACK) + _ABS_SLACK
+    side = max(c_hi * (1.0 + 1e-9), 2.0 / (_MAX_CELLS_PER_AXIS - 1))
+    bits = max(1, int(2.0 / side).bit_length())  # 2**bits > int(2 / side), the top cell
+
+    xyz = unit_vectors(site_lat, site_lon)
+    keys = _cell_keys(xyz, side, bits)
+    order = _order_within_cells(np.argsort(keys), keys, site_lat, site_lon)
+    keys = keys[order]
+    x, y, z = (np.ascontiguousarray(xyz[order, k]) for k in range(3))
+    lat_r = np.radians(site_lat[order])  # the very values scikit-learn would be given
+    lon_r = np.radians(site_lon[order])
+    coslat = _cosines(lat_r)
+    site_weight = site_weight[order]
+    tiebreak = first[order]
+    starts = _cell_starts(keys)
+    geometry = (x, y, z, lat_r, lon_r, coslat)
+    radius = (reduced, c_lo * c_lo, c_hi * c_hi)
+
+    # Many more chunks than threads, of equal site counts, balance dense cities.
+    n_cells = starts.size - 1
+    cuts = np.searchsorted(starts[:-1], np.linspace(0, keys.size, 8 * _threads() + 1)[1:-1])
+    cuts = np.unique(np.concatenate(([0], cuts, [n_cells]))).tolist()
+    spans = list(zip(cuts[:-1], cuts[1:]))
+
+    cum_weight = np.concatenate(([0.0], np.cumsum(site_weight)))
+    # Each prefix sum is within u * 2**-53 of its total of the weight (Higham's bound
+    # for recursive summation); a difference of two, twice that. Eight times is safe.
+    slack = 8.0 * keys.size * 2.0**-53 * max(cum_weight[-1], min_weight)
+    core = np.zeros(keys.size, np.bool_)
+    # Each cell's block: at most nine runs of site indices, found once, used thrice.
+    runs = np.empty((n_cells, 9, 2), np.int32 if keys.size < 2**31 else np.int64)
+    n_runs = np.empty(n_cells, np.int8)
+    _run_chunks(_core_chunk, [(c0, c1, starts, keys, bits, *geometry, site_weight, cum_weight,
+                               slack, float(min_weight), *radius, runs, n_runs, core)
+                              for c0, c1 in spans])
+
+    # Clusters and borders look at core sites only.
+    core_rank = np.concatenate(([0], np.cumsum(core)))
+    core_idx = np.flatnonzero(core)
+    core_geometry = tuple(g[core_idx] for g in geometry)
+    core_tiebreak = tiebreak[core_idx]
+    comp = _components(starts, runs, n_runs, core_rank, *core_geometry, core_tiebreak, *radius)
+    label = np.empty(keys.size, np.int64)
+    _run_chunks(_border_chunk, [(c0, c1, starts, runs, n_runs, *geometry, core, core_rank,
+                                 *core_geometry, core_tiebreak, comp, *radius, label)
+                                for c0, c1 in spans])
+
+    site_label = np.empty_like(label)
+    site_label[order] = label
+    site_core = np.empty_like(core)
+    site_core[order] = core
+    labels = np.empty(n, np.int64)
+    core_mask = np.empty(n, np.bool_)
+    parts = _threads() if n >= 1 << 16 else 1
+    bounds = [n * j // parts for j in range(parts + 1)]
+    _run_chunks(_expand, [(codes[s:e], site_label, site_core, labels[s:e], core_mask[s:e])
+                          for s, e in zip(bounds, bounds[1:])])
+    return labels, core_mask
+
+
+def dbscan_sphere(lat, lon, weight=None, *, eps_km, min_weight):
+    """Exact weighted DBSCAN of points on the sphere.
+
+    Equivalent to scikit-learn's ``DBSCAN(eps=eps_km / 6371.0088,
+    min_samples=min_weight, metric="haversine")`` fitted on ``np.radians([lat, lon])``
+    with ``sample_weight=weight``: same core points, same clusters of core points, same
+    noise. See the module docstring for the border tie rule, the label numbering and
+    the algorithm.
+
+    Parameters
+    ----------
+    lat : array-like of shape (n,)
+        Latitudes in degrees, finite, in [-90, 90].
+    lon : array-like of shape (n,)
+        Longitudes in degrees, any finite value (taken modulo 360).
+    weight : array-like of shape (n,), default=None
+        Finite non-negative weight of each point; None means 1 for every point.
+    eps_km : float
+        Neighbourhood radius in kilometres of great-circle distance on a sphere of
+        radius 6371.0088 km, in (0, inf). 20,015 km or more is the whole sphere.
+    min_weight : float
+        A point is core when the weight within ``eps_km`` of it, its own included, is
+        at least ``min_weight``, in (0, inf).
+
+    Returns
+    -------
+    labels : ndarray of shape (n,), int64
+        Cluster of each point, numbered 0, 1, ... in order of each cluster's
+        lowest-index core point; -1 for noise.
+    core_mask : ndarray of shape (n,), bool
+        True for core points.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range, naming it, its allowed range and the value.
+
+    Examples
+    --------
+    >>> labels, core = dbscan_sphere([0.0, 0.0, 0.05, 40.0], [0.0, 0.05, 0.0, 40.0],
+    ...                              eps_km=10.0, min_weight=3)
+    >>> labels.tolist(), core.tolist()
+    ([0, 0, 0, -1], [True, True, True, False])
+    """
+    owner = "dbscan_sphere"
+    eps_km = _check_positive(eps_km, "eps_km", owner)
+    min_weight = _check_positive(min_weight, "min_weight", owner)
+    lat = np.ascontiguousarray(_as_float_array(lat, "lat", owner, 1))
+    lon = np.ascontiguousarray(_as_float_array(lon, "lon", owner, 1))
+    if lon.shape[0] != lat.shape[0]:
+        raise ValueError(f"The 'lon' parameter of {owner} must have one value per latitude "
+                         f"({lat.shape[0]}). Got {lon.shape[0]} values instead.")
+    _require(lat, -90.0, 90.0, "lat", owner, "hold finite latitudes in [-90, 90] degrees")
+    _require(lon, -math.inf, math.inf, "lon", owner, "hold finite longitudes in degrees")
+    weight = _check_weight(weight, lat.shape[0], "weight", owner)
+    return _dbscan(lat, lon, weight, eps_km, min_weight)
+
+
+class SphericalDBSCAN(ClusterMixin, BaseEstimator):
+    """Exact weighted DBSCAN on the sphere, as a scikit-learn estimator.
+
+    The estimator form of :func:`dbscan_sphere` (same implementation): equivalent to
+    ``DBSCAN(eps=eps_km / 6371.0088, min_samples=min_weight, metric="haversine")`` on
+    points in radians, with the border tie rule and label numbering of
+    :mod:`cluster.dbscan`.
+
+    Parameters
+    ----------
+    eps_km : float
+        Neighbourhood radius in kilometres of great-circle distance on a sphere of
+        radius 6371.0088 km, in (0, inf).
+    min_weight : float
+        Weight within ``eps_km`` (own weight included) that makes a point core, in
+        (0, inf). Fractional values are allowed.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,), int64
+        Cluster of each point, -1 for noise.
+    core_sample_indices_ : ndarray of shape (n_core_samples,), int64
+        Indices of the core points, increasing.
+    components_ : ndarray of shape (n_core_samples, 2)
+        ``[lat, lon]`` in degrees of each core point.
+    n_features_in_ : int
+        Always 2.
+
+    Examples
+    --------
+    >>> X = [[0.0, 0.0], [0.0, 0.05], [0.05, 0.0], [40.0, 40.0]]
+    >>> SphericalDBSCAN(eps_km=10.0, min_weight=3).fit_predict(X).tolist()
+    [0, 0, 0, -1]
+    """
+
+    def __init__(self, *, eps_km, min_weight):
+        self.eps_km = eps_km
+        self.min_weight = min_weight
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Cluster points.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, 2)
+            ``[lat, lon]`` in degrees: latitude finite in [-90, 90], longitude finite.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Finite non-negative weight of each point; None means 1 each.
+
+        Returns
+        -------
+        self : SphericalDBSCAN
+            Fitted estimator.
+        """
+        owner = type(self).__name__
+        eps_km = _check_positive(self.eps_km, "eps_km", owner)
+        min_weight = _check_positive(self.min_weight, "min_weight", owner)
+        X = _as_float_array(X, "X", owner, 2)
+        if X.shape[1] != 2:
+            raise ValueError(f"The 'X' parameter of {owner} must be an array of shape (n, 2) "
+                             f"holding [lat, lon] in degrees. Got an array of shape {X.shape} "
+                             f"instead.")
+        lat = np.ascontiguousarray(X[:, 0])
+        lon = np.ascontiguousarray(X[:, 1])
+        _require(lat, -90.0, 90.0, "X", owner,
+                 "hold finite latitudes in [-90, 90] degrees in column 0", where="row")
+        _require(lon, -math.inf, math.inf, "X", owner,
+                 "hold finite longitudes in degrees in column 1", where="row")
+        weight = _check_weight(sample_weight, X.shape[0], "sample_weight", owner)
+        labels, core = _dbscan(lat, lon, weight, eps_km, min_weight)
+        self.labels_ = labels
+        self.core_sample_indices_ = np.flatnonzero(core).astype(np.int64, copy=False)
+        self.components_ = X[self.core_sample_indices_].copy()
+        self.n_features_in_ = 2
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Cluster points and return their labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, 2)
+            ``[lat, lon]`` in degrees.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Finite non-negative weight of each point; None means 1 each.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+            Cluster of each point, -1 for noise.
+        """
+        return self.fit(X, sample_weight=sample_weight).labels_
