@@ -53,7 +53,7 @@ class Config:
     geonames_min_population: int = 15000
     name_radius_km: float = 25.0
     max_names: int = 3
-    name_min_ratio: float = 0.25
+    name_min_ratio: float = 0.12
     economy_min_share: float = 0.05
     top_n: int = 100
     source: str = "defaults"
