@@ -113,7 +113,7 @@ def test_cli_writes_every_output_and_is_deterministic(tmp_path, write_csv):
     assert info["synthetic"] is False and "SYNTHETIC" not in (tmp_path / "o1" / "ranking.md").read_text()
 
 
-def test_failed_run_leaves_previous_outputs_intact(tmp_path, write_csv, monkeypatch):
+def test_failed_run_leaves_previous_outputs_intact(tmp_path, write_csv, monkeypatch, capsys):
     good = write_csv(_world(), "good.csv")
     out = tmp_path / "out"
     assert _run(["--input", str(good), "--min-weight", "patents=3", "--min-weight", "publications=3",
@@ -126,9 +126,15 @@ def test_failed_run_leaves_previous_outputs_intact(tmp_path, write_csv, monkeypa
     import cluster.outputs as outputs
 
     monkeypatch.setattr(outputs, "draw_map", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "logs"))
+    (tmp_path / "logs").mkdir()
     assert _run(["--input", str(good), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError('boom')" in err and "Traceback" not in err
+    log = next((tmp_path / "logs").glob("cluster-error-*.log"))
+    assert str(log) in err and "RuntimeError: boom" in log.read_text()
     assert {f: (out / f).read_bytes() for f in OUTPUT_FILES} == before
-    assert sorted(os.listdir(tmp_path)) == ["bad.csv", "good.csv", "out"]  # no debris
+    assert sorted(os.listdir(tmp_path)) == ["bad.csv", "good.csv", "logs", "out"]  # no debris
 
 
 def test_refuses_to_replace_a_foreign_directory(tmp_path, write_csv, capsys):
