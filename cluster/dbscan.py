@@ -20,6 +20,12 @@ core points the one with the lowest input index. Clusters are numbered 0, 1, ...
 order of their lowest-index core point. The result therefore depends only on the input,
 never on the internal order of work.
 
+One caveat is floating point: neighbourhood weights are summed in another order than
+scikit-learn's (which follows its tree), so a sum that equals ``min_weight`` only up to
+rounding (say nine weights of 1/3 against a threshold of 3) may fall on the other side
+of it. Sums of integers or of binary fractions (1/2, 1/4, ...) are exact in any order
+and always agree.
+
 Distances
 ---------
 Great-circle distances on a sphere of radius :data:`cluster.geo.EARTH_RADIUS_KM`.
@@ -60,10 +66,11 @@ Algorithm
    is within a relative 1e-8 of the radius (far more than the rounding error of either
    formula); only then is the haversine expression above evaluated.
 4. **Core sites**: for each site, neighbour weights are summed in an order fixed by
-   the set of sites (own weight, then cells by key, then latitude, then longitude), so
-   that the decision does not depend on the input order; the scan stops as soon as the
-   threshold is reached (weights are non-negative, so that is exact), and a cell whose
-   whole block weighs too little is skipped.
+   the set of sites (its own weight, then the block's runs in a fixed order, sites
+   within a run by cell key, latitude, longitude), so that the decision does not depend
+   on the input order; the scan stops as soon as the threshold is reached (weights are
+   non-negative, so that is exact), and a cell whose whole block weighs too little is
+   skipped.
 5. **Clusters**: union-find over pairs of core sites, scanning core sites only; a pair
    already in one component is skipped before any distance is computed.
 6. **Border sites**: the nearest core site within reach, found by chord; the haversine
@@ -75,9 +82,10 @@ thread, so the result does not depend on the thread count.
 Complexity: O(n) time for the fold and O(u log u) for the sort, plus the scans, which
 cost the number of (site, candidate) pairs in the blocks: about u times the number of
 sites within two radii when the radius is small against the spread of the data, and
-O(u^2) in the worst case (every site within one radius of every other, e.g.
-``eps_km = 20000``). Memory is O(n) for the record-to-site map plus O(u) for the sites,
-their cells and the union-find; no neighbourhood is ever stored.
+O(u^2) in the worst case, when a few cells hold all sites (with ``eps_km = 20000``,
+50,000 scattered sites take some 6 s on two cores). Memory is O(n) for the
+record-to-site map plus O(u) for the sites, their cells and the union-find; no
+neighbourhood is ever stored.
 
 Cells per axis are capped at 2**20 so that cell keys fit in int64: for radii below
 about 12 m the cells are larger than the radius, which is still exact and costs time
@@ -87,6 +95,7 @@ only where many distinct sites share one such cell.
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
 
@@ -108,6 +117,9 @@ _REL_SLACK = 1e-8
 _ABS_SLACK = 1e-13
 
 _NEG_ZERO_BITS = np.uint64(0x8000000000000000)
+# Smallest inputs for which the parallel passes pay for their threads (2 cores).
+_PARALLEL_MIN_SITES = 1 << 16
+_PARALLEL_MIN_RECORDS = 1 << 19
 
 
 # --------------------------------------------------------------------------------------
@@ -116,8 +128,10 @@ _NEG_ZERO_BITS = np.uint64(0x8000000000000000)
 
 
 def _check_positive(value, name: str, owner: str) -> float:
-    ok = (isinstance(value, Real) and not isinstance(value, bool)
-          and math.isfinite(value) and value > 0)
+    try:
+        ok = isinstance(value, Real) and not isinstance(value, bool) and 0 < float(value) < math.inf
+    except OverflowError:  # an int beyond float range
+        ok = False
     if not ok:
         raise ValueError(f"The {name!r} parameter of {owner} must be a float in (0, inf). "
                          f"Got {value!r} instead.")
@@ -385,12 +399,12 @@ def _seek(keys, i, target):
 def _block_runs(keys, k, bits, a, b, lo, hi):
     """Index runs of the sites in the 3 x 3 x 3 cells around cell key ``k``.
 
-    ``keys`` (sorted) need not hold ``k``. Cells differing only in z have consecutive
-    keys, so each (x, y) column of the block is one contiguous run of the key-sorted
-    sites. For a fixed column offset the run bounds only grow with ``k``, so ``a``/``b``
-    (one pair per offset) are carried from cell to cell and advanced by galloping:
-    O(1) amortised per cell. The centre column comes first (where a core test is most
-    likely to be settled). Returns the number of non-empty runs written to ``lo``/``hi``.
+    Cells differing only in z have consecutive keys, so each (x, y) column of the block
+    is one contiguous run of the key-sorted sites. For a fixed column offset the run
+    bounds only grow with ``k``, so ``a``/``b`` (one pair per offset) are carried from
+    cell to cell of a sweep and advanced by galloping. The centre column comes first
+    (where a core test is most likely to be settled). Returns the number of non-empty
+    runs written to ``lo``/``hi``.
     """
     m = 1 << bits
     iz = k & (m - 1)
@@ -616,8 +630,9 @@ def _threads() -> int:
     return max(1, numba.get_num_threads())
 
 
-# Kept between calls: starting threads costs about a millisecond per call.
-_pools: dict[int, ThreadPoolExecutor] = {}
+# Kept between calls (starting threads costs about a millisecond a call), per process:
+# a pool inherited through fork has no threads behind it.
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _run_chunks(fn, arg_sets) -> list:
@@ -625,9 +640,10 @@ def _run_chunks(fn, arg_sets) -> list:
     workers = _threads()
     if workers <= 1 or len(arg_sets) <= 1:
         return [fn(*args) for args in arg_sets]
-    pool = _pools.get(workers)
+    key = (os.getpid(), workers)
+    pool = _pools.get(key)
     if pool is None:
-        pool = _pools.setdefault(workers, ThreadPoolExecutor(workers, thread_name_prefix="dbscan"))
+        pool = _pools.setdefault(key, ThreadPoolExecutor(workers, thread_name_prefix="dbscan"))
     return list(pool.map(lambda args: fn(*args), arg_sets))
 
 
@@ -685,15 +701,17 @@ def _dbscan(lat: np.ndarray, lon: np.ndarray, weight, eps_km: float, min_weight:
     geometry = (x, y, z, lat_r, lon_r, coslat)
     radius = (reduced, c_lo * c_lo, c_hi * c_hi)
 
-    # Many more chunks than threads, of equal site counts, balance dense cities.
+    # Many more chunks than threads, of equal site counts, balance dense cities; below
+    # 2**16 sites, threads cost more than they save.
     n_cells = starts.size - 1
-    cuts = np.searchsorted(starts[:-1], np.linspace(0, keys.size, 8 * _threads() + 1)[1:-1])
+    n_spans = 8 * _threads() if keys.size >= _PARALLEL_MIN_SITES else 1
+    cuts = np.searchsorted(starts[:-1], np.linspace(0, keys.size, n_spans + 1)[1:-1])
     cuts = np.unique(np.concatenate(([0], cuts, [n_cells]))).tolist()
     spans = list(zip(cuts[:-1], cuts[1:]))
 
     cum_weight = np.concatenate(([0.0], np.cumsum(site_weight)))
-    # Each prefix sum is within u * 2**-53 of its total of the weight (Higham's bound
-    # for recursive summation); a difference of two, twice that. Eight times is safe.
+    # A prefix sum is off by at most u * 2**-53 times the total weight (Higham's bound
+    # for recursive summation), a difference of two by twice that: eight times is safe.
     slack = 8.0 * keys.size * 2.0**-53 * max(cum_weight[-1], min_weight)
     core = np.zeros(keys.size, np.bool_)
     # Each cell's block: at most nine runs of site indices, found once, used thrice.
@@ -720,7 +738,7 @@ def _dbscan(lat: np.ndarray, lon: np.ndarray, weight, eps_km: float, min_weight:
     site_core[order] = core
     labels = np.empty(n, np.int64)
     core_mask = np.empty(n, np.bool_)
-    parts = _threads() if n >= 1 << 16 else 1
+    parts = _threads() if n >= _PARALLEL_MIN_RECORDS else 1
     bounds = [n * j // parts for j in range(parts + 1)]
     _run_chunks(_expand, [(codes[s:e], site_label, site_core, labels[s:e], core_mask[s:e])
                           for s, e in zip(bounds, bounds[1:])])
@@ -746,7 +764,8 @@ def dbscan_sphere(lat, lon, weight=None, *, eps_km, min_weight):
         Finite non-negative weight of each point; None means 1 for every point.
     eps_km : float
         Neighbourhood radius in kilometres of great-circle distance on a sphere of
-        radius 6371.0088 km, in (0, inf). 20,015 km or more is the whole sphere.
+        radius 6371.0088 km, in (0, inf). About 20,015 km (half the circumference) or
+        more is the whole sphere.
     min_weight : float
         A point is core when the weight within ``eps_km`` of it, its own included, is
         at least ``min_weight``, in (0, inf).
