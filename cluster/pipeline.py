@@ -23,8 +23,8 @@ from . import __version__
 from .boundaries import build_boundaries, counts_inside, sites_inside
 from .clustering import cluster_metrics, overlay
 from .config import Config
-from .places import (cluster_economies, cluster_names, load_places, population_inside,
-                     site_countries)
+from .places import (cluster_economies, cluster_names, distinct_names, load_places,
+                     nearest_place, population_inside, site_countries)
 from .ranking import assign_cluster_ids, rank_clusters
 from .read import read_records, validate_frame
 from .sites import filter_years, reduce_to_sites, world_totals
@@ -144,6 +144,9 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
             "geometry": geoms,
         })
         table = ranking.merge(extra, on="cluster_id", how="left", validate="one_to_one")
+        anchor_place = places["name"].to_numpy()[nearest_place(table["anchor_lat"].to_numpy(),
+                                                               table["anchor_lon"].to_numpy(), places)]
+        table["name"] = distinct_names(table["name"].tolist(), anchor_place)
         front = ["rank", "cluster_id", "name", "economies"]
         table = table[front + [c for c in table.columns if c not in front]]
         # Travels with every row, so no copy of the table can lose the fact.

@@ -158,6 +158,25 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
     return names
 
 
+def distinct_names(names_in_rank_order, anchor_places) -> list[str]:
+    """Make names unique: a cluster whose name a higher-ranked one already has is told
+    apart by the place nearest its heaviest site, e.g. "San Jose–San Francisco (Fremont)"
+    (and by a number if even that repeats)."""
+    seen: set[str] = set()
+    out = []
+    for name, place in zip(names_in_rank_order, anchor_places):
+        candidate = name
+        if candidate in seen and place and place not in name.split(EN_DASH)[:1]:
+            candidate = f"{name} ({place})"
+        k = 2
+        base = candidate
+        while candidate in seen:
+            candidate, k = f"{base} ({k})", k + 1
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
 def cluster_economies(country, cluster, activity, n_clusters: int, *, min_share: float) -> list[str]:
     """ISO codes of economies holding at least ``min_share`` of each cluster's activity,
     heaviest first, joined by '/' (e.g. ``CN/HK``)."""

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cluster.boundaries import cluster_polygon
-from cluster.places import (EN_DASH, cluster_economies, cluster_names, load_places, naming_place,
+from cluster.places import (EN_DASH, cluster_economies, distinct_names, cluster_names, load_places, naming_place,
                             population_inside)
 
 
@@ -49,3 +49,9 @@ def test_population_inside_boundary(places):
     assert inner <= pop <= outer
     assert places.loc[places["name"].eq("Munich"), "population"].iloc[0] < pop
     assert population_inside([cluster_polygon([0.0], [-30.0], 30.0, 64)], places)[0] == 0  # open ocean
+
+
+def test_repeated_names_are_told_apart_by_their_heaviest_place():
+    got = distinct_names(["San Jose", "Boston", "San Jose", "San Jose", "Boston"],
+                         ["San Jose", "Boston", "Fremont", "Fremont", "Boston"])
+    assert got == ["San Jose", "Boston", "San Jose (Fremont)", "San Jose (Fremont) (2)", "Boston (2)"]
