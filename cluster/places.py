@@ -100,19 +100,14 @@ def naming_place(lat, lon, places: pd.DataFrame, radius_km: float) -> np.ndarray
 
 
 def population_inside(geoms: list, places: pd.DataFrame) -> np.ndarray:
-    """Total GeoNames population of the places inside each boundary (int64)."""
+    """Total GeoNames population of the places inside each boundary (int64); a place on
+    the shared edge of two touching boundaries counts once, for the lower index."""
+    from .boundaries import sites_inside
+
     pop = np.zeros(len(geoms), dtype=np.int64)
-    if not geoms:
-        return pop
-    tree = shapely.STRtree(geoms)
-    pts = shapely.points(places["lon"].to_numpy(), places["lat"].to_numpy())
-    p_idx, g_idx = tree.query(pts, predicate="intersects")
-    # A place on the shared edge of two touching boundaries counts once, for the lower.
-    order = np.lexsort((g_idx, p_idx))
-    p_idx, g_idx = p_idx[order], g_idx[order]
-    first = np.ones(len(p_idx), dtype=bool)
-    first[1:] = p_idx[1:] != p_idx[:-1]
-    np.add.at(pop, g_idx[first], places["population"].to_numpy()[p_idx[first]])
+    inside = sites_inside(places, geoms)
+    hit = inside >= 0
+    np.add.at(pop, inside[hit], places["population"].to_numpy()[hit])
     return pop
 
 
