@@ -24,9 +24,8 @@ import logging
 
 import numpy as np
 import pandas as pd
-import shapely
 
-from .geo import EARTH_RADIUS_KM, unit_vectors, chord_for_km
+from .geo import unit_vectors, chord_for_km
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,6 @@ def nearest_place(lat, lon, places: pd.DataFrame) -> np.ndarray:
 def dominant_place(places: pd.DataFrame, radius_km: float) -> np.ndarray:
     """For every place, the row of the most populous place within ``radius_km`` of it
     (itself included; ties: nearer, then lower row): the city a suburb belongs to."""
-    from scipy.spatial import cKDTree
 
     tree = _tree(places)
     pairs = tree.sparse_distance_matrix(tree, chord_for_km(radius_km), output_type="ndarray")

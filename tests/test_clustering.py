@@ -1,6 +1,5 @@
 """Per-metric DBSCAN and the overlay rule on hand-built sites."""
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -9,7 +9,6 @@ import pytest
 import shapely
 
 from cluster.cli import main
-from cluster.config import load_config
 from cluster.outputs import OUTPUT_FILES
 from cluster.pipeline import cluster_records
 from cluster.read import validate_frame

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from cluster.boundaries import cluster_polygon
