@@ -151,3 +151,22 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", "--top", "0"])
     assert exc.value.code == 2
+
+
+def test_whole_pipeline_on_a_small_demo(tmp_path):
+    out = tmp_path / "out"
+    assert main(["-q", "run", "--demo-records", "40000", "--seed", "3", "--out", str(out)]) == 0
+    import geopandas as gpd
+
+    clusters = gpd.read_parquet(out / "clusters.parquet")
+    assert len(clusters) >= 20 and clusters.is_valid.all() and clusters["synthetic"].all()
+    assert (clusters["name"].str.len() > 0).all()
+    assert (clusters["economies"].str.contains("/")).any()  # a cross-border cluster
+    assert clusters["rank"].tolist() == list(range(1, len(clusters) + 1))
+    info = json.loads((out / "run.json").read_text())
+    assert info["synthetic"] is True and info["demo"] == {"records": 40000, "seed": 3, "notice": info["notice"]}
+    assert "SYNTHETIC DEMO DATA" in (out / "ranking.md").read_text()
+    # Every top-tier cluster holds more activity than any emerging one.
+    top = clusters[clusters["tier"] == "top"]["score"]
+    emerging = clusters[clusters["tier"] == "emerging"]["score"]
+    assert emerging.empty or top.min() >= emerging.max()
