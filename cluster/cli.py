@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="cluster",
         description="Find science-and-technology clusters in geocoded activity (patents, "
                     "publications, venture-capital deals) the way WIPO's Global Innovation Index does.",
+        epilog="Exit codes: 0 success; 2 bad input or usage (the message names the file, row, "
+               "column and fix); 1 internal error (the traceback is saved to a log file named "
+               "in the message). `cluster COMMAND --help` describes each command.",
     )
     logging_options(p, 0)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
