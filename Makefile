@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install clusters clusters-real demo test bench clean
+.PHONY: install clusters clusters-real demo sweep test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ clusters-real: $(STAMP)
 	  --input data/real/patentsview_inventor_sites_2013.csv \
 	  --input data/real/crunchbase_us_rounds_2013-10.csv --out out-real
 
+## Threshold sweep on the demo world (sweep.csv and heat maps), into out-sweep/
+sweep: $(STAMP)
+	$(BIN)/cluster sweep --eps-km 5,7.5,10,15,20 --min-weight-scale 0.5,1,2,4 --out out-sweep
+
 ## The demo world as a Parquet file
 demo: $(STAMP)
 	$(BIN)/cluster demo --out out-demo.parquet
@@ -36,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dbscan.py
 
 clean:
-	rm -rf out out-real out-demo.parquet .pytest_cache
+	rm -rf out out-real out-sweep out-demo.parquet .pytest_cache

@@ -38,6 +38,34 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 0 < v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive numbers (e.g. 5,10,20), got {text!r}")
+    return values
+
+
+def _run_options(parser, *, eps: bool = True) -> None:
+    """Input, config and output options shared by run, sweep and kdist."""
+    parser.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
+                        help="records file (CSV, Parquet, GeoParquet, GeoPackage); repeat for several")
+    parser.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (see `cluster config`)")
+    parser.add_argument("--out", "-o", metavar="DIR", default="out", help="output directory (default: out)")
+    if eps:
+        parser.add_argument("--eps-km", type=float, metavar="KM", help="DBSCAN radius in km (overrides config)")
+    parser.add_argument("--min-weight", type=_min_weight, action="append", default=[], metavar="METRIC=VALUE",
+                        help="core threshold of one metric in weight units, e.g. patents=500; repeatable")
+    parser.add_argument("--top", type=_positive_int, metavar="N", help="size of the top tier (default 100)")
+    parser.add_argument("--year-start", type=int, metavar="YEAR", help="first year kept (inclusive)")
+    parser.add_argument("--year-end", type=int, metavar="YEAR", help="last year kept (inclusive)")
+    parser.add_argument("--demo-records", type=_positive_int, default=1_000_000, metavar="N",
+                        help="records in the demo world when no --input is given (default 1000000)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="demo world seed (default 0)")
+
+
 def _parser() -> argparse.ArgumentParser:
     def logging_options(parser, default):
         g = parser.add_argument_group("logging")
@@ -76,6 +104,30 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--demo-records", type=_positive_int, default=1_000_000, metavar="N",
                    help="records in the demo world when no --input is given (default 1000000)")
     r.add_argument("--seed", type=int, default=0, metavar="S", help="demo world seed (default 0)")
+    r.add_argument("--bootstrap", type=int, metavar="N",
+                   help="bootstrap replicates for rank confidence intervals (rank_ci_low/high in "
+                        "ranking.csv); 0 = off (default: [bootstrap] replicates, 0)")
+
+    sw = sub.add_parser("sweep", parents=[common], help="compare clusterings over a grid of radii and thresholds",
+                        description="For every (eps_km, min_weight_scale) combination, cluster and rank, and "
+                                    "compare with the baseline (the configured eps_km and thresholds, scale 1). "
+                                    "Writes sweep.csv, heatmap_*.png and run.json into --out. Counts come from "
+                                    "site memberships (no boundary polygons); see cluster/sweep.py.")
+    _run_options(sw, eps=False)
+    sw.add_argument("--eps-km", type=_float_list, required=True, metavar="KM,KM,...",
+                    help="radii to try, comma-separated (e.g. 5,10,20)")
+    sw.add_argument("--min-weight-scale", type=_float_list, default=[1.0], metavar="S,S,...",
+                    help="multipliers of every metric's threshold, comma-separated (default 1)")
+
+    kd = sub.add_parser("kdist", parents=[common], help="weighted k-distance plot to choose the radius",
+                        description="For each site of --metric, the distance (km) at which the cumulative weight "
+                                    "of its nearest sites (itself included) reaches --k-weight; sorted "
+                                    "descending and plotted on a log scale with eps_km marked. Writes "
+                                    "kdist.png, kdist.csv and run.json into --out.")
+    _run_options(kd)
+    kd.add_argument("--metric", required=True, metavar="M", help="metric whose sites are measured")
+    kd.add_argument("--k-weight", type=float, metavar="W",
+                    help="cumulative weight to reach (default: the metric's configured threshold)")
 
     d = sub.add_parser("demo", parents=[common], help="write the synthetic demo world to a Parquet file",
                        description="Write a deterministic synthetic world of activity records built on real "
@@ -117,7 +169,7 @@ def _cmd_run(args) -> int:
     from pathlib import Path
 
     overrides = {"eps_km": args.eps_km, "top_n": args.top, "year_start": args.year_start,
-                 "year_end": args.year_end, "min_weight": dict(args.min_weight)}
+                 "year_end": args.year_end, "min_weight": dict(args.min_weight), "bootstrap": args.bootstrap}
     config = load_config(args.config, overrides)
     prepare_output_dir(Path(args.out))  # fail before the work, not after it
     result = run(args.input, config, demo_records=args.demo_records, demo_seed=args.seed)
@@ -128,6 +180,18 @@ def _cmd_run(args) -> int:
     log.info("top clusters: %s", "; ".join(f"{r.rank}. {r.name} ({r.economies}) {r.score:.2f}"
                                             for r in top.itertuples()))
     return 0
+
+
+def _cmd_sweep(args) -> int:
+    from .tuning import sweep_command
+
+    return sweep_command(args)
+
+
+def _cmd_kdist(args) -> int:
+    from .tuning import kdist_command
+
+    return kdist_command(args)
 
 
 def _cmd_demo(args) -> int:
@@ -148,7 +212,8 @@ def _cmd_config(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
-    command = {"run": _cmd_run, "demo": _cmd_demo, "config": _cmd_config}[args.command]
+    command = {"run": _cmd_run, "sweep": _cmd_sweep, "kdist": _cmd_kdist, "demo": _cmd_demo,
+               "config": _cmd_config}[args.command]
     try:
         return command(args)
     except UserInputError as exc:

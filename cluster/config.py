@@ -56,6 +56,9 @@ class Config:
     name_min_ratio: float = 0.12
     economy_min_share: float = 0.05
     top_n: int = 100
+    bootstrap_replicates: int = 0
+    bootstrap_confidence: float = 0.9
+    bootstrap_seed: int = 0
     source: str = "defaults"
 
     @property
@@ -95,6 +98,8 @@ class Config:
                 "economy_min_share": self.economy_min_share,
             },
             "ranking": {"top_n": self.top_n},
+            "bootstrap": {"replicates": self.bootstrap_replicates,
+                          "confidence": self.bootstrap_confidence, "seed": self.bootstrap_seed},
         }
 
 
@@ -111,6 +116,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "economy_min_share": (int, float),
     },
     "ranking": {"top_n": int},
+    "bootstrap": {"replicates": int, "confidence": (int, float), "seed": int},
 }
 _METRIC_KEYS: dict[str, type | tuple[type, ...]] = {
     "label": str,
@@ -213,6 +219,11 @@ def _build(doc: dict[str, Any], source: str) -> Config:
     c, p, b, r, i = doc["clustering"], doc["places"], doc["boundaries"], doc["ranking"], doc["input"]
     if not (math.isfinite(c["eps_km"]) and 0 < c["eps_km"] <= 20_000):
         problems.append(f"[clustering] eps_km must be in (0, 20000] km, got {c['eps_km']!r}.")
+    bs = doc["bootstrap"]
+    if bs["replicates"] < 0:
+        problems.append(f"[bootstrap] replicates must be >= 0 (0 = off), got {bs['replicates']!r}.")
+    if not 0 < bs["confidence"] < 1:
+        problems.append(f"[bootstrap] confidence must be in (0, 1), got {bs['confidence']!r}.")
     if r["top_n"] <= 0:
         problems.append(f"[ranking] top_n must be a positive integer, got {r['top_n']!r}.")
     if b["disc_segments"] < 8:
@@ -246,6 +257,9 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         name_min_ratio=float(p["name_min_ratio"]),
         economy_min_share=float(p["economy_min_share"]),
         top_n=int(r["top_n"]),
+        bootstrap_replicates=int(bs["replicates"]),
+        bootstrap_confidence=float(bs["confidence"]),
+        bootstrap_seed=int(bs["seed"]),
         source=source,
     )
 
@@ -258,7 +272,8 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     path : path-like, optional
         A TOML file merged over the shipped defaults. ``None`` uses the defaults.
     overrides : mapping, optional
-        Command-line overrides: ``eps_km`` (km), ``top_n``, ``year_start``, ``year_end``
+        Command-line overrides: ``eps_km`` (km), ``top_n``, ``year_start``, ``year_end``,
+        ``bootstrap`` (replicates)
         and ``min_weight`` (a mapping metric -> weight, replacing that metric's threshold).
 
     Raises
@@ -284,6 +299,8 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
                          ("year_start", "input"), ("year_end", "input")):
         if overrides.get(key) is not None:
             doc[section][key] = overrides[key]
+    if overrides.get("bootstrap") is not None:
+        doc["bootstrap"]["replicates"] = overrides["bootstrap"]
     for name, value in (overrides.get("min_weight") or {}).items():
         if name not in doc["metrics"]:
             raise ConfigError(

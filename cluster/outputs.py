@@ -24,6 +24,7 @@ import os
 import sys
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ def ranking_table(clusters, metrics) -> pd.DataFrame:
             + [f"share_{m}" for m in metrics] + ["score", "population"]
             + [f"{m}_per_million" for m in metrics]
             + ["intensity_score", "intensity_rank", "tier", "anchor_lat", "anchor_lon", "n_sites", "synthetic"])
+    if "rank_ci_low" in clusters.columns:  # only when the bootstrap ran ([bootstrap] replicates > 0)
+        cols[1:1] = ["rank_ci_low", "rank_ci_high"]
     df = pd.DataFrame(clusters[cols]).copy()
     for c in df.columns:
         if c in metrics:
@@ -184,10 +187,8 @@ def prepare_output_dir(out_dir: Path) -> None:
                 "an output directory of this tool. Choose a new or empty directory for --out.")
 
 
-def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = None, places=None) -> Path:
-    """Write all outputs into ``out_dir`` atomically (see module docstring)."""
-    out_dir = Path(out_dir)
-    prepare_output_dir(out_dir)
+def make_temp_dir(out_dir: Path) -> Path:
+    """A hidden temporary directory next to ``out_dir``, to be swapped into place when complete."""
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
     try:
         # The pid in the name lets a later run tell a live writer from a killed one.
@@ -198,6 +199,30 @@ def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = 
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
+@contextmanager
+def atomic_output_dir(out_dir: str | Path):
+    """Yield a temporary directory; on success it replaces ``out_dir`` atomically, on any
+    error it is removed and ``out_dir`` is left as it was (used by ``sweep`` and ``kdist``,
+    which, like ``run``, write a ``run.json`` so a later run may replace the directory)."""
+    out_dir = Path(out_dir)
+    prepare_output_dir(out_dir)
+    tmp = make_temp_dir(out_dir)
+    try:
+        yield tmp
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = None, places=None) -> Path:
+    """Write all outputs into ``out_dir`` atomically (see module docstring)."""
+    out_dir = Path(out_dir)
+    prepare_output_dir(out_dir)
+    tmp = make_temp_dir(out_dir)
     try:
         clusters = result.clusters
         table = ranking_table(clusters, metrics)

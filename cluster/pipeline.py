@@ -154,6 +154,15 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         clusters = gpd.GeoDataFrame(table, geometry="geometry", crs="EPSG:4326")
         id_of = np.asarray(ids, dtype=object)
         sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if n else None, None))
+    bootstrap_info = None
+    if config.bootstrap_replicates > 0 and n:
+        from .bootstrap import rank_intervals
+
+        with _stage("bootstrap", timings):
+            low, high, bootstrap_info = rank_intervals(records, sites, totals, config, clusters)
+            at = clusters.columns.get_loc("rank") + 1
+            clusters.insert(at, "rank_ci_low", low)
+            clusters.insert(at + 1, "rank_ci_high", high)
 
     counts_info.update({
         "records_used": len(records),
@@ -182,6 +191,7 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         "counts": counts_info,
         "world_totals": totals,
         "thresholds": thresholds,
+        **({"bootstrap": bootstrap_info} if bootstrap_info else {}),
         "warnings": warnings,
         "timings_s": timings,
         "versions": _versions(),
@@ -189,10 +199,10 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
     return RunResult(clusters=clusters, sites=sites, info=info)
 
 
-def run(inputs: Sequence[str | Path] | None, config: Config, *, demo_records: int = 1_000_000,
-        demo_seed: int = 0) -> RunResult:
-    """Read the inputs (or generate the demo world when none are given) and cluster them."""
-    t0 = time.perf_counter()
+def load_records(inputs: Sequence[str | Path] | None, config: Config, *, demo_records: int = 1_000_000,
+                 demo_seed: int = 0) -> tuple[pd.DataFrame, bool, dict]:
+    """Validated records of the inputs (or of the demo world when none are given):
+    ``(records, synthetic, input_info)``."""
     if inputs:
         records, input_info = read_records(inputs, config.metric_names)
         synthetic = input_info["synthetic"]
@@ -206,6 +216,15 @@ def run(inputs: Sequence[str | Path] | None, config: Config, *, demo_records: in
         synthetic = True
         input_info = {"files": [], "demo": {"records": demo_records, "seed": demo_seed,
                                             "notice": SYNTHETIC_NOTICE}}
+    return records, synthetic, input_info
+
+
+def run(inputs: Sequence[str | Path] | None, config: Config, *, demo_records: int = 1_000_000,
+        demo_seed: int = 0) -> RunResult:
+    """Read the inputs (or generate the demo world when none are given) and cluster them."""
+    t0 = time.perf_counter()
+    records, synthetic, input_info = load_records(inputs, config, demo_records=demo_records,
+                                                  demo_seed=demo_seed)
     read_s = time.perf_counter() - t0
     result = cluster_records(records, config, synthetic=synthetic, input_info=input_info)
     if synthetic:

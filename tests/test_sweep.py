@@ -1,0 +1,146 @@
+"""Threshold sweep (cluster/sweep.py) and weighted k-distance (cluster/kdist.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cluster.cli import main
+from cluster.config import load_config
+from cluster.dbscan import dbscan_sphere
+from cluster.kdist import weighted_kdist
+from cluster.pipeline import cluster_records, load_records
+from cluster.sweep import match_clusters, membership_ranking, prepare_sites, run_sweep
+
+KM_PER_DEGREE = 6371.0088 * np.pi / 180  # along the equator
+
+
+@pytest.fixture(scope="module")
+def demo():
+    config = load_config()
+    records, _, _ = load_records(None, config, demo_records=30_000, demo_seed=3)
+    sites, totals = prepare_sites(records, config)
+    return config, records, sites, totals
+
+
+def test_sweep_columns_and_baseline_row(demo):
+    config, _, sites, totals = demo
+    table, memberships = run_sweep(sites, totals, config, [5, 10, 20], [1, 2])
+    metrics = config.metric_names
+    expected = (["eps_km", "min_weight_scale", "n_clusters"]
+                + [c for m in metrics for c in (f"share_in_clusters_{m}", f"share_in_top_{m}")]
+                + ["top_overlap", "n_common", "spearman", "kendall", "adjusted_rand", "baseline", "seconds"])
+    assert list(table.columns) == expected
+    assert len(table) == 6
+    assert list(zip(table["eps_km"], table["min_weight_scale"])) == [
+        (5, 1), (5, 2), (10, 1), (10, 2), (20, 1), (20, 2)]
+    base = table[table["baseline"]]
+    assert len(base) == 1 and base["eps_km"].item() == config.eps_km and base["min_weight_scale"].item() == 1
+    for col in ("spearman", "kendall", "adjusted_rand", "top_overlap"):
+        assert base[col].item() == pytest.approx(1.0)
+    other = table[~table["baseline"]]
+    assert (other["adjusted_rand"] < 1).all()
+    # Shares are percentages, the top tier inside all clusters.
+    for m in metrics:
+        assert ((table[f"share_in_top_{m}"] <= table[f"share_in_clusters_{m}"] + 1e-9)
+                & (table[f"share_in_clusters_{m}"] <= 100)).all()
+    # A higher threshold at the same radius keeps fewer sites in clusters.
+    for eps in (5, 10, 20):
+        rows = table[table["eps_km"] == eps].set_index("min_weight_scale")
+        assert rows.loc[2.0, "share_in_clusters_patents"] <= rows.loc[1.0, "share_in_clusters_patents"]
+    assert (table["seconds"] > 0).all()
+    assert set(memberships) >= {(10.0, 1.0), (20.0, 2.0)}
+
+
+def test_membership_ranking_matches_the_run(demo):
+    """At the configured parameters the membership ranking gives the run's top ranks."""
+    config, records, sites, totals = demo
+    result = cluster_records(records, config, synthetic=True)
+    mem = membership_ranking(sites, config, totals)
+    run_rank = result.clusters.set_index("cluster_id")["rank"]
+    mine = mem.ranking.set_index("cluster_id")["rank"]
+    assert len(mine) == len(run_rank)
+    top = run_rank[run_rank <= 20].index
+    assert (mine.reindex(top) == run_rank.reindex(top)).all()
+
+
+def test_match_clusters_is_one_to_one_by_overlap():
+    a = np.array([0, 0, 0, 1, 1, -1, 2])
+    b = np.array([5, 5, 6, 6, 6, 7, -1])
+    w = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 9.0, 9.0])
+    assert match_clusters(a, b, w) == {0: 5, 1: 6}
+
+
+def test_cli_sweep_writes_outputs_atomically(tmp_path):
+    out = tmp_path / "sweep"
+    args = ["-q", "sweep", "--demo-records", "20000", "--eps-km", "5,10", "--min-weight-scale", "1,2",
+            "--out", str(out)]
+    assert main(args) == 0
+    assert {p.name for p in out.iterdir()} == {
+        "sweep.csv", "run.json", "heatmap_n_clusters.png", "heatmap_top_overlap.png",
+        "heatmap_spearman.png", "heatmap_adjusted_rand.png"}
+    table = pd.read_csv(out / "sweep.csv")
+    assert len(table) == 4 and table["baseline"].sum() == 1
+    info = json.loads((out / "run.json").read_text())
+    assert info["command"] == "sweep" and info["synthetic"] is True
+    first = (out / "sweep.csv").read_bytes()
+    assert main(args) == 0  # replaces its own earlier outputs
+    assert pd.read_csv(out / "sweep.csv").drop(columns="seconds").equals(
+        pd.read_csv(pd.io.common.BytesIO(first)).drop(columns="seconds"))
+    assert not list(tmp_path.glob(".sweep.*"))
+
+
+def test_cli_sweep_rejects_bad_lists(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--eps-km", "5,x", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert "comma-separated positive numbers" in capsys.readouterr().err
+
+
+def test_kdist_hand_built():
+    """Four sites on the equator at longitudes 0, 0.1, 0.3, 1.0 degrees (distances known)."""
+    lat = np.zeros(4)
+    lon = np.array([0.0, 0.1, 0.3, 1.0])
+    w = np.ones(4)
+    d = weighted_kdist(lat, lon, w, 1.0)
+    assert np.allclose(d, 0.0)  # each site alone weighs 1
+    d = weighted_kdist(lat, lon, w, 2.0)
+    assert np.allclose(d, np.array([0.1, 0.1, 0.2, 0.7]) * KM_PER_DEGREE, rtol=1e-9)
+    d = weighted_kdist(lat, lon, w, 3.0)
+    assert np.allclose(d, np.array([0.3, 0.2, 0.3, 0.9]) * KM_PER_DEGREE, rtol=1e-9)
+    # Fractional weights: the heavy site reaches 2.5 alone; the others need it.
+    d = weighted_kdist(lat, lon, np.array([2.5, 0.5, 0.5, 0.5]), 2.5)
+    assert np.allclose(d, np.array([0.0, 0.1, 0.3, 1.0]) * KM_PER_DEGREE, rtol=1e-9)
+    # More than the total weight: never reached.
+    assert np.isinf(weighted_kdist(lat, lon, w, 4.5)).all()
+    with pytest.raises(ValueError):
+        weighted_kdist(lat, lon, w, 0.0)
+
+
+def test_kdist_agrees_with_core_sites():
+    """A site is core at eps exactly when its k-distance (k_weight = threshold) is <= eps."""
+    rng = np.random.default_rng(1)
+    lat = rng.normal(45, 0.3, 3000)
+    lon = rng.normal(7, 0.3, 3000)
+    w = rng.integers(1, 4, 3000).astype(float)
+    d = weighted_kdist(lat, lon, w, 12.0, k0=4)
+    _, core = dbscan_sphere(lat, lon, w, eps_km=5.0, min_weight=12.0)
+    clear = np.abs(d - 5.0) > 1e-6
+    assert np.array_equal(core[clear], d[clear] <= 5.0)
+    assert 0 < core.sum() < len(core)
+
+
+def test_cli_kdist(tmp_path):
+    out = tmp_path / "kd"
+    assert main(["-q", "kdist", "--demo-records", "20000", "--metric", "patents", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"kdist.csv", "kdist.png", "run.json"}
+    table = pd.read_csv(out / "kdist.csv")
+    assert list(table.columns) == ["order", "lat", "lon", "weight", "kdist_km"]
+    d = table["kdist_km"].to_numpy()
+    assert (np.diff(d[np.isfinite(d)]) <= 0).all()
+    info = json.loads((out / "run.json").read_text())
+    assert info["k_weight"] > 0 and info["metric"] == "patents"
+    assert main(["-q", "kdist", "--demo-records", "20000", "--metric", "nope", "--out", str(out)]) == 2
