@@ -13,6 +13,10 @@ cluster (no jump at ±180°), unioned with shapely, then split at the antimeridi
 parts inside [-180, 180] (RFC 7946 style). A disc that contains a pole becomes a polar
 cap bounded by the pole's parallel.
 
+Alternative (``[boundaries] method = "concave"``, :mod:`cluster.concave`): a concave
+hull of the member sites in a local azimuthal-equidistant projection, buffered by a
+small margin and clipped to the disc union above, so it keeps both guarantees.
+
 Counts. A cluster's count per metric is the weight of that metric's sites inside its
 boundary (member sites and any noise sites that fall inside), found with a shapely
 STRtree.
@@ -113,6 +117,14 @@ def cluster_polygon(lat, lon, radius_km: float, segments: int = 32):
     shapely Polygon or MultiPolygon
         Valid, in EPSG:4326 longitude/latitude, split at the antimeridian.
     """
+    merged, _ = disc_union(lat, lon, radius_km, segments)
+    out = _split_antimeridian(merged)
+    return shapely.normalize(out)
+
+
+def disc_union(lat, lon, radius_km: float, segments: int = 32):
+    """The union of the discs in a longitude frame unwrapped around ``lon[0]`` (not yet
+    split at the antimeridian): ``(geometry, touches_pole)``."""
     lat = np.asarray(lat, float)
     lon = np.asarray(lon, float)
     ref = float(lon[0])
@@ -129,12 +141,12 @@ def cluster_polygon(lat, lon, radius_km: float, segments: int = 32):
         polys.append(_polar_cap(rings[i], bool(polar_n[i]), ref))
     merged = shapely.union_all(polys)
     merged = shapely.make_valid(merged)
-    out = _split_antimeridian(merged)
-    return shapely.normalize(out)
+    return merged, bool((~ordinary).any())
 
 
 def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: float,
-                     segments: int, *, threads: int = 2) -> list:
+                     segments: int, *, threads: int = 2, method: str = "discs",
+                     concave_ratio: float = 0.3, concave_margin_km: float = 1.0) -> list:
     """Boundary polygon of every component (index = component number).
 
     Sites of several metrics often share a location: each location gives one disc.
@@ -150,6 +162,11 @@ def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: floa
     lat, lon = locs["lat"].to_numpy(), locs["lon"].to_numpy()
 
     def one(c):
+        if method == "concave":
+            from .concave import concave_polygon
+
+            return concave_polygon(lat[starts[c]:starts[c + 1]], lon[starts[c]:starts[c + 1]], radius_km,
+                                   segments, ratio=concave_ratio, margin_km=concave_margin_km)
         return cluster_polygon(lat[starts[c]:starts[c + 1]], lon[starts[c]:starts[c + 1]], radius_km, segments)
 
     by_size = sorted(range(n), key=lambda c: starts[c] - starts[c + 1])
@@ -162,8 +179,8 @@ def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: floa
                 geoms[c] = g
     else:
         geoms = [one(c) for c in range(n)]
-    log.info("built %s boundaries from %s locations (disc radius %.3g km, %d segments)",
-             f"{n:,}", f"{len(locs):,}", radius_km, segments)
+    log.info("built %s %s boundaries from %s locations (disc radius %.3g km, %d segments)",
+             f"{n:,}", method, f"{len(locs):,}", radius_km, segments)
     return geoms
 
 

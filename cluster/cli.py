@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", parents=[common], help="cluster records and write boundaries and rankings",
                        description="Cluster records and write clusters.gpkg, clusters.parquet, ranking.csv, "
-                                   "ranking.md, map.png and run.json into --out. Without --input, runs on the "
+                                   "ranking.md, map.png, map.html and run.json into --out. Without --input, runs on the "
                                    "synthetic demo world.")
     r.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
                    help="records file (CSV, Parquet, GeoParquet, GeoPackage); repeat for several")
@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--bootstrap", type=int, metavar="N",
                    help="bootstrap replicates for rank confidence intervals (rank_ci_low/high in "
                         "ranking.csv); 0 = off (default: [bootstrap] replicates, 0)")
+    r.add_argument("--geojson", action="store_true",
+                   help="also write clusters.geojson (RFC 7946; default: [outputs] geojson)")
 
     sw = sub.add_parser("sweep", parents=[common], help="compare clusterings over a grid of radii and thresholds",
                         description="For every (eps_km, min_weight_scale) combination, cluster and rank, and "
@@ -169,7 +171,8 @@ def _cmd_run(args) -> int:
     from pathlib import Path
 
     overrides = {"eps_km": args.eps_km, "top_n": args.top, "year_start": args.year_start,
-                 "year_end": args.year_end, "min_weight": dict(args.min_weight), "bootstrap": args.bootstrap}
+                 "year_end": args.year_end, "min_weight": dict(args.min_weight), "bootstrap": args.bootstrap,
+                 "geojson": args.geojson}
     config = load_config(args.config, overrides)
     prepare_output_dir(Path(args.out))  # fail before the work, not after it
     result = run(args.input, config, demo_records=args.demo_records, demo_seed=args.seed)

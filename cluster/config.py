@@ -50,6 +50,13 @@ class Config:
     year_start: int | None = None
     year_end: int | None = None
     disc_segments: int = 32
+    boundary_method: str = "discs"
+    concave_ratio: float = 0.3
+    concave_margin_km: float = 1.0
+    population_source: str = "geonames"
+    population_raster: str = ""
+    write_geojson: bool = False
+    sites_outside: bool = False
     geonames_min_population: int = 15000
     name_radius_km: float = 25.0
     max_names: int = 3
@@ -89,7 +96,11 @@ class Config:
                 }
                 for m in self.metrics
             },
-            "boundaries": {"disc_segments": self.disc_segments},
+            "boundaries": {"method": self.boundary_method, "disc_segments": self.disc_segments,
+                           "concave_ratio": self.concave_ratio,
+                           "concave_margin_km": self.concave_margin_km},
+            "population": {"source": self.population_source, "raster_path": self.population_raster},
+            "outputs": {"geojson": self.write_geojson, "sites_outside": self.sites_outside},
             "places": {
                 "geonames_min_population": self.geonames_min_population,
                 "name_radius_km": self.name_radius_km,
@@ -107,7 +118,10 @@ class Config:
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "input": {"year_start": int, "year_end": int},
     "clustering": {"eps_km": (int, float)},
-    "boundaries": {"disc_segments": int},
+    "boundaries": {"method": str, "disc_segments": int, "concave_ratio": (int, float),
+                   "concave_margin_km": (int, float)},
+    "population": {"source": str, "raster_path": str},
+    "outputs": {"geojson": bool, "sites_outside": bool},
     "places": {
         "geonames_min_population": int,
         "name_radius_km": (int, float),
@@ -144,6 +158,10 @@ def default_config_text() -> str:
 
 def _check_type(value, typ, where: str, problems: list[str]) -> None:
     # bool is an int in Python; a TOML `true` for a number is a mistake worth naming.
+    if typ is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{where} must be true or false, got {value!r}.")
+        return
     if isinstance(value, bool) or not isinstance(value, typ):
         names = {int: "an integer", str: "a string"}.get(typ, "a number")
         problems.append(f"{where} must be {names}, got {value!r}.")
@@ -228,6 +246,17 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         problems.append(f"[ranking] top_n must be a positive integer, got {r['top_n']!r}.")
     if b["disc_segments"] < 8:
         problems.append(f"[boundaries] disc_segments must be >= 8, got {b['disc_segments']!r}.")
+    if b["method"] not in ("discs", "concave"):
+        problems.append(f"[boundaries] method must be \"discs\" or \"concave\", got {b['method']!r}.")
+    if not 0 <= b["concave_ratio"] <= 1:
+        problems.append(f"[boundaries] concave_ratio must be in [0, 1], got {b['concave_ratio']!r}.")
+    if not (math.isfinite(b["concave_margin_km"]) and b["concave_margin_km"] > 0):
+        problems.append(f"[boundaries] concave_margin_km must be > 0, got {b['concave_margin_km']!r}.")
+    pop = doc["population"]
+    if pop["source"] not in ("geonames", "raster"):
+        problems.append(f"[population] source must be \"geonames\" or \"raster\", got {pop['source']!r}.")
+    elif pop["source"] == "raster" and not pop["raster_path"]:
+        problems.append("[population] source = \"raster\" needs raster_path (a GeoTIFF population grid).")
     if p["geonames_min_population"] not in GEONAMES_LEVELS:
         problems.append(
             f"[places] geonames_min_population must be one of {GEONAMES_LEVELS}, "
@@ -251,6 +280,13 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         year_start=ys,
         year_end=ye,
         disc_segments=int(b["disc_segments"]),
+        boundary_method=b["method"],
+        concave_ratio=float(b["concave_ratio"]),
+        concave_margin_km=float(b["concave_margin_km"]),
+        population_source=pop["source"],
+        population_raster=pop["raster_path"],
+        write_geojson=bool(doc["outputs"]["geojson"]),
+        sites_outside=bool(doc["outputs"]["sites_outside"]),
         geonames_min_population=int(p["geonames_min_population"]),
         name_radius_km=float(p["name_radius_km"]),
         max_names=int(p["max_names"]),
@@ -273,7 +309,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         A TOML file merged over the shipped defaults. ``None`` uses the defaults.
     overrides : mapping, optional
         Command-line overrides: ``eps_km`` (km), ``top_n``, ``year_start``, ``year_end``,
-        ``bootstrap`` (replicates)
+        ``bootstrap`` (replicates), ``geojson`` (true writes clusters.geojson)
         and ``min_weight`` (a mapping metric -> weight, replacing that metric's threshold).
 
     Raises
@@ -299,6 +335,8 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
                          ("year_start", "input"), ("year_end", "input")):
         if overrides.get(key) is not None:
             doc[section][key] = overrides[key]
+    if overrides.get("geojson"):
+        doc["outputs"]["geojson"] = True
     if overrides.get("bootstrap") is not None:
         doc["bootstrap"]["replicates"] = overrides["bootstrap"]
     for name, value in (overrides.get("min_weight") or {}).items():

@@ -2,8 +2,11 @@
 
 Files (in the output directory):
 
-``clusters.gpkg``   layer ``clusters``: boundaries + every ranking column, EPSG:4326
-``clusters.parquet`` the same as GeoParquet
+``clusters.gpkg``   layer ``clusters``: boundaries + every ranking column, EPSG:4326; layer
+                    ``sites``; default QGIS style, field docs, ``run_info`` (see cluster.gpkg)
+``clusters.parquet`` the same as GeoParquet 1.1 (CRS, bbox covering column)
+``clusters.geojson`` optional (``[outputs] geojson``/``--geojson``): RFC 7946
+``map.html``        interactive map, self-contained and offline (see cluster.webmap)
 ``ranking.csv``     one row per cluster in rank order
 ``ranking.md``      readable table of the top tier
 ``map.png``         world map, top clusters labelled
@@ -34,7 +37,8 @@ from .errors import UserInputError
 
 log = logging.getLogger(__name__)
 
-OUTPUT_FILES = ("clusters.gpkg", "clusters.parquet", "ranking.csv", "ranking.md", "map.png", "run.json")
+OUTPUT_FILES = ("clusters.gpkg", "clusters.parquet", "ranking.csv", "ranking.md", "map.png", "map.html",
+                "run.json")
 _DECIMALS = {"share_": 6, "_per_million": 3, "score": 6, "intensity_score": 6}
 
 
@@ -218,8 +222,14 @@ def atomic_output_dir(out_dir: str | Path):
         raise
 
 
-def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = None, places=None) -> Path:
-    """Write all outputs into ``out_dir`` atomically (see module docstring)."""
+def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = None, places=None,
+                  geojson: bool | None = None, sites_outside: bool | None = None) -> Path:
+    """Write all outputs into ``out_dir`` atomically (see module docstring). ``geojson`` and
+    ``sites_outside`` default to the run's ``[outputs]`` configuration."""
+    out_cfg = result.info.get("config", {}).get("outputs", {})
+    geojson = bool(out_cfg.get("geojson", False)) if geojson is None else geojson
+    sites_outside = bool(out_cfg.get("sites_outside", False)) if sites_outside is None else sites_outside
+    labels = {m: result.info.get("config", {}).get("metrics", {}).get(m, {}).get("label", m) for m in metrics}
     out_dir = Path(out_dir)
     prepare_output_dir(out_dir)
     tmp = make_temp_dir(out_dir)
@@ -231,7 +241,25 @@ def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = 
         description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
         gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio",
                     layer_metadata={"DESCRIPTION": description})
-        clusters.to_parquet(tmp / "clusters.parquet", index=False)
+        from .gpkg import finish_geopackage, sites_frame
+        from .webmap import write_map_html
+
+        if result.sites is not None and "cluster_id" in result.sites:
+            sites_frame(result.sites, outside=sites_outside).to_file(
+                tmp / "clusters.gpkg", layer="sites", driver="GPKG", engine="pyogrio", use_arrow=True,
+                layer_metadata={"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"})
+        finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
+                          default_json=_json_default)
+        clusters.to_parquet(tmp / "clusters.parquet", index=False, schema_version="1.1.0",
+                            write_covering_bbox=True)
+        if geojson:
+            # GDAL's RFC 7946 mode: EPSG:4326 lon/lat, counter-clockwise exteriors, split at ±180°.
+            import geopandas as gpd
+
+            gj = gpd.GeoDataFrame(table, geometry=clusters.geometry.to_numpy(), crs=clusters.crs)
+            gj.to_file(tmp / "clusters.geojson", driver="GeoJSON", engine="pyogrio",
+                        RFC7946="YES", COORDINATE_PRECISION=6, WRITE_NAME="NO")
+        write_map_html(tmp / "map.html", clusters, metrics, labels, notice=notice, places=places)
         table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
         (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")
         draw_map(clusters, tmp / "map.png", notice=notice, places=places)

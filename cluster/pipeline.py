@@ -117,12 +117,19 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
     with _stage("boundaries", timings):
         members = component >= 0
         geoms = build_boundaries(sites[members], component[members], config.eps_km / 2.0,
-                                 config.disc_segments)
+                                 config.disc_segments, method=config.boundary_method,
+                                 concave_ratio=config.concave_ratio,
+                                 concave_margin_km=config.concave_margin_km)
         inside = sites_inside(sites, geoms)
         counts = counts_inside(sites, inside, n, metrics)
     with _stage("places", timings):
         places = load_places(config.geonames_min_population)
-        population = population_inside(geoms, places)
+        if config.population_source == "raster":
+            from .population import raster_population
+
+            population = raster_population(geoms, config.population_raster)
+        else:
+            population = population_inside(geoms, places)
         activity = _site_activity(sites, totals, config)
         sel = inside >= 0
         lat, lon = sites["lat"].to_numpy(), sites["lon"].to_numpy()
