@@ -91,19 +91,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Cluster records and write clusters.gpkg, clusters.parquet, ranking.csv, "
                                    "ranking.md, map.png, map.html and run.json into --out. Without --input, runs on the "
                                    "synthetic demo world.")
-    r.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
-                   help="records file (CSV, Parquet, GeoParquet, GeoPackage); repeat for several")
-    r.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (see `cluster config`)")
-    r.add_argument("--out", "-o", metavar="DIR", default="out", help="output directory (default: out)")
-    r.add_argument("--eps-km", type=float, metavar="KM", help="DBSCAN radius in km (overrides config)")
-    r.add_argument("--min-weight", type=_min_weight, action="append", default=[], metavar="METRIC=VALUE",
-                   help="core threshold of one metric in weight units, e.g. patents=500; repeatable")
-    r.add_argument("--top", type=_positive_int, metavar="N", help="size of the top tier (default 100)")
-    r.add_argument("--year-start", type=int, metavar="YEAR", help="first year kept (inclusive)")
-    r.add_argument("--year-end", type=int, metavar="YEAR", help="last year kept (inclusive)")
-    r.add_argument("--demo-records", type=_positive_int, default=1_000_000, metavar="N",
-                   help="records in the demo world when no --input is given (default 1000000)")
-    r.add_argument("--seed", type=int, default=0, metavar="S", help="demo world seed (default 0)")
+    _run_options(r)
     r.add_argument("--bootstrap", type=int, metavar="N",
                    help="bootstrap replicates for rank confidence intervals (rank_ci_low/high in "
                         "ranking.csv); 0 = off (default: [bootstrap] replicates, 0)")
