@@ -81,7 +81,9 @@ def map_data(clusters, metrics, metric_labels: dict, places=None, n_places: int 
     land = ""
     if places is not None and len(places):
         top = places.nlargest(n_places, "population")
-        land = "".join(f"M{x:.2f} {-y:.2f}h.5v.5h-.5z" for x, y in zip(top["lon"], top["lat"]))
+        # Zero-length segments with round caps and a non-scaling stroke: dots of constant
+        # screen size at every zoom, instead of squares that grow as one zooms in.
+        land = "".join(f"M{x:.2f} {-y:.2f}h0" for x, y in zip(top["lon"], top["lat"]))
     return {"metrics": [{"name": m, "label": metric_labels.get(m, m)} for m in metrics],
             "clusters": rows, "land": land}
 
@@ -115,7 +117,7 @@ _TEMPLATE = r"""<!DOCTYPE html>
 html, body { margin: 0; height: 100%; font: 13px/1.35 system-ui, sans-serif; background: #0b1726; }
 #map { position: absolute; inset: 0; width: 100%; height: 100%; cursor: grab; }
 #map.dragging { cursor: grabbing; }
-.land { fill: #4a6580; }
+.land { fill: none; stroke: #4a6580; stroke-width: 3; stroke-linecap: round; vector-effect: non-scaling-stroke; pointer-events: none; }
 .cluster { stroke: #ffffff; stroke-width: 0.6; stroke-opacity: 0.8; vector-effect: non-scaling-stroke;
            fill-rule: evenodd; fill-opacity: 0.85; cursor: pointer; }
 .cluster:hover, .cluster.selected { stroke: #00e5ff; stroke-width: 2; }
