@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .pipeline import _site_activity
+from .ranking import site_activity
 from .sites import document_sizes, fractional_weights, world_totals
 from .sweep import match_clusters, membership_ranking, quiet_stages
 
@@ -115,7 +115,7 @@ def rank_intervals(records: pd.DataFrame, sites: pd.DataFrame, totals: dict, con
     rng = np.random.default_rng(config.bootstrap_seed)
     units = resampling_units(records, sites)
     metrics = list(config.metric_names)
-    activity = _site_activity(sites, totals, config)
+    activity = site_activity(sites, totals, config)
     row_of = pd.Series(np.arange(len(clusters)), index=clusters["cluster_id"].to_numpy())
     member = sites["metric_cluster"].to_numpy() >= 0
     ids = sites["cluster_id"].to_numpy()

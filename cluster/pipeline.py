@@ -25,7 +25,7 @@ from .clustering import cluster_metrics, overlay
 from .config import Config
 from .places import (cluster_economies, cluster_names, distinct_names, load_places,
                      nearest_place, population_inside, site_countries)
-from .ranking import assign_cluster_ids, rank_clusters
+from .ranking import assign_cluster_ids, cluster_anchors, rank_clusters, site_activity
 from .read import read_records, validate_frame
 from .sites import filter_years, reduce_to_sites, world_totals
 
@@ -60,28 +60,6 @@ def _stage(name: str, timings: dict):
     yield
     timings[name] = round(time.perf_counter() - t0, 3)
     log.info("stage %s done in %.2f s", name, timings[name])
-
-
-def _site_activity(sites: pd.DataFrame, totals: dict, config: Config) -> np.ndarray:
-    """Each site's contribution to the score (percentage points)."""
-    metric = sites["metric"].astype(str).to_numpy()
-    act = np.zeros(len(sites))
-    for m in config.metrics:
-        sel = metric == m.name
-        if totals.get(m.name, 0) > 0:
-            act[sel] = 100.0 * m.score_weight * sites["weight"].to_numpy()[sel] / totals[m.name]
-    return act
-
-
-def _anchors(sites: pd.DataFrame, inside: np.ndarray, activity: np.ndarray, n: int) -> np.ndarray:
-    """Row of each cluster's heaviest location (activity summed over metrics)."""
-    sel = np.flatnonzero(inside >= 0)
-    df = pd.DataFrame({"c": inside[sel], "lat": sites["lat"].to_numpy()[sel],
-                       "lon": sites["lon"].to_numpy()[sel], "a": activity[sel]})
-    loc = df.groupby(["c", "lat", "lon"], as_index=False)["a"].sum()
-    loc = loc.sort_values(["c", "a", "lat", "lon"], ascending=[True, False, True, True], kind="mergesort")
-    best = loc.drop_duplicates("c").set_index("c").reindex(range(n))
-    return best[["lat", "lon"]].to_numpy()
 
 
 def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = False,
@@ -130,7 +108,7 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
             population = raster_population(geoms, config.population_raster)
         else:
             population = population_inside(geoms, places)
-        activity = _site_activity(sites, totals, config)
+        activity = site_activity(sites, totals, config)
         sel = inside >= 0
         lat, lon = sites["lat"].to_numpy(), sites["lon"].to_numpy()
         names = cluster_names(lat[sel], lon[sel], inside[sel], activity[sel], n, places,
@@ -140,7 +118,7 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         economies = cluster_economies(countries, inside[sel], activity[sel], n,
                                       min_share=config.economy_min_share)
     with _stage("ranking", timings):
-        anchor = _anchors(sites, inside, activity, n)
+        anchor = cluster_anchors(sites, inside, activity, n)
         ids = assign_cluster_ids(anchor[:, 0], anchor[:, 1])
         ranking = rank_clusters(counts, totals, {m.name: m.score_weight for m in config.metrics},
                                 population, ids, top_n=config.top_n)
@@ -201,7 +179,7 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         **({"bootstrap": bootstrap_info} if bootstrap_info else {}),
         "warnings": warnings,
         "timings_s": timings,
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     return RunResult(clusters=clusters, sites=sites, info=info)
 
@@ -242,7 +220,7 @@ def run(inputs: Sequence[str | Path] | None, config: Config, *, demo_records: in
     return result
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}

@@ -119,3 +119,27 @@ def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights:
     irank.loc[order] = np.arange(1, len(order) + 1)
     df["intensity_rank"] = irank
     return df
+
+
+def site_activity(sites: pd.DataFrame, totals: dict[str, float], config) -> np.ndarray:
+    """Each site's contribution to the score, in percentage points:
+    ``100 * score_weight_m * weight / world_m`` (0 for a metric absent from the input)."""
+    metric = sites["metric"].astype(str).to_numpy()
+    act = np.zeros(len(sites))
+    for m in config.metrics:
+        sel = metric == m.name
+        if totals.get(m.name, 0) > 0:
+            act[sel] = 100.0 * m.score_weight * sites["weight"].to_numpy()[sel] / totals[m.name]
+    return act
+
+
+def cluster_anchors(sites: pd.DataFrame, inside: np.ndarray, activity: np.ndarray, n: int) -> np.ndarray:
+    """``(lat, lon)`` of each cluster's heaviest location (activity summed over metrics;
+    ties: lower lat, then lon), shape (n, 2); the anchor names the cluster's id."""
+    sel = np.flatnonzero(inside >= 0)
+    df = pd.DataFrame({"c": inside[sel], "lat": sites["lat"].to_numpy()[sel],
+                       "lon": sites["lon"].to_numpy()[sel], "a": activity[sel]})
+    loc = df.groupby(["c", "lat", "lon"], as_index=False)["a"].sum()
+    loc = loc.sort_values(["c", "a", "lat", "lon"], ascending=[True, False, True, True], kind="mergesort")
+    best = loc.drop_duplicates("c").set_index("c").reindex(range(n))
+    return best[["lat", "lon"]].to_numpy()

@@ -49,7 +49,7 @@ from .boundaries import counts_inside
 from .clustering import cluster_metrics, overlay
 from .config import Config
 from .geo import chord_for_km, unit_vectors
-from .pipeline import _anchors, _site_activity
+from .ranking import cluster_anchors, site_activity
 from .ranking import assign_cluster_ids, rank_clusters
 from .sites import filter_years, reduce_to_sites, world_totals
 
@@ -149,8 +149,8 @@ def membership_ranking(sites: pd.DataFrame, config: Config, totals: dict, *, eps
     n = int(component.max()) + 1 if len(component) else 0
     inside = noise_within(sites, component, eps / 2.0)
     counts = counts_inside(sites, inside, n, metrics)
-    activity = _site_activity(sites, totals, config)
-    anchor = _anchors(sites, inside, activity, n) if n else np.zeros((0, 2))
+    activity = site_activity(sites, totals, config)
+    anchor = cluster_anchors(sites, inside, activity, n) if n else np.zeros((0, 2))
     ids = assign_cluster_ids(anchor[:, 0], anchor[:, 1])
     ranking = rank_clusters(counts, totals, {m.name: m.score_weight for m in config.metrics},
                             np.zeros(n), ids, top_n=config.top_n)
@@ -222,7 +222,7 @@ def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, sca
         ``(eps_km, scale) -> Membership`` (the baseline included), e.g. to map them.
     """
     metrics = list(config.metric_names)
-    activity = _site_activity(sites, totals, config)
+    activity = site_activity(sites, totals, config)
     eps_values = sorted({float(e) for e in eps_values})
     scales = sorted({float(s) for s in scales})
     key0 = (float(config.eps_km), 1.0)

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def _config_and_sites(args, eps_km=None):
     from .config import load_config
-    from .pipeline import _versions, load_records
+    from .pipeline import library_versions, load_records
     from .sweep import prepare_sites
 
     overrides = {"eps_km": eps_km, "top_n": args.top, "year_start": args.year_start,
@@ -32,7 +32,7 @@ def _config_and_sites(args, eps_km=None):
     info = {"tool": "innovation-clusters", "synthetic": bool(synthetic), "notice": notice,
             "config": config.to_dict(), "config_source": config.source,
             "inputs": input_info.get("files", []), "demo": input_info.get("demo"),
-            "world_totals": totals, "sites": len(sites), "versions": _versions()}
+            "world_totals": totals, "sites": len(sites), "versions": library_versions()}
     return config, sites, totals, notice, info, timings
 
 
