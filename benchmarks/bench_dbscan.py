@@ -1,4 +1,4 @@
-"""Benchmark: cluster.dbscan against scikit-learn on city-level geocoded records.
+"""Benchmark: cluster.engine.dbscan against scikit-learn on city-level geocoded records.
 
 Input
 -----
@@ -12,7 +12,7 @@ inhabitants times (population / 1e5)**0.35). Every record weighs 1. The seed is 
 
 Methods (each run in its own subprocess, so that peak memory is its own)
 -------------------------------------------------------------------------
-* ``ours``: :func:`cluster.dbscan.dbscan_sphere` on the records (it folds duplicates
+* ``ours``: :func:`cluster.engine.dbscan.dbscan_sphere` on the records (it folds duplicates
   itself), with numba's default thread count and once more with one thread.
 * ``sklearn``: ``np.unique(axis=0)`` of the records with counts, then
   ``DBSCAN(eps=eps_km / 6371.0088, min_samples=min_weight, metric="haversine",
@@ -128,7 +128,7 @@ def _peak_rss_kb() -> int:
 
 
 def _run_ours(lat, lon, min_weight):
-    from cluster.dbscan import dbscan_sphere
+    from cluster.engine.dbscan import dbscan_sphere
 
     labels, core = dbscan_sphere(lat, lon, eps_km=EPS_KM, min_weight=min_weight)
     return labels, core, {}
@@ -137,7 +137,7 @@ def _run_ours(lat, lon, min_weight):
 def _run_sklearn(lat, lon, min_weight):
     from sklearn.cluster import DBSCAN  # imported by the warm-up, so not timed
 
-    from cluster.geo import EARTH_RADIUS_KM
+    from cluster.engine.geo import EARTH_RADIUS_KM
 
     t0 = time.perf_counter()
     sites, inverse, counts = np.unique(np.column_stack([lat, lon]), axis=0, return_inverse=True,
@@ -203,7 +203,7 @@ def _threads_used(method: str) -> int:
 def compile_worker() -> None:
     """Numba compile time with an empty cache, then the cost of a cached first call."""
     t0 = time.perf_counter()
-    from cluster.dbscan import dbscan_sphere
+    from cluster.engine.dbscan import dbscan_sphere
     t1 = time.perf_counter()
     lat, lon = make_records(20_000, seed=1)
     t2 = time.perf_counter()
@@ -356,7 +356,7 @@ def main(argv=None) -> int:
             print(f"ours    {n:,}: {r['time_s']:.3f} s, peak {r['peak_rss_mb']:.0f} MB", flush=True)
 
     result = {
-        "description": "cluster.dbscan.dbscan_sphere vs scikit-learn DBSCAN(haversine, ball_tree) "
+        "description": "cluster.engine.dbscan.dbscan_sphere vs scikit-learn DBSCAN(haversine, ball_tree) "
                        "after np.unique de-duplication, end to end from records to labels",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), **_versions()},
@@ -416,9 +416,9 @@ def markdown(r: dict) -> str:
         "",
         "| method | best time | median | peak RSS (process) | peak above start |",
         "|---|---:|---:|---:|---:|",
-        f"| cluster.dbscan ({o['threads']} threads) | {o['time_s'] * 1000:.0f} ms | "
+        f"| cluster.engine.dbscan ({o['threads']} threads) | {o['time_s'] * 1000:.0f} ms | "
         f"{_median_ms(o)} | {o['peak_rss_mb']:.0f} MB | {_mb(o['peak_above_start_mb'])} |",
-        f"| cluster.dbscan (1 thread) | {o1['time_s'] * 1000:.0f} ms | {_median_ms(o1)} | "
+        f"| cluster.engine.dbscan (1 thread) | {o1['time_s'] * 1000:.0f} ms | {_median_ms(o1)} | "
         f"{o1['peak_rss_mb']:.0f} MB | {_mb(o1['peak_above_start_mb'])} |",
         f"| np.unique + sklearn DBSCAN | {s['time_s']:.2f} s (unique {s['dedup_s']:.2f} s, "
         f"fit {s['fit_s']:.2f} s) | {_median_ms(s)} | {s['peak_rss_mb']:.0f} MB | "
@@ -435,7 +435,7 @@ def markdown(r: dict) -> str:
         f"scikit-learn's (the tie rule differs by design): "
         f"{a['border_records_with_other_cluster']:,}.",
         "",
-        "## Scaling (cluster.dbscan only)",
+        "## Scaling (cluster.engine.dbscan only)",
         "",
         "| records | unique sites | best time | median | first run | peak RSS (process) "
         "| peak above start | clusters |",

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from cluster.errors import ConfigError
 
 GEONAMES_LEVELS = (500, 1000, 5000, 15000)
 

@@ -19,15 +19,15 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .boundaries import build_boundaries, counts_inside, sites_inside
-from .clustering import cluster_metrics, overlay
-from .config import Config
-from .places import (cluster_economies, cluster_names, distinct_names, load_places,
+from cluster._version import __version__
+from cluster.stages.boundaries import build_boundaries, counts_inside, sites_inside
+from cluster.stages.clustering import cluster_metrics, overlay
+from cluster.config import Config
+from cluster.stages.places import (cluster_economies, cluster_names, distinct_names, load_places,
                      nearest_place, population_inside, site_countries)
-from .ranking import assign_cluster_ids, cluster_anchors, rank_clusters, site_activity
-from .read import read_records, validate_frame
-from .sites import filter_years, reduce_to_sites, world_totals
+from cluster.stages.ranking import assign_cluster_ids, cluster_anchors, rank_clusters, site_activity
+from cluster.stages.read import read_records, validate_frame
+from cluster.stages.sites import filter_years, reduce_to_sites, world_totals
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _stage(name: str, timings: dict):
 
 def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = False,
                     input_info: dict | None = None) -> RunResult:
-    """Run every stage on validated records (see :func:`cluster.read.read_records`)."""
+    """Run every stage on validated records (see :func:`cluster.stages.read.read_records`)."""
     timings: dict[str, float] = {}
     metrics = list(config.metric_names)
     counts_info: dict = {"records": len(records)}
@@ -103,7 +103,7 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
     with _stage("places", timings):
         places = load_places(config.geonames_min_population)
         if config.population_source == "raster":
-            from .population import raster_population
+            from cluster.stages.population import raster_population
 
             population = raster_population(geoms, config.population_raster)
         else:
@@ -141,7 +141,7 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if n else None, None))
     bootstrap_info = None
     if config.bootstrap_replicates > 0 and n:
-        from .bootstrap import rank_intervals
+        from cluster.stages.bootstrap import rank_intervals
 
         with _stage("bootstrap", timings):
             low, high, bootstrap_info = rank_intervals(records, sites, totals, config, clusters)
@@ -192,7 +192,7 @@ def load_records(inputs: Sequence[str | Path] | None, config: Config, *, demo_re
         records, input_info = read_records(inputs, config.metric_names)
         synthetic = input_info["synthetic"]
     else:
-        from .demo import SYNTHETIC_NOTICE, generate_demo
+        from cluster.demo import SYNTHETIC_NOTICE, generate_demo
 
         log.info("no --input: generating the synthetic demo world (%s records, seed %d)",
                  f"{demo_records:,}", demo_seed)
@@ -213,7 +213,7 @@ def run(inputs: Sequence[str | Path] | None, config: Config, *, demo_records: in
     read_s = time.perf_counter() - t0
     result = cluster_records(records, config, synthetic=synthetic, input_info=input_info)
     if synthetic:
-        from .demo import SYNTHETIC_NOTICE
+        from cluster.demo import SYNTHETIC_NOTICE
 
         result.info["notice"] = SYNTHETIC_NOTICE
     result.info["timings_s"] = {"read": round(read_s, 3), **result.info["timings_s"]}

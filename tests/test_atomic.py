@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from cluster.outputs import OUTPUT_FILES
+from cluster.outputs.files import OUTPUT_FILES
 
 # Runs the CLI with one stage slowed down: when the run reaches `where`, it touches a
 # marker file and sleeps, so the test can kill it exactly there.
 DRIVER = r"""
 import sys, time, pathlib
-import cluster.outputs as o
+import cluster.outputs.files as o
 marker, where = pathlib.Path(sys.argv[1]), sys.argv[2]
 def pause():
     marker.write_text("here")

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from conftest import offsets_km
 
-from cluster.bootstrap import rank_intervals, replicate_weights, resampling_units
+from cluster.stages.bootstrap import rank_intervals, replicate_weights, resampling_units
 from cluster.config import _build, _merge, load_config
 from cluster.errors import ConfigError
-from cluster.outputs import ranking_table, write_outputs
+from cluster.outputs.files import ranking_table, write_outputs
 from cluster.pipeline import cluster_records
-from cluster.read import validate_frame
+from cluster.stages.read import validate_frame
 
 # Planted clusters: (lat, lon, documents). A and B are far apart in size from each
 # other and from the rest; C and D are a near-tie (200 against 203 documents).

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from cluster.clustering import cluster_metrics, overlay
+from cluster.stages.clustering import cluster_metrics, overlay
 from cluster.config import load_config
 
 from conftest import offsets_km

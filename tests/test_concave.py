@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import shapely
 
-from cluster.boundaries import build_boundaries, cluster_polygon
-from cluster.concave import concave_polygon
+from cluster.stages.boundaries import build_boundaries, cluster_polygon
+from cluster.stages.concave import concave_polygon
 from cluster.config import load_config
 from cluster.errors import ConfigError
 from cluster.pipeline import cluster_records
-from cluster.read import validate_frame
+from cluster.stages.read import validate_frame
 
 from conftest import make_records, offsets_km
 

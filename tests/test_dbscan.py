@@ -1,4 +1,4 @@
-"""Tests for :mod:`cluster.dbscan`: equivalence with scikit-learn, invariances, errors.
+"""Tests for :mod:`cluster.engine.dbscan`: equivalence with scikit-learn, invariances, errors.
 
 The reference is scikit-learn's ``DBSCAN(metric="haversine", algorithm="ball_tree")`` on
 ``np.radians([lat, lon])`` with ``eps = eps_km / 6371.0088`` and ``sample_weight``.
@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.cluster import DBSCAN
 
-from cluster import dbscan as dbscan_module
-from cluster.dbscan import SphericalDBSCAN, dbscan_sphere
-from cluster.geo import EARTH_RADIUS_KM, unit_vectors
+from cluster.engine import dbscan as dbscan_module
+from cluster.engine.dbscan import SphericalDBSCAN, dbscan_sphere
+from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
 # --------------------------------------------------------------------------------------
 # Reference and checks

@@ -18,7 +18,7 @@ import pytest
 
 from cluster.demo import HUBS, METRICS, SYNTHETIC_NOTICE, generate_demo, write_demo
 from cluster.errors import UserInputError
-from cluster.geo import haversine_km
+from cluster.engine.geo import haversine_km
 
 N = 30_000
 SEED = 7
@@ -151,7 +151,7 @@ def test_cross_border_regions_have_activity_on_both_sides(world, centre, radius_
 
 
 def test_hub_table_points_at_geonames_places():
-    from cluster.demo import _load_places
+    from cluster.demo._world import _load_places
 
     places = _load_places()
     assert 120 <= len(HUBS) <= 200
@@ -193,7 +193,7 @@ def test_write_demo_writes_flagged_parquet(tmp_path):
 
 
 def test_write_demo_output_reads_as_synthetic(tmp_path):
-    from cluster.read import read_records
+    from cluster.stages.read import read_records
 
     path = write_demo(tmp_path / "demo.parquet", n_records=1_000, seed=0)
     records, info = read_records([path], list(METRICS))

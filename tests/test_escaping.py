@@ -4,7 +4,7 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry import box
 
-from cluster.outputs import draw_map, md_escape, ranking_markdown
+from cluster.outputs.files import draw_map, md_escape, ranking_markdown
 
 
 def test_md_escape_neutralises_table_and_markup_characters():

@@ -16,8 +16,8 @@ import pytest
 import shapely
 
 from cluster.cli import main
-from cluster.gpkg import sites_frame
-from cluster.webmap import write_map_html
+from cluster.outputs.gpkg import sites_frame
+from cluster.outputs.webmap import write_map_html
 
 from conftest import make_records, offsets_km
 

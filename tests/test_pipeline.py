@@ -9,9 +9,9 @@ import pytest
 import shapely
 
 from cluster.cli import main
-from cluster.outputs import OUTPUT_FILES
+from cluster.outputs.files import OUTPUT_FILES
 from cluster.pipeline import cluster_records
-from cluster.read import validate_frame
+from cluster.stages.read import validate_frame
 
 from conftest import make_records, offsets_km
 
@@ -122,7 +122,7 @@ def test_failed_run_leaves_previous_outputs_intact(tmp_path, write_csv, monkeypa
     bad.write_text("metric,doc_id,lat,lon\npatents,A,91,10\n")
     assert _run(["--input", str(bad), "--out", str(out)]) == 2
     # An internal failure while writing (here: drawing the map) must not touch out/ either.
-    import cluster.outputs as outputs
+    import cluster.outputs.files as outputs
 
     monkeypatch.setattr(outputs, "draw_map", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "logs"))

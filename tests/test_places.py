@@ -1,7 +1,7 @@
 import pytest
 
-from cluster.boundaries import cluster_polygon
-from cluster.places import (EN_DASH, cluster_economies, distinct_names, cluster_names, load_places, naming_place,
+from cluster.stages.boundaries import cluster_polygon
+from cluster.stages.places import (EN_DASH, cluster_economies, distinct_names, cluster_names, load_places, naming_place,
                             population_inside)
 
 
@@ -38,7 +38,7 @@ def test_economies_threshold_and_order():
 
 def test_population_inside_boundary(places):
     # Brute force: places within the 30 km disc (the 64-gon lies between 29.97 and 30 km).
-    from cluster.geo import haversine_km
+    from cluster.engine.geo import haversine_km
 
     g = cluster_polygon([48.137], [11.575], 30.0, 64)
     pop = population_inside([g], places)[0]

@@ -8,13 +8,13 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box
 
-from cluster.boundaries import cluster_polygon
+from cluster.stages.boundaries import cluster_polygon
 from cluster.cli import main
 from cluster.config import load_config
 from cluster.errors import ConfigError
 from cluster.pipeline import cluster_records
-from cluster.population import raster_population, raster_sums
-from cluster.read import validate_frame
+from cluster.stages.population import raster_population, raster_sums
+from cluster.stages.read import validate_frame
 
 from conftest import make_records, offsets_km
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from cluster.errors import InputDataError, UserInputError
-from cluster.read import read_records
+from cluster.stages.read import read_records
 
 METRICS = ("patents", "publications", "vc")
 

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from cluster.errors import UserInputError
-from cluster.read import validate_frame
-from cluster.sites import (combine_document_sizes, combine_partials, document_sizes, filter_years,
+from cluster.stages.read import validate_frame
+from cluster.stages.sites import (combine_document_sizes, combine_partials, document_sizes, filter_years,
                            finalize_sites, partial_sites, reduce_to_sites, world_totals)
 
 METRICS = ("patents", "publications", "vc")

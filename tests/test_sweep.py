@@ -10,10 +10,10 @@ import pytest
 
 from cluster.cli import main
 from cluster.config import load_config
-from cluster.dbscan import dbscan_sphere
-from cluster.kdist import weighted_kdist
+from cluster.engine.dbscan import dbscan_sphere
+from cluster.tuning.kdist import weighted_kdist
 from cluster.pipeline import cluster_records, load_records
-from cluster.sweep import match_clusters, membership_ranking, prepare_sites, run_sweep
+from cluster.tuning.sweep import match_clusters, membership_ranking, prepare_sites, run_sweep
 
 KM_PER_DEGREE = 6371.0088 * np.pi / 180  # along the equator
 

@@ -25,7 +25,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .geo import unit_vectors, chord_for_km
+from cluster.engine.geo import unit_vectors, chord_for_km
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def naming_place(lat, lon, places: pd.DataFrame, radius_km: float) -> np.ndarray
 def population_inside(geoms: list, places: pd.DataFrame) -> np.ndarray:
     """Total GeoNames population of the places inside each boundary (int64); a place on
     the shared edge of two touching boundaries counts once, for the lower index."""
-    from .boundaries import sites_inside
+    from cluster.stages.boundaries import sites_inside
 
     pop = np.zeros(len(geoms), dtype=np.int64)
     inside = sites_inside(places, geoms)

@@ -7,15 +7,15 @@ import logging
 import time
 from pathlib import Path
 
-from .errors import UserInputError
+from cluster.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
 
 def _config_and_sites(args, eps_km=None):
-    from .config import load_config
-    from .pipeline import library_versions, load_records
-    from .sweep import prepare_sites
+    from cluster.config import load_config
+    from cluster.pipeline import library_versions, load_records
+    from cluster.tuning.sweep import prepare_sites
 
     overrides = {"eps_km": eps_km, "top_n": args.top, "year_start": args.year_start,
                  "year_end": args.year_end, "min_weight": dict(args.min_weight)}
@@ -37,14 +37,14 @@ def _config_and_sites(args, eps_km=None):
 
 
 def _write_json(path: Path, info: dict) -> None:
-    from .outputs import _json_default
+    from cluster.outputs.files import _json_default
 
     path.write_text(json.dumps(info, indent=2, default=_json_default, ensure_ascii=False) + "\n", "utf-8")
 
 
 def sweep_command(args) -> int:
-    from .outputs import atomic_output_dir, prepare_output_dir
-    from .sweep import round_table, run_sweep, write_heatmaps
+    from cluster.outputs.files import atomic_output_dir, prepare_output_dir
+    from cluster.tuning.sweep import round_table, run_sweep, write_heatmaps
 
     out = Path(args.out)
     prepare_output_dir(out)  # fail before the work, not after it
@@ -69,8 +69,8 @@ def sweep_command(args) -> int:
 
 
 def kdist_command(args) -> int:
-    from .kdist import kdist_table, write_kdist
-    from .outputs import atomic_output_dir, prepare_output_dir
+    from cluster.tuning.kdist import kdist_table, write_kdist
+    from cluster.outputs.files import atomic_output_dir, prepare_output_dir
 
     out = Path(args.out)
     prepare_output_dir(out)

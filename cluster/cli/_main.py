@@ -13,7 +13,7 @@ import tempfile
 import time
 import traceback
 
-from .errors import UserInputError
+from cluster.errors import UserInputError
 
 log = logging.getLogger("cluster")
 
@@ -152,10 +152,10 @@ def _setup_logging(verbose: int, quiet: int) -> None:
 
 
 def _cmd_run(args) -> int:
-    from .config import load_config
-    from .outputs import prepare_output_dir, write_outputs
-    from .pipeline import run
-    from .places import load_places
+    from cluster.config import load_config
+    from cluster.outputs.files import prepare_output_dir, write_outputs
+    from cluster.pipeline import run
+    from cluster.stages.places import load_places
     from pathlib import Path
 
     overrides = {"eps_km": args.eps_km, "top_n": args.top, "year_start": args.year_start,
@@ -174,19 +174,19 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .tuning import sweep_command
+    from cluster.cli._tuning import sweep_command
 
     return sweep_command(args)
 
 
 def _cmd_kdist(args) -> int:
-    from .tuning import kdist_command
+    from cluster.cli._tuning import kdist_command
 
     return kdist_command(args)
 
 
 def _cmd_demo(args) -> int:
-    from .demo import write_demo
+    from cluster.demo import write_demo
 
     path = write_demo(args.out, n_records=args.records, seed=args.seed)
     log.info("wrote %s (%s synthetic records, seed %d)", path, f"{args.records:,}", args.seed)
@@ -194,7 +194,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_config(args) -> int:
-    from .config import default_config_text
+    from cluster.config import default_config_text
 
     sys.stdout.write(default_config_text())
     return 0

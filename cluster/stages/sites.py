@@ -28,7 +28,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .errors import UserInputError
+from cluster.errors import UserInputError
 
 log = logging.getLogger(__name__)
 

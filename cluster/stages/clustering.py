@@ -1,7 +1,7 @@
 """Stages 3 and 4: density clustering per metric, then the overlay of their footprints.
 
 Per metric, sites are clustered with exact DBSCAN on the sphere
-(:func:`cluster.dbscan.dbscan_sphere`): a site is *core* when the weight of its metric
+(:func:`cluster.engine.dbscan.dbscan_sphere`): a site is *core* when the weight of its metric
 within ``eps_km`` (itself included) reaches the metric's threshold.
 
 Overlay rule. The footprint of a per-metric cluster is the union of discs of radius
@@ -21,8 +21,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .config import Config
-from .dbscan import dbscan_sphere
+from cluster.config import Config
+from cluster.engine.dbscan import dbscan_sphere
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def cluster_metrics(sites: pd.DataFrame, config: Config, totals: dict[str, float
     Parameters
     ----------
     sites : DataFrame
-        From :func:`cluster.sites.reduce_to_sites` (``metric, lat, lon, weight`` ...).
+        From :func:`cluster.stages.sites.reduce_to_sites` (``metric, lat, lon, weight`` ...).
     config : Config
         ``eps_km`` and each metric's ``min_weight`` / ``min_share``.
     totals : dict
@@ -83,7 +83,7 @@ def overlay(sites: pd.DataFrame, eps_km: float) -> np.ndarray:
         Provisional component index per site (-1 for sites in no per-metric cluster).
         Components are numbered by their first member in site order, so the numbering
         is deterministic but carries no meaning; final ids come from
-        :func:`cluster.ranking.assign_cluster_ids`.
+        :func:`cluster.stages.ranking.assign_cluster_ids`.
     """
     member = np.flatnonzero(sites["metric_cluster"].to_numpy() >= 0)
     comp = np.full(len(sites), -1, dtype=np.int64)

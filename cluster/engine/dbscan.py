@@ -28,7 +28,7 @@ and always agree.
 
 Distances
 ---------
-Great-circle distances on a sphere of radius :data:`cluster.geo.EARTH_RADIUS_KM`.
+Great-circle distances on a sphere of radius :data:`cluster.engine.geo.EARTH_RADIUS_KM`.
 A pair is within ``eps_km`` exactly when scikit-learn's ``BallTree`` leaf test accepts
 it: with ``x = radians(lat)``, ``y = radians(lon)`` and ``eps = eps_km / 6371.0088``::
 
@@ -54,7 +54,7 @@ Algorithm
 1. **Fold duplicates** with an open-addressing hash table on the 128-bit (lat, lon)
    bit pattern: expected O(n) for n records, giving u sites, with weights summed in
    record order.
-2. **Grid.** Sites become 3-D unit vectors (:func:`cluster.geo.unit_vectors`) in cubic
+2. **Grid.** Sites become 3-D unit vectors (:func:`cluster.engine.geo.unit_vectors`) in cubic
    cells whose side is the chord of ``eps`` (plus slack), so that every neighbour of a
    site lies in the 3 x 3 x 3 block of cells around its own. Cells are not kept in a
    dict: sites are sorted by an int64 cell key, and since the cells of a block that
@@ -104,7 +104,7 @@ import numpy as np
 from numba import njit
 from sklearn.base import BaseEstimator, ClusterMixin
 
-from .geo import EARTH_RADIUS_KM, unit_vectors
+from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
 __all__ = ["dbscan_sphere", "SphericalDBSCAN"]
 
@@ -810,7 +810,7 @@ class SphericalDBSCAN(ClusterMixin, BaseEstimator):
     The estimator form of :func:`dbscan_sphere` (same implementation): equivalent to
     ``DBSCAN(eps=eps_km / 6371.0088, min_samples=min_weight, metric="haversine")`` on
     points in radians, with the border tie rule and label numbering of
-    :mod:`cluster.dbscan`.
+    :mod:`cluster.engine.dbscan`.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Concave-hull cluster boundaries (``[boundaries] method = "concave"``).
 
-The default boundary (:func:`cluster.boundaries.cluster_polygon`) is the union of
+The default boundary (:func:`cluster.stages.boundaries.cluster_polygon`) is the union of
 geodesic discs of radius ``eps_km / 2`` around the member sites: it follows the
 clustering exactly but bulges ``eps_km / 2`` beyond the outermost sites. The concave
 alternative hugs the sites more tightly:
@@ -28,8 +28,8 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from .boundaries import _split_antimeridian, disc_union
-from .geo import EARTH_RADIUS_KM
+from cluster.stages.boundaries import _split_antimeridian, disc_union
+from cluster.engine.geo import EARTH_RADIUS_KM
 
 _SPHERE = CRS.from_proj4(f"+proj=longlat +R={EARTH_RADIUS_KM * 1000.0} +no_defs +type=crs")
 

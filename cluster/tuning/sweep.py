@@ -2,7 +2,7 @@
 
 ``cluster sweep`` reads and reduces the records to sites once, then for every
 ``(eps_km, min_weight_scale)`` combination reruns the density clustering and the overlay
-(:func:`cluster.clustering.cluster_metrics`, :func:`cluster.clustering.overlay`) with the
+(:func:`cluster.stages.clustering.cluster_metrics`, :func:`cluster.stages.clustering.overlay`) with the
 radius and every metric's configured threshold multiplied by the scale, and ranks the
 clusters. The baseline is the configured default (``eps_km`` and thresholds from the
 config, scale 1).
@@ -14,7 +14,7 @@ cluster's count per metric is the weight of its member sites plus the noise site
 ``eps_km / 2`` that ``cluster run`` uses as the boundary, without the polygon (a run's
 boundary approximates each disc by a ``disc_segments``-gon, so a noise site within a
 few metres of the disc's edge may count differently). The score, ranks, tiers and
-cluster ids follow :mod:`cluster.ranking` as in a run; population (hence intensity) is
+cluster ids follow :mod:`cluster.stages.ranking` as in a run; population (hence intensity) is
 not computed. With the same parameters the ranks therefore equal a run's ranks up to
 that edge effect.
 
@@ -45,13 +45,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .boundaries import counts_inside
-from .clustering import cluster_metrics, overlay
-from .config import Config
-from .geo import chord_for_km, unit_vectors
-from .ranking import cluster_anchors, site_activity
-from .ranking import assign_cluster_ids, rank_clusters
-from .sites import filter_years, reduce_to_sites, world_totals
+from cluster.stages.boundaries import counts_inside
+from cluster.stages.clustering import cluster_metrics, overlay
+from cluster.config import Config
+from cluster.engine.geo import chord_for_km, unit_vectors
+from cluster.stages.ranking import cluster_anchors, site_activity
+from cluster.stages.ranking import assign_cluster_ids, rank_clusters
+from cluster.stages.sites import filter_years, reduce_to_sites, world_totals
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Membership:
         Cluster each site counts towards: its own for members, the one within
         ``eps_km / 2`` for noise sites, -1 when none.
     ranking : DataFrame
-        :func:`cluster.ranking.rank_clusters` output (rank order) with ``cluster_id``.
+        :func:`cluster.stages.ranking.rank_clusters` output (rank order) with ``cluster_id``.
     rank : ndarray (n_clusters,)
         Rank of each cluster, indexed by component number.
     top : ndarray (n_clusters,), bool
@@ -94,7 +94,7 @@ class Membership:
 @contextmanager
 def quiet_stages():
     """Hold back the per-metric INFO lines of the clustering stages inside a loop."""
-    logger = logging.getLogger("cluster.clustering")
+    logger = logging.getLogger("cluster.stages.clustering")
     level = logger.level
     if logger.getEffectiveLevel() < logging.WARNING:
         logger.setLevel(logging.WARNING)

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputDataError, UserInputError
+from cluster.errors import InputDataError, UserInputError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Boundary method. A cluster's boundary is the union of geodesic discs of radius
 ``eps_km / 2`` around its member sites: exactly the overlay footprint of
-:mod:`cluster.clustering`, so it contains every member site, and since two clusters'
+:mod:`cluster.stages.clustering`, so it contains every member site, and since two clusters'
 footprints never overlap (they would have been merged) no site lies in two boundaries.
 
 Discs are computed on the same sphere as the clustering (radius 6371.0088 km) with the
@@ -13,7 +13,7 @@ cluster (no jump at ±180°), unioned with shapely, then split at the antimeridi
 parts inside [-180, 180] (RFC 7946 style). A disc that contains a pole becomes a polar
 cap bounded by the pole's parallel.
 
-Alternative (``[boundaries] method = "concave"``, :mod:`cluster.concave`): a concave
+Alternative (``[boundaries] method = "concave"``, :mod:`cluster.stages.concave`): a concave
 hull of the member sites in a local azimuthal-equidistant projection, buffered by a
 small margin and clipped to the disc union above, so it keeps both guarantees.
 
@@ -31,7 +31,7 @@ import pandas as pd
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from .geo import EARTH_RADIUS_KM
+from cluster.engine.geo import EARTH_RADIUS_KM
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: floa
 
     def one(c):
         if method == "concave":
-            from .concave import concave_polygon
+            from cluster.stages.concave import concave_polygon
 
             return concave_polygon(lat[starts[c]:starts[c + 1]], lon[starts[c]:starts[c + 1]], radius_km,
                                    segments, ratio=concave_ratio, margin_km=concave_margin_km)

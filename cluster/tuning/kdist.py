@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .geo import EARTH_RADIUS_KM, unit_vectors
+from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
 
 def chord_to_km(chord) -> np.ndarray:

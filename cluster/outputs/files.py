@@ -3,10 +3,10 @@
 Files (in the output directory):
 
 ``clusters.gpkg``   layer ``clusters``: boundaries + every ranking column, EPSG:4326; layer
-                    ``sites``; default QGIS style, field docs, ``run_info`` (see cluster.gpkg)
+                    ``sites``; default QGIS style, field docs, ``run_info`` (see cluster.outputs.gpkg)
 ``clusters.parquet`` the same as GeoParquet 1.1 (CRS, bbox covering column)
 ``clusters.geojson`` optional (``[outputs] geojson``/``--geojson``): RFC 7946
-``map.html``        interactive map, self-contained and offline (see cluster.webmap)
+``map.html``        interactive map, self-contained and offline (see cluster.outputs.webmap)
 ``ranking.csv``     one row per cluster in rank order
 ``ranking.md``      readable table of the top tier
 ``map.png``         world map, top clusters labelled
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import UserInputError
+from cluster.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +241,8 @@ def write_outputs(result, out_dir: str | Path, metrics, *, notice: str | None = 
         description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
         gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio",
                     layer_metadata={"DESCRIPTION": description})
-        from .gpkg import finish_geopackage, sites_frame
-        from .webmap import write_map_html
+        from cluster.outputs.gpkg import finish_geopackage, sites_frame
+        from cluster.outputs.webmap import write_map_html
 
         if result.sites is not None and "cluster_id" in result.sites:
             sites_frame(result.sites, outside=sites_outside).to_file(

@@ -1,6 +1,6 @@
 """Population inside cluster boundaries from a raster grid (``[population] source = "raster"``).
 
-The default population (:func:`cluster.places.population_inside`) sums GeoNames places
+The default population (:func:`cluster.stages.places.population_inside`) sums GeoNames places
 whose point lies inside a boundary. A population grid such as GHS-POP (JRC Global Human
 Settlement Layer, people per cell) is the more careful source: each cell is counted in
 proportion to the fraction of its area inside the boundary, so a cell half covered by a
@@ -25,7 +25,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from .errors import UserInputError
+from cluster.errors import UserInputError
 
 log = logging.getLogger(__name__)
 

@@ -62,8 +62,8 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import UserInputError
-from .geo import EARTH_RADIUS_KM, chord_for_km, haversine_km, unit_vectors
+from cluster.errors import UserInputError
+from cluster.engine.geo import EARTH_RADIUS_KM, chord_for_km, haversine_km, unit_vectors
 
 __all__ = ["SYNTHETIC_NOTICE", "METRICS", "HUBS", "generate_demo", "write_demo"]
 
@@ -73,7 +73,7 @@ SYNTHETIC_NOTICE = ("SYNTHETIC DEMO DATA: generated from GeoNames places, not re
 #: Metric names, in the default order of the rows.
 METRICS = ("patents", "publications", "vc")
 
-#: Parquet schema metadata key that marks a file as synthetic (read by cluster.read).
+#: Parquet schema metadata key that marks a file as synthetic (read by cluster.stages.read).
 PARQUET_SYNTHETIC_KEY = b"innovation_clusters.synthetic"
 PARQUET_DESCRIPTION_KEY = b"innovation_clusters.description"
 
@@ -733,7 +733,7 @@ def write_demo(path: str | os.PathLike, n_records: int = 1_000_000, seed: int = 
     Notes
     -----
     The schema metadata carries ``innovation_clusters.synthetic = true`` (which
-    :mod:`cluster.read` turns into the synthetic flag of every output) and
+    :mod:`cluster.stages.read` turns into the synthetic flag of every output) and
     ``innovation_clusters.description`` with :data:`SYNTHETIC_NOTICE`, the seed and
     the record count.
     """

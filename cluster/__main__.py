@@ -1,0 +1,5 @@
+import sys
+
+from cluster.cli._main import main
+
+sys.exit(main())

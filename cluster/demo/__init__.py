@@ -1,0 +1,10 @@
+"""The synthetic demo world (see :mod:`cluster.demo._world` for the model).
+
+Only generated when asked for: :func:`generate_demo` returns a records frame,
+:func:`write_demo` writes it to Parquet flagged as synthetic.
+"""
+
+from cluster.demo._world import (HUBS, METRICS, PARQUET_SYNTHETIC_KEY, SYNTHETIC_NOTICE, generate_demo,
+                                 write_demo)
+
+__all__ = ["HUBS", "METRICS", "PARQUET_SYNTHETIC_KEY", "SYNTHETIC_NOTICE", "generate_demo", "write_demo"]

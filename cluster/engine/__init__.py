@@ -1,0 +1,13 @@
+"""The exact engine: spherical geometry and weighted DBSCAN on the sphere.
+
+Nothing here knows about metrics, records or outputs: plain arrays in, plain arrays
+out. :mod:`cluster.engine.geo` holds the one Earth radius and the unit-vector maths,
+:mod:`cluster.engine.dbscan` the clustering, :mod:`cluster.engine.polygons` the geodesic
+discs and the antimeridian split shared by every boundary method.
+"""
+
+from cluster.engine.dbscan import SphericalDBSCAN, dbscan_sphere
+from cluster.engine.geo import EARTH_RADIUS_KM, chord_for_km, haversine_km, unit_vectors
+
+__all__ = ["EARTH_RADIUS_KM", "SphericalDBSCAN", "chord_for_km", "dbscan_sphere", "haversine_km",
+           "unit_vectors"]
