@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -43,7 +43,26 @@ class MetricConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Every parameter of a run. Build it with :func:`load_config`."""
+    """Every parameter of a run, validated on construction.
+
+    Build it with :func:`load_config` (from the shipped defaults, a TOML file or a
+    mapping in the TOML layout); constructing it directly, or with
+    :func:`dataclasses.replace`, runs the same checks with the same messages.
+    The fields and their units are documented key by key in ``default_config.toml``
+    (``cluster config`` prints it); ``eps_km`` is in km.
+
+    Raises
+    ------
+    ConfigError
+        Listing every invalid value, worded by its TOML section and key.
+
+    Examples
+    --------
+    >>> from cluster import load_config
+    >>> cfg = load_config({"clustering": {"eps_km": 15}})
+    >>> cfg.eps_km
+    15.0
+    """
 
     metrics: tuple[MetricConfig, ...]
     eps_km: float = 10.0
@@ -67,6 +86,12 @@ class Config:
     bootstrap_confidence: float = 0.9
     bootstrap_seed: int = 0
     source: str = "defaults"
+
+    def __post_init__(self):
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        problems = _value_problems(self.__dict__)
+        if problems:
+            _raise(problems, self.source)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -205,81 +230,102 @@ def _merge(user: Mapping[str, Any], origin: str) -> dict[str, Any]:
     return doc
 
 
+def _value_problems(c: Mapping[str, Any]) -> list[str]:
+    """Range checks of every value, on :class:`Config` field values (one message each,
+    worded by the TOML section and key the value comes from)."""
+    problems: list[str] = []
+
+    def number(field: str, where: str, *, integer: bool = False) -> bool:
+        v = c[field]
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok:
+            problems.append(f"{where} must be {'an integer' if integer else 'a number'}, got {v!r}.")
+            return False
+        return True
+
+    if not c["metrics"]:
+        problems.append("at least one [metrics.NAME] table is required.")
+    for m in c["metrics"]:
+        where = f"[metrics.{m.name}]"
+        mw, ms, sw = m.min_weight, m.min_share, m.score_weight
+        if mw is None and ms is None:
+            problems.append(f"{where} needs exactly one of min_weight or min_share (got neither).")
+        if mw is not None and not (isinstance(mw, (int, float)) and math.isfinite(mw) and mw > 0):
+            problems.append(f"{where} min_weight must be a number > 0, got {mw!r}.")
+        if ms is not None and not (isinstance(ms, (int, float)) and math.isfinite(ms) and 0 < ms <= 1):
+            problems.append(f"{where} min_share must be in (0, 1], got {ms!r}.")
+        if not (isinstance(sw, (int, float)) and math.isfinite(sw) and sw >= 0):
+            problems.append(f"{where} score_weight must be >= 0, got {sw!r}.")
+    if number("eps_km", "[clustering] eps_km") and not (math.isfinite(c["eps_km"]) and 0 < c["eps_km"] <= 20_000):
+        problems.append(f"[clustering] eps_km must be in (0, 20000] km, got {c['eps_km']!r}.")
+    if number("bootstrap_replicates", "[bootstrap] replicates", integer=True) and c["bootstrap_replicates"] < 0:
+        problems.append(f"[bootstrap] replicates must be >= 0 (0 = off), got {c['bootstrap_replicates']!r}.")
+    if number("bootstrap_confidence", "[bootstrap] confidence") and not 0 < c["bootstrap_confidence"] < 1:
+        problems.append(f"[bootstrap] confidence must be in (0, 1), got {c['bootstrap_confidence']!r}.")
+    number("bootstrap_seed", "[bootstrap] seed", integer=True)
+    if number("top_n", "[ranking] top_n", integer=True) and c["top_n"] <= 0:
+        problems.append(f"[ranking] top_n must be a positive integer, got {c['top_n']!r}.")
+    if number("disc_segments", "[boundaries] disc_segments", integer=True) and c["disc_segments"] < 8:
+        problems.append(f"[boundaries] disc_segments must be >= 8, got {c['disc_segments']!r}.")
+    if c["boundary_method"] not in ("discs", "concave"):
+        problems.append(f"[boundaries] method must be \"discs\" or \"concave\", got {c['boundary_method']!r}.")
+    if number("concave_ratio", "[boundaries] concave_ratio") and not 0 <= c["concave_ratio"] <= 1:
+        problems.append(f"[boundaries] concave_ratio must be in [0, 1], got {c['concave_ratio']!r}.")
+    if number("concave_margin_km", "[boundaries] concave_margin_km") and not (
+            math.isfinite(c["concave_margin_km"]) and c["concave_margin_km"] > 0):
+        problems.append(f"[boundaries] concave_margin_km must be > 0, got {c['concave_margin_km']!r}.")
+    if c["population_source"] not in ("geonames", "raster"):
+        problems.append(f"[population] source must be \"geonames\" or \"raster\", got {c['population_source']!r}.")
+    elif c["population_source"] == "raster" and not c["population_raster"]:
+        problems.append("[population] source = \"raster\" needs raster_path (a GeoTIFF population grid).")
+    if c["geonames_min_population"] not in GEONAMES_LEVELS or isinstance(c["geonames_min_population"], bool):
+        problems.append(f"[places] geonames_min_population must be one of {GEONAMES_LEVELS}, "
+                        f"got {c['geonames_min_population']!r}.")
+    if number("name_radius_km", "[places] name_radius_km") and c["name_radius_km"] < 0:
+        problems.append(f"[places] name_radius_km must be >= 0, got {c['name_radius_km']!r}.")
+    if number("max_names", "[places] max_names", integer=True) and c["max_names"] < 1:
+        problems.append(f"[places] max_names must be >= 1, got {c['max_names']!r}.")
+    for field in ("name_min_ratio", "economy_min_share"):
+        if number(field, f"[places] {field}") and not 0 <= c[field] <= 1:
+            problems.append(f"[places] {field} must be in [0, 1], got {c[field]!r}.")
+    ys, ye = c["year_start"], c["year_end"]
+    for field, v in (("year_start", ys), ("year_end", ye)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            problems.append(f"[input] {field} must be an integer, got {v!r}.")
+    if isinstance(ys, int) and isinstance(ye, int) and ys > ye:
+        problems.append(f"[input] year_start ({ys}) is after year_end ({ye}).")
+    return problems
+
+
+def _raise(problems: list[str], source: str) -> None:
+    raise ConfigError(f"Invalid configuration ({source}):\n  - " + "\n  - ".join(problems))
+
+
 def _build(doc: dict[str, Any], source: str) -> Config:
     problems: list[str] = []
     metrics = []
-    if not doc.get("metrics"):
-        problems.append("at least one [metrics.NAME] table is required.")
     for name, table in doc.get("metrics", {}).items():
         has_w, has_s = "min_weight" in table, "min_share" in table
-        if has_w == has_s:
-            problems.append(
-                f"[metrics.{name}] needs exactly one of min_weight or min_share "
-                f"(got {'both' if has_w else 'neither'})."
-            )
+        if has_w and has_s:
+            problems.append(f"[metrics.{name}] needs exactly one of min_weight or min_share (got both).")
         mw, ms = table.get("min_weight"), table.get("min_share")
-        if mw is not None and not (math.isfinite(mw) and mw > 0):
-            problems.append(f"[metrics.{name}] min_weight must be a number > 0, got {mw!r}.")
-        if ms is not None and not (math.isfinite(ms) and 0 < ms <= 1):
-            problems.append(f"[metrics.{name}] min_share must be in (0, 1], got {ms!r}.")
-        sw = table.get("score_weight", 1.0)
-        if not (math.isfinite(sw) and sw >= 0):
-            problems.append(f"[metrics.{name}] score_weight must be >= 0, got {sw!r}.")
         metrics.append(
             MetricConfig(
                 name=name,
                 label=table.get("label", name),
                 min_weight=None if mw is None else float(mw),
                 min_share=None if ms is None or mw is not None else float(ms),
-                score_weight=float(sw),
+                score_weight=float(table.get("score_weight", 1.0)),
             )
         )
     c, p, b, r, i = doc["clustering"], doc["places"], doc["boundaries"], doc["ranking"], doc["input"]
-    if not (math.isfinite(c["eps_km"]) and 0 < c["eps_km"] <= 20_000):
-        problems.append(f"[clustering] eps_km must be in (0, 20000] km, got {c['eps_km']!r}.")
-    bs = doc["bootstrap"]
-    if bs["replicates"] < 0:
-        problems.append(f"[bootstrap] replicates must be >= 0 (0 = off), got {bs['replicates']!r}.")
-    if not 0 < bs["confidence"] < 1:
-        problems.append(f"[bootstrap] confidence must be in (0, 1), got {bs['confidence']!r}.")
-    if r["top_n"] <= 0:
-        problems.append(f"[ranking] top_n must be a positive integer, got {r['top_n']!r}.")
-    if b["disc_segments"] < 8:
-        problems.append(f"[boundaries] disc_segments must be >= 8, got {b['disc_segments']!r}.")
-    if b["method"] not in ("discs", "concave"):
-        problems.append(f"[boundaries] method must be \"discs\" or \"concave\", got {b['method']!r}.")
-    if not 0 <= b["concave_ratio"] <= 1:
-        problems.append(f"[boundaries] concave_ratio must be in [0, 1], got {b['concave_ratio']!r}.")
-    if not (math.isfinite(b["concave_margin_km"]) and b["concave_margin_km"] > 0):
-        problems.append(f"[boundaries] concave_margin_km must be > 0, got {b['concave_margin_km']!r}.")
-    pop = doc["population"]
-    if pop["source"] not in ("geonames", "raster"):
-        problems.append(f"[population] source must be \"geonames\" or \"raster\", got {pop['source']!r}.")
-    elif pop["source"] == "raster" and not pop["raster_path"]:
-        problems.append("[population] source = \"raster\" needs raster_path (a GeoTIFF population grid).")
-    if p["geonames_min_population"] not in GEONAMES_LEVELS:
-        problems.append(
-            f"[places] geonames_min_population must be one of {GEONAMES_LEVELS}, "
-            f"got {p['geonames_min_population']!r}."
-        )
-    if p["name_radius_km"] < 0:
-        problems.append(f"[places] name_radius_km must be >= 0, got {p['name_radius_km']!r}.")
-    if p["max_names"] < 1:
-        problems.append(f"[places] max_names must be >= 1, got {p['max_names']!r}.")
-    for key in ("name_min_ratio", "economy_min_share"):
-        if not 0 <= p[key] <= 1:
-            problems.append(f"[places] {key} must be in [0, 1], got {p[key]!r}.")
-    ys, ye = i["year_start"] or None, i["year_end"] or None
-    if ys is not None and ye is not None and ys > ye:
-        problems.append(f"[input] year_start ({ys}) is after year_end ({ye}).")
-    if problems:
-        raise ConfigError(f"Invalid configuration ({source}):\n  - " + "\n  - ".join(problems))
-    return Config(
+    pop, bs = doc["population"], doc["bootstrap"]
+    fields = dict(
         metrics=tuple(metrics),
         eps_km=float(c["eps_km"]),
-        year_start=ys,
-        year_end=ye,
-        disc_segments=int(b["disc_segments"]),
+        year_start=i["year_start"] or None,
+        year_end=i["year_end"] or None,
+        disc_segments=b["disc_segments"],
         boundary_method=b["method"],
         concave_ratio=float(b["concave_ratio"]),
         concave_margin_km=float(b["concave_margin_km"]),
@@ -287,72 +333,118 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         population_raster=pop["raster_path"],
         write_geojson=bool(doc["outputs"]["geojson"]),
         sites_outside=bool(doc["outputs"]["sites_outside"]),
-        geonames_min_population=int(p["geonames_min_population"]),
+        geonames_min_population=p["geonames_min_population"],
         name_radius_km=float(p["name_radius_km"]),
-        max_names=int(p["max_names"]),
+        max_names=p["max_names"],
         name_min_ratio=float(p["name_min_ratio"]),
         economy_min_share=float(p["economy_min_share"]),
-        top_n=int(r["top_n"]),
-        bootstrap_replicates=int(bs["replicates"]),
+        top_n=r["top_n"],
+        bootstrap_replicates=bs["replicates"],
         bootstrap_confidence=float(bs["confidence"]),
-        bootstrap_seed=int(bs["seed"]),
+        bootstrap_seed=bs["seed"],
         source=source,
     )
+    problems += _value_problems(fields)
+    if problems:
+        _raise(problems, source)
+    return Config(**fields)
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+# Keyword overrides that are not plain TOML keys: name -> (section, key).
+_OVERRIDE_ALIASES = {"bootstrap": ("bootstrap", "replicates"), "geojson": ("outputs", "geojson"),
+                     "boundary_method": ("boundaries", "method"),
+                     "population_source": ("population", "source"),
+                     "population_raster": ("population", "raster_path")}
+
+
+def _override_target(key: str) -> tuple[str, str]:
+    """The (section, key) a keyword override sets: an alias, or the one section holding
+    a TOML key of that name."""
+    if key in _OVERRIDE_ALIASES:
+        return _OVERRIDE_ALIASES[key]
+    owners = [section for section, keys in _SCHEMA.items() if key in keys]
+    if len(owners) == 1:
+        return owners[0], key
+    valid = sorted({k for keys in _SCHEMA.values() for k in keys} | set(_OVERRIDE_ALIASES)
+                   | {"min_weight", "min_share"})
+    raise ConfigError(_unknown(key, valid, "override"))
+
+
+def load_config(source: str | Path | Mapping[str, Any] | Config | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
     """Load and validate a configuration.
 
     Parameters
     ----------
-    path : path-like, optional
-        A TOML file merged over the shipped defaults. ``None`` uses the defaults.
+    source : path-like, mapping or Config, optional
+        A TOML file, or a mapping in the same layout (``{"clustering": {"eps_km": 15}}``),
+        merged over the shipped defaults (``cluster config`` prints them, documented key
+        by key); a :class:`Config` is taken as it is. ``None`` uses the defaults.
     overrides : mapping, optional
-        Command-line overrides: ``eps_km`` (km), ``top_n``, ``year_start``, ``year_end``,
-        ``bootstrap`` (replicates), ``geojson`` (true writes clusters.geojson)
-        and ``min_weight`` (a mapping metric -> weight, replacing that metric's threshold).
+        Values that win over ``source``, by key name: any key of the TOML layout whose
+        name is unique (``eps_km`` in km, ``top_n``, ``year_start``, ``year_end``,
+        ``max_names`` ...), ``bootstrap`` (replicates), ``geojson`` (true writes
+        clusters.geojson), and ``min_weight`` / ``min_share``: a mapping metric -> value
+        replacing that metric's threshold (weight units, or a fraction of the metric's
+        world total). ``None`` values are ignored.
+
+    Returns
+    -------
+    Config
 
     Raises
     ------
     ConfigError
         Listing every problem: unknown keys (with the closest valid one), wrong types and
         out-of-range values.
+
+    Examples
+    --------
+    >>> from cluster import load_config
+    >>> load_config({"ranking": {"top_n": 50}}, {"eps_km": 15}).eps_km
+    15.0
     """
     user: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        p = Path(path)
+    origin = "defaults"
+    if isinstance(source, Config):
+        user, origin = source.to_dict(), source.source
+    elif isinstance(source, Mapping):
+        user, origin = _plain(source), "mapping"
+    elif source is not None:
+        p = Path(source)
         if not p.is_file():
-            raise ConfigError(f"Config file {p} does not exist. Pass an existing TOML file to --config.")
+            raise ConfigError(f"Config file {p} does not exist. Pass an existing TOML file to {{config}}.")
         try:
             user = tomllib.loads(p.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"Config file {p} is not valid TOML: {exc}. Fix the syntax.") from None
-        source = str(p)
-    doc = _merge(user, str(path) if path else "defaults")
-    overrides = dict(overrides or {})
-    for key, section in (("eps_km", "clustering"), ("top_n", "ranking"),
-                         ("year_start", "input"), ("year_end", "input")):
-        if overrides.get(key) is not None:
-            doc[section][key] = overrides[key]
-    if overrides.get("geojson"):
-        doc["outputs"]["geojson"] = True
-    if overrides.get("bootstrap") is not None:
-        doc["bootstrap"]["replicates"] = overrides["bootstrap"]
-    for name, value in (overrides.get("min_weight") or {}).items():
-        if name not in doc["metrics"]:
-            raise ConfigError(
-                f"--min-weight {name}={value}: unknown metric '{name}'. "
-                f"Configured metrics: {', '.join(doc['metrics'])}."
-            )
-        table = dict(doc["metrics"][name])
-        table.pop("min_share", None)
-        table["min_weight"] = value
-        doc["metrics"][name] = table
-    return _build(doc, source)
+        origin = str(p)
+    doc = _merge(user, origin)
+    overrides = {k: v for k, v in dict(overrides or {}).items() if v is not None}
+    thresholds = {kind: overrides.pop(kind, None) or {} for kind in ("min_weight", "min_share")}
+    problems: list[str] = []
+    for key, value in overrides.items():
+        if key == "geojson" and not value:
+            continue  # the command line's flag: absent means "as configured"
+        section, name = _override_target(key)
+        _check_type(value, _SCHEMA[section][name], f"{key}", problems)
+        doc[section][name] = value
+    if problems:
+        _raise(problems, origin)
+    for kind, other in (("min_weight", "min_share"), ("min_share", "min_weight")):
+        for name, value in thresholds[kind].items():
+            if name not in doc["metrics"]:
+                raise ConfigError(
+                    f"{{{kind}}} {name}={value}: unknown metric '{name}'. "
+                    f"Configured metrics: {', '.join(doc['metrics'])}."
+                )
+            table = dict(doc["metrics"][name])
+            table.pop(other, None)
+            table[kind] = value
+            doc["metrics"][name] = table
+    return _build(doc, origin)
 
 
-def with_metrics(config: Config, names) -> Config:
-    """The same config restricted to the given metric names (order kept)."""
-    keep = tuple(m for m in config.metrics if m.name in set(names))
-    return replace(config, metrics=keep)
+def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A mapping (possibly nested mappings) as plain dicts, as tomllib would give it."""
+    return {k: _plain(v) if isinstance(v, Mapping) else v for k, v in mapping.items()}

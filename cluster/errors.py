@@ -1,22 +1,68 @@
 """Exceptions of the package: one place, built-in subclasses.
 
-The CLI maps :class:`UserInputError` (and its subclasses) to exit code 2 with the
-message alone; anything else is an internal error (exit code 1, traceback logged).
+The command line maps :class:`UserInputError` (and its subclasses) to exit code 2 with
+the message alone; anything else is an internal error (exit code 1, traceback logged).
+
+Messages name what to change. Where that is a parameter, the library speaks of the
+Python argument (``out_dir``) and the command line of its option (``--out``): a message
+is written once with a placeholder such as ``{out}`` (see :data:`PARAMETERS`), ``str()``
+of the exception reads as the library's wording and :meth:`UserInputError.for_cli` as
+the command line's.
 """
 
 from __future__ import annotations
 
+__all__ = ["ConfigError", "InputDataError", "PARAMETERS", "UserInputError"]
+
+#: Placeholder -> (wording in the Python API, wording on the command line).
+PARAMETERS: dict[str, tuple[str, str]] = {
+    "{config}": ("`config`", "--config"),
+    "{input}": ("`data`", "--input"),
+    "{out}": ("`out_dir`", "--out"),
+    "{min_weight}": ("`min_weight`", "--min-weight"),
+    "{min_share}": ("`min_share`", "--min-share"),
+    "{year_window}": ("`year_start`/`year_end`", "--year-start/--year-end"),
+}
+
+
+def _render(template: str, cli: bool) -> str:
+    for token, words in PARAMETERS.items():
+        template = template.replace(token, words[cli])
+    return template
+
 
 class UserInputError(ValueError):
-    """Something the user gave us is wrong: a file, a column, a value or an option."""
+    """Something the user gave us is wrong: a file, a column, a value or a parameter.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and how to fix it; may hold the placeholders of :data:`PARAMETERS`.
+    """
+
+    def __init__(self, message: str = ""):
+        self.template = str(message)
+        super().__init__(_render(self.template, cli=False))
+
+    def for_cli(self) -> str:
+        """The message worded for the command line (options instead of arguments)."""
+        return _render(self.template, cli=True)
 
 
 class ConfigError(UserInputError):
-    """The configuration (TOML file or command-line override) is invalid."""
+    """The configuration (TOML file, mapping, keyword or command-line override) is invalid."""
 
 
 class InputDataError(UserInputError):
-    """One or more input records are invalid; the message lists every problem found."""
+    """One or more input records are invalid; the message lists every problem found.
+
+    Parameters
+    ----------
+    problems : list of str
+        One line per problem (file, row, column, value and fix).
+    limit : int, default 50
+        Problems shown; the rest are counted.
+    """
 
     def __init__(self, problems: list[str], *, limit: int = 50):
         self.problems = list(problems)

@@ -1,35 +1,46 @@
 """Wires the stages together: records -> sites -> clusters -> boundaries -> ranking.
 
-Each stage is a plain function of plain data (see the module of each stage); this
-module only calls them in order, times them, and assembles the result. Nothing here
+Each stage is a plain function of plain data (see :mod:`cluster.stages`); this module
+only calls them in order, times them, and assembles a :class:`RunResult`. Nothing here
 reads global state: every parameter comes from the :class:`~cluster.config.Config`.
+
+:func:`run` is the public entry point (``cluster.run``): it takes paths, a DataFrame or a
+GeoDataFrame of points, validates them as a file would be validated, and runs every
+stage. Writing files is the job of :meth:`RunResult.write` (:mod:`cluster.outputs`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from cluster._version import __version__
-from cluster.stages.boundaries import build_boundaries, counts_inside, sites_inside
+from cluster.config import Config, load_config
+from cluster.errors import UserInputError
+from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
+from cluster.stages.bootstrap import rank_intervals
+from cluster.stages.boundaries import build_boundaries, sites_inside
 from cluster.stages.clustering import cluster_metrics, overlay
-from cluster.config import Config
-from cluster.stages.places import (cluster_economies, cluster_names, distinct_names, load_places,
-                     nearest_place, population_inside, site_countries)
-from cluster.stages.ranking import assign_cluster_ids, cluster_anchors, rank_clusters, site_activity
+from cluster.stages.places import (cluster_economies, cluster_names, distinct_names, load_places, nearest_place,
+                                   population_inside, site_countries)
+from cluster.stages.ranking import rank_sites, site_activity
 from cluster.stages.read import read_records, validate_frame
-from cluster.stages.sites import filter_years, reduce_to_sites, world_totals
+from cluster.stages.sites import prepare_sites
+
+__all__ = ["RunResult", "cluster_records", "load_records", "run"]
 
 log = logging.getLogger(__name__)
+
 
 
 @dataclass(frozen=True)
@@ -39,18 +50,69 @@ class RunResult:
     Attributes
     ----------
     clusters : GeoDataFrame
-        One row per cluster in rank order: every ranking column and the boundary
+        One row per cluster in rank order: every ranking column (counts, ``share_<metric>``
+        in percent, ``score``, ``population``, ``<metric>_per_million``,
+        ``intensity_score``, ranks, tier, anchor coordinates in degrees) and the boundary
         polygon (EPSG:4326).
     sites : DataFrame
         Unique weighted sites with ``metric_cluster``, ``core`` and ``cluster_id``
         (None outside every cluster).
     info : dict
-        Parameters, input fingerprints, counts, versions and stage timings (run.json).
+        Parameters, input fingerprints, counts, world totals, thresholds, versions and
+        stage timings (what ``run.json`` holds).
+    config : Config
+        The configuration the run used.
+
+    Examples
+    --------
+    >>> import cluster
+    >>> res = cluster.run("records.csv", eps_km=15)  # doctest: +SKIP
+    >>> res.clusters[["rank", "name", "score"]].head()  # doctest: +SKIP
+    >>> res.write("out")  # doctest: +SKIP
     """
 
     clusters: gpd.GeoDataFrame
     sites: pd.DataFrame
-    info: dict = field(default_factory=dict)
+    info: dict
+    config: Config
+
+    def write(self, out_dir: str | os.PathLike) -> Path:
+        """Write every output into ``out_dir`` atomically, as ``cluster run`` does.
+
+        See :func:`cluster.outputs.write_outputs` for the files and the rules.
+
+        Returns
+        -------
+        pathlib.Path
+            ``out_dir``.
+        """
+        from cluster.outputs import write_outputs
+
+        return write_outputs(self, out_dir)
+
+    def plot(self, ax=None, *, n_labels: int = 20):
+        """World map of the clusters coloured by score, the top ``n_labels`` labelled.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; by default a new figure (pyplot, so it shows inline in a
+            notebook).
+        n_labels : int, default 20
+            Clusters labelled, in rank order.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        from cluster.outputs.maps import plot_clusters
+
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(16, 7))
+        return plot_clusters(self.clusters, ax, n_labels=n_labels, notice=self.info.get("notice"),
+                             places=load_places(self.config.geonames_min_population))
 
 
 @contextmanager
@@ -62,36 +124,111 @@ def _stage(name: str, timings: dict):
     log.info("stage %s done in %.2f s", name, timings[name])
 
 
+@dataclass(frozen=True)
+class _Described:
+    """What the places stage adds to each cluster (index = cluster number)."""
+
+    population: np.ndarray
+    names: list
+    economies: list
+
+
+def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict, config: Config) -> _Described:
+    """Population, names and economies of every cluster (the places stage)."""
+    n = len(geoms)
+    places = load_places(config.geonames_min_population)
+    if config.population_source == "raster":
+        from cluster.stages.population import raster_population
+
+        population = raster_population(geoms, config.population_raster)
+    else:
+        population = population_inside(geoms, places)
+    activity = site_activity(sites, totals, config)
+    sel = inside >= 0
+    lat, lon = sites["lat"].to_numpy(), sites["lon"].to_numpy()
+    names = cluster_names(lat[sel], lon[sel], inside[sel], activity[sel], n, places,
+                          radius_km=config.name_radius_km, max_names=config.max_names,
+                          min_ratio=config.name_min_ratio)
+    countries = site_countries(sites[sel], places)
+    economies = cluster_economies(countries, inside[sel], activity[sel], n, min_share=config.economy_min_share)
+    return _Described(population=population, names=names, economies=economies)
+
+
+def _assemble(ranked, described: _Described, inside: np.ndarray, geoms: list, config: Config,
+              synthetic: bool) -> gpd.GeoDataFrame:
+    """The clusters table in rank order: ranking columns, names, economies, polygons."""
+    n = len(geoms)
+    sel = inside >= 0
+    extra = pd.DataFrame({
+        "cluster_id": ranked.ids, "name": described.names, "economies": described.economies,
+        "anchor_lat": ranked.anchor[:, 0], "anchor_lon": ranked.anchor[:, 1],
+        "n_sites": np.bincount(inside[sel], minlength=n) if n else np.zeros(0, int),
+        "geometry": geoms,
+    })
+    table = ranked.table.merge(extra, on="cluster_id", how="left", validate="one_to_one")
+    places = load_places(config.geonames_min_population)
+    anchor_place = places["name"].to_numpy()[nearest_place(table["anchor_lat"].to_numpy(),
+                                                           table["anchor_lon"].to_numpy(), places)]
+    table["name"] = distinct_names(table["name"].tolist(), anchor_place)
+    front = ["rank", "cluster_id", "name", "economies"]
+    table = table[front + [c for c in table.columns if c not in front]]
+    # Travels with every row, so no copy of the table can lose the fact.
+    table.insert(table.columns.get_loc("geometry"), "synthetic", bool(synthetic))
+    return gpd.GeoDataFrame(table, geometry="geometry", crs="EPSG:4326")
+
+
+def _counts_info(sites: pd.DataFrame, clusters: pd.DataFrame, counts: pd.DataFrame, totals: dict,
+                 metrics: list) -> dict:
+    def pct(x, m):
+        return round(float(x / totals[m] * 100), 3) if totals[m] > 0 else None
+
+    top = clusters["tier"] == "top"
+    per_metric = {}
+    for m in metrics:
+        labels = sites.loc[sites["metric"] == m, "metric_cluster"]
+        per_metric[m] = int(labels.nunique() - (labels < 0).any())
+    return {
+        "sites": len(sites),
+        "sites_per_metric": {m: int((sites["metric"] == m).sum()) for m in metrics},
+        "per_metric_clusters": per_metric,
+        "clusters": len(clusters),
+        "top": int(top.sum()),
+        "emerging": int((~top).sum()),
+        "share_in_clusters_pct": {m: pct(counts[m].sum(), m) for m in metrics},
+        "share_in_top_tier_pct": {m: pct(clusters.loc[top, m].sum(), m) for m in metrics},
+    }
+
+
 def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = False,
                     input_info: dict | None = None) -> RunResult:
-    """Run every stage on validated records (see :func:`cluster.stages.read.read_records`)."""
+    """Run every stage on validated records.
+
+    Parameters
+    ----------
+    records : DataFrame
+        Records as :func:`cluster.stages.read.read_records` or
+        :func:`cluster.stages.read.validate_frame` return them.
+    config : Config
+        Every parameter of the run.
+    synthetic : bool, default False
+        The records are synthetic (the demo world): every output says so.
+    input_info : dict, optional
+        ``files`` (fingerprints) and ``demo`` entries for ``run.json``.
+
+    Returns
+    -------
+    RunResult
+    """
     timings: dict[str, float] = {}
     metrics = list(config.metric_names)
-    counts_info: dict = {"records": len(records)}
-    warnings: list[str] = []
-
+    input_info = input_info or {}
     with _stage("sites", timings):
-        records, dropped = filter_years(records, config.year_start, config.year_end)
-        counts_info["records_outside_years"] = dropped
-        if dropped:
-            msg = (f"{dropped:,} of {dropped + len(records):,} records are outside the year window "
-                   f"{config.year_start or '...'}–{config.year_end or '...'} and were left out")
-            log.warning(msg)
-            warnings.append(msg)
-        sites = reduce_to_sites(records, metrics)
-        totals = world_totals(sites, metrics)
-        for m in metrics:
-            if totals[m] == 0:
-                msg = (f"metric '{m}' has no records; the ranking uses the metrics present "
-                       f"({', '.join(x for x in metrics if totals[x] > 0)})")
-                log.warning(msg)
-                warnings.append(msg)
-
+        prepared = prepare_sites(records, config)
+        totals = prepared.totals
     with _stage("dbscan", timings):
-        sites, thresholds = cluster_metrics(sites, config, totals)
+        sites, thresholds = cluster_metrics(prepared.sites, config, totals)
     with _stage("overlay", timings):
         component = overlay(sites, config.eps_km)
-        n = int(component.max()) + 1 if len(component) else 0
     with _stage("boundaries", timings):
         members = component >= 0
         geoms = build_boundaries(sites[members], component[members], config.eps_km / 2.0,
@@ -99,128 +236,144 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
                                  concave_ratio=config.concave_ratio,
                                  concave_margin_km=config.concave_margin_km)
         inside = sites_inside(sites, geoms)
-        counts = counts_inside(sites, inside, n, metrics)
     with _stage("places", timings):
-        places = load_places(config.geonames_min_population)
-        if config.population_source == "raster":
-            from cluster.stages.population import raster_population
-
-            population = raster_population(geoms, config.population_raster)
-        else:
-            population = population_inside(geoms, places)
-        activity = site_activity(sites, totals, config)
-        sel = inside >= 0
-        lat, lon = sites["lat"].to_numpy(), sites["lon"].to_numpy()
-        names = cluster_names(lat[sel], lon[sel], inside[sel], activity[sel], n, places,
-                              radius_km=config.name_radius_km, max_names=config.max_names,
-                              min_ratio=config.name_min_ratio)
-        countries = site_countries(sites[sel], places)
-        economies = cluster_economies(countries, inside[sel], activity[sel], n,
-                                      min_share=config.economy_min_share)
+        described = _describe(sites, inside, geoms, totals, config)
     with _stage("ranking", timings):
-        anchor = cluster_anchors(sites, inside, activity, n)
-        ids = assign_cluster_ids(anchor[:, 0], anchor[:, 1])
-        ranking = rank_clusters(counts, totals, {m.name: m.score_weight for m in config.metrics},
-                                population, ids, top_n=config.top_n)
-        extra = pd.DataFrame({
-            "cluster_id": ids, "name": names, "economies": economies,
-            "anchor_lat": anchor[:, 0], "anchor_lon": anchor[:, 1],
-            "n_sites": np.bincount(inside[sel], minlength=n) if n else np.zeros(0, int),
-            "geometry": geoms,
-        })
-        table = ranking.merge(extra, on="cluster_id", how="left", validate="one_to_one")
-        anchor_place = places["name"].to_numpy()[nearest_place(table["anchor_lat"].to_numpy(),
-                                                               table["anchor_lon"].to_numpy(), places)]
-        table["name"] = distinct_names(table["name"].tolist(), anchor_place)
-        front = ["rank", "cluster_id", "name", "economies"]
-        table = table[front + [c for c in table.columns if c not in front]]
-        # Travels with every row, so no copy of the table can lose the fact.
-        table.insert(table.columns.get_loc("geometry"), "synthetic", bool(synthetic))
-        clusters = gpd.GeoDataFrame(table, geometry="geometry", crs="EPSG:4326")
-        id_of = np.asarray(ids, dtype=object)
-        sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if n else None, None))
+        ranked = rank_sites(sites, inside, len(geoms), totals, config, population=described.population)
+        clusters = _assemble(ranked, described, inside, geoms, config, synthetic)
+        id_of = np.asarray(ranked.ids, dtype=object)
+        sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if len(geoms) else None,
+                                                 None))
     bootstrap_info = None
-    if config.bootstrap_replicates > 0 and n:
-        from cluster.stages.bootstrap import rank_intervals
-
+    if config.bootstrap_replicates > 0 and len(clusters):
         with _stage("bootstrap", timings):
-            low, high, bootstrap_info = rank_intervals(records, sites, totals, config, clusters)
+            low, high, bootstrap_info = rank_intervals(prepared.records, sites, totals, config, clusters)
             at = clusters.columns.get_loc("rank") + 1
             clusters.insert(at, "rank_ci_low", low)
             clusters.insert(at + 1, "rank_ci_high", high)
 
-    counts_info.update({
-        "records_used": len(records),
-        "sites": len(sites),
-        "sites_per_metric": {m: int((sites["metric"] == m).sum()) for m in metrics},
-        "per_metric_clusters": {m: int(sites.loc[sites["metric"] == m, "metric_cluster"].nunique()
-                                       - (sites.loc[sites["metric"] == m, "metric_cluster"] < 0).any())
-                                for m in metrics},
-        "clusters": n,
-        "top": int((clusters["tier"] == "top").sum()),
-        "emerging": int((clusters["tier"] == "emerging").sum()),
-        "share_in_clusters_pct": {m: (round(float(counts[m].sum() / totals[m] * 100), 3)
-                                      if totals[m] > 0 else None) for m in metrics},
-        "share_in_top_tier_pct": {m: (round(float(clusters.loc[clusters["tier"] == "top", m].sum()
-                                                  / totals[m] * 100), 3) if totals[m] > 0 else None)
-                                  for m in metrics},
-    })
+    counts = {"records": len(records), "records_outside_years": prepared.records_outside_years,
+              "records_used": len(prepared.records),
+              **_counts_info(sites, clusters, ranked.counts, totals, metrics)}
     info = {
         "tool": "innovation-clusters",
         "version": __version__,
         "synthetic": bool(synthetic),
+        **({"notice": input_info["notice"]} if input_info.get("notice") else {}),
         "config": config.to_dict(),
         "config_source": config.source,
-        "inputs": (input_info or {}).get("files", []),
-        "demo": (input_info or {}).get("demo"),
-        "counts": counts_info,
+        "inputs": input_info.get("files", []),
+        "demo": input_info.get("demo"),
+        "counts": counts,
         "world_totals": totals,
         "thresholds": thresholds,
         **({"bootstrap": bootstrap_info} if bootstrap_info else {}),
-        "warnings": warnings,
-        "timings_s": timings,
+        "warnings": list(prepared.warnings),
+        "timings_s": {**input_info.get("timings_s", {}), **timings},
         "versions": library_versions(),
     }
-    return RunResult(clusters=clusters, sites=sites, info=info)
+    return RunResult(clusters=clusters, sites=sites, info=info, config=config)
 
 
-def load_records(inputs: Sequence[str | Path] | None, config: Config, *, demo_records: int = 1_000_000,
-                 demo_seed: int = 0) -> tuple[pd.DataFrame, bool, dict]:
-    """Validated records of the inputs (or of the demo world when none are given):
-    ``(records, synthetic, input_info)``."""
-    if inputs:
-        records, input_info = read_records(inputs, config.metric_names)
-        synthetic = input_info["synthetic"]
-    else:
-        from cluster.demo import SYNTHETIC_NOTICE, generate_demo
+def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
+    """Validated records of ``data``: ``(records, synthetic, input_info)``.
 
-        log.info("no --input: generating the synthetic demo world (%s records, seed %d)",
-                 f"{demo_records:,}", demo_seed)
-        frame = generate_demo(demo_records, demo_seed)
-        records = validate_frame(frame, "<demo>", config.metric_names)
-        synthetic = True
-        input_info = {"files": [], "demo": {"records": demo_records, "seed": demo_seed,
-                                            "notice": SYNTHETIC_NOTICE}}
-    return records, synthetic, input_info
+    Parameters
+    ----------
+    data : path-like, sequence of path-like, DataFrame or GeoDataFrame
+        Record files (CSV, Parquet, GeoParquet, GeoPackage), or records in memory with
+        the columns of a records file (``metric``, ``lat``/``lon`` in degrees or point
+        geometry, ``doc_id`` and/or ``weight``, optional ``year``, ``country``,
+        ``field``, ``institution``).
+    config : Config
+        The metric names allowed in ``metric``.
 
+    Returns
+    -------
+    records : DataFrame
+    synthetic : bool
+        Every input is flagged as the synthetic demo world.
+    input_info : dict
+        ``files`` (per-file path, size, SHA-256, records), ``demo`` and ``notice`` for a
+        demo frame, ``timings_s`` (``read``).
 
-def run(inputs: Sequence[str | Path] | None, config: Config, *, demo_records: int = 1_000_000,
-        demo_seed: int = 0) -> RunResult:
-    """Read the inputs (or generate the demo world when none are given) and cluster them."""
+    Raises
+    ------
+    UserInputError
+        For data of another type, a missing or unreadable file, or invalid records
+        (:class:`~cluster.errors.InputDataError`, every problem listed).
+    """
     t0 = time.perf_counter()
-    records, synthetic, input_info = load_records(inputs, config, demo_records=demo_records,
-                                                  demo_seed=demo_seed)
-    read_s = time.perf_counter() - t0
-    result = cluster_records(records, config, synthetic=synthetic, input_info=input_info)
-    if synthetic:
-        from cluster.demo import SYNTHETIC_NOTICE
+    if data is None:
+        raise UserInputError("No input records given. Pass record files (CSV, Parquet, GeoParquet, "
+                             "GeoPackage), a DataFrame or a GeoDataFrame of points as {input}; "
+                             "cluster.demo.generate_demo() makes a synthetic world to try.")
+    if isinstance(data, pd.DataFrame):
+        origin = dict(data.attrs.get(PROVENANCE_ATTR) or {})
+        records = validate_frame(data, "<DataFrame>", config.metric_names)
+        synthetic = bool(origin.get("synthetic", False))
+        info = {"files": [], "demo": origin.get("demo"), "notice": origin.get("notice")}
+    elif isinstance(data, (str, os.PathLike)) or (
+            isinstance(data, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in data)):
+        paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+        records, info = read_records(paths, config.metric_names)
+        synthetic = info["synthetic"]
+        if synthetic:
+            info["notice"] = SYNTHETIC_NOTICE
+    else:
+        raise UserInputError(f"Cannot read records from a {type(data).__name__}. Pass paths, a DataFrame "
+                             "or a GeoDataFrame of points as {input}.")
+    info["timings_s"] = {"read": round(time.perf_counter() - t0, 3)}
+    return records, synthetic, info
 
-        result.info["notice"] = SYNTHETIC_NOTICE
-    result.info["timings_s"] = {"read": round(read_s, 3), **result.info["timings_s"]}
-    return result
+
+def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> RunResult:
+    """Find, describe and rank the clusters of geocoded activity records.
+
+    Parameters
+    ----------
+    data : path-like, sequence of path-like, DataFrame or GeoDataFrame
+        The records: files (CSV, Parquet, GeoParquet, GeoPackage) or a frame with the
+        columns of a records file: ``metric``; ``lat`` and ``lon`` in WGS84 degrees, or
+        point geometry (any CRS, reprojected); ``doc_id`` (a document at n rows counts
+        1/n at each) and/or ``weight`` (pre-weighted sites); optional ``year``,
+        ``country`` (ISO alpha-2), ``field``, ``institution``.
+    config : Config, path-like or mapping, optional
+        A :class:`~cluster.config.Config`, a TOML file or a mapping in the TOML layout
+        (see :func:`~cluster.config.load_config`); default the shipped defaults.
+    **overrides
+        Parameters that win over ``config``, by name: ``eps_km`` (DBSCAN radius, km),
+        ``min_weight`` / ``min_share`` (mapping metric -> core threshold in weight units
+        or as a fraction of the metric's world total), ``top_n``, ``year_start``,
+        ``year_end``, ``bootstrap`` (replicates), and any other key of the configuration
+        whose name is unique (``max_names``, ``boundary_method``, ...).
+
+    Returns
+    -------
+    RunResult
+        ``clusters`` (GeoDataFrame in rank order), ``sites``, ``info``, ``config``;
+        ``.write(out_dir)`` writes the outputs, ``.plot()`` draws a map.
+
+    Raises
+    ------
+    UserInputError
+        Invalid records (every problem with its row and column), a missing file, or an
+        invalid configuration (:class:`~cluster.errors.ConfigError`).
+
+    Examples
+    --------
+    >>> import cluster
+    >>> from cluster.demo import generate_demo
+    >>> res = cluster.run(generate_demo(50_000, seed=1), eps_km=15)  # doctest: +SKIP
+    >>> res.clusters.loc[:4, ["rank", "name", "economies", "score"]]  # doctest: +SKIP
+    """
+    config = load_config(config, overrides)
+    records, synthetic, input_info = load_records(data, config)
+    return cluster_records(records, config, synthetic=synthetic, input_info=input_info)
 
 
 def library_versions() -> dict[str, str]:
+    """Versions of Python and of the libraries a result depends on (for ``run.json``)."""
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}

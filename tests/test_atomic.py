@@ -16,6 +16,7 @@ from cluster.outputs.files import OUTPUT_FILES
 # marker file and sleeps, so the test can kill it exactly there.
 DRIVER = r"""
 import sys, time, pathlib
+import cluster.outputs._atomic as a
 import cluster.outputs.files as o
 marker, where = pathlib.Path(sys.argv[1]), sys.argv[2]
 def pause():
@@ -28,12 +29,12 @@ if where == "mid-write":
         pause()
     o.draw_map = draw_map
 elif where == "after-swap":
-    real = o._exchange
-    def _exchange(a, b):
-        done = real(a, b)
+    real = a._exchange
+    def _exchange(x, y):
+        done = real(x, y)
         pause()
         return done
-    o._exchange = _exchange
+    a._exchange = _exchange
 from cluster.cli import main
 sys.exit(main(sys.argv[3:]))
 """

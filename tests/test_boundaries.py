@@ -4,7 +4,8 @@ import pytest
 import shapely
 from shapely.geometry import Point
 
-from cluster.stages.boundaries import (cluster_polygon, counts_inside, disc_vertices, sites_inside)
+from cluster.engine.polygons import disc_vertices
+from cluster.stages.boundaries import cluster_polygon, counts_inside, sites_inside
 from cluster.engine.geo import haversine_km
 
 

@@ -12,8 +12,11 @@ from cluster.cli import main
 from cluster.config import load_config
 from cluster.engine.dbscan import dbscan_sphere
 from cluster.tuning.kdist import weighted_kdist
+from cluster.demo import generate_demo
 from cluster.pipeline import cluster_records, load_records
-from cluster.tuning.sweep import match_clusters, membership_ranking, prepare_sites, run_sweep
+from cluster.stages.membership import match_clusters, membership_ranking
+from cluster.stages.sites import prepare_sites
+from cluster.tuning.sweep import run_sweep
 
 KM_PER_DEGREE = 6371.0088 * np.pi / 180  # along the equator
 
@@ -21,8 +24,9 @@ KM_PER_DEGREE = 6371.0088 * np.pi / 180  # along the equator
 @pytest.fixture(scope="module")
 def demo():
     config = load_config()
-    records, _, _ = load_records(None, config, demo_records=30_000, demo_seed=3)
-    sites, totals = prepare_sites(records, config)
+    records, _, _ = load_records(generate_demo(30_000, 3), config)
+    prepared = prepare_sites(records, config)
+    sites, totals = prepared.sites, prepared.totals
     return config, records, sites, totals
 
 

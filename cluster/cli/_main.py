@@ -1,4 +1,4 @@
-"""Command-line interface: parses arguments and calls the pipeline, nothing more.
+"""Command-line interface: parses arguments and calls the public API, nothing more.
 
 Exit codes: 0 success; 2 bad input or usage (the message alone, no traceback);
 1 internal error (the traceback goes to a log file named in the message).
@@ -13,57 +13,10 @@ import tempfile
 import time
 import traceback
 
+from cluster.cli._options import _float_list, _positive_int, add_run_options, records_source, run_overrides
 from cluster.errors import UserInputError
 
 log = logging.getLogger("cluster")
-
-
-def _min_weight(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    try:
-        if not sep or not name:
-            raise ValueError
-        return name.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected METRIC=VALUE (e.g. patents=500), got {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _float_list(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or any(not 0 < v < float("inf") for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive numbers (e.g. 5,10,20), got {text!r}")
-    return values
-
-
-def _run_options(parser, *, eps: bool = True) -> None:
-    """Input, config and output options shared by run, sweep and kdist."""
-    parser.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
-                        help="records file (CSV, Parquet, GeoParquet, GeoPackage); repeat for several")
-    parser.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (see `cluster config`)")
-    parser.add_argument("--out", "-o", metavar="DIR", default="out", help="output directory (default: out)")
-    if eps:
-        parser.add_argument("--eps-km", type=float, metavar="KM", help="DBSCAN radius in km (overrides config)")
-    parser.add_argument("--min-weight", type=_min_weight, action="append", default=[], metavar="METRIC=VALUE",
-                        help="core threshold of one metric in weight units, e.g. patents=500; repeatable")
-    parser.add_argument("--top", type=_positive_int, metavar="N", help="size of the top tier (default 100)")
-    parser.add_argument("--year-start", type=int, metavar="YEAR", help="first year kept (inclusive)")
-    parser.add_argument("--year-end", type=int, metavar="YEAR", help="last year kept (inclusive)")
-    parser.add_argument("--demo-records", type=_positive_int, default=1_000_000, metavar="N",
-                        help="records in the demo world when no --input is given (default 1000000)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="demo world seed (default 0)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Cluster records and write clusters.gpkg, clusters.parquet, ranking.csv, "
                                    "ranking.md, map.png, map.html and run.json into --out. Without --input, runs on the "
                                    "synthetic demo world.")
-    _run_options(r)
+    add_run_options(r)
     r.add_argument("--bootstrap", type=int, metavar="N",
                    help="bootstrap replicates for rank confidence intervals (rank_ci_low/high in "
                         "ranking.csv); 0 = off (default: [bootstrap] replicates, 0)")
@@ -103,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "compare with the baseline (the configured eps_km and thresholds, scale 1). "
                                     "Writes sweep.csv, heatmap_*.png and run.json into --out. Counts come from "
                                     "site memberships (no boundary polygons); see cluster/sweep.py.")
-    _run_options(sw, eps=False)
+    add_run_options(sw, eps=False)
     sw.add_argument("--eps-km", type=_float_list, required=True, metavar="KM,KM,...",
                     help="radii to try, comma-separated (e.g. 5,10,20)")
     sw.add_argument("--min-weight-scale", type=_float_list, default=[1.0], metavar="S,S,...",
@@ -114,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "of its nearest sites (itself included) reaches --k-weight; sorted "
                                     "descending and plotted on a log scale with eps_km marked. Writes "
                                     "kdist.png, kdist.csv and run.json into --out.")
-    _run_options(kd)
+    add_run_options(kd)
     kd.add_argument("--metric", required=True, metavar="M", help="metric whose sites are measured")
     kd.add_argument("--k-weight", type=float, metavar="W",
                     help="cumulative weight to reach (default: the metric's configured threshold)")
@@ -152,21 +105,17 @@ def _setup_logging(verbose: int, quiet: int) -> None:
 
 
 def _cmd_run(args) -> int:
-    from cluster.config import load_config
-    from cluster.outputs.files import prepare_output_dir, write_outputs
-    from cluster.pipeline import run
-    from cluster.stages.places import load_places
     from pathlib import Path
 
-    overrides = {"eps_km": args.eps_km, "top_n": args.top, "year_start": args.year_start,
-                 "year_end": args.year_end, "min_weight": dict(args.min_weight), "bootstrap": args.bootstrap,
-                 "geojson": args.geojson}
-    config = load_config(args.config, overrides)
+    from cluster.config import load_config
+    from cluster.outputs._atomic import prepare_output_dir
+    from cluster.pipeline import run
+
+    config = load_config(args.config, {**run_overrides(args), "eps_km": args.eps_km, "bootstrap": args.bootstrap,
+                                       "geojson": args.geojson})
     prepare_output_dir(Path(args.out))  # fail before the work, not after it
-    result = run(args.input, config, demo_records=args.demo_records, demo_seed=args.seed)
-    notice = result.info.get("notice")
-    write_outputs(result, args.out, config.metric_names, notice=notice,
-                  places=load_places(config.geonames_min_population))
+    result = run(records_source(args), config)
+    result.write(args.out)
     top = result.clusters.head(5)
     log.info("top clusters: %s", "; ".join(f"{r.rank}. {r.name} ({r.economies}) {r.score:.2f}"
                                             for r in top.itertuples()))
@@ -208,7 +157,7 @@ def main(argv=None) -> int:
     try:
         return command(args)
     except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.for_cli()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -221,6 +170,3 @@ def main(argv=None) -> int:
               "Please report it with that file.", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,11 @@
-"""The ``cluster sweep`` and ``cluster kdist`` commands: load once, compute, write atomically."""
+"""The ``cluster sweep`` and ``cluster kdist`` commands: load once, compute, write atomically.
+
+Command-line glue only: the work is :mod:`cluster.tuning`; outputs go through
+:func:`cluster.outputs.atomic_output_dir` like a run's.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -13,22 +16,19 @@ log = logging.getLogger(__name__)
 
 
 def _config_and_sites(args, eps_km=None):
+    from cluster.cli._options import records_source, run_overrides
     from cluster.config import load_config
     from cluster.pipeline import library_versions, load_records
-    from cluster.tuning.sweep import prepare_sites
+    from cluster.stages.sites import prepare_sites
 
-    overrides = {"eps_km": eps_km, "top_n": args.top, "year_start": args.year_start,
-                 "year_end": args.year_end, "min_weight": dict(args.min_weight)}
-    config = load_config(args.config, overrides)
-    timings = {}
+    config = load_config(args.config, {**run_overrides(args), "eps_km": eps_km})
+    records, synthetic, input_info = load_records(records_source(args), config)
+    timings = dict(input_info["timings_s"])
     t0 = time.perf_counter()
-    records, synthetic, input_info = load_records(args.input, config, demo_records=args.demo_records,
-                                                  demo_seed=args.seed)
-    timings["read"] = round(time.perf_counter() - t0, 3)
-    t0 = time.perf_counter()
-    sites, totals = prepare_sites(records, config)
+    prepared = prepare_sites(records, config)
+    sites, totals = prepared.sites, prepared.totals
     timings["sites"] = round(time.perf_counter() - t0, 3)
-    notice = (input_info.get("demo") or {}).get("notice") if synthetic else None
+    notice = input_info.get("notice") if synthetic else None
     info = {"tool": "innovation-clusters", "synthetic": bool(synthetic), "notice": notice,
             "config": config.to_dict(), "config_source": config.source,
             "inputs": input_info.get("files", []), "demo": input_info.get("demo"),
@@ -36,14 +36,9 @@ def _config_and_sites(args, eps_km=None):
     return config, sites, totals, notice, info, timings
 
 
-def _write_json(path: Path, info: dict) -> None:
-    from cluster.outputs.files import _json_default
-
-    path.write_text(json.dumps(info, indent=2, default=_json_default, ensure_ascii=False) + "\n", "utf-8")
-
-
 def sweep_command(args) -> int:
-    from cluster.outputs.files import atomic_output_dir, prepare_output_dir
+    from cluster.outputs._atomic import atomic_output_dir, prepare_output_dir
+    from cluster.outputs.files import write_json
     from cluster.tuning.sweep import round_table, run_sweep, write_heatmaps
 
     out = Path(args.out)
@@ -60,7 +55,7 @@ def sweep_command(args) -> int:
                      "min_weight_scale": sorted(set(args.min_weight_scale)),
                      "baseline": {"eps_km": config.eps_km, "min_weight_scale": 1.0},
                      "files": files, "timings_s": timings})
-        _write_json(tmp / "run.json", info)
+        write_json(tmp / "run.json", info)
     base = table[table["baseline"]]
     log.info("sweep: %d combinations in %.1f s; baseline (eps %g km) has %d clusters; wrote %s",
              len(table), timings["sweep"], config.eps_km,
@@ -70,7 +65,8 @@ def sweep_command(args) -> int:
 
 def kdist_command(args) -> int:
     from cluster.tuning.kdist import kdist_table, write_kdist
-    from cluster.outputs.files import atomic_output_dir, prepare_output_dir
+    from cluster.outputs._atomic import atomic_output_dir, prepare_output_dir
+    from cluster.outputs.files import write_json
 
     out = Path(args.out)
     prepare_output_dir(out)
@@ -88,7 +84,7 @@ def kdist_command(args) -> int:
         write_kdist(table, tmp, eps_km=config.eps_km, metric=args.metric, k_weight=k_weight, notice=notice)
         info.update({"command": "kdist", "metric": args.metric, "k_weight": k_weight,
                      "eps_km": config.eps_km, "files": ["kdist.csv", "kdist.png"], "timings_s": timings})
-        _write_json(tmp / "run.json", info)
+        write_json(tmp / "run.json", info)
     log.info("kdist: %s sites of %s, k_weight %.6g; %d within eps_km %g; wrote %s",
              f"{len(table):,}", args.metric, k_weight, int((table["kdist_km"] <= config.eps_km).sum()),
              config.eps_km, out / "kdist.png")

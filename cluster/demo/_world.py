@@ -63,19 +63,16 @@ import numpy as np
 import pandas as pd
 
 from cluster.errors import UserInputError
+from cluster.provenance import (PARQUET_DESCRIPTION_KEY, PARQUET_SYNTHETIC_KEY, PROVENANCE_ATTR,
+                                 SYNTHETIC_NOTICE)
 from cluster.engine.geo import EARTH_RADIUS_KM, chord_for_km, haversine_km, unit_vectors
 
 __all__ = ["SYNTHETIC_NOTICE", "METRICS", "HUBS", "generate_demo", "write_demo"]
 
-SYNTHETIC_NOTICE = ("SYNTHETIC DEMO DATA: generated from GeoNames places, not real patents, "
-                    "articles or deals.")
 
 #: Metric names, in the default order of the rows.
 METRICS = ("patents", "publications", "vc")
 
-#: Parquet schema metadata key that marks a file as synthetic (read by cluster.stages.read).
-PARQUET_SYNTHETIC_KEY = b"innovation_clusters.synthetic"
-PARQUET_DESCRIPTION_KEY = b"innovation_clusters.description"
 
 # GeoNames set: the 1,000+ places are needed so that metros have suburbs and villages
 # between them (the Øresund coast is only connected in 10 km steps through villages of
@@ -695,7 +692,7 @@ def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
         institution.append(pa.array(labels, type=pa.string()).take(pa.array(code)))
 
     text = _string_dtype()
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "metric": pd.Categorical.from_codes(np.concatenate(metric_code), categories=list(metrics)),
         "doc_id": pd.array(pa.concat_arrays(doc_id), dtype=text),
         "lat": np.concatenate(lat),
@@ -704,6 +701,10 @@ def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
         "country": pd.array(pa.concat_arrays(country), dtype=text),
         "institution": pd.array(pa.concat_arrays(institution), dtype=text),
     })
+    # The frame says what it is, so cluster.run() flags every output as synthetic.
+    frame.attrs[PROVENANCE_ATTR] = {"synthetic": True, "notice": SYNTHETIC_NOTICE,
+                                    "demo": {"records": int(n_records), "seed": int(seed), "notice": SYNTHETIC_NOTICE}}
+    return frame
 
 
 def write_demo(path: str | os.PathLike, n_records: int = 1_000_000, seed: int = 0) -> Path:

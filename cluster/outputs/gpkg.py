@@ -35,7 +35,6 @@ _FIXED = {
     "rank_ci_high": ("Rank CI high", "Upper end of the bootstrap rank interval"),
     "cluster_id": ("Cluster id", "g + 7-character geohash of the cluster's heaviest location"),
     "name": ("Name", "Main places of the cluster by activity, en-dash separated"),
-    "economies": ("Economies", "ISO 3166-1 alpha-2 codes holding >= 5 % of the activity, heaviest first"),
     "score": ("Score", "Size score: sum over metrics of score_weight x world share (percent)"),
     "population": ("Population", "Inhabitants inside the boundary (GeoNames places or raster grid)"),
     "intensity_score": ("Intensity score", "Score per million inhabitants"),
@@ -57,11 +56,25 @@ _SITES = {
 _COLOURS = ["255,255,178", "254,204,92", "253,141,60", "240,59,32", "189,0,38"]
 
 
-def column_docs(columns, metric_labels: dict) -> dict:
-    """``column -> (title, description)`` for the clusters layer."""
+def column_docs(columns, metric_labels: dict, *, economy_min_share: float = 0.05) -> dict:
+    """``column -> (title, description)`` for the clusters layer.
+
+    Parameters
+    ----------
+    columns : iterable of str
+        The layer's columns.
+    metric_labels : dict
+        Metric name -> label (from the configuration).
+    economy_min_share : float, default 0.05
+        The run's ``[places] economy_min_share`` (fraction), quoted in the description
+        of ``economies``.
+    """
     docs = {}
     for c in columns:
-        if c in _FIXED:
+        if c == "economies":
+            docs[c] = ("Economies", f"ISO 3166-1 alpha-2 codes holding >= {100 * economy_min_share:g} % "
+                                    "of the activity, heaviest first")
+        elif c in _FIXED:
             docs[c] = _FIXED[c]
         elif c in metric_labels:
             docs[c] = (c, f"Count inside the boundary: {metric_labels[c]} (fractional)")
@@ -193,7 +206,7 @@ def _register_attributes(con, table: str, description: str) -> None:
 
 
 def finish_geopackage(path: Path, *, clusters: pd.DataFrame, metric_labels: dict, info: dict,
-                      default_json) -> None:
+                      default_json, economy_min_share: float = 0.05) -> None:
     """Add field docs, the default QGIS style and ``run_info`` to a written GeoPackage."""
     con = sqlite3.connect(path)
     try:
@@ -213,7 +226,8 @@ def finish_geopackage(path: Path, *, clusters: pd.DataFrame, metric_labels: dict
                 con.execute("INSERT INTO gpkg_extensions (table_name, column_name, extension_name, definition, "
                             "scope) VALUES (?, NULL, 'gpkg_schema', "
                             "'http://www.geopackage.org/spec121/#extension_schema', 'read-write')", (table,))
-            docs = {"clusters": column_docs(clusters.columns, metric_labels), "sites": _SITES}
+            docs = {"clusters": column_docs(clusters.columns, metric_labels, economy_min_share=economy_min_share),
+                    "sites": _SITES}
             for table, cols in docs.items():
                 present = {r[1] for r in con.execute(f'PRAGMA table_info("{table}")')}
                 for col, (title, desc) in cols.items():

@@ -7,10 +7,10 @@ without ``doc_id``) are resampled as sites, separately from the documents of the
 metric. The replicate's site weights and world totals are recomputed, the clustering is
 rerun with the configured radius and thresholds (a ``min_share`` threshold follows the
 replicate's world total) and its clusters are ranked from site memberships, as in
-:mod:`cluster.tuning.sweep` (member sites plus noise within ``eps_km / 2``; no polygons).
+:mod:`cluster.stages.membership` (member sites plus noise within ``eps_km / 2``; no polygons).
 
 Each cluster of the main run is matched to at most one replicate cluster by member-site
-overlap (:func:`cluster.tuning.sweep.match_clusters`, weighted by the main run's activity); its
+overlap (:func:`cluster.stages.membership.match_clusters`, weighted by the main run's activity); its
 replicate rank is that cluster's rank, or one past the last rank when it has no match
 (it dissolved). ``rank_ci_low`` / ``rank_ci_high`` are the lower and upper
 ``(1 - confidence) / 2`` quantiles of the replicate ranks (``inverted_cdf``, so they are
@@ -28,7 +28,7 @@ import pandas as pd
 from cluster.config import Config
 from cluster.stages.ranking import site_activity
 from cluster.stages.sites import document_sizes, fractional_weights, world_totals
-from cluster.tuning.sweep import match_clusters, membership_ranking, quiet_stages
+from cluster.stages.membership import match_clusters, membership_ranking, quiet_stages
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from cluster.stages.boundaries import _split_antimeridian, disc_union
+from cluster.engine.polygons import disc_union, split_antimeridian
 from cluster.engine.geo import EARTH_RADIUS_KM
 
 _SPHERE = CRS.from_proj4(f"+proj=longlat +R={EARTH_RADIUS_KM * 1000.0} +no_defs +type=crs")
@@ -71,7 +71,7 @@ def concave_polygon(lat, lon, radius_km: float, segments: int = 32, *, ratio: fl
     lon = np.asarray(lon, float)
     discs, polar = disc_union(lat, lon, radius_km, segments)
     if polar:
-        return shapely.normalize(_split_antimeridian(discs))
+        return shapely.normalize(split_antimeridian(discs))
     ref = float(lon[0])
     lat0, lon0 = _centre(lat, lon)
     local = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0!r} +lon_0={lon0!r} +R={EARTH_RADIUS_KM * 1000.0} "
@@ -90,4 +90,4 @@ def concave_polygon(lat, lon, radius_km: float, segments: int = 32, *, ratio: fl
 
     hull_ll = shapely.make_valid(shapely.transform(hull, back))
     clipped = shapely.make_valid(shapely.intersection(discs, hull_ll))
-    return shapely.normalize(_split_antimeridian(clipped))
+    return shapely.normalize(split_antimeridian(clipped))

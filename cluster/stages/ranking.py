@@ -17,8 +17,12 @@ Formulas (``m`` runs over the metrics present in the input):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+from cluster.stages.boundaries import counts_inside
 
 _GEOHASH = "0123456789bcdefghjkmnpqrstuvwxyz"
 
@@ -143,3 +147,64 @@ def cluster_anchors(sites: pd.DataFrame, inside: np.ndarray, activity: np.ndarra
     loc = loc.sort_values(["c", "a", "lat", "lon"], ascending=[True, False, True, True], kind="mergesort")
     best = loc.drop_duplicates("c").set_index("c").reindex(range(n))
     return best[["lat", "lon"]].to_numpy()
+
+
+@dataclass(frozen=True)
+class RankedClusters:
+    """What :func:`rank_sites` returns.
+
+    Attributes
+    ----------
+    table : DataFrame
+        :func:`rank_clusters` output, one row per cluster in rank order.
+    ids : list of str
+        Cluster id of each cluster, indexed by cluster number (not rank).
+    anchor : ndarray of shape (n_clusters, 2)
+        ``(lat, lon)`` of each cluster's heaviest location, by cluster number.
+    counts : DataFrame of shape (n_clusters, n_metrics)
+        Weight per metric counted in each cluster, by cluster number.
+    """
+
+    table: pd.DataFrame
+    ids: list
+    anchor: np.ndarray
+    counts: pd.DataFrame
+
+
+def rank_sites(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, totals: dict[str, float], config,
+               *, population=None) -> RankedClusters:
+    """Count, anchor, name by id and rank clusters from the cluster each site counts towards.
+
+    The one ranking block shared by a run (:mod:`cluster.pipeline`, where ``inside`` comes
+    from the boundary polygons) and by the membership ranking of the bootstrap and the
+    sweep (:mod:`cluster.stages.membership`, where it comes from site memberships).
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Weighted sites (``metric``, ``lat``, ``lon``, ``weight``).
+    inside : ndarray of shape (n_sites,)
+        Cluster number each site counts towards, -1 for none.
+    n_clusters : int
+        Number of clusters (numbers ``0 .. n_clusters - 1``).
+    totals : dict
+        World total weight per metric.
+    config : Config
+        Metrics (score weights) and ``top_n``.
+    population : array of shape (n_clusters,), optional
+        Inhabitants of each cluster; ``None`` (the membership ranking) leaves intensity
+        empty.
+
+    Returns
+    -------
+    RankedClusters
+    """
+    metrics = list(config.metric_names)
+    counts = counts_inside(sites, inside, n_clusters, metrics)
+    activity = site_activity(sites, totals, config)
+    anchor = cluster_anchors(sites, inside, activity, n_clusters) if n_clusters else np.zeros((0, 2))
+    ids = assign_cluster_ids(anchor[:, 0], anchor[:, 1])
+    pop = np.zeros(n_clusters) if population is None else population
+    table = rank_clusters(counts, totals, {m.name: m.score_weight for m in config.metrics}, pop, ids,
+                          top_n=config.top_n)
+    return RankedClusters(table=table, ids=ids, anchor=anchor, counts=counts)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cluster.errors import InputDataError, UserInputError
+from cluster.provenance import PARQUET_SYNTHETIC_KEY
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
         except Exception as exc:  # pyarrow raises several types for a broken file
             raise UserInputError(f"{path}: cannot read as Parquet ({exc}).") from None
         meta = table.schema.metadata or {}
-        synthetic = meta.get(b"innovation_clusters.synthetic") == b"true"
+        synthetic = meta.get(PARQUET_SYNTHETIC_KEY) == b"true"
         if b"geo" in meta:
             import geopandas as gpd
 
@@ -256,7 +257,32 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
 
 
 def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str]) -> pd.DataFrame:
-    """Validate an in-memory records frame exactly as a file would be (row numbers 1-based)."""
+    """Validate an in-memory records frame exactly as a file would be.
+
+    Parameters
+    ----------
+    frame : DataFrame or GeoDataFrame
+        Records with the columns of a records file; a GeoDataFrame of points gives
+        ``lat``/``lon`` from its geometry (reprojected to EPSG:4326 when it has a CRS).
+    name : str
+        What messages call the frame (e.g. ``"<DataFrame>"``); rows are numbered from 1.
+    metrics : sequence of str
+        Metric names allowed in ``metric``.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`read_records` (``source`` = 0).
+
+    Raises
+    ------
+    InputDataError
+        Listing every invalid record.
+    """
+    import geopandas as gpd
+
+    if isinstance(frame, gpd.GeoDataFrame):
+        frame = _points_to_columns(frame, Path(name))
     df = _validate(frame, Path(name), 1, metrics)
     df["source"] = np.int32(0)
     df["metric"] = df["metric"].astype(pd.CategoricalDtype(list(metrics)))
@@ -292,9 +318,9 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[p
     frames, files, synthetic, problems = [], [], [], []
     for i, p in enumerate(map(Path, paths)):
         if not p.exists():
-            raise UserInputError(f"Input {p} does not exist. Check the path given to --input.")
+            raise UserInputError(f"Input {p} does not exist. Check the path given to {{input}}.")
         if p.is_dir():
-            raise UserInputError(f"Input {p} is a directory. Pass files to --input.")
+            raise UserInputError(f"Input {p} is a directory. Pass files to {{input}}.")
         raw, offset, synth = _read_table(p)
         try:
             df = _validate(raw, p, offset, metrics)

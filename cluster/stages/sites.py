@@ -23,6 +23,7 @@ a partitioned run gives the same sites.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -54,7 +55,7 @@ def filter_years(records: pd.DataFrame, year_start: int | None, year_end: int | 
         seen = f"{int(years.min())}–{int(years.max())}" if len(years) else "none"
         raise UserInputError(
             f"The year window {year_start or '...'}–{year_end or '...'} selects no records "
-            f"(years in the input: {seen}). Change [input] year_start/year_end or --year-start/--year-end."
+            f"(years in the input: {seen}). Change [input] year_start/year_end or {{year_window}}."
         )
     return records.loc[keep].reset_index(drop=True), dropped
 
@@ -151,3 +152,65 @@ def world_totals(sites: pd.DataFrame, metrics: Iterable[str]) -> dict[str, float
     """Total weight per metric over all sites (noise included): the denominators of shares."""
     tot = sites.groupby("metric", observed=False)["weight"].sum()
     return {m: float(tot.get(m, 0.0)) for m in metrics}
+
+
+@dataclass(frozen=True)
+class PreparedSites:
+    """The sites stage's result (see :func:`prepare_sites`).
+
+    Attributes
+    ----------
+    records : DataFrame
+        The records inside the year window (what the bootstrap resamples).
+    sites : DataFrame
+        Unique weighted sites (:func:`finalize_sites`).
+    totals : dict
+        World total weight per metric, noise included (:func:`world_totals`).
+    records_outside_years : int
+        Records left out by the year window.
+    warnings : tuple of str
+        What a user should know (records outside the window, metrics without records).
+    """
+
+    records: pd.DataFrame
+    sites: pd.DataFrame
+    totals: dict
+    records_outside_years: int
+    warnings: tuple
+
+
+def prepare_sites(records: pd.DataFrame, config) -> PreparedSites:
+    """The whole sites stage: year window, fractional counting, reduction to sites, totals.
+
+    Parameters
+    ----------
+    records : DataFrame
+        Validated records (:func:`cluster.stages.read.read_records`).
+    config : Config
+        ``year_start``, ``year_end`` and the metric names.
+
+    Returns
+    -------
+    PreparedSites
+
+    Raises
+    ------
+    UserInputError
+        When the year window selects no record.
+    """
+    metrics = list(config.metric_names)
+    notes = []
+    kept, dropped = filter_years(records, config.year_start, config.year_end)
+    if dropped:
+        notes.append(f"{dropped:,} of {dropped + len(kept):,} records are outside the year window "
+                     f"{config.year_start or '...'}–{config.year_end or '...'} and were left out")
+    sites = reduce_to_sites(kept, metrics)
+    totals = world_totals(sites, metrics)
+    for m in metrics:
+        if totals[m] == 0:
+            notes.append(f"metric '{m}' has no records; the ranking uses the metrics present "
+                         f"({', '.join(x for x in metrics if totals[x] > 0)})")
+    for note in notes:
+        log.warning(note)
+    return PreparedSites(records=kept, sites=sites, totals=totals, records_outside_years=dropped,
+                         warnings=tuple(notes))

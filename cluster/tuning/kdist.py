@@ -108,17 +108,14 @@ def plot_kdist(table: pd.DataFrame, ax, *, eps_km: float | None = None, metric: 
 def write_kdist(table: pd.DataFrame, out_dir, *, eps_km: float, metric: str, k_weight: float,
                 notice: str | None = None) -> None:
     """kdist.csv and kdist.png into ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     t = table.copy()
     t["kdist_km"] = t["kdist_km"].round(6)
     t.to_csv(out_dir / "kdist.csv", index=False, lineterminator="\n")
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    fig = Figure(figsize=(8, 5), dpi=100)  # not pyplot: no global state, no backend switch
+    ax = fig.subplots()
     plot_kdist(table, ax, eps_km=eps_km, metric=metric, k_weight=k_weight)
     if notice:
         fig.suptitle(notice, fontsize=8)
     fig.savefig(out_dir / "kdist.png", metadata={"Software": None}, bbox_inches="tight")
-    plt.close(fig)
