@@ -15,10 +15,11 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -31,8 +32,15 @@ from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
 from cluster.stages.bootstrap import rank_intervals
 from cluster.stages.boundaries import build_boundaries, sites_inside
 from cluster.stages.clustering import cluster_metrics, overlay
-from cluster.stages.places import (cluster_economies, cluster_names, distinct_names, load_places, nearest_place,
-                                   population_inside, site_countries)
+from cluster.stages.places import (
+    cluster_economies,
+    cluster_names,
+    distinct_names,
+    load_places,
+    nearest_place,
+    population_inside,
+    site_countries,
+)
 from cluster.stages.ranking import rank_sites, site_activity
 from cluster.stages.read import read_records, validate_frame
 from cluster.stages.sites import prepare_sites

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from conftest import offsets_km
 
-from cluster.stages.bootstrap import rank_intervals, replicate_weights, resampling_units
 from cluster.config import _build, _merge, load_config
 from cluster.errors import ConfigError
 from cluster.outputs.files import ranking_table, write_outputs
 from cluster.pipeline import cluster_records
+from cluster.stages.bootstrap import rank_intervals, replicate_weights, resampling_units
 from cluster.stages.read import validate_frame
 
 # Planted clusters: (lat, lon, documents). A and B are far apart in size from each

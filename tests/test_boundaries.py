@@ -4,9 +4,9 @@ import pytest
 import shapely
 from shapely.geometry import Point
 
+from cluster.engine.geo import haversine_km
 from cluster.engine.polygons import disc_vertices
 from cluster.stages.boundaries import cluster_polygon, counts_inside, sites_inside
-from cluster.engine.geo import haversine_km
 
 
 @pytest.mark.parametrize("lat, lon", [(0, 0), (60, 10), (-33.9, 151.2), (85, -179.99)])

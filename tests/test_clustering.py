@@ -2,11 +2,10 @@
 
 import pandas as pd
 import pytest
-
-from cluster.stages.clustering import cluster_metrics, overlay
-from cluster.config import load_config
-
 from conftest import offsets_km
+
+from cluster.config import load_config
+from cluster.stages.clustering import cluster_metrics, overlay
 
 
 def _sites(rows):

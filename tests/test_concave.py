@@ -6,15 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import make_records, offsets_km
 
-from cluster.stages.boundaries import build_boundaries, cluster_polygon
-from cluster.stages.concave import concave_polygon
 from cluster.config import load_config
 from cluster.errors import ConfigError
 from cluster.pipeline import cluster_records
+from cluster.stages.boundaries import build_boundaries, cluster_polygon
+from cluster.stages.concave import concave_polygon
 from cluster.stages.read import validate_frame
-
-from conftest import make_records, offsets_km
 
 METHODS = ["discs", "concave"]
 

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from cluster.demo import HUBS, METRICS, SYNTHETIC_NOTICE, generate_demo, write_demo
-from cluster.errors import UserInputError
 from cluster.engine.geo import haversine_km
+from cluster.errors import UserInputError
 
 N = 30_000
 SEED = 7
@@ -112,7 +112,8 @@ def test_metric_proportions(world):
 def test_city_level_points_repeat_and_postcode_points_are_rounded(world):
     lat = world["lat"].to_numpy()
     lon = world["lon"].to_numpy()
-    rounded = np.isclose(lat, np.round(lat, 2), atol=1e-9, rtol=0) & np.isclose(lon, np.round(lon, 2), atol=1e-9, rtol=0)
+    rounded = (np.isclose(lat, np.round(lat, 2), atol=1e-9, rtol=0)
+               & np.isclose(lon, np.round(lon, 2), atol=1e-9, rtol=0))
     assert 0.05 < rounded.mean() < 0.4
     sites = world.groupby(["lat", "lon"]).size()
     assert len(sites) < 0.5 * len(world)  # many records share a location

@@ -14,12 +14,11 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from conftest import make_records, offsets_km
 
 from cluster.cli import main
 from cluster.outputs.gpkg import sites_frame
 from cluster.outputs.webmap import write_map_html
-
-from conftest import make_records, offsets_km
 
 
 def _world():

@@ -7,13 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import make_records, offsets_km
 
 from cluster.cli import main
 from cluster.outputs.files import OUTPUT_FILES
 from cluster.pipeline import cluster_records
 from cluster.stages.read import validate_frame
-
-from conftest import make_records, offsets_km
 
 METRICS = ("patents", "publications", "vc")
 

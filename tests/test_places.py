@@ -1,8 +1,15 @@
 import pytest
 
 from cluster.stages.boundaries import cluster_polygon
-from cluster.stages.places import (EN_DASH, cluster_economies, distinct_names, cluster_names, load_places, naming_place,
-                            population_inside)
+from cluster.stages.places import (
+    EN_DASH,
+    cluster_economies,
+    cluster_names,
+    distinct_names,
+    load_places,
+    naming_place,
+    population_inside,
+)
 
 
 @pytest.fixture(scope="module")

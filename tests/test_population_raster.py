@@ -6,17 +6,16 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from conftest import make_records, offsets_km
 from shapely.geometry import box
 
-from cluster.stages.boundaries import cluster_polygon
 from cluster.cli import main
 from cluster.config import load_config
 from cluster.errors import ConfigError
 from cluster.pipeline import cluster_records
+from cluster.stages.boundaries import cluster_polygon
 from cluster.stages.population import raster_population, raster_sums
 from cluster.stages.read import validate_frame
-
-from conftest import make_records, offsets_km
 
 CELL = 0.01  # degrees
 

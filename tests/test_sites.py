@@ -4,8 +4,16 @@ import pytest
 
 from cluster.errors import UserInputError
 from cluster.stages.read import validate_frame
-from cluster.stages.sites import (combine_document_sizes, combine_partials, document_sizes, filter_years,
-                           finalize_sites, partial_sites, reduce_to_sites, world_totals)
+from cluster.stages.sites import (
+    combine_document_sizes,
+    combine_partials,
+    document_sizes,
+    filter_years,
+    finalize_sites,
+    partial_sites,
+    reduce_to_sites,
+    world_totals,
+)
 
 METRICS = ("patents", "publications", "vc")
 

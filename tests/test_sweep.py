@@ -10,12 +10,12 @@ import pytest
 
 from cluster.cli import main
 from cluster.config import load_config
-from cluster.engine.dbscan import dbscan_sphere
-from cluster.tuning.kdist import weighted_kdist
 from cluster.demo import generate_demo
+from cluster.engine.dbscan import dbscan_sphere
 from cluster.pipeline import cluster_records, load_records
 from cluster.stages.membership import match_clusters, membership_ranking
 from cluster.stages.sites import prepare_sites
+from cluster.tuning.kdist import weighted_kdist
 from cluster.tuning.sweep import run_sweep
 
 KM_PER_DEGREE = 6371.0088 * np.pi / 180  # along the equator

@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", parents=[common], help="cluster records and write boundaries and rankings",
                        description="Cluster records and write clusters.gpkg, clusters.parquet, ranking.csv, "
-                                   "ranking.md, map.png, map.html and run.json into --out. Without --input, runs on the "
+                                   "ranking.md, map.png, map.html and run.json into --out. "
+                                   "Without --input, runs on the "
                                    "synthetic demo world.")
     add_run_options(r)
     r.add_argument("--bootstrap", type=int, metavar="N",

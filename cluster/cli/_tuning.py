@@ -64,9 +64,9 @@ def sweep_command(args) -> int:
 
 
 def kdist_command(args) -> int:
-    from cluster.tuning.kdist import kdist_table, write_kdist
     from cluster.outputs._atomic import atomic_output_dir, prepare_output_dir
     from cluster.outputs.files import write_json
+    from cluster.tuning.kdist import kdist_table, write_kdist
 
     out = Path(args.out)
     prepare_output_dir(out)

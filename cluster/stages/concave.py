@@ -28,8 +28,8 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from cluster.engine.polygons import disc_union, split_antimeridian
 from cluster.engine.geo import EARTH_RADIUS_KM
+from cluster.engine.polygons import disc_union, split_antimeridian
 
 _SPHERE = CRS.from_proj4(f"+proj=longlat +R={EARTH_RADIUS_KM * 1000.0} +no_defs +type=crs")
 
