@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install clusters clusters-real demo sweep test bench clean
+.PHONY: install clusters clusters-real demo sweep test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,17 @@ sweep: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cluster demo --out out-demo.parquet
 
+## Every test (what CI runs), the lint included
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## The edit loop: every test but the slow ones (subprocess, browser, notebook)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade); also checked by `make test`
+lint: $(STAMP)
+	$(BIN)/ruff check cluster tests benchmarks
 
 ## DBSCAN engine against scikit-learn (results in benchmarks/results/)
 bench: $(STAMP)

@@ -1,8 +1,7 @@
-"""Shared fixtures: small hand-built records and configs (provenance in each docstring)."""
+"""Shared fixtures (helpers that are not fixtures live in ``helpers.py``)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,18 +14,6 @@ def config():
     return load_config(overrides={"min_weight": {"patents": 3.0, "publications": 3.0, "vc": 3.0}})
 
 
-def make_records(points, metric="patents", *, per_site=5, doc_prefix="d"):
-    """Records: ``per_site`` single-location documents at each (lat, lon[, country])."""
-    rows = []
-    for i, p in enumerate(points):
-        lat, lon = p[0], p[1]
-        country = p[2] if len(p) > 2 else None
-        for k in range(per_site):
-            rows.append({"metric": metric, "doc_id": f"{doc_prefix}{i}-{k}", "lat": lat, "lon": lon,
-                         "country": country})
-    return pd.DataFrame(rows)
-
-
 @pytest.fixture
 def write_csv(tmp_path):
     def _write(df: pd.DataFrame, name="records.csv"):
@@ -35,10 +22,3 @@ def write_csv(tmp_path):
         return path
 
     return _write
-
-
-def offsets_km(lat0, lon0, dx_km, dy_km):
-    """Point displaced by (east, north) kilometres (small-distance approximation)."""
-    lat = lat0 + dy_km / 111.195
-    lon = lon0 + dx_km / (111.195 * np.cos(np.radians(lat0)))
-    return lat, lon

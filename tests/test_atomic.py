@@ -58,6 +58,7 @@ def _args(inp, out, eps):
             "--min-weight", "patents=3", "--min-weight", "vc=3", "--min-weight", "publications=3"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["mid-write", "after-swap"])
 def test_sigkill_leaves_old_or_new_outputs_never_a_mix(tmp_path, where):
     inp, out, marker = _records(tmp_path / "r.csv"), tmp_path / "out", tmp_path / "marker"

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import offsets_km
+from helpers import offsets_km
 
 from cluster.config import _build, _merge, load_config
 from cluster.errors import ConfigError
@@ -46,6 +46,7 @@ def planted_config(replicates: int = 200, seed: int = 0):
     return replace(config, bootstrap_replicates=replicates, bootstrap_seed=seed, top_n=3)
 
 
+@pytest.mark.slow
 def test_intervals_narrow_when_far_apart_and_wide_for_near_ties():
     records = planted_records()
     result = cluster_records(records, planted_config())
@@ -66,6 +67,7 @@ def test_intervals_narrow_when_far_apart_and_wide_for_near_ties():
     assert cols[:3] == ["rank", "rank_ci_low", "rank_ci_high"]
 
 
+@pytest.mark.slow
 def test_reproducible_by_seed():
     records = planted_records()
     a = cluster_records(records, planted_config(60, seed=7)).clusters

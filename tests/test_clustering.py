@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from conftest import offsets_km
+from helpers import offsets_km
 
 from cluster.config import load_config
 from cluster.stages.clustering import cluster_metrics, overlay

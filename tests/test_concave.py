@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import make_records, offsets_km
+from helpers import make_records, offsets_km
 
 from cluster.config import load_config
 from cluster.errors import ConfigError

@@ -197,6 +197,7 @@ def test_city_scale_input_against_sklearn():
     assert labels.max() >= 10
 
 
+@pytest.mark.slow
 def test_many_duplicated_records_equal_sites_with_summed_weights():
     """1.3 M records on 3,000 sites give the result of the unique sites carrying their
     summed weights (what scikit-learn is usually run on)."""

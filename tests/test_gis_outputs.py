@@ -14,7 +14,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from conftest import make_records, offsets_km
+from helpers import make_records, offsets_km
 
 from cluster.cli import main
 from cluster.outputs.gpkg import sites_frame
@@ -169,6 +169,7 @@ def _ogrinfo(*args):
     return res.stdout
 
 
+@pytest.mark.slow
 def test_ogrinfo_reads_the_geopackage(out):
     gpkg = str(out / "clusters.gpkg")
     listing = _ogrinfo(gpkg)
@@ -200,6 +201,7 @@ def _chromium(*args, url):
     return res.stdout
 
 
+@pytest.mark.slow
 def test_map_html_in_headless_chromium(out, tmp_path):
     ranking = pd.read_csv(out / "ranking.csv")
     first = ranking.iloc[0]
@@ -227,6 +229,7 @@ def test_map_html_in_headless_chromium(out, tmp_path):
     assert ((r > 180) & (b < 120)).sum() > 50
 
 
+@pytest.mark.slow
 def test_map_html_escapes_names(out, tmp_path):
     import geopandas as gpd
 

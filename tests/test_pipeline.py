@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import make_records, offsets_km
+from helpers import make_records, offsets_km
 
 from cluster.cli import main
 from cluster.outputs.files import OUTPUT_FILES

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from conftest import make_records, offsets_km
+from helpers import make_records, offsets_km
 from shapely.geometry import box
 
 from cluster.cli import main
