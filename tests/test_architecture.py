@@ -126,7 +126,8 @@ def test_the_layers_test_sees_real_imports():
 def test_a_run_imports_no_tuning_cli_or_demo_code():
     code = (
         "import sys, pandas as pd, cluster\n"
-        "rows = [{'metric': 'patents', 'doc_id': f'd{i}', 'lat': 48.1 + (i % 5) * 0.01, 'lon': 11.5} for i in range(30)]\n"
+        "rows = [{'metric': 'patents', 'doc_id': f'd{i}', 'lat': 48.1 + (i % 5) * 0.01, 'lon': 11.5}\n"
+        "        for i in range(30)]\n"
         "res = cluster.run(pd.DataFrame(rows), min_weight={'patents': 3}, top_n=5)\n"
         "assert len(res.clusters) == 1\n"
         "print(sorted(m for m in sys.modules if m.startswith(('cluster.tuning', 'cluster.cli', 'cluster.demo',"
