@@ -34,12 +34,44 @@ def unit_vectors(lat, lon):
 
 
 def chord_for_km(distance_km: float) -> float:
-    """Chord length on the unit sphere for a great-circle distance in km."""
-    return 2.0 * np.sin(min(distance_km / EARTH_RADIUS_KM, np.pi) / 2.0)
+    """Chord length on the unit sphere for a great-circle distance.
+
+    Parameters
+    ----------
+    distance_km : float
+        Great-circle distance in km (capped at half the circumference).
+
+    Returns
+    -------
+    float
+        ``2 sin(d / 2R)``, the straight-line distance between unit vectors that far apart.
+
+    Examples
+    --------
+    >>> round((chord_for_km(6371.0088 * 3.141592653589793)), 12)
+    2.0
+    """
+    return float(2.0 * np.sin(min(distance_km / EARTH_RADIUS_KM, np.pi) / 2.0))
 
 
 def haversine_km(lat1, lon1, lat2, lon2):
-    """Great-circle distance in km between points given in degrees (broadcasts)."""
+    """Great-circle distance between points (broadcasts like numpy).
+
+    Parameters
+    ----------
+    lat1, lon1, lat2, lon2 : float or array-like
+        WGS84 coordinates in degrees.
+
+    Returns
+    -------
+    float or ndarray
+        Distance in km on the sphere of radius :data:`EARTH_RADIUS_KM`.
+
+    Examples
+    --------
+    >>> round(float(haversine_km(0.0, 179.5, 0.0, -179.5)), 1)  # across the antimeridian
+    111.2
+    """
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi = p2 - p1
     dlam = np.radians(np.asarray(lon2) - np.asarray(lon1))

@@ -54,7 +54,22 @@ def disc_vertices(lat, lon, radius_km: float, segments: int) -> np.ndarray:
 
 
 def polar_cap(ring: np.ndarray, north: bool, ref_lon: float) -> Polygon:
-    """A disc containing a pole, as the region between its rim and the pole."""
+    """A disc that contains a pole, as the region between its rim and the pole.
+
+    Parameters
+    ----------
+    ring : ndarray of shape (segments, 2)
+        The disc's vertices ``(lon, lat)`` in degrees (:func:`disc_vertices`).
+    north : bool
+        The disc contains the north pole (else the south pole).
+    ref_lon : float
+        Centre of the unwrapped longitude frame, degrees.
+
+    Returns
+    -------
+    shapely Polygon
+        Valid, spanning ``ref_lon - 180`` to ``ref_lon + 180`` in longitude.
+    """
     lon = (ring[:, 0] - (ref_lon - 180.0)) % 360.0 + (ref_lon - 180.0)
     order = np.argsort(lon, kind="stable")
     lon, lat = lon[order], ring[order, 1]
@@ -71,7 +86,19 @@ def polar_cap(ring: np.ndarray, north: bool, ref_lon: float) -> Polygon:
 
 
 def split_antimeridian(geom):
-    """Cut a geometry in an unwrapped frame into parts inside [-180, 180]."""
+    """Cut a geometry drawn in an unwrapped longitude frame into parts inside [-180, 180].
+
+    Parameters
+    ----------
+    geom : shapely geometry
+        Polygons whose longitudes may leave [-180, 180] (e.g. 175 to 185 degrees).
+
+    Returns
+    -------
+    shapely Polygon or MultiPolygon
+        The same area in EPSG:4326 longitudes, split at +-180 degrees (RFC 7946 style);
+        an empty Polygon when nothing is left.
+    """
     parts = []
     minx, _, maxx, _ = geom.bounds
     for k in range(int(np.floor((minx + 180) / 360)), int(np.floor((maxx + 180) / 360)) + 1):
@@ -91,8 +118,24 @@ def split_antimeridian(geom):
 
 
 def disc_union(lat, lon, radius_km: float, segments: int = 32):
-    """The union of the discs in a longitude frame unwrapped around ``lon[0]`` (not yet
-    split at the antimeridian): ``(geometry, touches_pole)``."""
+    """The union of geodesic discs around sites, not yet split at the antimeridian.
+
+    Parameters
+    ----------
+    lat, lon : array-like of shape (n,)
+        Disc centres in degrees (n >= 1).
+    radius_km : float
+        Great-circle radius of each disc, km.
+    segments : int, default 32
+        Vertices per disc.
+
+    Returns
+    -------
+    geometry : shapely geometry
+        Valid union in a longitude frame unwrapped around ``lon[0]``.
+    touches_pole : bool
+        Some disc contains a pole (it is drawn as a polar cap).
+    """
     lat = np.asarray(lat, float)
     lon = np.asarray(lon, float)
     ref = float(lon[0])

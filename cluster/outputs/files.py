@@ -61,7 +61,23 @@ def ranking_table(clusters, metrics) -> pd.DataFrame:
 
 
 def md_escape(text: str) -> str:
-    """Escape text from the data for a Markdown table cell."""
+    """Escape text from the data for a Markdown table cell.
+
+    Parameters
+    ----------
+    text : str
+        Any text (names come from data and may hold ``|``, ``<``, ``*`` ...).
+
+    Returns
+    -------
+    str
+        The text with Markdown's special characters backslash-escaped, on one line.
+
+    Examples
+    --------
+    >>> md_escape("Evil|Town <b>")
+    'Evil\\\\|Town \\\\<b\\\\>'
+    """
     out = str(text)
     for ch in "\\`*_{}[]<>()#+!|":
         out = out.replace(ch, "\\" + ch)
@@ -95,7 +111,22 @@ def ranking_markdown(table: pd.DataFrame, info: dict, metrics, notice: str | Non
 
 
 def json_default(obj):
-    """``json.dumps`` fallback for numpy scalars and paths."""
+    """``json.dumps`` fallback for numpy scalars and paths.
+
+    Parameters
+    ----------
+    obj : object
+        What ``json`` cannot serialise by itself.
+
+    Returns
+    -------
+    int, float or str
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+    """
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (np.floating,)):
@@ -166,5 +197,17 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
 
 
 def write_json(path: Path, info: dict) -> None:
-    """``run.json``: ``info`` as indented UTF-8 JSON (numpy scalars and paths converted)."""
+    """Write ``info`` to ``path`` as indented UTF-8 JSON (numpy scalars and paths converted).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file (e.g. ``run.json``).
+    info : dict
+        JSON-able data.
+
+    Returns
+    -------
+    None
+    """
     path.write_text(json.dumps(info, indent=2, default=json_default, ensure_ascii=False) + "\n", "utf-8")

@@ -86,7 +86,21 @@ def column_docs(columns, metric_labels: dict, *, economy_min_share: float = 0.05
 
 
 def sites_frame(sites: pd.DataFrame, *, outside: bool):
-    """The ``sites`` layer as a GeoDataFrame (deterministic order)."""
+    """The ``sites`` layer as a GeoDataFrame (deterministic order).
+
+    Parameters
+    ----------
+    sites : DataFrame
+        A run's sites (``cluster_id``, ``metric``, ``weight``, ``metric_cluster``, ``core``,
+        ``lat``, ``lon``).
+    outside : bool
+        Also keep the sites in no cluster (``cluster_id`` empty).
+
+    Returns
+    -------
+    GeoDataFrame
+        Points in EPSG:4326 sorted by cluster, metric, latitude, longitude.
+    """
     import geopandas as gpd
 
     keep = sites if outside else sites[sites["cluster_id"].notna()]
@@ -126,7 +140,18 @@ def _fill_symbol(name: str, colour: str) -> str:
 
 
 def clusters_qml(scores: np.ndarray) -> str:
-    """QGIS style: graduated fill by ``score`` (quantile classes) with ``name`` labels."""
+    """QGIS style of the clusters layer: graduated fill by ``score`` with ``name`` labels.
+
+    Parameters
+    ----------
+    scores : ndarray
+        The run's scores; classes are their quantiles (:func:`_range_breaks`).
+
+    Returns
+    -------
+    str
+        A QML document (QGIS 3.28 layout).
+    """
     breaks = _range_breaks(np.asarray(scores, float))
     k = len(breaks) - 1
     colours = [_COLOURS[round(i * (len(_COLOURS) - 1) / max(k - 1, 1))] for i in range(k)]
@@ -168,7 +193,17 @@ def clusters_qml(scores: np.ndarray) -> str:
 
 
 def clusters_sld(scores: np.ndarray) -> str:
-    """The same classes as an OGC SLD 1.1 (for clients that read SLD rather than QML)."""
+    """The same classes as :func:`clusters_qml`, as an OGC SLD 1.1 document.
+
+    Parameters
+    ----------
+    scores : ndarray
+        The run's scores.
+
+    Returns
+    -------
+    str
+    """
     breaks = _range_breaks(np.asarray(scores, float))
     k = len(breaks) - 1
     colours = [_COLOURS[round(i * (len(_COLOURS) - 1) / max(k - 1, 1))] for i in range(k)]
@@ -207,7 +242,27 @@ def _register_attributes(con, table: str, description: str) -> None:
 
 def finish_geopackage(path: Path, *, clusters: pd.DataFrame, metric_labels: dict, info: dict,
                       default_json, economy_min_share: float = 0.05) -> None:
-    """Add field docs, the default QGIS style and ``run_info`` to a written GeoPackage."""
+    """Add field docs, the default QGIS style and ``run_info`` to a written GeoPackage.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The GeoPackage, with layers ``clusters`` (and ``sites``) already written.
+    clusters : DataFrame
+        The clusters layer's table (columns to describe, scores to classify).
+    metric_labels : dict
+        Metric name -> label.
+    info : dict
+        What ``run.json`` holds (one ``run_info`` row per key, values as JSON).
+    default_json : callable
+        ``json.dumps`` fallback for the values.
+    economy_min_share : float, default 0.05
+        The run's ``[places] economy_min_share``, quoted in the field description.
+
+    Returns
+    -------
+    None
+    """
     con = sqlite3.connect(path)
     try:
         with con:

@@ -60,11 +60,33 @@ def cluster_polygon(lat, lon, radius_km: float, segments: int = 32):
 def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: float,
                      segments: int, *, threads: int = 2, method: str = "discs",
                      concave_ratio: float = 0.3, concave_margin_km: float = 1.0) -> list:
-    """Boundary polygon of every component (index = component number).
+    """Boundary polygon of every component (list index = component number).
 
     Sites of several metrics often share a location: each location gives one disc.
     Clusters are independent and shapely releases the GIL in GEOS calls, so they are
     built on ``threads`` threads, largest first.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Member sites (``lat``, ``lon`` in degrees).
+    component : ndarray of shape (n_sites,)
+        Cluster number of each site (0 .. n_clusters - 1).
+    radius_km : float
+        Disc radius, km (``eps_km / 2``).
+    segments : int
+        Vertices per disc.
+    threads : int, default 2
+        Worker threads.
+    method : {"discs", "concave"}, default "discs"
+        Boundary method (see the module docstring).
+    concave_ratio, concave_margin_km : float
+        The concave method's parameters (:func:`cluster.stages.concave.concave_polygon`).
+
+    Returns
+    -------
+    list of shapely Polygon or MultiPolygon
+        Valid, EPSG:4326, split at the antimeridian.
     """
     n = int(component.max()) + 1 if len(component) else 0
     locs = pd.DataFrame({"c": component, "lat": sites["lat"].to_numpy(),
@@ -102,6 +124,17 @@ def sites_inside(sites: pd.DataFrame, geoms: list) -> np.ndarray:
 
     A site on the shared edge of two touching boundaries goes to the lower index, so the
     answer does not depend on the spatial index's internal order.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Points with ``lat`` and ``lon`` in degrees (sites, or places).
+    geoms : list of shapely geometries
+        Boundaries in EPSG:4326.
+
+    Returns
+    -------
+    ndarray of shape (n_sites,), int64
     """
     inside = np.full(len(sites), -1, dtype=np.int64)
     if not geoms or len(sites) == 0:
@@ -118,7 +151,24 @@ def sites_inside(sites: pd.DataFrame, geoms: list) -> np.ndarray:
 
 
 def counts_inside(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, metrics) -> pd.DataFrame:
-    """Weight per metric of the sites inside each boundary: frame (n_clusters, metrics)."""
+    """Weight per metric of the sites inside each boundary.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Sites with ``metric`` and ``weight`` (fractional-count units).
+    inside : ndarray of shape (n_sites,)
+        Boundary (cluster number) of each site, -1 for none (:func:`sites_inside`).
+    n_clusters : int
+        Number of boundaries.
+    metrics : sequence of str
+        Columns of the result, in order.
+
+    Returns
+    -------
+    DataFrame of shape (n_clusters, n_metrics)
+        Summed weights; 0.0 where a cluster has none of a metric.
+    """
     counts = pd.DataFrame(0.0, index=pd.RangeIndex(n_clusters), columns=list(metrics))
     hit = inside >= 0
     if hit.any():

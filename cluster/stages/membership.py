@@ -69,7 +69,13 @@ class Membership:
 
 @contextmanager
 def quiet_stages():
-    """Hold back the per-metric INFO lines of the clustering stages inside a loop."""
+    """Hold back the per-metric INFO lines of the clustering stage inside a loop.
+
+    Yields
+    ------
+    None
+        While inside the ``with`` block, ``cluster.stages.clustering`` logs warnings only.
+    """
     logger = logging.getLogger(cluster_metrics.__module__)
     level = logger.level
     if logger.getEffectiveLevel() < logging.WARNING:
@@ -82,8 +88,24 @@ def quiet_stages():
 
 
 def scaled_config(config: Config, totals: dict, eps_km: float, scale: float) -> Config:
-    """``config`` with radius ``eps_km`` and every metric's threshold times ``scale``
-    (in weight units, so ``min_share`` thresholds use the given world totals)."""
+    """``config`` with radius ``eps_km`` and every metric's threshold times ``scale``.
+
+    Parameters
+    ----------
+    config : Config
+        The base configuration.
+    totals : dict
+        World total weight per metric, to turn ``min_share`` thresholds into weights.
+    eps_km : float
+        The radius, km.
+    scale : float
+        Multiplier of every metric's threshold.
+
+    Returns
+    -------
+    Config
+        Thresholds as ``min_weight`` (weight units).
+    """
     metrics = tuple(replace(m, min_weight=m.threshold(totals.get(m.name, 0.0)) * scale, min_share=None)
                     for m in config.metrics)
     return replace(config, eps_km=float(eps_km), metrics=metrics)
@@ -91,8 +113,23 @@ def scaled_config(config: Config, totals: dict, eps_km: float, scale: float) -> 
 
 
 def noise_within(sites: pd.DataFrame, component: np.ndarray, radius_km: float) -> np.ndarray:
-    """``component`` extended to the non-member sites within ``radius_km`` of a member
-    site (the nearest one's cluster; discs of different clusters do not overlap)."""
+    """``component`` extended to the non-member sites within ``radius_km`` of a member site.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Sites (``lat``, ``lon`` in degrees).
+    component : ndarray of shape (n_sites,)
+        Cluster of each member site, -1 otherwise.
+    radius_km : float
+        Reach of a member site, km (``eps_km / 2``: its footprint disc).
+
+    Returns
+    -------
+    ndarray of shape (n_sites,)
+        The cluster each site counts towards (the nearest member's; the discs of two
+        clusters never overlap), -1 for none.
+    """
     from scipy.spatial import cKDTree
 
     inside = component.copy()
@@ -111,8 +148,25 @@ def noise_within(sites: pd.DataFrame, component: np.ndarray, radius_km: float) -
 
 def membership_ranking(sites: pd.DataFrame, config: Config, totals: dict, *, eps_km: float | None = None,
                        scale: float = 1.0) -> Membership:
-    """Cluster and rank ``sites`` with radius ``eps_km`` (default: the config's) and the
-    configured thresholds times ``scale`` (see the module docstring for the counts)."""
+    """Cluster and rank ``sites`` from site memberships (no polygons).
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Weighted sites (:func:`cluster.stages.sites.prepare_sites`).
+    config : Config
+        Thresholds, score weights and ``top_n``.
+    totals : dict
+        World total weight per metric.
+    eps_km : float, optional
+        Radius in km; default the config's.
+    scale : float, default 1.0
+        Multiplier of every metric's configured threshold.
+
+    Returns
+    -------
+    Membership
+    """
     eps = config.eps_km if eps_km is None else float(eps_km)
     cfg = scaled_config(config, totals, eps, scale)
     clustered, thresholds = cluster_metrics(sites, cfg, totals)
@@ -133,10 +187,21 @@ def membership_ranking(sites: pd.DataFrame, config: Config, totals: dict, *, eps
 
 
 def match_clusters(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> dict[int, int]:
-    """One-to-one matching of clusters ``a`` -> ``b`` by shared member-site weight.
+    """One-to-one matching of the clusters of two clusterings of the same sites.
 
-    ``a`` and ``b`` give each site's cluster in two clusterings of the same sites (-1 for
-    none); pairs sharing the most ``weight`` are matched first (ties by cluster numbers).
+    Pairs sharing the most ``weight`` are matched first (ties by cluster numbers), greedily.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n_sites,)
+        Each site's cluster in the two clusterings, -1 for none.
+    weight : ndarray of shape (n_sites,)
+        What a shared site is worth (e.g. its activity in score points).
+
+    Returns
+    -------
+    dict
+        Cluster of ``a`` -> matched cluster of ``b``.
     """
     both = (a >= 0) & (b >= 0)
     if not both.any():

@@ -38,8 +38,28 @@ _MISSING_COUNTRY = ""
 
 
 def filter_years(records: pd.DataFrame, year_start: int | None, year_end: int | None) -> tuple[pd.DataFrame, int]:
-    """Keep records inside the inclusive year window; rows without a year are dropped
-    when a window is set. Returns the kept records and the number dropped."""
+    """Keep the records inside an inclusive year window.
+
+    Parameters
+    ----------
+    records : DataFrame
+        Validated records (``year`` nullable integer).
+    year_start, year_end : int or None
+        First and last year kept; ``None`` leaves that side open. Rows without a year are
+        dropped when a window is set.
+
+    Returns
+    -------
+    records : DataFrame
+        The kept records (fresh positional index).
+    dropped : int
+        How many were left out.
+
+    Raises
+    ------
+    UserInputError
+        When the window selects no record (the message gives the years present).
+    """
     if year_start is None and year_end is None:
         return records, 0
     year = records["year"]
@@ -61,13 +81,36 @@ def filter_years(records: pd.DataFrame, year_start: int | None, year_end: int | 
 
 
 def document_sizes(records: pd.DataFrame) -> pd.Series:
-    """Rows per ``(metric, doc_id)`` among records without their own weight (partial)."""
+    """Rows per ``(metric, doc_id)`` among records without their own weight.
+
+    Parameters
+    ----------
+    records : DataFrame
+        One partition of validated records.
+
+    Returns
+    -------
+    Series
+        Row count indexed by ``(metric, doc_id)``; partial: combine partitions with
+        :func:`combine_document_sizes`.
+    """
     frac = records[records["weight"].isna()]
     return frac.groupby(["metric", "doc_id"], observed=True, sort=False).size()
 
 
 def combine_document_sizes(parts: Iterable[pd.Series]) -> pd.Series:
-    """Sum partial document sizes from several partitions."""
+    """Sum partial document sizes from several partitions.
+
+    Parameters
+    ----------
+    parts : iterable of Series
+        :func:`document_sizes` of each partition.
+
+    Returns
+    -------
+    Series
+        Rows per ``(metric, doc_id)`` over all partitions.
+    """
     parts = list(parts)
     if len(parts) == 1:
         return parts[0]
@@ -75,7 +118,20 @@ def combine_document_sizes(parts: Iterable[pd.Series]) -> pd.Series:
 
 
 def fractional_weights(records: pd.DataFrame, sizes: pd.Series) -> np.ndarray:
-    """Weight of every record: its own ``weight``, else ``1 / n`` for a document at n rows."""
+    """Weight of every record: its own ``weight``, else ``1 / n`` for a document at n rows.
+
+    Parameters
+    ----------
+    records : DataFrame
+        Validated records (``weight`` NaN where the document is counted fractionally).
+    sizes : Series
+        Rows per ``(metric, doc_id)`` over all records (:func:`document_sizes`).
+
+    Returns
+    -------
+    ndarray of shape (n_records,)
+        Weights in fractional-count units (a document sums to 1 over its rows).
+    """
     w = records["weight"].to_numpy(dtype=float, copy=True)
     frac = np.isnan(w)
     if frac.any():
@@ -86,7 +142,21 @@ def fractional_weights(records: pd.DataFrame, sizes: pd.Series) -> np.ndarray:
 
 
 def partial_sites(records: pd.DataFrame, sizes: pd.Series) -> pd.DataFrame:
-    """Per-partition aggregate: weight and record count per (metric, lat, lon, country)."""
+    """Per-partition aggregate: weight and record count per (metric, lat, lon, country).
+
+    Parameters
+    ----------
+    records : DataFrame
+        One partition of validated records.
+    sizes : Series
+        Rows per document over all partitions (:func:`combine_document_sizes`).
+
+    Returns
+    -------
+    DataFrame
+        ``metric, lat, lon, country, weight, n_records``; combine with
+        :func:`combine_partials`, then :func:`finalize_sites`.
+    """
     country = records["country"] if "country" in records else None
     frame = pd.DataFrame({
         "metric": records["metric"],
@@ -107,7 +177,18 @@ def partial_sites(records: pd.DataFrame, sizes: pd.Series) -> pd.DataFrame:
 
 
 def combine_partials(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """Associative combine of :func:`partial_sites` outputs."""
+    """Associative combine of :func:`partial_sites` outputs.
+
+    Parameters
+    ----------
+    parts : iterable of DataFrame
+        Partial aggregates of several partitions.
+
+    Returns
+    -------
+    DataFrame
+        One partial aggregate of them all.
+    """
     parts = list(parts)
     if len(parts) == 1:
         return parts[0]
@@ -141,7 +222,20 @@ def finalize_sites(partial: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFram
 
 
 def reduce_to_sites(records: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame:
-    """Fractionally count records and reduce them to unique weighted sites (one partition)."""
+    """Fractionally count records and reduce them to unique weighted sites (one partition).
+
+    Parameters
+    ----------
+    records : DataFrame
+        Validated records.
+    metrics : iterable of str
+        Metric names, in the order of the configuration.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`finalize_sites`.
+    """
     sizes = document_sizes(records)
     sites = finalize_sites(partial_sites(records, sizes), metrics)
     log.info("reduced %s records to %s unique sites", f"{len(records):,}", f"{len(sites):,}")
@@ -149,7 +243,20 @@ def reduce_to_sites(records: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFra
 
 
 def world_totals(sites: pd.DataFrame, metrics: Iterable[str]) -> dict[str, float]:
-    """Total weight per metric over all sites (noise included): the denominators of shares."""
+    """Total weight per metric over all sites, noise included: the denominators of shares.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Weighted sites.
+    metrics : iterable of str
+        Metric names.
+
+    Returns
+    -------
+    dict
+        Metric -> total weight (0.0 for a metric without records).
+    """
     tot = sites.groupby("metric", observed=False)["weight"].sum()
     return {m: float(tot.get(m, 0.0)) for m in metrics}
 

@@ -22,7 +22,18 @@ from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
 
 def chord_to_km(chord) -> np.ndarray:
-    """Great-circle distance (km) of a chord on the unit sphere."""
+    """Great-circle distance of a chord on the unit sphere.
+
+    Parameters
+    ----------
+    chord : float or array-like
+        Straight-line distance between unit vectors (0 to 2).
+
+    Returns
+    -------
+    ndarray
+        Distance in km on the sphere of radius :data:`cluster.engine.geo.EARTH_RADIUS_KM`.
+    """
     return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.asarray(chord, dtype=float) / 2.0, 0.0, 1.0))
 
 
@@ -71,9 +82,21 @@ def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.nda
 
 
 def kdist_table(sites: pd.DataFrame, metric: str, k_weight: float) -> pd.DataFrame:
-    """kdist.csv: the metric's sites sorted by k-distance, largest first.
+    """``kdist.csv``: the metric's sites sorted by weighted k-distance, largest first.
 
-    Columns ``order`` (1 = largest distance), ``lat``, ``lon``, ``weight``, ``kdist_km``.
+    Parameters
+    ----------
+    sites : DataFrame
+        Weighted sites.
+    metric : str
+        The metric whose sites are measured.
+    k_weight : float
+        Cumulative weight to reach (e.g. the metric's core threshold).
+
+    Returns
+    -------
+    DataFrame
+        ``order`` (1 = largest distance), ``lat``, ``lon``, ``weight``, ``kdist_km``.
     """
     s = sites[sites["metric"].astype(str) == metric]
     d = weighted_kdist(s["lat"].to_numpy(), s["lon"].to_numpy(), s["weight"].to_numpy(), k_weight)
@@ -86,7 +109,25 @@ def kdist_table(sites: pd.DataFrame, metric: str, k_weight: float) -> pd.DataFra
 
 def plot_kdist(table: pd.DataFrame, ax, *, eps_km: float | None = None, metric: str = "",
                k_weight: float | None = None) -> None:
-    """The sorted k-distance curve on ``ax`` (log-scale y in km), ``eps_km`` marked."""
+    """Draw the sorted k-distance curve on ``ax`` (log-scale y in km), ``eps_km`` marked.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`kdist_table` output.
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    eps_km : float, optional
+        Radius to mark, km, with the number of sites core at it.
+    metric : str, optional
+        Named in the title.
+    k_weight : float, optional
+        Named in the title.
+
+    Returns
+    -------
+    None
+    """
     d = table["kdist_km"].to_numpy()
     finite = np.isfinite(d) & (d > 0)
     ax.plot(table["order"].to_numpy()[finite], d[finite], lw=1.2, color="#1f77b4")
@@ -107,7 +148,27 @@ def plot_kdist(table: pd.DataFrame, ax, *, eps_km: float | None = None, metric: 
 
 def write_kdist(table: pd.DataFrame, out_dir, *, eps_km: float, metric: str, k_weight: float,
                 notice: str | None = None) -> None:
-    """kdist.csv and kdist.png into ``out_dir``."""
+    """Write ``kdist.csv`` and ``kdist.png`` into ``out_dir``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`kdist_table` output.
+    out_dir : pathlib.Path
+        An existing directory (the command writes into a temporary one).
+    eps_km : float
+        Radius marked on the plot, km.
+    metric : str
+        The metric measured.
+    k_weight : float
+        The cumulative weight reached.
+    notice : str, optional
+        A line over the plot (e.g. the synthetic-data notice).
+
+    Returns
+    -------
+    None
+    """
     from matplotlib.figure import Figure
 
     t = table.copy()

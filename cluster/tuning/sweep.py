@@ -47,7 +47,21 @@ HEATMAP_COLUMNS = ("n_clusters", "top_overlap", "spearman", "adjusted_rand")
 
 
 def compare(base: Membership, other: Membership, activity: np.ndarray) -> dict:
-    """``top_overlap``, ``spearman``, ``kendall`` and ``adjusted_rand`` of ``other`` against ``base``."""
+    """How ``other`` agrees with ``base``: the comparison columns of ``sweep.csv``.
+
+    Parameters
+    ----------
+    base, other : Membership
+        Two clusterings of the same sites.
+    activity : ndarray of shape (n_sites,)
+        Each site's score contribution, the weight of the matching.
+
+    Returns
+    -------
+    dict
+        ``top_overlap``, ``n_common``, ``spearman``, ``kendall``, ``adjusted_rand`` (see the
+        module docstring).
+    """
     from scipy.stats import kendalltau, spearmanr
     from sklearn.metrics import adjusted_rand_score
 
@@ -117,7 +131,18 @@ def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, sca
 
 
 def round_table(table: pd.DataFrame) -> pd.DataFrame:
-    """sweep.csv's rounding: shares and correlations to 6 decimals, seconds to 3."""
+    """``sweep.csv``'s rounding: shares and correlations to 6 decimals, seconds to 3.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`run_sweep` output.
+
+    Returns
+    -------
+    DataFrame
+        A rounded copy.
+    """
     out = table.copy()
     for c in out.columns:
         if c.startswith("share_") or c in ("top_overlap", "spearman", "kendall", "adjusted_rand"):
@@ -127,7 +152,23 @@ def round_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_heatmap(table: pd.DataFrame, column: str, ax, *, baseline_eps: float | None = None) -> None:
-    """Heat map of ``column`` over eps_km (rows) x min_weight_scale (columns) on ``ax``."""
+    """Heat map of ``column`` over eps_km (rows) x min_weight_scale (columns) on ``ax``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`run_sweep` output.
+    column : str
+        The value shown (e.g. ``spearman``).
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    baseline_eps : float, optional
+        The baseline's radius, km: its cell (scale 1) is outlined.
+
+    Returns
+    -------
+    None
+    """
     grid = table.pivot(index="eps_km", columns="min_weight_scale", values=column).sort_index()
     values = grid.to_numpy(dtype=float)
     im = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
@@ -152,7 +193,24 @@ def plot_heatmap(table: pd.DataFrame, column: str, ax, *, baseline_eps: float | 
 
 
 def write_heatmaps(table: pd.DataFrame, out_dir, *, baseline_eps: float, notice: str | None = None) -> list[str]:
-    """``heatmap_<column>.png`` for each of :data:`HEATMAP_COLUMNS`; returns the file names."""
+    """``heatmap_<column>.png`` for each of :data:`HEATMAP_COLUMNS` into ``out_dir``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`run_sweep` output.
+    out_dir : pathlib.Path
+        An existing directory.
+    baseline_eps : float
+        The baseline's radius, km.
+    notice : str, optional
+        A line under each title.
+
+    Returns
+    -------
+    list of str
+        The file names written.
+    """
     from matplotlib.figure import Figure
 
     names = []
