@@ -178,7 +178,13 @@ def _default_document() -> dict[str, Any]:
 
 
 def default_config_text() -> str:
-    """The commented default configuration file, as shipped."""
+    """The commented default configuration file, as shipped.
+
+    Returns
+    -------
+    str
+        The TOML text of ``default_config.toml``, comments included.
+    """
     return resources.files("cluster").joinpath("default_config.toml").read_text("utf-8")
 
 

@@ -381,7 +381,13 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of Python and of the libraries a result depends on (for ``run.json``)."""
+    """Versions of Python and of the libraries a result depends on (for ``run.json``).
+
+    Returns
+    -------
+    dict
+        Package name -> version string (``"not installed"`` when missing).
+    """
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}

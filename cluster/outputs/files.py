@@ -42,7 +42,21 @@ OUTPUT_FILES = ("clusters.gpkg", "clusters.parquet", "ranking.csv", "ranking.md"
 
 
 def ranking_table(clusters, metrics) -> pd.DataFrame:
-    """The ranking as plain columns, rounded so that bytes do not depend on float noise."""
+    """The ranking as plain columns, rounded so that bytes do not depend on float noise.
+
+    Parameters
+    ----------
+    clusters : DataFrame
+        A run's clusters in rank order.
+    metrics : sequence of str
+        Metrics, in output order.
+
+    Returns
+    -------
+    DataFrame
+        ``ranking.csv``'s columns: counts to 4 decimals, shares and scores to 6,
+        per-million figures to 3.
+    """
     cols = (["rank", "cluster_id", "name", "economies"] + list(metrics)
             + [f"share_{m}" for m in metrics] + ["score", "population"]
             + [f"{m}_per_million" for m in metrics]
@@ -85,6 +99,24 @@ def md_escape(text: str) -> str:
 
 
 def ranking_markdown(table: pd.DataFrame, info: dict, metrics, notice: str | None) -> str:
+    """``ranking.md``: a readable table of the top tier.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`ranking_table` output.
+    info : dict
+        What ``run.json`` holds (counts, the radius).
+    metrics : sequence of str
+        Metric columns shown.
+    notice : str or None
+        A line set above the table (e.g. the synthetic-data notice).
+
+    Returns
+    -------
+    str
+        Markdown; text from the data is escaped (:func:`md_escape`).
+    """
     top = table[table["tier"] == "top"]
     lines = ["# Science-and-technology clusters", ""]
     if notice:

@@ -68,6 +68,11 @@ def column_docs(columns, metric_labels: dict, *, economy_min_share: float = 0.05
     economy_min_share : float, default 0.05
         The run's ``[places] economy_min_share`` (fraction), quoted in the description
         of ``economies``.
+
+    Returns
+    -------
+    dict
+        Column -> ``(title, description)``; columns it does not know are left out.
     """
     docs = {}
     for c in columns:

@@ -75,7 +75,23 @@ def plot_clusters(clusters, ax, *, places=None, n_labels: int = 20, notice: str 
 
 
 def map_figure(clusters, *, notice: str | None = None, places=None, n_labels: int = 20):
-    """The ``map.png`` figure: :func:`plot_clusters` on a 16 x 7 inch :class:`~matplotlib.figure.Figure`."""
+    """The ``map.png`` figure: :func:`plot_clusters` on a 16 x 7 inch Figure with its own Agg canvas.
+
+    Parameters
+    ----------
+    clusters : GeoDataFrame
+        A run's clusters in rank order.
+    notice : str, optional
+        First line of the title.
+    places : DataFrame, optional
+        Populated places drawn as a backdrop.
+    n_labels : int, default 20
+        Clusters labelled, in rank order.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -86,7 +102,25 @@ def map_figure(clusters, *, notice: str | None = None, places=None, n_labels: in
 
 
 def draw_map(clusters, path: Path, *, notice: str | None, places=None, n_labels: int = 20) -> None:
-    """Write ``map.png``: the world map of :func:`map_figure` (plate carrée)."""
+    """Write ``map.png``: the world map of :func:`map_figure` (plate carrée).
+
+    Parameters
+    ----------
+    clusters : GeoDataFrame
+        A run's clusters in rank order.
+    path : pathlib.Path
+        The PNG file to write.
+    notice : str or None
+        First line of the title.
+    places : DataFrame, optional
+        Populated places drawn as a backdrop.
+    n_labels : int, default 20
+        Clusters labelled.
+
+    Returns
+    -------
+    None
+    """
     map_figure(clusters, notice=notice, places=places, n_labels=n_labels).savefig(
         path, metadata={"Software": None}, bbox_inches="tight")
 

@@ -39,7 +39,18 @@ def _ring_path(coords: np.ndarray) -> str:
 
 
 def svg_path(geom) -> str:
-    """SVG path data of a (Multi)Polygon in lon/lat (y flipped), holes as sub-paths."""
+    """SVG path data of a (Multi)Polygon in lon/lat (y flipped), holes as sub-paths.
+
+    Parameters
+    ----------
+    geom : shapely Polygon or MultiPolygon, or None
+        A boundary in EPSG:4326; simplified to about 100 m first.
+
+    Returns
+    -------
+    str
+        ``M x y L ... Z`` sub-paths in degrees (empty for an empty geometry).
+    """
     if geom is None or geom.is_empty:
         return ""
     geom = shapely.simplify(geom, _SIMPLIFY_DEG, preserve_topology=True)
@@ -63,7 +74,27 @@ def _num(v, nd=6):
 
 
 def map_data(clusters, metrics, metric_labels: dict, places=None, n_places: int = 4000) -> dict:
-    """Everything the page shows, as plain JSON-able data."""
+    """Everything the page shows, as plain JSON-able data.
+
+    Parameters
+    ----------
+    clusters : GeoDataFrame
+        A run's clusters in rank order.
+    metrics : sequence of str
+        Metrics shown (a layer each).
+    metric_labels : dict
+        Metric name -> label.
+    places : DataFrame, optional
+        Populated places sketched as the backdrop.
+    n_places : int, default 4000
+        The most populous places kept for the backdrop.
+
+    Returns
+    -------
+    dict
+        ``metrics``, ``clusters`` (one dict each: name, rank, counts, shares, path ...),
+        ``land`` (the backdrop as SVG path data).
+    """
     rows = []
     for _, r in clusters.iterrows():
         rows.append({
@@ -94,6 +125,20 @@ def _script_json(data) -> str:
 
 
 def render_html(data: dict, *, notice: str | None = None) -> str:
+    """The self-contained page for :func:`map_data`'s data.
+
+    Parameters
+    ----------
+    data : dict
+        :func:`map_data` output, embedded as JSON with ``<``, ``>``, ``&`` escaped.
+    notice : str, optional
+        A banner (e.g. the synthetic-data notice), HTML-escaped.
+
+    Returns
+    -------
+    str
+        HTML with its CSS and JavaScript inline.
+    """
     title = "Science-and-technology clusters"
     n = len(data["clusters"])
     banner = f'<div id="notice">{html.escape(notice)}</div>' if notice else ""
@@ -104,6 +149,21 @@ def render_html(data: dict, *, notice: str | None = None) -> str:
 
 
 def write_map_html(path, clusters, metrics, metric_labels: dict, *, notice=None, places=None) -> None:
+    """Write ``map.html`` for a run's clusters.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The HTML file.
+    clusters, metrics, metric_labels, places
+        As for :func:`map_data`.
+    notice : str, optional
+        As for :func:`render_html`.
+
+    Returns
+    -------
+    None
+    """
     path.write_text(render_html(map_data(clusters, metrics, metric_labels, places), notice=notice), "utf-8")
 
 

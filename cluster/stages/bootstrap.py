@@ -36,9 +36,19 @@ log = logging.getLogger(__name__)
 def resampling_units(records: pd.DataFrame, sites: pd.DataFrame) -> dict:
     """What a replicate resamples: (unit, site, weight) contributions and the units' strata.
 
-    Returns a dict with ``unit``, ``site`` and ``weight`` arrays (one entry per distinct
-    unit-site pair) and ``strata``: a list of unit-index arrays, one per (metric, kind)
-    with kind = documents or pre-weighted sites.
+    Parameters
+    ----------
+    records : DataFrame
+        The run's records (after the year window).
+    sites : DataFrame
+        The run's sites (``metric``, ``lat``, ``lon``).
+
+    Returns
+    -------
+    dict
+        ``unit``, ``site`` and ``weight`` arrays (one entry per distinct unit-site pair),
+        ``n_units``, and ``strata``: a list of unit-index arrays, one per (metric, kind)
+        with kind = documents or pre-weighted sites.
     """
     key = pd.DataFrame({"metric": sites["metric"].astype(str).to_numpy(),
                         "lat": sites["lat"].to_numpy(), "lon": sites["lon"].to_numpy(),
@@ -77,7 +87,22 @@ def resampling_units(records: pd.DataFrame, sites: pd.DataFrame) -> dict:
 
 
 def replicate_weights(units: dict, n_sites: int, rng: np.random.Generator) -> np.ndarray:
-    """Site weights of one bootstrap replicate."""
+    """Site weights of one bootstrap replicate.
+
+    Parameters
+    ----------
+    units : dict
+        From :func:`resampling_units`.
+    n_sites : int
+        Number of sites.
+    rng : numpy.random.Generator
+        The replicates' random generator.
+
+    Returns
+    -------
+    ndarray of shape (n_sites,)
+        Fractional-count weights (0 where no unit was drawn).
+    """
     times = np.zeros(units["n_units"], dtype=np.float64)
     for idx in units["strata"]:
         draw = rng.integers(0, len(idx), size=len(idx))

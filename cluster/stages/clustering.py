@@ -77,6 +77,13 @@ def cluster_metrics(sites: pd.DataFrame, config: Config, totals: dict[str, float
 def overlay(sites: pd.DataFrame, eps_km: float) -> np.ndarray:
     """Merge per-metric clusters whose footprints overlap (see module docstring).
 
+    Parameters
+    ----------
+    sites : DataFrame
+        Sites with ``metric_cluster`` (:func:`cluster_metrics`), ``lat`` and ``lon``.
+    eps_km : float
+        The DBSCAN radius, km: footprints are discs of ``eps_km / 2``.
+
     Returns
     -------
     ndarray of shape (n_sites,), int64

@@ -90,7 +90,19 @@ def _tree(places: pd.DataFrame):
 
 
 def nearest_place(lat, lon, places: pd.DataFrame) -> np.ndarray:
-    """Row index in ``places`` of the nearest place to each point (great-circle)."""
+    """Row index in ``places`` of the nearest place to each point (great-circle).
+
+    Parameters
+    ----------
+    lat, lon : array-like of shape (n,)
+        Points in degrees.
+    places : DataFrame
+        From :func:`load_places`.
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+    """
     if len(lat) == 0:
         return np.zeros(0, dtype=np.int64)
     _, idx = _tree(places).query(unit_vectors(lat, lon), k=1)
@@ -98,8 +110,20 @@ def nearest_place(lat, lon, places: pd.DataFrame) -> np.ndarray:
 
 
 def dominant_place(places: pd.DataFrame, radius_km: float) -> np.ndarray:
-    """For every place, the row of the most populous place within ``radius_km`` of it
-    (itself included; ties: nearer, then lower row): the city a suburb belongs to."""
+    """For every place, the most populous place within ``radius_km`` of it: the city a suburb belongs to.
+
+    Parameters
+    ----------
+    places : DataFrame
+        From :func:`load_places`.
+    radius_km : float
+        Search radius, km.
+
+    Returns
+    -------
+    ndarray of shape (n_places,), int64
+        Row of the dominant place (itself included; ties: nearer, then lower row).
+    """
 
     tree = _tree(places)
     pairs = tree.sparse_distance_matrix(tree, chord_for_km(radius_km), output_type="ndarray")
@@ -116,8 +140,24 @@ def dominant_place(places: pd.DataFrame, radius_km: float) -> np.ndarray:
 
 
 def naming_place(lat, lon, places: pd.DataFrame, radius_km: float) -> np.ndarray:
-    """Row index of the place each point is named after: the most populous place within
-    ``radius_km`` of the point's nearest place, so South Boston's sites are Boston's."""
+    """Row of the place each point is named after.
+
+    The most populous place within ``radius_km`` of the point's nearest place, so South
+    Boston's sites are Boston's.
+
+    Parameters
+    ----------
+    lat, lon : array-like of shape (n,)
+        Points in degrees.
+    places : DataFrame
+        From :func:`load_places`.
+    radius_km : float
+        See :func:`dominant_place`; 0 names each point after its nearest place.
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+    """
     near = nearest_place(lat, lon, places)
     if len(near) == 0 or radius_km <= 0:
         return near
@@ -125,8 +165,22 @@ def naming_place(lat, lon, places: pd.DataFrame, radius_km: float) -> np.ndarray
 
 
 def population_inside(geoms: list, places: pd.DataFrame) -> np.ndarray:
-    """Total GeoNames population of the places inside each boundary (int64); a place on
-    the shared edge of two touching boundaries counts once, for the lower index."""
+    """Total GeoNames population of the places whose point lies inside each boundary.
+
+    A place on the shared edge of two touching boundaries counts once, for the lower index.
+
+    Parameters
+    ----------
+    geoms : list of shapely geometries
+        Boundaries in EPSG:4326.
+    places : DataFrame
+        From :func:`load_places`.
+
+    Returns
+    -------
+    ndarray of shape (n_boundaries,), int64
+        Inhabitants.
+    """
     from cluster.stages.boundaries import sites_inside
 
     pop = np.zeros(len(geoms), dtype=np.int64)
@@ -159,6 +213,11 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
         From :func:`load_places`.
     radius_km, max_names, min_ratio
         See the ``[places]`` section of the configuration.
+
+    Returns
+    -------
+    list of str
+        One name per cluster (index = cluster number), empty for a cluster without sites.
     """
     names = [""] * n_clusters
     if len(lat) == 0:
@@ -179,9 +238,23 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
 
 
 def distinct_names(names_in_rank_order, anchor_places) -> list[str]:
-    """Make names unique: a cluster whose name a higher-ranked one already has is told
-    apart by the place nearest its heaviest site, e.g. "San Jose–San Francisco (Fremont)"
-    (and by a number if even that repeats)."""
+    """Make names unique, in rank order.
+
+    A cluster whose name a higher-ranked one already has is told apart by the place
+    nearest its heaviest site, e.g. "San Jose–San Francisco (Fremont)", and by a number
+    if even that repeats.
+
+    Parameters
+    ----------
+    names_in_rank_order : list of str
+        Names, best-ranked first.
+    anchor_places : sequence of str
+        Name of the place nearest each cluster's heaviest site.
+
+    Returns
+    -------
+    list of str
+    """
     seen: set[str] = set()
     out = []
     for name, place in zip(names_in_rank_order, anchor_places):
@@ -198,8 +271,27 @@ def distinct_names(names_in_rank_order, anchor_places) -> list[str]:
 
 
 def cluster_economies(country, cluster, activity, n_clusters: int, *, min_share: float) -> list[str]:
-    """ISO codes of economies holding at least ``min_share`` of each cluster's activity,
-    heaviest first, joined by '/' (e.g. ``CN/HK``)."""
+    """ISO codes of the economies holding at least ``min_share`` of each cluster's activity.
+
+    Parameters
+    ----------
+    country : array-like of shape (n,)
+        ISO alpha-2 code of each site inside a cluster.
+    cluster : int array of shape (n,)
+        Cluster number of each site.
+    activity : float array of shape (n,)
+        Each site's score contribution.
+    n_clusters : int
+        Number of clusters.
+    min_share : float
+        Fraction of the cluster's activity an economy needs to be listed.
+
+    Returns
+    -------
+    list of str
+        Codes heaviest first, joined by '/' (e.g. ``CN/HK``); the heaviest alone when none
+        reaches ``min_share``.
+    """
     out = [""] * n_clusters
     if len(cluster) == 0:
         return out
@@ -212,7 +304,20 @@ def cluster_economies(country, cluster, activity, n_clusters: int, *, min_share:
 
 
 def site_countries(sites: pd.DataFrame, places: pd.DataFrame) -> np.ndarray:
-    """Country of each site: the data's ``country`` where given, else the nearest place's."""
+    """Country of each site: the data's ``country`` where given, else the nearest place's.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Sites (``lat``, ``lon``, optional ``country``).
+    places : DataFrame
+        From :func:`load_places`.
+
+    Returns
+    -------
+    ndarray of shape (n_sites,), object
+        ISO alpha-2 codes.
+    """
     given = sites["country"].to_numpy(dtype=object) if "country" in sites else np.full(len(sites), None)
     missing = pd.isna(given)
     if missing.any():

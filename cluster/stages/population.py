@@ -31,20 +31,42 @@ log = logging.getLogger(__name__)
 
 
 def raster_population(geoms: list, raster_path: str | Path) -> np.ndarray:
-    """Population of each boundary (int64, rounded from :func:`raster_sums`)."""
+    """Population of each boundary from a raster grid, rounded to whole inhabitants.
+
+    Parameters
+    ----------
+    geoms : list of shapely geometries
+        Boundaries in EPSG:4326.
+    raster_path : path-like
+        A GeoTIFF of inhabitants per cell, any CRS (e.g. GHS-POP).
+
+    Returns
+    -------
+    ndarray of shape (n_boundaries,), int64
+    """
     out = np.round(raster_sums(geoms, raster_path)).astype(np.int64)
     log.info("population of %d boundaries from raster %s (total %s)", len(geoms), raster_path, f"{out.sum():,}")
     return out
 
 
 def raster_sums(geoms: list, raster_path: str | Path) -> np.ndarray:
-    """Sum of the raster inside each boundary (float64): every cell's value weighted by
-    the fraction of its area inside the boundary (0 for an empty boundary).
+    """Sum of the raster inside each boundary, every cell weighted by the fraction of its area inside.
+
+    Parameters
+    ----------
+    geoms : list of shapely geometries
+        Boundaries in EPSG:4326 (empty ones give 0).
+    raster_path : path-like
+        A georeferenced GeoTIFF; cells holding its nodata value are skipped.
+
+    Returns
+    -------
+    ndarray of shape (n_boundaries,), float64
 
     Raises
     ------
     UserInputError
-        When the file is missing or not a raster GDAL can read.
+        When the file is missing, not a raster GDAL can read, or has no CRS.
     """
     import rasterio
     from exactextract import exact_extract

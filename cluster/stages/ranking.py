@@ -32,6 +32,22 @@ def geohash(lat: float, lon: float, precision: int = 7) -> str:
 
     Used for cluster ids: a cluster is named by the cell of its heaviest site, so the
     id survives re-runs, row reordering and small changes of parameters.
+
+    Parameters
+    ----------
+    lat, lon : float
+        Degrees.
+    precision : int, default 7
+        Characters (7 is a cell of about 150 m).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> geohash(57.64911, 10.40744, 11)
+    'u4pruydqqvj'
     """
     lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
     bits, out, even, ch = 0, [], True, 0
@@ -57,6 +73,17 @@ def assign_cluster_ids(anchor_lat, anchor_lon, precision: int = 7) -> list[str]:
     Anchors of different clusters are more than ``eps_km`` apart, so 7 characters
     (~150 m cells) are unique in practice; a collision gets ``-2``, ``-3`` ... in anchor
     order.
+
+    Parameters
+    ----------
+    anchor_lat, anchor_lon : array-like of shape (n_clusters,)
+        Anchors in degrees.
+    precision : int, default 7
+        Geohash characters.
+
+    Returns
+    -------
+    list of str
     """
     ids, seen = [], {}
     for la, lo in zip(anchor_lat, anchor_lon):
@@ -126,8 +153,23 @@ def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights:
 
 
 def site_activity(sites: pd.DataFrame, totals: dict[str, float], config) -> np.ndarray:
-    """Each site's contribution to the score, in percentage points:
-    ``100 * score_weight_m * weight / world_m`` (0 for a metric absent from the input)."""
+    """Each site's contribution to the score, in percentage points.
+
+    ``100 * score_weight_m * weight / world_m``, 0 for a metric absent from the input.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Sites (``metric``, ``weight``).
+    totals : dict
+        World total weight per metric.
+    config : Config
+        The metrics' score weights.
+
+    Returns
+    -------
+    ndarray of shape (n_sites,)
+    """
     metric = sites["metric"].astype(str).to_numpy()
     act = np.zeros(len(sites))
     for m in config.metrics:
@@ -138,8 +180,24 @@ def site_activity(sites: pd.DataFrame, totals: dict[str, float], config) -> np.n
 
 
 def cluster_anchors(sites: pd.DataFrame, inside: np.ndarray, activity: np.ndarray, n: int) -> np.ndarray:
-    """``(lat, lon)`` of each cluster's heaviest location (activity summed over metrics;
-    ties: lower lat, then lon), shape (n, 2); the anchor names the cluster's id."""
+    """``(lat, lon)`` of each cluster's heaviest location; the anchor names the cluster's id.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Sites (``lat``, ``lon``).
+    inside : ndarray of shape (n_sites,)
+        Cluster of each site, -1 for none.
+    activity : ndarray of shape (n_sites,)
+        Each site's score contribution (summed over metrics per location).
+    n : int
+        Number of clusters.
+
+    Returns
+    -------
+    ndarray of shape (n, 2)
+        Degrees; ties go to the lower latitude, then longitude.
+    """
     sel = np.flatnonzero(inside >= 0)
     df = pd.DataFrame({"c": inside[sel], "lat": sites["lat"].to_numpy()[sel],
                        "lon": sites["lon"].to_numpy()[sel], "a": activity[sel]})

@@ -343,6 +343,20 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[p
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in chunks (the input fingerprints in ``run.json``).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    chunk : int, default 1 MiB
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        Hexadecimal digest.
+    """
     import hashlib
 
     h = hashlib.sha256()

@@ -199,6 +199,13 @@ def combine_partials(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
 def finalize_sites(partial: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame:
     """One row per (metric, lat, lon) with the dominant country, sorted deterministically.
 
+    Parameters
+    ----------
+    partial : DataFrame
+        :func:`partial_sites` (or :func:`combine_partials`) output.
+    metrics : iterable of str
+        Metric names in the configuration's order.
+
     Returns
     -------
     DataFrame

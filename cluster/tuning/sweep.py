@@ -87,6 +87,19 @@ def compare(base: Membership, other: Membership, activity: np.ndarray) -> dict:
 def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, scales) -> tuple[pd.DataFrame, dict]:
     """Every (eps_km, scale) combination against the baseline (config eps_km, scale 1).
 
+    Parameters
+    ----------
+    sites : DataFrame
+        Weighted sites (:func:`cluster.stages.sites.prepare_sites`).
+    totals : dict
+        World total weight per metric.
+    config : Config
+        The baseline: its ``eps_km`` and thresholds at scale 1.
+    eps_values : iterable of float
+        Radii to try, km.
+    scales : iterable of float
+        Multipliers of every metric's threshold.
+
     Returns
     -------
     table : DataFrame
