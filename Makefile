@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install clusters clusters-real demo sweep test test-fast lint bench clean
+.PHONY: install clusters clusters-real demo sweep test test-fast lint fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: $(STAMP)
 ## The edit loop: every test but the slow ones (subprocess, browser, notebook)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+## A long fuzzing run of the readers (FUZZ_EXAMPLES per input format; make test runs 10)
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s tests/test_fuzz.py
 
 ## ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade); also checked by `make test`
 lint: $(STAMP)

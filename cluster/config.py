@@ -69,6 +69,7 @@ class Config:
     eps_km: float = 10.0
     year_start: int | None = None
     year_end: int | None = None
+    input_layer: str = ""
     disc_segments: int = 32
     boundary_method: str = "discs"
     concave_ratio: float = 0.3
@@ -107,7 +108,8 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict in the TOML layout (for run.json)."""
         return {
-            "input": {"year_start": self.year_start or 0, "year_end": self.year_end or 0},
+            "input": {"year_start": self.year_start or 0, "year_end": self.year_end or 0,
+                      "layer": self.input_layer},
             "clustering": {"eps_km": self.eps_km},
             "metrics": {
                 m.name: {
@@ -142,7 +144,7 @@ class Config:
 
 # The schema: section -> key -> type. Metric tables are checked by _METRIC_KEYS.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "input": {"year_start": int, "year_end": int},
+    "input": {"year_start": int, "year_end": int, "layer": str},
     "clustering": {"eps_km": (int, float)},
     "boundaries": {"method": str, "disc_segments": int, "concave_ratio": (int, float),
                    "concave_margin_km": (int, float)},
@@ -332,6 +334,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         eps_km=float(c["eps_km"]),
         year_start=i["year_start"] or None,
         year_end=i["year_end"] or None,
+        input_layer=i["layer"],
         disc_segments=b["disc_segments"],
         boundary_method=b["method"],
         concave_ratio=float(b["concave_ratio"]),
@@ -359,6 +362,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
 
 # Keyword overrides that are not plain TOML keys: name -> (section, key).
 _OVERRIDE_ALIASES = {"bootstrap": ("bootstrap", "replicates"), "geojson": ("outputs", "geojson"),
+                     "input_layer": ("input", "layer"),
                      "boundary_method": ("boundaries", "method"),
                      "population_source": ("population", "source"),
                      "population_raster": ("population", "raster_path")}

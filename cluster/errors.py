@@ -22,6 +22,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "{min_weight}": ("`min_weight`", "--min-weight"),
     "{min_share}": ("`min_share`", "--min-share"),
     "{year_window}": ("`year_start`/`year_end`", "--year-start/--year-end"),
+    "{layer}": ("`layer`", "--layer"),
 }
 
 
@@ -60,15 +61,22 @@ class InputDataError(UserInputError):
     ----------
     problems : list of str
         One line per problem (file, row, column, value and fix).
+    rows : int, optional
+        How many distinct rows have a problem (the headline counts rows, not lines);
+        ``None`` when the problems are not about rows.
     limit : int, default 50
         Problems shown; the rest are counted.
     """
 
-    def __init__(self, problems: list[str], *, limit: int = 50):
+    def __init__(self, problems: list[str], *, rows: int | None = None, limit: int = 50):
         self.problems = list(problems)
+        self.rows = rows
         shown = self.problems[:limit]
         more = len(self.problems) - len(shown)
-        lines = [f"{len(self.problems):,} problem(s) in the input:"]
+        if rows:
+            lines = [f"{rows:,} row(s) with problems in the input:"]
+        else:
+            lines = [f"{len(self.problems):,} problem(s) in the input:"]
         lines += [f"  - {p}" for p in shown]
         if more:
             lines.append(f"  ... and {more:,} more of the same kinds")

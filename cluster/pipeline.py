@@ -324,7 +324,7 @@ def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
     elif isinstance(data, (str, os.PathLike)) or (
             isinstance(data, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in data)):
         paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-        records, info = read_records(paths, config.metric_names)
+        records, info = read_records(paths, config.metric_names, layer=config.input_layer or None)
         synthetic = info["synthetic"]
         if synthetic:
             info["notice"] = SYNTHETIC_NOTICE

@@ -26,6 +26,7 @@ def test_corpus_is_large_enough():
     assert len(CASES) >= 30
 
 
+@pytest.mark.filterwarnings("error")  # a warning would surface as an internal error (exit 1)
 @pytest.mark.parametrize("case", CASES)
 def test_bad_case(case, tmp_path, capsys):
     spec = json.loads((BAD / case / "case.json").read_text("utf-8"))

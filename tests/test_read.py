@@ -96,3 +96,79 @@ def test_parquet_and_geopackage_points(tmp_path):
     gdf.to_crs(3857).to_parquet(tmp_path / "r.geoparquet")
     rec3, _ = read_records([tmp_path / "r.geoparquet"], METRICS)
     assert rec3["lat"].tolist() == pytest.approx([48.1, 1.3])
+
+
+# --- Files as they come (issue 15): dialects, compression, layers, types, counts ------------
+
+def _rows(n=6):
+    return pd.DataFrame({"metric": ["patents"] * n, "doc_id": [f"d{i}" for i in range(n)],
+                         "lat": [48.1 + i * 0.001 for i in range(n)], "lon": [11.5] * n})
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_delimiter_is_sniffed(tmp_path, sep):
+    path = tmp_path / "r.csv"
+    _rows().to_csv(path, sep=sep, index=False)
+    rec, _ = read_records([path], METRICS)
+    assert rec["lat"].tolist() == _rows()["lat"].tolist()
+
+
+def test_semicolon_csv_with_decimal_points_in_quotes(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text('metric;doc_id;lat;lon;institution\npatents;a;48.1;11.5;"Uni; Munich"\n')
+    rec, _ = read_records([path], METRICS)
+    assert rec["institution"].tolist() == ["Uni; Munich"]
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.zst", ".csv.bz2", ".csv.xz"])
+def test_compressed_csv_is_read_directly(tmp_path, suffix):
+    path = tmp_path / f"r{suffix}"
+    compression = {".csv.gz": "gzip", ".csv.zst": "zstd", ".csv.bz2": "bz2", ".csv.xz": "xz"}[suffix]
+    _rows().to_csv(path, sep=";", index=False, compression=compression)
+    rec, _ = read_records([path], METRICS)
+    assert len(rec) == 6 and rec["doc_id"].tolist()[0] == "d0"
+
+
+def test_compressed_file_that_is_not_utf8_names_line_and_byte(tmp_path):
+    import gzip
+
+    path = tmp_path / "r.csv.gz"
+    path.write_bytes(gzip.compress("metric,doc_id,lat,lon\npatents,M\xfcnchen,48.1,11.5\n".encode("latin-1")))
+    with pytest.raises(UserInputError, match=r"line 2 \(byte offset 31\): not UTF-8 text"):
+        read_records([path], METRICS)
+
+
+def test_geopackage_point_layer_is_found_among_others_and_can_be_named(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import Point, box
+
+    path = tmp_path / "r.gpkg"
+    gpd.GeoDataFrame({"name": ["area"]}, geometry=[box(0, 0, 1, 1)], crs=4326).to_file(path, layer="areas")
+    df = _rows(3)
+    pts = gpd.GeoDataFrame(df.drop(columns=["lat", "lon"]), geometry=[Point(11.5, 48.1)] * 3, crs=4326)
+    pts.to_file(path, layer="inventors")
+    rec, _ = read_records([path], METRICS)  # the one point layer, no warning
+    assert len(rec) == 3
+    pts.iloc[:1].to_file(path, layer="authors")
+    with pytest.raises(UserInputError, match=r"several point layers \(inventors, authors\)"):
+        read_records([path], METRICS)
+    assert len(read_records([path], METRICS, layer="authors")[0]) == 1
+
+
+def test_headline_counts_rows_not_messages(tmp_path):
+    df = _rows(17)
+    df["lat"] = 95.0  # every row: latitude outside the range
+    df.loc[:3, "metric"] = "patent"  # four rows with a second problem
+    path = tmp_path / "r.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(InputDataError) as exc:
+        read_records([path], METRICS)
+    assert str(exc.value).splitlines()[0] == "17 row(s) with problems in the input:"
+    assert exc.value.rows == 17
+
+
+def test_blank_institution_stays_empty(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("metric,doc_id,lat,lon,institution\npatents,a,48.1,11.5,\npatents,b,48.1,11.5,TUM\n")
+    rec, _ = read_records([path], METRICS)
+    assert rec["institution"].tolist() == [None, "TUM"]

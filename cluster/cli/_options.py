@@ -42,6 +42,8 @@ def add_run_options(parser, *, eps: bool = True) -> None:
     """Input, config and output options shared by run, sweep and kdist."""
     parser.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
                         help="records file (CSV, Parquet, GeoParquet, GeoPackage); repeat for several")
+    parser.add_argument("--layer", metavar="NAME",
+                        help="layer to read from GeoPackage inputs (default: the one point layer)")
     parser.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (see `cluster config`)")
     parser.add_argument("--out", "-o", metavar="DIR", default="out", help="output directory (default: out)")
     if eps:
@@ -58,7 +60,7 @@ def add_run_options(parser, *, eps: bool = True) -> None:
 
 def run_overrides(args) -> dict:
     """Configuration overrides from the shared run options (None = as configured)."""
-    return {"top_n": args.top, "year_start": args.year_start, "year_end": args.year_end,
+    return {"layer": args.layer, "top_n": args.top, "year_start": args.year_start, "year_end": args.year_end,
             "min_weight": dict(args.min_weight)}
 
 

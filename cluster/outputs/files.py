@@ -136,7 +136,8 @@ def ranking_markdown(table: pd.DataFrame, info: dict, metrics, notice: str | Non
     lines.append("|" + "|".join(["---:", "---", "---"] + ["---:"] * (len(metrics) + 2)) + "|")
     for _, r in top.iterrows():
         cells = [str(r["rank"]), md_escape(r["name"]), md_escape(r["economies"])]
-        cells += [f"{r[m]:,.0f}" for m in metrics]
+        # A metric without records has no counts: an en dash, as in the GII's tables, not "nan".
+        cells += ["\u2013" if pd.isna(r[m]) else f"{r[m]:,.0f}" for m in metrics]
         cells += [f"{r['score']:.2f}", "" if pd.isna(r["intensity_rank"]) else str(r["intensity_rank"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

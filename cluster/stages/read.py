@@ -47,56 +47,218 @@ def _suggest(name: str) -> str:
     return close[0] if close else ""
 
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
+# Compressed text is read directly (pandas decompresses); the inner suffix says the format.
+_COMPRESSION = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz"}
+_TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
+_PARQUET_SUFFIXES = (".parquet", ".geoparquet")
+_VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb")
+# Delimiters a CSV may use; anything else is named in the refusal.
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def _format(path: Path) -> tuple[str, str | None]:
+    """``(format, compression)`` of a file from its suffixes (``data.csv.gz`` -> csv, gzip)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = _COMPRESSION.get(suffixes[-1]) if suffixes else None
+    inner = (suffixes[-2] if len(suffixes) >= 2 else "") if compression else (suffixes[-1] if suffixes else "")
+    if compression:
+        return "csv", compression  # a compressed file is text (Parquet compresses inside)
+    if inner in _TEXT_SUFFIXES:
+        return "csv", None
+    if inner in _PARQUET_SUFFIXES:
+        return "parquet", None
+    if inner in _VECTOR_SUFFIXES:
+        return "vector", None
+    return "", None
+
+
+def _read_table(path: Path, *, layer: str | None = None) -> tuple[pd.DataFrame, int, bool]:
     """Raw table as read, the row offset for messages, and the synthetic flag."""
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt", ".gz"):
-        try:
-            with warnings.catch_warnings():
-                # A first row longer than the header makes pandas guess an index column
-                # (or drop data, with index_col=False); that is a ragged file, not a guess.
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8",
-                                 encoding_errors="strict", index_col=False)
-        except UnicodeDecodeError:
-            raise UserInputError(_utf8_problem(path)) from None
-        except pd.errors.EmptyDataError:
-            raise UserInputError(f"{path}: the file is empty. Give a CSV with a header row "
-                                 f"({', '.join(REQUIRED)}, ...) and at least one record.") from None
-        except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
-            raise UserInputError(f"{path}: malformed CSV ({exc}). Every row needs as many "
-                                 "fields as the header; quote fields that contain commas.") from None
-        return df, 2, False
-    if suffix in (".parquet", ".geoparquet"):
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several types for a broken file
-            raise UserInputError(f"{path}: cannot read as Parquet ({exc}).") from None
-        meta = table.schema.metadata or {}
-        synthetic = meta.get(PARQUET_SYNTHETIC_KEY) == b"true"
-        if b"geo" in meta:
-            import geopandas as gpd
-
-            return _points_to_columns(gpd.read_parquet(path), path), 1, synthetic
-        return table.to_pandas(), 1, synthetic
-    if suffix in (".gpkg", ".geojson", ".json", ".shp", ".fgb"):
-        import geopandas as gpd
-
-        try:
-            gdf = gpd.read_file(path)
-        except Exception as exc:
-            raise UserInputError(f"{path}: cannot read as a vector layer ({exc}).") from None
-        return _points_to_columns(gdf, path), 1, False
+    kind, compression = _format(path)
+    if kind == "csv":
+        return _read_csv(path, compression), 2, False
+    if kind == "parquet":
+        return _read_parquet(path)
+    if kind == "vector":
+        return _read_vector(path, layer), 1, False
     raise UserInputError(
         f"{path}: unsupported file type '{path.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg."
     )
 
 
-def _utf8_problem(path: Path) -> str:
+def _open_text(path: Path, compression: str | None):
+    """A text handle on a (possibly compressed) file, for sniffing and error reports."""
+    if compression == "gzip":
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    if compression == "bz2":
+        import bz2
+
+        return bz2.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    if compression == "xz":
+        import lzma
+
+        return lzma.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def _sniff_delimiter(path: Path, compression: str | None) -> str:
+    """The CSV's delimiter: comma, semicolon or tab, as its header line shows it.
+
+    One candidate in the header decides; several are settled by :class:`csv.Sniffer` on
+    the first lines. A header with none of them is one column (validation names what is
+    missing) unless it shows another separator, which is refused by name.
+    """
+    import csv
+
+    try:
+        with _open_text(path, compression) as fh:
+            head = fh.read(1 << 16)
+    except Exception as exc:  # decompressors raise their own types (zlib.error, LZMAError, ZstdError)
+        raise UserInputError(f"{path}: cannot read {f'as {compression} ' if compression else ''}({exc}).") from None
+    head = head.lstrip("\ufeff")
+    first = head.splitlines()[0] if head.strip() else ""
+    present = [d for d in _DELIMITERS if d in first]
+    if len(present) == 1:
+        return present[0]
+    if len(present) > 1:
+        try:
+            return csv.Sniffer().sniff(head[: head.rfind("\n") + 1] or head, delimiters="".join(present)).delimiter
+        except csv.Error:
+            return max(present, key=first.count)
+    others = [c for c in "|: " if c in first.strip()]
+    if others:
+        name = {"|": "a pipe '|'", ":": "a colon ':'", " ": "spaces"}[others[0]]
+        raise UserInputError(f"{path}: the header line has no comma, semicolon or tab; its fields seem to be "
+                             f"separated by {name}. Save the file as comma-, semicolon- or tab-separated CSV.")
+    return ","
+
+
+def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
+    sep = _sniff_delimiter(path, compression)
+    if sep != ",":
+        log.info("%s: fields separated by %s", path, _DELIMITERS[sep])
+    try:
+        with warnings.catch_warnings():
+            # A first row longer than the header makes pandas guess an index column
+            # (or drop data, with index_col=False); that is a ragged file, not a guess.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
+                               encoding_errors="strict", index_col=False, compression=compression)
+    except UnicodeDecodeError:
+        raise UserInputError(_utf8_problem(path, compression)) from None
+    except pd.errors.EmptyDataError:
+        raise UserInputError(f"{path}: the file is empty. Give a CSV with a header row "
+                             f"({', '.join(REQUIRED)}, ...) and at least one record.") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        raise UserInputError(f"{path}: malformed CSV ({exc}). Every row needs as many "
+                             "fields as the header; quote fields that contain the delimiter.") from None
+    except Exception as exc:  # a truncated or corrupt compressed file: zlib.error, LZMAError, ZstdError
+        raise UserInputError(f"{path}: cannot read as {compression or 'plain'} CSV ({exc}).") from None
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, int, bool]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise UserInputError(f"{path}: cannot read as Parquet ({exc}).") from None
+    meta = table.schema.metadata or {}
+    synthetic = meta.get(PARQUET_SYNTHETIC_KEY) == b"true"
+    if b"geo" in meta:
+        import geopandas as gpd
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # geopandas' notes on the GeoParquet version
+                gdf = gpd.read_parquet(path)
+        except Exception as exc:  # malformed 'geo' metadata: ValueError, KeyError, JSON errors
+            raise UserInputError(f"{path}: the GeoParquet 'geo' metadata cannot be read ({exc}). Fix the "
+                                 "metadata, or drop it and give 'lat' and 'lon' columns.") from None
+        return _decode_bytes(_points_to_columns(gdf, path), path), 1, synthetic
+    return _decode_bytes(table.to_pandas(), path), 1, synthetic
+
+
+def _decode_bytes(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Columns of bytes (Parquet binary) as UTF-8 text; a value that is not UTF-8 is refused
+    with its row and the offset of its first bad byte."""
+    for col in df.columns:
+        if df[col].dtype != object:
+            continue
+        values = df[col].to_numpy()
+        is_bytes = np.fromiter((isinstance(v, (bytes, bytearray)) for v in values), bool, len(values))
+        if not is_bytes.any():
+            continue
+        decoded = values.copy()
+        for row in np.flatnonzero(is_bytes):
+            try:
+                decoded[row] = bytes(values[row]).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                msg = (f"{path}, row {row + 1}, column '{col}': not UTF-8 text at byte offset {exc.start} "
+                       f"(got {bytes(values[row])[:40]!r}). Store the column as UTF-8 strings.")
+                raise UserInputError(msg) from None
+        df = df.assign(**{col: decoded})
+    return df
+
+
+def _read_vector(path: Path, layer: str | None):
+    import geopandas as gpd
+    import pyogrio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            layers = pyogrio.list_layers(path)
+    except Exception as exc:
+        raise UserInputError(f"{path}: cannot read as a vector layer ({exc}).") from None
+    names = [str(n) for n, _ in layers]
+    points = [str(n) for n, g in layers if g and "point" in str(g).lower()]
+    if layer:
+        if layer not in names:
+            raise UserInputError(f"{path}: no layer '{layer}'. Its layers: {', '.join(names) or 'none'}. "
+                                 "Name one of them with {layer}.")
+    elif len(points) > 1:
+        raise UserInputError(f"{path} holds several point layers ({', '.join(points)}). Choose one with "
+                             "{layer}.")
+    elif len(names) > 1:
+        layer = points[0] if points else names[0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. pyogrio's note that it read the first layer
+            gdf = gpd.read_file(path, layer=layer or None)
+    except Exception as exc:
+        raise UserInputError(f"{path}: cannot read as a vector layer ({exc}).") from None
+    return _points_to_columns(gdf, path)
+
+
+def _raw_bytes(path: Path, compression: str | None) -> bytes:
+    """The file's bytes, decompressed."""
+    if compression is None:
+        return path.read_bytes()
+    if compression == "zstd":
+        import zstandard
+
+        with zstandard.open(path, "rb") as fh:
+            return fh.read()
+    import bz2
+    import gzip
+    import lzma
+
+    opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[compression]
+    with opener(path, "rb") as fh:
+        return fh.read()
+
+
+def _utf8_problem(path: Path, compression: str | None = None) -> str:
     """Where a file stops being UTF-8 (pandas reports offsets within its read buffer)."""
-    data = path.read_bytes()
+    data = _raw_bytes(path, compression)
     try:
         data.decode("utf-8")
         return f"{path}: not UTF-8 text. Re-save the file as UTF-8."
@@ -108,12 +270,32 @@ def _utf8_problem(path: Path) -> str:
 
 
 def _points_to_columns(gdf, path: Path) -> pd.DataFrame:
-    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
-        log.info("%s: reprojecting from %s to EPSG:4326", path, gdf.crs)
-        gdf = gdf.to_crs(4326)
+    """``lat``/``lon`` columns from point geometries (reprojected to EPSG:4326).
+
+    Null, empty and non-point geometries are refused with their rows; a layer without a
+    CRS is taken as WGS84 degrees (the coordinate checks catch metres).
+    """
     geom = gdf.geometry
-    if len(geom) and not (geom.geom_type == "Point").all():
-        raise UserInputError(f"{path}: geometries must be points (found {sorted(set(geom.geom_type))}).")
+    pr = _Problems(path, 1)
+    null = geom.isna().to_numpy()
+    empty = ~null & geom.is_empty.to_numpy()
+    kinds = geom.geom_type.to_numpy(dtype=object)
+    other = ~null & ~empty & (kinds != "Point")
+    shown = np.where(null, "null", np.where(empty, "empty", kinds)).astype(object)
+    pr.add("geometry", null, shown, "null geometry", "Drop the row or give it a point.")
+    pr.add("geometry", empty, shown, "empty geometry", "Drop the row or give it a point.")
+    pr.add("geometry", other, shown, "geometry must be a point", "Give one point per record.")
+    if pr.items:
+        raise InputDataError(pr.items, rows=pr.n_rows)
+    if gdf.crs is None:
+        log.info("%s: no CRS; taking the coordinates as WGS84 degrees", path)
+    elif gdf.crs.to_epsg() != 4326:
+        log.info("%s: reprojecting from %s to EPSG:4326", path, gdf.crs)
+        try:
+            gdf = gdf.to_crs(4326)
+        except Exception as exc:  # pyproj errors for a CRS it cannot transform
+            raise UserInputError(f"{path}: cannot reproject from {gdf.crs} to WGS84 ({exc}).") from None
+        geom = gdf.geometry
     df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
     df["lat"], df["lon"] = geom.y.to_numpy(), geom.x.to_numpy()
     return df
@@ -124,11 +306,18 @@ class _Problems:
 
     def __init__(self, path: Path, row_offset: int):
         self.path, self.row_offset, self.items = path, row_offset, []
+        self.rows: set[int] = set()
+
+    @property
+    def n_rows(self) -> int:
+        """Distinct rows with at least one problem."""
+        return len(self.rows)
 
     def add(self, column: str, rows: np.ndarray, values, what: str, fix: str) -> None:
         rows = np.flatnonzero(rows) if rows.dtype == bool else rows
         if len(rows) == 0:
             return
+        self.rows.update(int(r) for r in rows)
         head = rows[:_EXAMPLES_PER_PROBLEM]
         for r, v in zip(head, np.asarray(values)[head]):
             self.items.append(f"{self.path}, row {int(r) + self.row_offset}, column '{column}': "
@@ -158,8 +347,16 @@ def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[str]) -> pd.DataFrame:
     pr = _Problems(path, row_offset)
+    names = [str(c).strip().lower() for c in raw.columns]
+    seen: dict[str, str] = {}
+    for original, name in zip(raw.columns, names):
+        if name in seen:
+            pr.note(f"columns '{seen[name]}' and '{original}' differ only by case or spaces. Keep one of them.")
+        seen.setdefault(name, str(original))
+    if pr.items:
+        raise InputDataError(pr.items)
     # Positional rows from here on: a caller's index must not realign columns.
-    raw = raw.reset_index(drop=True).rename(columns=lambda c: str(c).strip().lower())
+    raw = raw.reset_index(drop=True).set_axis(names, axis=1)
     missing = [c for c in REQUIRED if c not in raw.columns]
     unknown = [c for c in raw.columns if c not in COLUMNS]
     for col in missing:
@@ -172,13 +369,20 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
         pr.note("needs a 'doc_id' column (documents are fractionally counted) or a 'weight' "
                 f"column (pre-weighted sites).{hint}")
     if pr.items:
-        raise InputDataError(pr.items)
+        raise InputDataError(pr.items, rows=pr.n_rows)
     for col in unknown:
         log.info("%s: ignoring column '%s'%s", path, col,
                  f" (did you mean '{_suggest(col)}'?)" if _suggest(col) else "")
     n = len(raw)
     if n == 0:
         raise UserInputError(f"{path}: the file has a header but no records. Add at least one record.")
+
+    for col in ("lat", "lon", "weight", "year"):
+        if col in raw.columns and (kind := _non_numeric_kind(raw[col])):
+            pr.note(f"column '{col}' holds {kind}, not numbers. Give "
+                    + ("decimal degrees (WGS84)." if col in ("lat", "lon") else "numbers."))
+    if pr.items:
+        raise InputDataError(pr.items)
 
     out = pd.DataFrame(index=pd.RangeIndex(n))
     metric = _text(raw["metric"])[0].str.lower()
@@ -218,7 +422,7 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
         badw = ~blank & ~(np.isfinite(w) & (w > 0))
         pr.add("weight", badw, raw["weight"].to_numpy(), "weight must be a finite number > 0",
                "Remove rows with no activity, or leave the weight empty to count documents fractionally.")
-        out["weight"] = np.where(blank, np.nan, w)
+        out["weight"] = np.where(blank | badw, np.nan, w)
     else:
         out["weight"] = np.nan
     if "doc_id" in raw.columns:
@@ -249,11 +453,31 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
     else:
         out["country"] = None
     for col in ("institution", "field"):
-        out[col] = raw[col].astype(str) if col in raw.columns else None
+        if col in raw.columns:
+            text, blank = _text(raw[col])
+            out[col] = text.where(~blank, None)
+        else:
+            out[col] = None
     if pr.items:
-        raise InputDataError(pr.items)
+        raise InputDataError(pr.items, rows=pr.n_rows)
+    check_world_totals(out, str(path), row_offset=row_offset)
     out["metric"] = out["metric"].astype("category")
     return out
+
+
+def _non_numeric_kind(series: pd.Series) -> str:
+    """What a column that must hold numbers holds instead ('' when it may be numbers)."""
+    if pd.api.types.is_bool_dtype(series):
+        return "true/false values"
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        return "dates or times"
+    if series.dtype == object:
+        sample = series.dropna().head(1000)
+        if sample.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+            return "true/false values"
+        if sample.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray, bytes))).any():
+            return "lists, mappings or bytes"
+    return ""
 
 
 def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str]) -> pd.DataFrame:
@@ -289,7 +513,8 @@ def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str]) -> pd
     return df
 
 
-def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[pd.DataFrame, dict]:
+def read_records(paths: Iterable[str | Path], metrics: Sequence[str], *,
+                 layer: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Read and validate activity records from one or more files.
 
     Parameters
@@ -298,6 +523,9 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[p
         CSV (UTF-8, header row), Parquet, GeoParquet or GeoPackage files.
     metrics : sequence of str
         Metric names allowed in the ``metric`` column (from the config).
+    layer : str, optional
+        The layer to read from GeoPackages (and other multi-layer files); by default
+        the one point layer (a file with several is refused, naming them).
 
     Returns
     -------
@@ -315,17 +543,18 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[p
         A path that does not exist or cannot be read; :class:`InputDataError` listing
         every invalid record (file, row, column, value and fix).
     """
-    frames, files, synthetic, problems = [], [], [], []
+    frames, files, synthetic, problems, bad_rows = [], [], [], [], 0
     for i, p in enumerate(map(Path, paths)):
         if not p.exists():
             raise UserInputError(f"Input {p} does not exist. Check the path given to {{input}}.")
         if p.is_dir():
             raise UserInputError(f"Input {p} is a directory. Pass files to {{input}}.")
-        raw, offset, synth = _read_table(p)
         try:
+            raw, offset, synth = _read_table(p, layer=layer)
             df = _validate(raw, p, offset, metrics)
         except InputDataError as exc:
             problems += exc.problems
+            bad_rows += exc.rows or 0
             continue
         df["source"] = np.int32(i)
         frames.append(df)
@@ -334,12 +563,55 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[p
                       "records": len(df), "synthetic": synth})
         log.info("read %s: %s records", p, f"{len(df):,}")
     if problems:
-        raise InputDataError(problems)
+        raise InputDataError(problems, rows=bad_rows or None)
     if not frames:
         raise UserInputError("No input files given.")
     records = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     records["metric"] = records["metric"].astype(pd.CategoricalDtype(list(metrics)))
+    if len(frames) > 1:
+        check_world_totals(records, "The inputs together")
     return records, {"synthetic": all(synthetic), "files": files}
+
+
+def check_world_totals(records: pd.DataFrame, where: str, *, row_offset: int | None = None) -> None:
+    """Refuse weights whose sum per metric is not a finite float (it would overflow).
+
+    Every site's weight is at most its metric's world total, so a finite world total
+    keeps every sum downstream finite.
+
+    Parameters
+    ----------
+    records : DataFrame
+        Validated records (``metric``, ``weight``).
+    where : str
+        The input's name, for the message.
+    row_offset : int, optional
+        Row number of the first record in the file (2 for a CSV with a header); given,
+        the message names the heaviest rows.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    UserInputError
+        Naming the metric and the rows with the largest weights.
+    """
+    w = records["weight"].to_numpy(dtype=float)
+    metric = records["metric"].astype(str).to_numpy()
+    for m in np.unique(metric):
+        sel = np.flatnonzero((metric == m) & np.isfinite(w))
+        with np.errstate(over="ignore"):
+            total = w[sel].sum()
+        if not np.isfinite(total):
+            heavy = sel[np.argsort(-w[sel], kind="stable")[:5]]
+            rows = (" The largest are in rows " + ", ".join(f"{int(r) + row_offset} ({w[r]:.3g})" for r in heavy)
+                    + "." if row_offset is not None else "")
+            msg = (f"{where}, column 'weight': the weights of metric '{m}' sum to more than the largest "
+                   f"float (about 1.8e308).{rows} Scale the weights down, e.g. to documents or "
+                   "fractions of a document.")
+            raise UserInputError(msg)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
