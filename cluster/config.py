@@ -78,12 +78,15 @@ class Config:
     population_raster: str = ""
     write_geojson: bool = False
     sites_outside: bool = False
-    geonames_min_population: int = 15000
+    geonames_min_population: int = 1000
     name_radius_km: float = 25.0
     max_names: int = 3
     name_min_ratio: float = 0.12
+    name_min_population: int = 150_000
     economy_min_share: float = 0.05
     top_n: int = 100
+    intensity_min_population: int = 100_000
+    intensity_single_site: bool = False
     bootstrap_replicates: int = 0
     bootstrap_confidence: float = 0.9
     bootstrap_seed: int = 0
@@ -134,9 +137,11 @@ class Config:
                 "name_radius_km": self.name_radius_km,
                 "max_names": self.max_names,
                 "name_min_ratio": self.name_min_ratio,
+                "name_min_population": self.name_min_population,
                 "economy_min_share": self.economy_min_share,
             },
-            "ranking": {"top_n": self.top_n},
+            "ranking": {"top_n": self.top_n, "intensity_min_population": self.intensity_min_population,
+                        "intensity_single_site": self.intensity_single_site},
             "bootstrap": {"replicates": self.bootstrap_replicates,
                           "confidence": self.bootstrap_confidence, "seed": self.bootstrap_seed},
         }
@@ -155,9 +160,10 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "name_radius_km": (int, float),
         "max_names": int,
         "name_min_ratio": (int, float),
+        "name_min_population": int,
         "economy_min_share": (int, float),
     },
-    "ranking": {"top_n": int},
+    "ranking": {"top_n": int, "intensity_min_population": int, "intensity_single_site": bool},
     "bootstrap": {"replicates": int, "confidence": (int, float), "seed": int},
 }
 _METRIC_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -292,6 +298,10 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
                         f"got {c['geonames_min_population']!r}.")
     if number("name_radius_km", "[places] name_radius_km") and c["name_radius_km"] < 0:
         problems.append(f"[places] name_radius_km must be >= 0, got {c['name_radius_km']!r}.")
+    for field, where in (("name_min_population", "[places] name_min_population"),
+                         ("intensity_min_population", "[ranking] intensity_min_population")):
+        if number(field, where, integer=True) and c[field] < 0:
+            problems.append(f"{where} must be >= 0, got {c[field]!r}.")
     if number("max_names", "[places] max_names", integer=True) and c["max_names"] < 1:
         problems.append(f"[places] max_names must be >= 1, got {c['max_names']!r}.")
     for field in ("name_min_ratio", "economy_min_share"):
@@ -347,8 +357,11 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         name_radius_km=float(p["name_radius_km"]),
         max_names=p["max_names"],
         name_min_ratio=float(p["name_min_ratio"]),
+        name_min_population=p["name_min_population"],
         economy_min_share=float(p["economy_min_share"]),
         top_n=r["top_n"],
+        intensity_min_population=r["intensity_min_population"],
+        intensity_single_site=bool(r["intensity_single_site"]),
         bootstrap_replicates=bs["replicates"],
         bootstrap_confidence=float(bs["confidence"]),
         bootstrap_seed=bs["seed"],

@@ -30,16 +30,17 @@ from cluster.config import Config, load_config
 from cluster.errors import UserInputError
 from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
 from cluster.stages.bootstrap import rank_intervals
-from cluster.stages.boundaries import build_boundaries, sites_inside
+from cluster.stages.boundaries import build_boundaries, cluster_area_km2, cluster_extent, sites_inside
 from cluster.stages.clustering import cluster_metrics, overlay
 from cluster.stages.places import (
+    assign_places,
+    city_parents,
     cluster_economies,
     cluster_names,
-    distinct_names,
+    cluster_population,
     load_places,
-    nearest_place,
-    population_inside,
     site_countries,
+    unique_names,
 )
 from cluster.stages.ranking import rank_sites, site_activity
 from cluster.stages.read import read_records, validate_frame
@@ -132,57 +133,97 @@ def _stage(name: str, timings: dict):
     log.info("stage %s done in %.2f s", name, timings[name])
 
 
+#: A cluster is ``single_site`` when one location holds at least this share of its activity.
+SINGLE_SITE_SHARE = 0.9
+
+
 @dataclass(frozen=True)
 class _Described:
     """What the places stage adds to each cluster (index = cluster number)."""
 
     population: np.ndarray
+    remote: np.ndarray
     names: list
+    first_place: np.ndarray
     economies: list
+    area_km2: np.ndarray
+    extent_km: np.ndarray
+    single_site: np.ndarray
 
 
 def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict, config: Config) -> _Described:
-    """Population, names and economies of every cluster (the places stage)."""
+    """Population, names, economies and shape of every cluster (the places stage)."""
     n = len(geoms)
     places = load_places(config.geonames_min_population)
+    lat, lon = sites["lat"].to_numpy(), sites["lon"].to_numpy()
+    member = (sites["metric_cluster"].to_numpy() >= 0) & (inside >= 0)
+    place_cluster = assign_places(lat[member], lon[member], inside[member], places, reach_km=config.eps_km)
+    # A cluster with no settlement within eps_km of its sites (a campus in the fields)
+    # takes the unheld places within two, then four times that distance.
+    remote = np.zeros(n, dtype=bool)
+    for factor in (2.0, 4.0):
+        bare = np.setdiff1d(np.unique(inside[member]), place_cluster)
+        if len(bare) == 0:
+            break
+        remote[bare] = True
+        sel_bare = member & np.isin(inside, bare)
+        extra = assign_places(lat[sel_bare], lon[sel_bare], inside[sel_bare], places,
+                              reach_km=factor * config.eps_km)
+        take = (place_cluster < 0) & (extra >= 0)
+        place_cluster[take] = extra[take]
+    parent = city_parents(places, np.flatnonzero(place_cluster >= 0))
     if config.population_source == "raster":
         from cluster.stages.population import raster_population
 
         population = raster_population(geoms, config.population_raster)
     else:
-        population = population_inside(geoms, places)
+        population = cluster_population(place_cluster, places, parent, n)
     activity = site_activity(sites, totals, config)
     sel = inside >= 0
-    lat, lon = sites["lat"].to_numpy(), sites["lon"].to_numpy()
-    names = cluster_names(lat[sel], lon[sel], inside[sel], activity[sel], n, places,
-                          radius_km=config.name_radius_km, max_names=config.max_names,
-                          min_ratio=config.name_min_ratio)
     countries = site_countries(sites[sel], places)
     economies = cluster_economies(countries, inside[sel], activity[sel], n, min_share=config.economy_min_share)
-    return _Described(population=population, names=names, economies=economies)
+    named = cluster_names(lat[sel], lon[sel], inside[sel], activity[sel], n, places, place_cluster=place_cluster,
+                          parent=parent, economies=economies, radius_km=config.name_radius_km,
+                          max_names=config.max_names, min_ratio=config.name_min_ratio,
+                          min_population=config.name_min_population)
+    active = sel & (sites["weight"].to_numpy() > 0)
+    extent, top_share = cluster_extent(lat[active], lon[active], inside[active], n, activity[active])
+    return _Described(population=population, remote=remote, names=named.names, first_place=named.first_place,
+                      economies=economies, area_km2=cluster_area_km2(geoms), extent_km=extent,
+                      single_site=top_share >= SINGLE_SITE_SHARE)
 
 
 def _assemble(ranked, described: _Described, inside: np.ndarray, geoms: list, config: Config,
               synthetic: bool) -> gpd.GeoDataFrame:
-    """The clusters table in rank order: ranking columns, names, economies, polygons."""
+    """The clusters table in rank order: ranking columns, names, economies, shape, polygons."""
     n = len(geoms)
     sel = inside >= 0
     extra = pd.DataFrame({
         "cluster_id": ranked.ids, "name": described.names, "economies": described.economies,
         "anchor_lat": ranked.anchor[:, 0], "anchor_lon": ranked.anchor[:, 1],
         "n_sites": np.bincount(inside[sel], minlength=n) if n else np.zeros(0, int),
+        "area_km2": np.round(described.area_km2, 3), "extent_km": np.round(described.extent_km, 3),
+        "single_site": described.single_site, "first_place": described.first_place,
         "geometry": geoms,
     })
     table = ranked.table.merge(extra, on="cluster_id", how="left", validate="one_to_one")
     places = load_places(config.geonames_min_population)
-    anchor_place = places["name"].to_numpy()[nearest_place(table["anchor_lat"].to_numpy(),
-                                                           table["anchor_lon"].to_numpy(), places)]
-    table["name"] = distinct_names(table["name"].tolist(), anchor_place)
+    table["name"] = unique_names(table["name"].tolist(), table.pop("first_place").to_numpy(), places)
     front = ["rank", "cluster_id", "name", "economies"]
     table = table[front + [c for c in table.columns if c not in front]]
     # Travels with every row, so no copy of the table can lose the fact.
     table.insert(table.columns.get_loc("geometry"), "synthetic", bool(synthetic))
     return gpd.GeoDataFrame(table, geometry="geometry", crs="EPSG:4326")
+
+
+def _single_site_warning(clusters: pd.DataFrame) -> str | None:
+    flagged = clusters[(clusters["tier"] == "top") & clusters["single_site"]]
+    if flagged.empty:
+        return None
+    listed = "; ".join(f"{r.rank}. {r.name}" for r in flagged.itertuples())
+    return (f"{len(flagged)} top-tier cluster(s) hold 90 % or more of their activity at one location (column "
+            f"single_site; no intensity computed): a city-level geocode, or a geocoder's fallback point for a "
+            f"whole region; check them: {listed}")
 
 
 def _counts_info(sites: pd.DataFrame, clusters: pd.DataFrame, counts: pd.DataFrame, totals: dict,
@@ -247,8 +288,14 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
     with _stage("places", timings):
         described = _describe(sites, inside, geoms, totals, config)
     with _stage("ranking", timings):
-        ranked = rank_sites(sites, inside, len(geoms), totals, config, population=described.population)
+        ranked = rank_sites(sites, inside, len(geoms), totals, config, population=described.population,
+                            remote=described.remote if config.population_source == "geonames" else None,
+                            single_site=None if config.intensity_single_site else described.single_site)
         clusters = _assemble(ranked, described, inside, geoms, config, synthetic)
+        warnings = list(prepared.warnings)
+        if (note := _single_site_warning(clusters)) is not None:
+            log.warning(note)
+            warnings.append(note)
         id_of = np.asarray(ranked.ids, dtype=object)
         sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if len(geoms) else None,
                                                  None))
@@ -276,7 +323,7 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         "world_totals": totals,
         "thresholds": thresholds,
         **({"bootstrap": bootstrap_info} if bootstrap_info else {}),
-        "warnings": list(prepared.warnings),
+        "warnings": warnings,
         "timings_s": {**input_info.get("timings_s", {}), **timings},
         "versions": library_versions(),
     }

@@ -332,8 +332,12 @@ def test_threshold_is_inclusive_and_fractional():
     lat, lon = [10.0, 10.0, 10.001], [20.0, 20.0, 20.0]
     _, core = dbscan_sphere(lat, lon, [0.5, 0.25, 0.25], eps_km=1.0, min_weight=1.0)
     assert core.all()
-    _, core = dbscan_sphere(lat, lon, [0.5, 0.25, 0.25], eps_km=1.0, min_weight=1.0 + 2**-40)
+    # Ties are decided with a relative tolerance of CORE_RTOL (1e-9): a threshold a
+    # millionth of a document above the weight is missed, one a few ulps above is reached.
+    _, core = dbscan_sphere(lat, lon, [0.5, 0.25, 0.25], eps_km=1.0, min_weight=1.0 + 1e-6)
     assert not core.any()
+    _, core = dbscan_sphere(lat, lon, [0.5, 0.25, 0.25], eps_km=1.0, min_weight=1.0 + 2**-40)
+    assert core.all()
 
 
 def test_zero_weights():
@@ -543,3 +547,60 @@ def test_estimator_is_a_plain_sklearn_estimator():
         SphericalDBSCAN(5.0, 2.5)  # keyword-only, like scikit-learn's estimators
     # Parameters are validated in fit, not in __init__.
     SphericalDBSCAN(eps_km=-1, min_weight=0)
+
+
+def _fraction_world(seed, n_sites=200):
+    """Sites on a coarse grid (many exact neighbourhoods) with weights 1/k, k in 1..6, so
+    sums hit thresholds exactly in exact arithmetic; scaled by 60 they are integers."""
+    rng = np.random.default_rng(seed)
+    lat = 45.0 + rng.integers(0, 12, n_sites) * 0.01
+    lon = 7.0 + rng.integers(0, 12, n_sites) * 0.01
+    k = rng.integers(1, 7, n_sites)
+    return lat, lon, 1.0 / k, 60 // k
+
+
+TIE_EPS_KM = 1.2
+TIE_THRESHOLDS = [1.0, 1.5, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("threshold", TIE_THRESHOLDS)
+def test_exact_ties_equal_sklearn_on_integer_weights(seed, threshold):
+    """A fractional neighbourhood weight that equals the threshold in exact arithmetic makes
+    a site core, whatever the order of summation: the core mask equals scikit-learn's on
+    the same points with weights scaled to integers (whose sums are exact)."""
+    from sklearn.cluster import DBSCAN
+
+    lat, lon, w, w60 = _fraction_world(seed)
+    eps_km = TIE_EPS_KM
+    _, core = dbscan_sphere(lat, lon, w, eps_km=eps_km, min_weight=threshold)
+    X = np.radians(np.column_stack([lat, lon]))
+    ref = DBSCAN(eps=eps_km / 6371.0088, min_samples=int(threshold * 60), metric="haversine",
+                 algorithm="ball_tree").fit(X, sample_weight=w60)
+    expected = np.zeros(len(lat), bool)
+    expected[ref.core_sample_indices_] = True
+    assert (core == expected).all()
+    # and the same for any order of the points
+    perm = np.random.default_rng(seed + 100).permutation(len(lat))
+    _, core_perm = dbscan_sphere(lat[perm], lon[perm], w[perm], eps_km=eps_km, min_weight=threshold)
+    assert (core_perm == expected[perm]).all()
+
+
+def test_exact_ties_are_common_in_the_fraction_world():
+    # The test above is only worth something if ties happen, and if plain floating-point
+    # sums get some of them wrong: count both.
+    from scipy.spatial import cKDTree
+
+    from cluster.engine.geo import chord_for_km, unit_vectors
+
+    ties = float_misses = 0
+    for seed in range(6):
+        lat, lon, w, w60 = _fraction_world(seed)
+        tree = cKDTree(unit_vectors(lat, lon))
+        for j in tree.query_ball_point(unit_vectors(lat, lon), chord_for_km(TIE_EPS_KM)):
+            exact = int(w60[j].sum())
+            for t in TIE_THRESHOLDS:
+                if exact == t * 60:
+                    ties += 1
+                    float_misses += sum(w[q] for q in sorted(j)) < t
+    assert ties >= 30 and float_misses >= 1

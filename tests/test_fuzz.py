@@ -53,26 +53,31 @@ def tables(draw):
         df["country"] = rng.choice(["DE", "AT", "de", ""], n)
     for _ in range(draw(st.integers(0, 4))):
         op = draw(st.sampled_from(["drop", "rename", "recase", "retype", "odd", "duplicate", "truncate_rows"]))
-        cols = list(df.columns)
-        col = draw(st.sampled_from(cols))
-        if op == "drop" and len(cols) > 1:
-            df = df.drop(columns=col)
+        # Columns by position: renames may give two columns one name.
+        pos = draw(st.integers(0, df.shape[1] - 1))
+        name = str(df.columns[pos])
+        if op == "drop" and df.shape[1] > 1:
+            df = df.drop(columns=df.columns[pos])
         elif op == "rename":
-            df = df.rename(columns={col: draw(st.sampled_from(COLUMNS + ["latitude", "x", "", "lat "]))})
+            new = draw(st.sampled_from(COLUMNS + ["latitude", "x", "", "lat "]))
+            df.columns = [new if i == pos else c for i, c in enumerate(df.columns)]
         elif op == "recase":
-            df = df.rename(columns={col: col.upper()})
+            df.columns = [name.upper() if i == pos else c for i, c in enumerate(df.columns)]
         elif op == "retype":
             kind = draw(st.sampled_from(["bool", "str", "int", "date", "float"]))
-            df[col] = {"bool": lambda s: s.astype(str).str.len() % 2 == 0, "str": lambda s: s.astype(str),
-                       "int": lambda s: pd.to_numeric(s, errors="coerce").fillna(0).astype(np.int64),
-                       "date": lambda s: pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(s)), "D"),
-                       "float": lambda s: pd.to_numeric(s, errors="coerce")}[kind](df[col])
-        elif op == "odd":
+            col = df.iloc[:, pos]
+            df.isetitem(pos, {"bool": lambda s: s.astype(str).str.len() % 2 == 0, "str": lambda s: s.astype(str),
+                              "int": lambda s: pd.to_numeric(s, errors="coerce").fillna(0).astype(np.int64),
+                              "date": lambda s: pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(s)), "D"),
+                              "float": lambda s: pd.to_numeric(s, errors="coerce")}[kind](col))
+        elif op == "odd" and len(df):
             row = draw(st.integers(0, len(df) - 1))
-            df[col] = df[col].astype(object)
-            df.iloc[row, cols.index(col)] = draw(st.sampled_from(ODD_VALUES))
+            col = df.iloc[:, pos].astype(object).copy()
+            col.iloc[row] = draw(st.sampled_from(ODD_VALUES))
+            df.isetitem(pos, col)
         elif op == "duplicate":
-            df[col.upper() if col.upper() != col else col.lower()] = df[col]
+            df.insert(df.shape[1], name.upper() if name.upper() != name else name.lower(), df.iloc[:, pos],
+                      allow_duplicates=True)
         elif op == "truncate_rows":
             df = df.iloc[: draw(st.integers(0, len(df)))]
     return df

@@ -20,11 +20,18 @@ core points the one with the lowest input index. Clusters are numbered 0, 1, ...
 order of their lowest-index core point. The result therefore depends only on the input,
 never on the internal order of work.
 
-One caveat is floating point: neighbourhood weights are summed in another order than
-scikit-learn's (which follows its tree), so a sum that equals ``min_weight`` only up to
-rounding (say nine weights of 1/3 against a threshold of 3) may fall on the other side
-of it. Sums of integers or of binary fractions (1/2, 1/4, ...) are exact in any order
-and always agree.
+Ties at the threshold are decided exactly, whatever the order of summation: a point is
+core when its neighbourhood weight reaches ``min_weight`` up to a relative tolerance of
+:data:`CORE_RTOL` (1e-9), i.e. when the floating-point sum is at least
+``min_weight * (1 - 1e-9)``. Fractional counts make exact ties common (weights 1/2, 1/3,
+1/5 ... that add up to exactly the threshold in exact arithmetic), and a sum of such
+floats lands a few ulps either side of the threshold depending on its order, which
+would make the decision depend on the order of the data (and scikit-learn's on its
+tree). The tolerance is far below one document (1e-9 of the threshold: 5e-7 documents
+at a threshold of 500) and far above rounding (about 1e-16 per addition), so a
+neighbourhood that reaches the threshold in exact arithmetic is core and one that
+misses it by a fraction of a document is not. This equals scikit-learn's result on the
+same points with the weights scaled to integers (exact sums), which the tests check.
 
 Distances
 ---------
@@ -106,7 +113,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
-__all__ = ["dbscan_sphere", "SphericalDBSCAN"]
+__all__ = ["CORE_RTOL", "SphericalDBSCAN", "dbscan_sphere"]
 
 # Cell keys pack three cell indices of 20 bits into an int64.
 _MAX_CELLS_PER_AXIS = 1 << 20
@@ -117,6 +124,9 @@ _REL_SLACK = 1e-8
 _ABS_SLACK = 1e-13
 
 _NEG_ZERO_BITS = np.uint64(0x8000000000000000)
+#: Relative tolerance of the core test: core when the neighbourhood weight is at least
+#: ``min_weight * (1 - CORE_RTOL)`` (see "Ties at the threshold" in the module docstring).
+CORE_RTOL = 1e-9
 # Smallest inputs for which the parallel passes pay for their threads (2 cores).
 _PARALLEL_MIN_SITES = 1 << 16
 _PARALLEL_MIN_RECORDS = 1 << 19
@@ -717,8 +727,11 @@ def _dbscan(lat: np.ndarray, lon: np.ndarray, weight, eps_km: float, min_weight:
     # Each cell's block: at most nine runs of site indices, found once, used thrice.
     runs = np.empty((n_cells, 9, 2), np.int32 if keys.size < 2**31 else np.int64)
     n_runs = np.empty(n_cells, np.int8)
+    # Exact ties: a sum that reaches min_weight in exact arithmetic may fall a few ulps
+    # short in floating point, depending on the order of summation.
+    threshold = float(min_weight) * (1.0 - CORE_RTOL)
     _run_chunks(_core_chunk, [(c0, c1, starts, keys, bits, *geometry, site_weight, cum_weight,
-                               slack, float(min_weight), *radius, runs, n_runs, core)
+                               slack, threshold, *radius, runs, n_runs, core)
                               for c0, c1 in spans])
 
     # Clusters and borders look at core sites only.
@@ -768,7 +781,8 @@ def dbscan_sphere(lat, lon, weight=None, *, eps_km, min_weight):
         more is the whole sphere.
     min_weight : float
         A point is core when the weight within ``eps_km`` of it, its own included, is
-        at least ``min_weight``, in (0, inf).
+        at least ``min_weight`` (up to the relative tolerance :data:`CORE_RTOL`), in
+        (0, inf).
 
     Returns
     -------

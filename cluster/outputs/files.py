@@ -60,7 +60,8 @@ def ranking_table(clusters, metrics) -> pd.DataFrame:
     cols = (["rank", "cluster_id", "name", "economies"] + list(metrics)
             + [f"share_{m}" for m in metrics] + ["score", "population"]
             + [f"{m}_per_million" for m in metrics]
-            + ["intensity_score", "intensity_rank", "tier", "anchor_lat", "anchor_lon", "n_sites", "synthetic"])
+            + ["intensity_score", "intensity_rank", "tier", "anchor_lat", "anchor_lon", "n_sites", "synthetic"]
+            + [c for c in ("intensity_note", "area_km2", "extent_km", "single_site") if c in clusters.columns])
     if "rank_ci_low" in clusters.columns:  # only when the bootstrap ran ([bootstrap] replicates > 0)
         cols[1:1] = ["rank_ci_low", "rank_ci_high"]
     df = pd.DataFrame(clusters[cols]).copy()

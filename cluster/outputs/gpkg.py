@@ -43,6 +43,11 @@ _FIXED = {
     "anchor_lat": ("Anchor latitude", "Latitude of the heaviest location (degrees)"),
     "anchor_lon": ("Anchor longitude", "Longitude of the heaviest location (degrees)"),
     "n_sites": ("Sites", "Weighted sites inside the boundary"),
+    "intensity_note": ("Intensity note", "Why intensity is empty (population missing or too small, no settlement "
+                       "near, activity at one location), else empty"),
+    "area_km2": ("Area (km²)", "Geodesic area of the boundary on the clustering's sphere, km²"),
+    "extent_km": ("Extent (km)", "Largest great-circle distance between two of the cluster's locations, km"),
+    "single_site": ("Single site", "One location holds >= 90 % of the activity (a city-level geocode, or an artefact)"),
     "synthetic": ("Synthetic", "True when the input is the synthetic demo world"),
 }
 _SITES = {

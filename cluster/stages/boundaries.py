@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 from cluster.engine.polygons import disc_union, split_antimeridian
 
 log = logging.getLogger(__name__)
@@ -178,3 +179,75 @@ def counts_inside(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, metr
         counts.update(table.reindex(columns=counts.columns))
         counts = counts.fillna(0.0)
     return counts
+
+
+def cluster_area_km2(geoms: list) -> np.ndarray:
+    """Area of each boundary on the clustering's sphere, km².
+
+    Parameters
+    ----------
+    geoms : list of shapely Polygon or MultiPolygon
+        Boundaries in EPSG:4326 (split at the antimeridian).
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+        Geodesic area (pyproj's ``Geod.geometry_area_perimeter`` on the sphere of radius
+        :data:`cluster.engine.geo.EARTH_RADIUS_KM`).
+    """
+    from pyproj import Geod
+
+    geod = Geod(a=EARTH_RADIUS_KM * 1000.0, b=EARTH_RADIUS_KM * 1000.0)
+    return np.array([abs(geod.geometry_area_perimeter(g)[0]) / 1e6 if g is not None and not g.is_empty else 0.0
+                     for g in geoms])
+
+
+def cluster_extent(lat, lon, cluster, n_clusters: int, activity=None) -> tuple[np.ndarray, np.ndarray]:
+    """The largest great-circle distance across each cluster's sites, and the share of its
+    activity at its heaviest location.
+
+    Parameters
+    ----------
+    lat, lon : array-like of shape (n,)
+        Sites inside clusters, degrees.
+    cluster : int array of shape (n,)
+        Cluster number of each site.
+    n_clusters : int
+        Number of clusters.
+    activity : array of shape (n,), optional
+        Each site's activity (default 1 each).
+
+    Returns
+    -------
+    extent_km : ndarray of shape (n_clusters,), float64
+        Largest distance between two of the cluster's locations, km (0 for one location).
+    top_share : ndarray of shape (n_clusters,), float64
+        Share of the cluster's activity at its heaviest ``(lat, lon)`` location (1.0 for
+        one location).
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    act = np.ones(len(np.asarray(lat))) if activity is None else np.asarray(activity, float)
+    frame = pd.DataFrame({"c": np.asarray(cluster), "lat": np.asarray(lat, float),
+                          "lon": np.asarray(lon, float), "a": act})
+    frame = frame.groupby(["c", "lat", "lon"], as_index=False, sort=True)["a"].sum()
+    total = np.bincount(frame["c"].to_numpy(), weights=frame["a"].to_numpy(), minlength=n_clusters)
+    heaviest = frame.groupby("c")["a"].max().reindex(range(n_clusters), fill_value=0.0).to_numpy()
+    top_share = np.divide(heaviest, total, out=np.zeros(n_clusters), where=total > 0)
+    extent = np.zeros(n_clusters)
+    for c, grp in frame.groupby("c", sort=True):
+        if len(grp) < 2:
+            continue
+        xyz = unit_vectors(grp["lat"].to_numpy(), grp["lon"].to_numpy())
+        # The farthest pair lies on the convex hull of the unit vectors (a chord grows with
+        # the great-circle distance), so only hull vertices are compared.
+        try:
+            xyz = xyz[ConvexHull(xyz).vertices] if len(xyz) > 4 else xyz
+        except QhullError:  # flat or degenerate sets: compare them all
+            pass
+        if len(xyz) > 2000:  # pragma: no cover - a hull this large is not met in practice
+            xyz = xyz[:: len(xyz) // 2000 + 1]
+        d2 = ((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(axis=-1)
+        chord = float(np.sqrt(d2.max()))
+        extent[int(c)] = 2.0 * EARTH_RADIUS_KM * np.arcsin(min(chord / 2.0, 1.0))
+    return extent, top_share

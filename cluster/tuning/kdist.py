@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cluster.engine.dbscan import CORE_RTOL
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
 
@@ -60,7 +61,7 @@ def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.nda
     weight = np.asarray(weight, dtype=float)
     n = len(weight)
     out = np.full(n, np.inf)
-    if n == 0 or weight.sum() < k_weight:
+    if n == 0 or weight.sum() < k_weight * (1.0 - CORE_RTOL):
         return out
     xyz = unit_vectors(lat, lon)
     tree = cKDTree(xyz)
@@ -70,8 +71,9 @@ def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.nda
         dist, idx = tree.query(xyz[todo], k=k)
         dist, idx = dist.reshape(len(todo), -1), idx.reshape(len(todo), -1)
         cum = np.cumsum(weight[idx], axis=1)
-        reached = cum[:, -1] >= k_weight
-        first = np.argmax(cum >= k_weight, axis=1)
+        # The engine's core test, tolerance included, so "core iff k-distance <= eps_km".
+        reached = cum[:, -1] >= k_weight * (1.0 - CORE_RTOL)
+        first = np.argmax(cum >= k_weight * (1.0 - CORE_RTOL), axis=1)
         done = todo[reached]
         out[done] = chord_to_km(dist[reached, first[reached]])
         todo = todo[~reached]

@@ -1,0 +1,133 @@
+"""What is printed about clusters survives an analyst's check on real data.
+
+Inputs: PatentsView inventor locations of USPTO patents filed in 2013 and in 2000
+(``data/real/patentsview_inventor_sites_{2013,2000}.csv``, CC BY 4.0; see data/README.md),
+clustered with the shipped real-data configuration (10 km, 0.05 % of the world total)
+and at 15 km.
+
+Reference populations (``REFERENCE``): U.S. Census Bureau, 2020 Census, the incorporated
+city and its metropolitan statistical area (MSA); Statistics Korea, 2020 Population and
+Housing Census (Seoul special city; Seoul Capital Area); Statistics Bureau of Japan, 2020
+Census (Tokyo's 23 wards; the Kanto major metropolitan area). A cluster's population
+(the people of the GeoNames places it holds) must be of the right order: at least 80 %
+of its core city (GeoNames figures are older) and at most 1.5 times its metropolitan area.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cluster
+from cluster.engine.geo import haversine_km
+from cluster.stages.places import EN_DASH, city_parents, display_name, load_places
+
+REAL = Path(__file__).parents[1] / "data" / "real"
+pytestmark = pytest.mark.slow
+
+# name prefix in the ranking -> (core city, metropolitan area) inhabitants
+REFERENCE = {
+    "San Jose": (1_013_240, 2_000_468),
+    "Seattle": (737_015, 4_018_762),
+    "Boston": (675_647, 4_941_632),
+    "Austin": (961_855, 2_283_371),
+    "San Diego": (1_386_932, 3_298_634),
+    "Portland": (652_503, 2_512_859),
+    "Minneapolis": (429_954, 3_690_261),
+    "Seoul": (9_586_195, 26_037_000),
+    "Tokyo": (9_733_276, 37_274_000),
+}
+
+
+def _run(year: int, **overrides):
+    return cluster.run(REAL / f"patentsview_inventor_sites_{year}.csv", REAL / "config.toml",
+                       min_share={"patents": 0.0005}, **overrides)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {("2013", 10): _run(2013), ("2000", 10): _run(2000), ("2013", 15): _run(2013, eps_km=15)}
+
+
+@pytest.fixture(scope="module")
+def places():
+    return load_places(1000)
+
+
+def test_no_top_tier_cluster_without_population(runs):
+    for key, res in runs.items():
+        top = res.clusters[res.clusters["tier"] == "top"]
+        assert (top["population"] > 0).all(), (key, top.loc[top["population"] <= 0, "name"].tolist())
+
+
+def test_names_are_unique(runs):
+    for key, res in runs.items():
+        names = res.clusters["name"]
+        assert not names.duplicated().any(), (key, names[names.duplicated()].tolist())
+
+
+def _matches(places, part: str, economies: list[str], lat: float, lon: float, km: float = 60.0):
+    """Places of the cluster's economies near its anchor whose display name is ``part``."""
+    pl = places[places["country"].isin(economies)]
+    shown = np.array([display_name(n, c) for n, c in zip(pl["name"], pl["country"])], dtype=object)
+    near = haversine_km(lat, lon, pl["lat"].to_numpy(), pl["lon"].to_numpy()) <= km
+    return pl.index[(shown == part) & near].to_numpy()
+
+
+def test_top_names_are_cities_of_the_clusters_own_economies(runs, places):
+    for key, res in runs.items():
+        for r in res.clusters.head(30).itertuples():
+            economies = r.economies.split("/")
+            for part in r.name.split(EN_DASH):
+                part = part.split(", ")[0].split(" (")[0]  # "Portland, ME", "Cambridge (GB)"
+                reach = r.extent_km + 2 * res.config.eps_km  # anywhere in or by the cluster
+                rows = _matches(places, part, economies, r.anchor_lat, r.anchor_lon, reach)
+                assert len(rows), (key, r.name, part, economies)
+                # ...and it is a city, not a district of a bigger one, unless that bigger one
+                # names another cluster (Irving beside Dallas): then it is the best name left.
+                parents = city_parents(places, rows)[rows]
+                other = {p for n in res.clusters["name"] if n != r.name for p in n.split(EN_DASH)}
+                ok = [p == -1 or display_name(places["name"][p], places["country"][p]) in other for p in parents]
+                assert any(ok), (key, r.name, part)
+
+
+def test_metropolitan_populations_are_of_the_right_order(runs):
+    res = runs[("2013", 10)]
+    seen = 0
+    for prefix, (city, metro) in REFERENCE.items():
+        rows = res.clusters[res.clusters["name"].str.startswith(prefix)]
+        if rows.empty:
+            continue
+        seen += 1
+        pop = int(rows["population"].iloc[0])
+        assert 0.8 * city <= pop <= 1.5 * metro, (prefix, pop, city, metro)
+    assert seen >= 7
+
+
+def test_intensity_leaders_are_known_hubs_not_artefacts(runs):
+    for key, res in runs.items():
+        c = res.clusters
+        ranked = c[c["intensity_rank"].notna()].sort_values("intensity_rank").head(10)
+        assert len(ranked) == 10
+        assert (ranked["population"] >= res.config.intensity_min_population).all()
+        assert not ranked["single_site"].any() and (ranked["intensity_note"] == "").all()
+        # GII 2025's intensity leader is San Jose-San Francisco (shared/reference/gii.md).
+        assert ranked["name"].str.contains("San Jose").head(3).any(), (key, ranked["name"].tolist())
+
+
+def test_the_single_geocode_artefact_is_flagged_and_kept_out_of_intensity(runs):
+    c = runs[("2000", 10)].clusters
+    aizu = c[c["name"].str.contains("Aizu")]
+    assert len(aizu) == 1 and aizu["single_site"].iloc[0]
+    assert aizu["intensity_score"].isna().iloc[0] and aizu["intensity_note"].iloc[0] == "activity at one location"
+    warning = [w for w in runs[("2000", 10)].info["warnings"] if "one location" in w]
+    assert warning and "Aizu-Wakamatsu" in warning[0]
+
+
+def test_shape_columns_are_filled(runs):
+    c = runs[("2013", 10)].clusters
+    assert (c["area_km2"] > 0).all() and (c["extent_km"] >= 0).all()
+    sj = c[c["name"].str.startswith("San Jose")].iloc[0]
+    assert 30 < sj["extent_km"] < 150 and 500 < sj["area_km2"] < 5000
