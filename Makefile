@@ -47,7 +47,7 @@ fuzz: $(STAMP)
 
 ## ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade); also checked by `make test`
 lint: $(STAMP)
-	$(BIN)/ruff check cluster tests benchmarks
+	$(BIN)/ruff check cluster tests benchmarks scripts
 
 ## DBSCAN engine against scikit-learn (results in benchmarks/results/)
 bench: $(STAMP)

@@ -120,8 +120,7 @@ class RunResult:
             import matplotlib.pyplot as plt
 
             _, ax = plt.subplots(figsize=(16, 7))
-        return plot_clusters(self.clusters, ax, n_labels=n_labels, notice=self.info.get("notice"),
-                             places=load_places(self.config.geonames_min_population))
+        return plot_clusters(self.clusters, ax, n_labels=n_labels, notice=self.info.get("notice"))
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """GIS-grade outputs, checked with the libraries and with real clients (GDAL's ogrinfo,
 headless Chromium): GeoPackage layers, style, field docs and run info; GeoParquet 1.1
-metadata; RFC 7946 GeoJSON; the offline map.html."""
+metadata; RFC 7946 GeoJSON; the offline map.html (more of it in test_webmap.py)."""
 
 import json
 import re
@@ -207,14 +207,17 @@ def test_map_html_in_headless_chromium(out, tmp_path):
     first = ranking.iloc[0]
     url = (out / "map.html").as_uri() + f"#cluster={first['cluster_id']}"
     dom = _chromium(f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url=url)
-    # The script drew one SVG path per cluster and metric layer it has a value in.
+    # Leaflet drew every cluster (polygon and bubble, as SVG paths) in the score layer, over
+    # the Natural Earth land and borders.
     ids = re.findall(r'<path class="cluster[^"]*"[^>]*data-id="([^"]+)"', dom)
     assert set(ids) == set(ranking["cluster_id"])
-    assert len(re.findall(r'<g class="layer" data-layer="', dom)) == 4  # score + 3 metrics
-    assert re.search(r'<input type="radio" name="layer" value="vc"', dom)
+    assert re.search(r'<path class="basemap-land', dom) and re.search(r'<path class="basemap-border', dom)
+    # One radio button per view: score, 3 metrics, intensity.
+    assert len(re.findall(r'<input type="radio" class="leaflet-control-layers-selector"[^>]*data-layer="', dom)) == 5
+    assert re.search(r'<input type="radio"[^>]*data-layer="vc"', dom)
     # The popup of the linked cluster is open with its details.
-    assert re.search(r'<div id="popup" role="dialog" style="display: block;', dom)
-    title = re.search(r'<h2 id="popup-title">([^<]*)</h2>', dom).group(1)
+    assert re.search(r'<div class="leaflet-popup ', dom)
+    title = re.search(r'<h2 class="popup-title">([^<]*)</h2>', dom).group(1)
     assert title == f"1. {first['name']}"
     assert "Population" in dom and "Intensity rank" in dom
     shot = tmp_path / "map.png"
@@ -243,6 +246,6 @@ def test_map_html_escapes_names(out, tmp_path):
     dom = _chromium(f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
                     url=page.as_uri() + f"#cluster={clusters['cluster_id'].iloc[0]}")
     assert "<img" not in dom and "<b>" not in dom
-    title = re.search(r'<h2 id="popup-title">([^<]*)</h2>', dom).group(1)
+    title = re.search(r'<h2 class="popup-title">([^<]*)</h2>', dom).group(1)
     assert title.startswith("1. &lt;/script&gt;&lt;img src=x")
     assert "&amp;amp;" in title

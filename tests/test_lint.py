@@ -14,6 +14,6 @@ def test_ruff_is_clean():
     exe = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if exe is None:
         pytest.skip("ruff is not installed (it is in the test extras: pip install -e '.[test]')")
-    res = subprocess.run([exe, "check", "--no-cache", "cluster", "tests", "benchmarks"], cwd=ROOT,
+    res = subprocess.run([exe, "check", "--no-cache", "cluster", "tests", "benchmarks", "scripts"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -33,7 +33,6 @@ from cluster.outputs._atomic import atomic_output_dir
 from cluster.outputs.gpkg import finish_geopackage, sites_frame
 from cluster.outputs.maps import draw_map
 from cluster.outputs.webmap import write_map_html
-from cluster.stages.places import load_places
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +197,6 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
     metrics = list(config.metric_names if metrics is None else metrics)
     labels = {m.name: m.label or m.name for m in config.metrics}
     notice = result.info.get("notice")
-    places = load_places(config.geonames_min_population)
     out_dir = Path(out_dir)
     with atomic_output_dir(out_dir) as tmp:
         clusters = result.clusters
@@ -221,10 +219,10 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
             gj = gpd.GeoDataFrame(table, geometry=clusters.geometry.to_numpy(), crs=clusters.crs)
             gj.to_file(tmp / "clusters.geojson", driver="GeoJSON", engine="pyogrio",
                        RFC7946="YES", COORDINATE_PRECISION=6, WRITE_NAME="NO")
-        write_map_html(tmp / "map.html", clusters, metrics, labels, notice=notice, places=places)
+        write_map_html(tmp / "map.html", clusters, metrics, labels, notice=notice)
         table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
         (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")
-        draw_map(clusters, tmp / "map.png", notice=notice, places=places)
+        draw_map(clusters, tmp / "map.png", notice=notice)
         write_json(tmp / "run.json", result.info)
     log.info("wrote %s", ", ".join(str(out_dir / f) for f in OUTPUT_FILES))
     return out_dir

@@ -1,22 +1,124 @@
-"""The static world map (``map.png``): cluster boundaries coloured by score, top clusters labelled.
+"""The static map (``map.png``): clusters coloured by score over Natural Earth countries,
+the top clusters labelled next to their clusters, dense regions in panels of their own.
 
-Drawn on a :class:`matplotlib.figure.Figure` of its own with the Agg canvas, never through
-pyplot, so writing outputs changes no global matplotlib state (a notebook's inline
-backend keeps working).
+Basemap: land, coastlines and country borders from the vendored Natural Earth 1:50m
+countries (:mod:`cluster.outputs.basemap`), the same data as ``map.html``.
+
+Labels (:func:`place_labels`): in rank order, each label takes the nearest free spot
+around its cluster's bubble, searched ring by ring (adjacent first, then further out in
+twelve directions); a spot is free when the label stays inside the frame and covers no
+earlier label, no earlier leader line and no labelled cluster's bubble, and its own
+leader line crosses no earlier label. A label that had to move away from its bubble gets
+a leader line from the bubble's edge to the label's nearest corner or side (crossing no other leader); a label that
+fits nowhere is left out rather than drawn over another (and reported by
+:func:`place_labels`).
+
+Dense regions: the world map of 16 inches cannot hold twenty labels in Europe or East
+Asia. :func:`map_figure` adds a panel below the world map for each region of
+:data:`REGIONS` holding at least ``min_in_region`` of the labelled clusters (at most
+three, west to east); those clusters are labelled in their panel (equirectangular with
+the aspect of the panel's middle latitude, so shapes look right there) and the world map
+outlines the region instead, labelling the rest.
+
+Everything is drawn on a :class:`matplotlib.figure.Figure` of its own with the Agg
+canvas, never through pyplot, so writing outputs changes no global matplotlib state
+(a notebook's inline backend keeps working).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["draw_map", "map_figure", "plot_clusters"]
+__all__ = ["REGIONS", "draw_map", "map_figure", "place_labels", "plot_clusters"]
+
+WORLD = (-180.0, 180.0, -58.0, 78.0)  # lon0, lon1, lat0, lat1 (Antarctica left out)
+
+# Regions that get a panel when crowded: (name, (lon0, lon1, lat0, lat1)).
+REGIONS = (
+    ("North America", (-125.0, -66.0, 24.5, 50.0)),
+    ("Europe", (-10.5, 30.0, 36.0, 60.0)),
+    ("East Asia", (100.0, 145.5, 20.0, 45.5)),
+)
+
+_OCEAN, _LAND, _COAST, _BORDER = "#d9e6f1", "#f7f5f0", "#8599ab", "#b9b2a5"
+_TEXT, _LEADER = "#1b1b1b", "#3d3d3d"
+_CMAP_RANGE = (0.25, 1.0)  # of YlOrRd: the palest yellows vanish on the land colour
+_FONT_PT = 7.5
 
 
-def plot_clusters(clusters, ax, *, places=None, n_labels: int = 20, notice: str | None = None,
-                  colorbar: bool = True):
-    """Draw cluster boundaries coloured by score on ``ax``, the top ``n_labels`` labelled.
+def _cmap():
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    base = matplotlib.colormaps["YlOrRd"]
+    return ListedColormap(base(np.linspace(*_CMAP_RANGE, 256)), name="YlOrRd_cut")
+
+
+def _label_text(r) -> str:
+    # Names come from data: matplotlib treats '$' as the start of math, so escape it.
+    return f"{r['rank']}. {str(r['name']).replace('$', chr(92) + '$')}"
+
+
+def _bubble_area(score, vmax: float) -> np.ndarray:
+    """Marker areas (points²) growing with the square root of the score."""
+    return 8 + 320 * np.sqrt(np.clip(np.asarray(score, dtype=float), 0, None) / max(vmax, 1e-9))
+
+
+def _draw_basemap(ax, extent) -> None:
+    from matplotlib.collections import LineCollection
+
+    from cluster.outputs.basemap import basemap
+
+    world = basemap()
+    ax.set_facecolor(_OCEAN)
+    import geopandas as gpd
+
+    gpd.GeoSeries([world.land]).plot(ax=ax, color=_LAND, edgecolor="none", zorder=0.5)
+    ax.add_collection(LineCollection(world.borders, colors=_BORDER, linewidths=0.45, zorder=0.7))
+    ax.add_collection(LineCollection(world.coastlines, colors=_COAST, linewidths=0.5, zorder=0.8))
+    lon0, lon1, lat0, lat1 = extent
+    ax.set_xlim(lon0, lon1)
+    ax.set_ylim(lat0, lat1)
+
+
+def _draw_clusters(ax, clusters, norm, cmap, *, outline: bool) -> None:
+    if not len(clusters):
+        return
+    score = clusters["score"].to_numpy()
+    colors = [cmap(norm(s)) for s in score]
+    clusters.plot(ax=ax, color=colors, edgecolor="#5a1a00" if outline else "none",
+                  linewidth=0.3 if outline else 0, zorder=2)
+    pts = clusters[["anchor_lon", "anchor_lat"]].to_numpy()
+    # Bubbles: clusters are a few pixels wide at these scales, their score must still show.
+    order = np.argsort(-score, kind="stable")  # big ones below small ones
+    ax.scatter(pts[order, 0], pts[order, 1], s=_bubble_area(score[order], norm.vmax), c=[colors[i] for i in order],
+               alpha=0.8, edgecolors="#5a1a00", linewidths=0.4, zorder=3)
+
+
+def _frame(ax, aspect: float, title: str | None = None) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_aspect(aspect, adjustable="box", anchor="N")
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}°{'E' if v > 0 else 'W' if v < 0 else ''}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}°{'N' if v > 0 else 'S' if v < 0 else ''}"))
+    ax.tick_params(colors="#6b7785", labelsize=6.5, length=2)
+    for s in ax.spines.values():
+        s.set_edgecolor("#8d99a6")
+        s.set_linewidth(0.6)
+    if title:
+        ax.set_title(title, fontsize=9.5, loc="left", pad=3)
+
+
+def plot_clusters(clusters, ax, *, n_labels: int = 20, notice: str | None = None, colorbar: bool = True,
+                  extent: tuple[float, float, float, float] | None = None, places=None):
+    """Draw the clusters coloured by score over Natural Earth countries on ``ax``, the top
+    ``n_labels`` labelled next to their clusters (leader lines where a label must move).
 
     Parameters
     ----------
@@ -25,140 +127,350 @@ def plot_clusters(clusters, ax, *, places=None, n_labels: int = 20, notice: str 
         ``anchor_lon`` and boundary polygons in EPSG:4326).
     ax : matplotlib.axes.Axes
         Where to draw (plate carrée: longitude and latitude in degrees).
-    places : DataFrame, optional
-        Populated places (``lat``, ``lon``) drawn as a faint backdrop.
     n_labels : int, default 20
-        Clusters labelled, in rank order; a label that fits nowhere without covering an
-        earlier one or leaving the frame is left out.
+        Clusters labelled, in rank order, among those inside ``extent``; a label that fits
+        nowhere without covering another or leaving the frame is left out.
     notice : str, optional
         First line of the title (e.g. the synthetic-data notice).
     colorbar : bool, default True
         Add a colour bar of the score.
+    extent : (lon0, lon1, lat0, lat1), optional
+        Degrees shown; default the world without Antarctica (-180..180, -58..78).
+    places : ignored
+        Formerly a backdrop of populated places; the Natural Earth basemap replaced it.
 
     Returns
     -------
     matplotlib.axes.Axes
         ``ax``.
     """
-    import matplotlib
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
 
-    ax.set_facecolor("#0b1726")
-    if places is not None and len(places):
-        # Populated places sketch the continents without shipping a basemap.
-        ax.scatter(places["lon"], places["lat"], s=0.2, c="#4a6580", linewidths=0, rasterized=True)
-    score = clusters["score"].to_numpy()
-    norm = Normalize(vmin=0, vmax=max(float(np.nanmax(score)) if len(score) else 1.0, 1e-9))
-    cmap = matplotlib.colormaps["plasma"]
-    if len(clusters):
-        colors = [cmap(norm(s)) for s in score]
-        clusters.plot(ax=ax, color=colors, edgecolor="none", zorder=2)
-        pts = clusters[["anchor_lon", "anchor_lat"]].to_numpy()
-        sizes = 8 + 400 * np.sqrt(np.clip(score, 0, None) / max(norm.vmax, 1e-9))
-        ax.scatter(pts[:, 0], pts[:, 1], s=sizes, c=colors, alpha=0.55, edgecolors="white",
-                   linewidths=0.3, zorder=3)
-    ax.set_xlim(-180, 180)
-    ax.set_ylim(-60, 80)
-    ax.set_aspect("equal")
-    ax.tick_params(colors="#8899aa", labelsize=7)
-    title = f"Science-and-technology clusters: {len(clusters):,} clusters, top {min(n_labels, len(clusters))} labelled"
-    if notice:
-        title = notice + "\n" + title
-    ax.set_title(title, fontsize=11)
+    extent = WORLD if extent is None else tuple(float(v) for v in extent)
+    norm, cmap = _norm(clusters), _cmap()
+    _draw_basemap(ax, extent)
+    _draw_clusters(ax, clusters, norm, cmap, outline=extent != WORLD)
+    _frame(ax, 1.0 if extent == WORLD else 1 / math.cos(math.radians((extent[2] + extent[3]) / 2)))
+    inside = _inside(clusters, extent)
+    shown = min(n_labels, int(inside.sum()))
+    title = f"Science-and-technology clusters: {len(clusters):,} clusters, top {shown} labelled"
+    ax.set_title(notice + "\n" + title if notice else title, fontsize=11)
     if colorbar:
         ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, pad=0.01,
                            label="score (sum of world shares, %)")
     if len(clusters):
-        _place_labels(ax.figure, ax, clusters.head(n_labels))
+        place_labels(ax, clusters[inside].head(n_labels), vmax=norm.vmax, bubbles=clusters[inside])
     return ax
 
 
-def map_figure(clusters, *, notice: str | None = None, places=None, n_labels: int = 20):
-    """The ``map.png`` figure: :func:`plot_clusters` on a 16 x 7 inch Figure with its own Agg canvas.
+def _norm(clusters):
+    from matplotlib.colors import Normalize
+
+    score = clusters["score"].to_numpy() if len(clusters) else np.zeros(0)
+    return Normalize(vmin=0, vmax=max(float(np.nanmax(score)) if len(score) else 1.0, 1e-9))
+
+
+def _inside(clusters, extent) -> np.ndarray:
+    lon0, lon1, lat0, lat1 = extent
+    lon, lat = clusters["anchor_lon"].to_numpy(), clusters["anchor_lat"].to_numpy()
+    return (lon >= lon0) & (lon <= lon1) & (lat >= lat0) & (lat <= lat1)
+
+
+def crowded_regions(clusters, *, n_labels: int = 20, min_in_region: int = 3) -> list[tuple[str, tuple]]:
+    """The regions of :data:`REGIONS` holding at least ``min_in_region`` of the top
+    ``n_labels`` clusters, at most three, west to east.
+
+    Parameters
+    ----------
+    clusters : DataFrame
+        A run's clusters in rank order (``anchor_lat``, ``anchor_lon``).
+    n_labels : int, default 20
+        How many of the first clusters count.
+    min_in_region : int, default 3
+        Clusters a region must hold to count as crowded.
+
+    Returns
+    -------
+    list of (str, tuple)
+        Region name and extent ``(lon_min, lon_max, lat_min, lat_max)``.
+    """
+    top = clusters.head(n_labels)
+    hits = [(name, ext, int(_inside(top, ext).sum())) for name, ext in REGIONS]
+    hits = sorted([h for h in hits if h[2] >= min_in_region], key=lambda h: -h[2])[:3]
+    return [(name, ext) for name, ext, _ in sorted(hits, key=lambda h: h[1][0])]
+
+
+def map_figure(clusters, *, notice: str | None = None, n_labels: int = 20, min_in_region: int = 3, places=None):
+    """The ``map.png`` figure: the world map, and below it a panel per crowded region.
 
     Parameters
     ----------
     clusters : GeoDataFrame
-        A run's clusters in rank order.
+        A run's clusters in rank order (see :func:`plot_clusters`).
     notice : str, optional
-        First line of the title.
-    places : DataFrame, optional
-        Populated places drawn as a backdrop.
+        First line of the title (e.g. the synthetic-data notice).
     n_labels : int, default 20
-        Clusters labelled, in rank order.
+        Clusters labelled, in rank order (each in its region's panel if it has one).
+    min_in_region : int, default 3
+        Labelled clusters a region of :data:`REGIONS` must hold to get a panel.
+    places : ignored
+        Formerly a backdrop of populated places.
 
     Returns
     -------
     matplotlib.figure.Figure
+        On an Agg canvas of its own (labels are measured with its renderer).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
-    fig = Figure(figsize=(16, 7), dpi=110)
-    FigureCanvasAgg(fig)  # a canvas of its own: labels are measured with its renderer
-    plot_clusters(clusters, fig.subplots(), places=places, n_labels=n_labels, notice=notice)
+    regions = crowded_regions(clusters, n_labels=n_labels, min_in_region=min_in_region)
+    # Layout in inches: title, world map (plate carrée, 360 x 136 degrees), panels row.
+    width, left, map_w = 16.0, 0.45, 14.3
+    title_h = 0.75 if notice else 0.5
+    map_h = map_w * (WORLD[3] - WORLD[2]) / 360
+    n = len(regions)
+    cell_w = min((width - 2 * left - 0.35 * (n - 1)) / n, 11.0) if n else 0
+    ratios = [(e[3] - e[2]) / math.cos(math.radians((e[2] + e[3]) / 2)) / (e[1] - e[0]) for _, e in regions]
+    cell_h = cell_w * max(ratios) if n else 0
+    panels_h = cell_h + 0.75 if n else 0
+    height = title_h + map_h + 0.35 + panels_h
+    fig = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(fig)
+
+    def box(x, y_top, w, h):  # inches from the top-left corner -> figure fraction
+        return [x / width, 1 - (y_top + h) / height, w / width, h / height]
+
+    norm, cmap = _norm(clusters), _cmap()
+    world = fig.add_axes(box(left, title_h, map_w, map_h))
+    _draw_basemap(world, WORLD)
+    _draw_clusters(world, clusters, norm, cmap, outline=False)
+    _frame(world, 1.0)
+    top = clusters.head(n_labels)
+    in_panel = np.zeros(len(top), dtype=bool)
+    for name, ext in regions:
+        in_panel |= _inside(top, ext)
+        world.add_patch(Rectangle((ext[0], ext[2]), ext[1] - ext[0], ext[3] - ext[2], fill=False,
+                                  edgecolor="#4b5563", linewidth=0.8, linestyle=(0, (4, 2)), zorder=3.5))
+        world.annotate(name, (ext[0], ext[3]), xytext=(2, 2), textcoords="offset points", fontsize=7.5,
+                       color="#374151", style="italic", va="bottom", zorder=3.5)
+    title = f"Science-and-technology clusters: {len(clusters):,} clusters, top {len(top)} labelled"
+    if n:
+        title += " (" + ", ".join(name for name, _ in regions) + " in the panels below)"
+    fig.text(left / width, 1 - 0.12 / height, notice + "\n" + title if notice else title, fontsize=11,
+             va="top", ha="left")
+    cax = fig.add_axes(box(left + map_w + 0.25, title_h + map_h * 0.2, 0.16, map_h * 0.6))
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, label="score (sum of world shares, %)")
+    cax.tick_params(labelsize=7)
+    axes = []
+    for i, (name, ext) in enumerate(regions):
+        x = left + i * (cell_w + 0.35) + (width - 2 * left - n * cell_w - 0.35 * (n - 1)) / 2
+        ax = fig.add_axes(box(x, title_h + map_h + 0.35 + 0.3, cell_w, cell_h))
+        _draw_basemap(ax, ext)
+        drawn = clusters[_inside(clusters, ext)]
+        _draw_clusters(ax, drawn, norm, cmap, outline=True)
+        _frame(ax, 1 / math.cos(math.radians((ext[2] + ext[3]) / 2)), title=name)
+        axes.append((ax, top[_inside(top, ext)], drawn))
+    place_labels(world, top[~in_panel], vmax=norm.vmax, bubbles=clusters)
+    for ax, rows, drawn in axes:
+        place_labels(ax, rows, vmax=norm.vmax, bubbles=drawn)
     return fig
 
 
-def draw_map(clusters, path: Path, *, notice: str | None, places=None, n_labels: int = 20) -> None:
-    """Write ``map.png``: the world map of :func:`map_figure` (plate carrée).
+def draw_map(clusters, path: Path, *, notice: str | None, n_labels: int = 20, places=None) -> None:
+    """Write ``map.png``: the figure of :func:`map_figure`.
 
     Parameters
     ----------
     clusters : GeoDataFrame
         A run's clusters in rank order.
     path : pathlib.Path
-        The PNG file to write.
+        The PNG file.
     notice : str or None
         First line of the title.
-    places : DataFrame, optional
-        Populated places drawn as a backdrop.
     n_labels : int, default 20
         Clusters labelled.
+    places : ignored
+        Kept for callers of earlier versions (the map now has Natural Earth borders).
 
     Returns
     -------
     None
     """
-    map_figure(clusters, notice=notice, places=places, n_labels=n_labels).savefig(
-        path, metadata={"Software": None}, bbox_inches="tight")
+    map_figure(clusters, notice=notice, n_labels=n_labels).savefig(path, metadata={"Software": None})
 
 
-# Offsets (points) tried in turn for a label; the far ones get a leader line.
-_LABEL_SPOTS = [(5, 5, "left", "bottom"), (5, -5, "left", "top"), (-5, 5, "right", "bottom"),
-                (-5, -5, "right", "top"), (0, 10, "center", "bottom"), (0, -10, "center", "top"),
-                (25, 18, "left", "bottom"), (-25, -18, "right", "top"), (25, -18, "left", "top"),
-                (-25, 18, "right", "bottom"), (0, 30, "center", "bottom"), (0, -30, "center", "top")]
+# ---- labels ------------------------------------------------------------------------------
+
+@dataclass
+class _Box:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def overlaps(self, o: _Box, pad: float = 0.0) -> bool:
+        return (self.x0 - pad < o.x1 and o.x0 - pad < self.x1 and self.y0 - pad < o.y1 and o.y0 - pad < self.y1)
+
+    def hits_circle(self, cx: float, cy: float, r: float) -> bool:
+        qx, qy = min(max(cx, self.x0), self.x1), min(max(cy, self.y0), self.y1)
+        return (qx - cx) ** 2 + (qy - cy) ** 2 < r * r
+
+    def hits_segment(self, a, b) -> bool:
+        # Liang-Barsky clipping: does segment a-b enter the box?
+        t0, t1 = 0.0, 1.0
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        for p, q in ((-dx, a[0] - self.x0), (dx, self.x1 - a[0]), (-dy, a[1] - self.y0), (dy, self.y1 - a[1])):
+            if p == 0:
+                if q < 0:
+                    return False
+            else:
+                t = q / p
+                if p < 0:
+                    t0 = max(t0, t)
+                else:
+                    t1 = min(t1, t)
+                if t0 > t1:
+                    return False
+        return True
 
 
-def _place_labels(fig, ax, rows) -> None:
-    """Label clusters in rank order, each at the first nearby spot that overlaps no earlier
-    label (greedy; a label that fits nowhere is left out rather than drawn on another)."""
-    # Text extents need a renderer: the Agg canvas (files, notebooks) has one; on another
-    # canvas labels are placed at their first spot without the overlap test.
+def _cross(p, q) -> bool:
+    """Do segments ``p`` and ``q`` (pairs of points) cross?"""
+    def side(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    d1, d2 = side(q[0], q[1], p[0]), side(q[0], q[1], p[1])
+    d3, d4 = side(p[0], p[1], q[0]), side(p[0], p[1], q[1])
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
+# Directions tried on every ring, in order of preference (degrees, 0 = east, 90 = north).
+_ANGLES = (0, 180, 35, 145, -35, -145, 65, 115, -65, -115, 90, -90, 15, 165, -15, -165)
+_RINGS_PX = (0, 10, 22, 36, 52, 72, 96, 125, 160, 200)  # gap between bubble and label
+
+
+def place_labels(ax, rows, *, vmax: float, bubbles=None) -> list:
+    """Label ``rows`` (clusters in rank order) on ``ax`` next to their bubbles.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        An axes whose limits are final (the figure's canvas must be able to measure text).
+    rows : DataFrame
+        ``rank``, ``name``, ``anchor_lon``, ``anchor_lat``, ``score``.
+    vmax : float
+        The score of the largest bubble (sets bubble radii as in the drawing).
+    bubbles : DataFrame, optional
+        Every cluster drawn on ``ax`` (``anchor_lon``, ``anchor_lat``, ``score``): a label
+        avoids covering or touching their bubbles too where it can, so that it cannot be
+        read as the label of a neighbour; default ``rows``.
+
+    Returns
+    -------
+    list of str
+        Labels left out because they fit nowhere.
+    """
+    if not len(rows):
+        return []
+    fig = ax.figure
     get_renderer = getattr(fig.canvas, "get_renderer", None)
     renderer = get_renderer() if get_renderer else None
+    ax.apply_aspect()
+    halo = _halo()
     if renderer is None:
+        # Another canvas (e.g. a notebook backend without a renderer yet): labels at their
+        # first spot, without the overlap test.
         for _, r in rows.iterrows():
-            ax.annotate(f"{r['rank']}. {str(r['name']).replace('$', chr(92) + '$')}",
-                        (r["anchor_lon"], r["anchor_lat"]), xytext=(5, 5), textcoords="offset points",
-                        color="white", fontsize=7.5, zorder=4)
-        return
-    axbox = ax.get_window_extent(renderer)
-    placed = []
-    for _, r in rows.iterrows():
-        # Names come from data: matplotlib treats '$' as the start of math, so escape it.
-        label = f"{r['rank']}. {str(r['name']).replace('$', chr(92) + '$')}"
-        for dx, dy, ha, va in _LABEL_SPOTS:
-            far = abs(dx) > 10 or abs(dy) > 12
-            text = ax.annotate(label, (r["anchor_lon"], r["anchor_lat"]), xytext=(dx, dy),
-                               textcoords="offset points", ha=ha, va=va, color="white", fontsize=7.5,
-                               zorder=4, arrowprops=dict(arrowstyle="-", color="#aabbcc", lw=0.5)
-                               if far else None)
-            box = text.get_window_extent(renderer).expanded(1.04, 1.15)
-            inside = axbox.x0 <= box.x0 and box.x1 <= axbox.x1 and axbox.y0 <= box.y0 and box.y1 <= axbox.y1
-            if inside and not any(box.overlaps(b) for b in placed):
-                placed.append(box)
+            ax.annotate(_label_text(r), (r["anchor_lon"], r["anchor_lat"]), xytext=(5, 5), textcoords="offset points",
+                        color=_TEXT, fontsize=_FONT_PT, zorder=5, path_effects=halo, gid="cluster-label")
+        return []
+    frame = ax.get_window_extent(renderer)
+    frame = _Box(frame.x0 + 2, frame.y0 + 2, frame.x1 - 2, frame.y1 - 2)
+    px_per_pt = fig.dpi / 72
+
+    def circles(df):
+        xy = ax.transData.transform(df[["anchor_lon", "anchor_lat"]].to_numpy(dtype=float))
+        return xy, np.sqrt(_bubble_area(df["score"].to_numpy(), vmax)) / 2 * px_per_pt
+
+    anchors, radii = circles(rows)
+    others = circles(rows if bubbles is None else bubbles)
+    placed: list[_Box] = []
+    leaders: list[tuple] = []
+    skipped = []
+    to_data = ax.transData.inverted()
+    for k, (_, r) in enumerate(rows.iterrows()):
+        text = _label_text(r)
+        probe = ax.text(0, 0, text, fontsize=_FONT_PT)
+        ext = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = ext.width + 2, ext.height + 1
+        (px, py), rad = anchors[k], radii[k]
+        # Keep-out circles: strictly every bubble but the label's own (a little margin, so a
+        # label never touches a neighbour), loosely only the labelled bubbles.
+        own = np.hypot(others[0][:, 0] - px, others[0][:, 1] - py) < 0.5
+        strict = (others[0][~own], np.minimum(others[1][~own], 9) + 3)
+        mine = np.arange(len(rows)) != k
+        loose = (anchors[mine], np.minimum(radii[mine], 9))
+        spot = None
+        # Near spots first, even over an unlabelled bubble, before long leader lines.
+        for keep_out, rings in ((strict, _RINGS_PX[:5]), (loose, _RINGS_PX[:5]), (strict, _RINGS_PX),
+                                (loose, _RINGS_PX)):
+            spot = _find_spot(px, py, rad, w, h, frame, placed, leaders, keep_out, rings)
+            if spot:
                 break
-            text.remove()
+        if spot is None:
+            skipped.append(text)
+            continue
+        b, leader = spot
+        placed.append(b)
+        x, y = to_data.transform((b.x0 + 1, b.y0 + 0.5))
+        ax.text(x, y, text, fontsize=_FONT_PT, color=_TEXT, ha="left", va="bottom", zorder=5, path_effects=halo,
+                gid="cluster-label", clip_on=False)
+        if leader:
+            leaders.append(leader)
+            (lx0, ly0), (lx1, ly1) = to_data.transform(np.asarray(leader))
+            ax.plot([lx0, lx1], [ly0, ly1], color=_LEADER, linewidth=0.6, zorder=4.5, gid="leader",
+                    solid_capstyle="butt")
+    return skipped
+
+
+def _find_spot(px, py, rad, w, h, frame, placed, leaders, keep_out, rings):
+    """The first free spot for a ``w`` x ``h`` label around the bubble at (px, py) of radius
+    ``rad`` (pixels), ring by ring: (box, leader or None), or None."""
+    centres, radii = keep_out
+    for gap in rings:
+        for deg in _ANGLES if gap else _ANGLES[:12]:
+            c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+            d = rad + 2 + gap
+            qx, qy = px + d * c, py + d * s
+            x0 = qx if c > 0.3 else qx - w if c < -0.3 else qx - w / 2
+            y0 = qy if s > 0.3 else qy - h if s < -0.3 else qy - h / 2
+            b = _Box(x0, y0, x0 + w, y0 + h)
+            if not (frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1):
+                continue
+            if any(b.overlaps(o, pad=2) for o in placed) or any(b.hits_segment(a, e) for a, e in leaders):
+                continue
+            if len(centres):
+                nx = np.clip(centres[:, 0], b.x0, b.x1) - centres[:, 0]
+                ny = np.clip(centres[:, 1], b.y0, b.y1) - centres[:, 1]
+                if (nx * nx + ny * ny < radii * radii).any():
+                    continue
+            if not gap:
+                return b, None
+            # A leader line from the bubble's edge to the nearest point of the label.
+            nx, ny = min(max(px, b.x0), b.x1), min(max(py, b.y0), b.y1)
+            dist = math.hypot(nx - px, ny - py)
+            leader = ((px + (nx - px) * rad / dist, py + (ny - py) * rad / dist), (nx, ny))
+            if any(o.hits_segment(*leader) for o in placed) or any(_cross(leader, o) for o in leaders):
+                continue
+            return b, leader
+    return None
+
+
+def _halo():
+    from matplotlib import patheffects
+
+    return [patheffects.withStroke(linewidth=2.2, foreground="white", alpha=0.9)]
