@@ -316,7 +316,7 @@ def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
     elif isinstance(data, (str, os.PathLike)) or (
             isinstance(data, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in data)):
         paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-        records, info = read_records(paths, config.metric_names)
+        records, info = read_records(paths, config.metric_names, mappings=_input_mappings(paths, config))
         synthetic = info["synthetic"]
         if synthetic:
             info["notice"] = SYNTHETIC_NOTICE
@@ -325,6 +325,19 @@ def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
                              "or a GeoDataFrame of points as {input}.")
     info["timings_s"] = {"read": round(time.perf_counter() - t0, 3)}
     return records, synthetic, info
+
+
+def _input_mappings(paths, config: Config) -> list:
+    """Per path, the column mapping and constants of ``[input.files]`` (or ``--map``)."""
+    from cluster.stages._mapping import InputMapping, mapping_for
+
+    if not config.input_files:
+        return [None] * len(paths)
+    files = {key: InputMapping(columns=dict(spec.get("map", {})), constants=dict(spec.get("set", {})))
+             for key, spec in config.input_files.items()}
+    source = Path(config.source)
+    config_dir = source.parent if config.source not in ("defaults", "mapping") and source.is_file() else None
+    return [mapping_for(p, files, config_dir) for p in paths]
 
 
 def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> RunResult:

@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "of its nearest sites (itself included) reaches --k-weight; sorted "
                                     "descending and plotted on a log scale with eps_km marked. Writes "
                                     "kdist.png, kdist.csv and run.json into --out.")
-    add_run_options(kd)
+    add_run_options(kd, metric_constant=False)
     kd.add_argument("--metric", required=True, metavar="M", help="metric whose sites are measured")
     kd.add_argument("--k-weight", type=float, metavar="W",
                     help="cumulative weight to reach (default: the metric's configured threshold)")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from cluster.errors import InputDataError, UserInputError
 from cluster.provenance import PARQUET_SYNTHETIC_KEY
+from cluster.stages._mapping import InputMapping, apply_mapping
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,13 @@ def _suggest(name: str) -> str:
 def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
     """Raw table as read, the row offset for messages, and the synthetic flag."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt", ".gz"):
+    if suffix in (".csv", ".txt", ".gz", ".zst"):
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _csv_source(path) as source:
                 # A first row longer than the header makes pandas guess an index column
                 # (or drop data, with index_col=False); that is a ragged file, not a guess.
                 warnings.simplefilter("error", pd.errors.ParserWarning)
-                df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8",
+                df = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8",
                                  encoding_errors="strict", index_col=False)
         except UnicodeDecodeError:
             raise UserInputError(_utf8_problem(path)) from None
@@ -66,6 +67,9 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
         except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
             raise UserInputError(f"{path}: malformed CSV ({exc}). Every row needs as many "
                                  "fields as the header; quote fields that contain commas.") from None
+        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz/.zst
+            raise UserInputError(f"{path}: cannot decompress ({exc}). Check that the file is a "
+                                 "complete gzip (.gz) or zstd (.zst) compressed CSV.") from None
         return df, 2, False
     if suffix in (".parquet", ".geoparquet"):
         import pyarrow.parquet as pq
@@ -90,13 +94,42 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
             raise UserInputError(f"{path}: cannot read as a vector layer ({exc}).") from None
         return _points_to_columns(gdf, path), 1, False
     raise UserInputError(
-        f"{path}: unsupported file type '{path.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg."
+        f"{path}: unsupported file type '{path.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg (CSV may be .csv.gz or .csv.zst)."
     )
+
+
+def _csv_source(path: Path):
+    """What pandas reads a CSV from: the path (pandas decompresses ``.gz``, ``.bz2``,
+    ``.xz`` itself), or for ``.zst`` a zstd stream from pyarrow, which ships the codec
+    (pandas would need the separate ``zstandard`` package)."""
+    import contextlib
+
+    if path.suffix.lower() != ".zst":
+        return contextlib.nullcontext(path)
+    import pyarrow as pa
+
+    try:
+        return pa.CompressedInputStream(pa.OSFile(str(path)), "zstd")
+    except Exception as exc:  # pyarrow raises OSError/ArrowInvalid for a broken file
+        raise UserInputError(f"{path}: cannot open as a zstd-compressed CSV ({exc}).") from None
+
+
+def _raw_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed for ``.gz`` and ``.zst``."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.decompress(path.read_bytes())
+    if suffix == ".zst":
+        with _csv_source(path) as stream:
+            return stream.read()
+    return path.read_bytes()
 
 
 def _utf8_problem(path: Path) -> str:
     """Where a file stops being UTF-8 (pandas reports offsets within its read buffer)."""
-    data = path.read_bytes()
+    data = _raw_bytes(path)
     try:
         data.decode("utf-8")
         return f"{path}: not UTF-8 text. Re-save the file as UTF-8."
@@ -289,15 +322,20 @@ def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str]) -> pd
     return df
 
 
-def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[pd.DataFrame, dict]:
+def read_records(paths: Iterable[str | Path], metrics: Sequence[str],
+                 mappings: Sequence[InputMapping | None] | None = None) -> tuple[pd.DataFrame, dict]:
     """Read and validate activity records from one or more files.
 
     Parameters
     ----------
     paths : iterable of path-like
-        CSV (UTF-8, header row), Parquet, GeoParquet or GeoPackage files.
+        CSV (UTF-8, header row; ``.csv.gz`` and ``.csv.zst`` are decompressed on the fly),
+        Parquet, GeoParquet or GeoPackage files.
     metrics : sequence of str
         Metric names allowed in the ``metric`` column (from the config).
+    mappings : sequence of InputMapping or None, optional
+        Per path, a column mapping and constants applied to the raw table before
+        validation (:mod:`cluster.stages._mapping`); ``None`` entries read the file as it is.
 
     Returns
     -------
@@ -316,6 +354,8 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[p
         every invalid record (file, row, column, value and fix).
     """
     frames, files, synthetic, problems = [], [], [], []
+    paths = list(paths)
+    mappings = list(mappings) if mappings is not None else [None] * len(paths)
     for i, p in enumerate(map(Path, paths)):
         if not p.exists():
             raise UserInputError(f"Input {p} does not exist. Check the path given to {{input}}.")
@@ -323,6 +363,7 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[p
             raise UserInputError(f"Input {p} is a directory. Pass files to {{input}}.")
         raw, offset, synth = _read_table(p)
         try:
+            raw = apply_mapping(raw, mappings[i], p)
             df = _validate(raw, p, offset, metrics)
         except InputDataError as exc:
             problems += exc.problems
@@ -331,7 +372,8 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str]) -> tuple[p
         frames.append(df)
         synthetic.append(synth)
         files.append({"path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p),
-                      "records": len(df), "synthetic": synth})
+                      "records": len(df), "synthetic": synth,
+                      **({"mapping": mappings[i].describe()} if mappings[i] else {})})
         log.info("read %s: %s records", p, f"{len(df):,}")
     if problems:
         raise InputDataError(problems)
