@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--records", type=_positive_int, default=1_000_000, metavar="N",
                    help="number of records (default 1000000)")
     d.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    d.add_argument("--fields", action="store_true",
+                   help="add a field column (technology field, subject, sector; planted per hub)")
 
     sub.add_parser("config", parents=[common], help="print the default configuration (TOML)",
                    description="Print the default configuration with every parameter documented.")
@@ -137,7 +139,7 @@ def _cmd_kdist(args) -> int:
 def _cmd_demo(args) -> int:
     from cluster.demo import write_demo
 
-    path = write_demo(args.out, n_records=args.records, seed=args.seed)
+    path = write_demo(args.out, n_records=args.records, seed=args.seed, fields=args.fields)
     log.info("wrote %s (%s synthetic records, seed %d)", path, f"{args.records:,}", args.seed)
     return 0
 

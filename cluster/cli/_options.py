@@ -132,4 +132,5 @@ def records_source(args):
 
     log.info("no --input: generating the synthetic demo world (%s records, seed %d)",
              f"{args.demo_records:,}", args.seed)
-    return generate_demo(args.demo_records, args.seed)
+    # With the planted fields, so the profiles (top_field_<metric>) show on the demo too.
+    return generate_demo(args.demo_records, args.seed, fields=True)
