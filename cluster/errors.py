@@ -22,6 +22,8 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "{min_weight}": ("`min_weight`", "--min-weight"),
     "{min_share}": ("`min_share`", "--min-share"),
     "{year_window}": ("`year_start`/`year_end`", "--year-start/--year-end"),
+    "{force}": ("`force=True`", "--force"),
+    "{previous}": ("`previous`", "--previous"),
 }
 
 

@@ -31,6 +31,7 @@ from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
 from cluster.stages.bootstrap import rank_intervals
 from cluster.stages.boundaries import build_boundaries, sites_inside
 from cluster.stages.clustering import cluster_metrics, overlay
+from cluster.stages.profiles import cluster_profiles, top_columns
 from cluster.stages.places import (cluster_economies, cluster_names, distinct_names, load_places, nearest_place,
                                    population_inside, site_countries)
 from cluster.stages.ranking import rank_sites, site_activity
@@ -62,6 +63,10 @@ class RunResult:
         stage timings (what ``run.json`` holds).
     config : Config
         The configuration the run used.
+    profiles : DataFrame or None
+        Long-form cluster profiles (:func:`cluster.stages.profiles.cluster_profiles`):
+        weight and share of every ``field`` and ``institution`` value per cluster and
+        metric; None when the records have neither column.
 
     Examples
     --------
@@ -75,6 +80,7 @@ class RunResult:
     sites: pd.DataFrame
     info: dict
     config: Config
+    profiles: pd.DataFrame | None = None
 
     def write(self, out_dir: str | os.PathLike) -> Path:
         """Write every output into ``out_dir`` atomically, as ``cluster run`` does.
@@ -244,6 +250,14 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         id_of = np.asarray(ranked.ids, dtype=object)
         sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if len(geoms) else None,
                                                  None))
+    with _stage("profiles", timings):
+        # None when the records have neither a field nor an institution.
+        profiles = cluster_profiles(prepared.records, sites, clusters["cluster_id"].tolist(), metrics)
+        if profiles is not None:
+            top = top_columns(profiles, clusters["cluster_id"].tolist(), metrics)
+            at = clusters.columns.get_loc("synthetic")
+            for i, col in enumerate(top.columns):
+                clusters.insert(at + i, col, top[col].to_numpy())
     bootstrap_info = None
     if config.bootstrap_replicates > 0 and len(clusters):
         with _stage("bootstrap", timings):
@@ -272,7 +286,7 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         "timings_s": {**input_info.get("timings_s", {}), **timings},
         "versions": library_versions(),
     }
-    return RunResult(clusters=clusters, sites=sites, info=info, config=config)
+    return RunResult(clusters=clusters, sites=sites, info=info, config=config, profiles=profiles)
 
 
 def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
@@ -340,7 +354,8 @@ def _input_mappings(paths, config: Config) -> list:
     return [mapping_for(p, files, config_dir) for p in paths]
 
 
-def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> RunResult:
+def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = None, *,
+        previous: str | os.PathLike | None = None, **overrides) -> RunResult:
     """Find, describe and rank the clusters of geocoded activity records.
 
     Parameters
@@ -354,6 +369,11 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     config : Config, path-like or mapping, optional
         A :class:`~cluster.config.Config`, a TOML file or a mapping in the TOML layout
         (see :func:`~cluster.config.load_config`); default the shipped defaults.
+    previous : path-like, optional
+        Output folder of the previous edition (an earlier ``cluster run``): clusters that
+        continue one of its clusters (matched by overlap, see
+        :mod:`cluster.editions.matching`) take its id, so an id means the same place
+        across editions (:func:`cluster.editions.reuse_ids`).
     **overrides
         Parameters that win over ``config``, by name: ``eps_km`` (DBSCAN radius, km),
         ``min_weight`` / ``min_share`` (mapping metric -> core threshold in weight units
@@ -381,8 +401,18 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     >>> res.clusters.loc[:4, ["rank", "name", "economies", "score"]]  # doctest: +SKIP
     """
     config = load_config(config, overrides)
+    edition = None
+    if previous is not None:
+        from cluster.editions import load_edition
+
+        edition = load_edition(previous)  # fail before the work, not after it
     records, synthetic, input_info = load_records(data, config)
-    return cluster_records(records, config, synthetic=synthetic, input_info=input_info)
+    result = cluster_records(records, config, synthetic=synthetic, input_info=input_info)
+    if edition is not None:
+        from cluster.editions import reuse_ids
+
+        result = reuse_ids(result, edition)
+    return result
 
 
 def library_versions() -> dict[str, str]:

@@ -67,6 +67,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _year_window(text: str) -> tuple[int, int]:
+    """``2019-2020`` (or a single year ``2021``) -> (first, last), inclusive."""
+    first, sep, last = text.partition("-")
+    try:
+        a, b = int(first), int(last) if sep else int(first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a year window FIRST-LAST (e.g. 2019-2020), got {text!r}") from None
+    if a > b:
+        raise argparse.ArgumentTypeError(f"the window {text!r} ends before it starts")
+    return a, b
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
+
+
 def _float_list(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]

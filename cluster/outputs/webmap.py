@@ -10,7 +10,8 @@ GeoNames places (no tiles). It offers what the Leaflet page would:
 * one layer per view, switched with radio buttons: ``score`` and one per metric, each
   colouring the clusters by that metric's world share (clusters without the metric are
   left out of its layer);
-* a popup on click with name, rank, tier, economies, counts, shares, score, population
+* a popup on click with name, rank, tier, economies, counts, shares (and the top field and
+  institution per metric when the run has profiles), score, population
   and intensity;
 * wheel zoom and drag pan; ``map.html#cluster=<cluster_id>`` opens on a cluster's popup.
 
@@ -76,6 +77,9 @@ def map_data(clusters, metrics, metric_labels: dict, places=None, n_places: int 
             "shares": {m: _num(r[f"share_{m}"]) for m in metrics},
             "per_million": {m: _num(r[f"{m}_per_million"], 2) for m in metrics},
             "anchor": [_num(r["anchor_lon"], 4), _num(r["anchor_lat"], 4)],
+            # Profiles (top field / institution per metric), when the run has them.
+            "top": {c[4:]: str(r[c]) for c in clusters.columns
+                    if c.startswith(("top_field_", "top_institution_")) and not pd.isna(r[c])},
             "d": svg_path(r.geometry),
         })
     land = ""
@@ -241,6 +245,10 @@ __NOTICE__
     data.metrics.forEach(function (m) {
       row(table, m.name + " (count)", fmt(c.counts[m.name], 1));
       row(table, m.name + " share (%)", fmt(c.shares[m.name], 3));
+      ["field", "institution"].forEach(function (kind) {
+        var v = c.top && c.top[kind + "_" + m.name];
+        if (v) row(table, m.name + " top " + kind, v);
+      });
     });
     row(table, "Population", fmt(c.population, 0));
     row(table, "Intensity (score per million)", fmt(c.intensity_score, 3));

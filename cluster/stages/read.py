@@ -94,7 +94,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, int, bool]:
             raise UserInputError(f"{path}: cannot read as a vector layer ({exc}).") from None
         return _points_to_columns(gdf, path), 1, False
     raise UserInputError(
-        f"{path}: unsupported file type '{path.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg (CSV may be .csv.gz or .csv.zst)."
+        f"{path}: unsupported file type '{path.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg. CSV may be compressed (.csv.gz, .csv.zst)."
     )
 
 
