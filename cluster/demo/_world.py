@@ -634,7 +634,11 @@ def _institutions(rng, world, places, metric, doc, doc_comp, comp, place):
         n_docs = len(doc_comp)
         if metric == "patents":
             rank = np.minimum(rng.zipf(2.0, n_docs), 50) - 1
-            key, fmt = doc_comp * 50 + rank, "Synthetic Corp {}"
+            # A hub's applicants are the hub's; a background document's are local firms of
+            # its first place, so no single applicant takes a whole country's background.
+            first_place = place[np.r_[0, np.flatnonzero(np.diff(doc)) + 1]]
+            owner = np.where(doc_comp < world.n_hubs, doc_comp, world.n_hubs + first_place)
+            key, fmt = owner * 50 + rank, "Synthetic Corp {}"
         else:
             key, fmt = doc_comp * 400 + rng.integers(0, 400, n_docs), "Synthetic Startup {}"
         uniq, doc_code = np.unique(key, return_inverse=True)
@@ -730,7 +734,8 @@ def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
             Invented label: ``Synthetic University of Basel``, ``Synthetic Corp 123``,
             ``Synthetic Startup 4567``. Planted per hub: a hub's patents mostly go to
             ``Synthetic Corp {50 * hub index}`` (Zipf-distributed applicants) and its
-            articles to ``Synthetic University of {hub name}``; deals are spread evenly.
+            articles to ``Synthetic University of {hub name}``; background patents go to
+            local applicants of their first place; deals are spread evenly.
         ``field`` (str, only with ``fields=True``)
             A label of :data:`FIELDS` for the metric, one per document.
 
