@@ -123,7 +123,8 @@ def test_write_comparison(tmp_path):
     md = (out / "compare.md").read_text()
     assert "## Newcomers to the top tier (1)" in md and "## Ten biggest risers (1)" in md
     info = json.loads((out / "run.json").read_text())
-    assert info["groups"]["split"] == 0 and info["groups"]["gone"] == 1
+    assert info["clusters_by_status"]["old"] == {"continuing": 4, "merged": 1, "gone": 1}
+    assert info["clusters_by_status"]["new"] == {"continuing": 4, "split": 1, "new": 1}
     assert len(pd.read_csv(out / "compare.csv")) == 8  # 6 linked pairs, 1 gone, 1 new
 
 
@@ -234,4 +235,4 @@ def test_compare_two_year_windows_of_the_demo(tmp_path):
                  "--out", str(out)]) == 0
     info = json.loads((out / "run.json").read_text())
     assert info["old"]["label"] == "2019–2020" and info["synthetic"] is True
-    assert info["groups"]["continuing"] > 10
+    assert info["clusters_by_status"]["new"]["continuing"] > 10

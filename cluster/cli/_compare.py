@@ -55,9 +55,12 @@ def compare_command(args) -> int:
     old, new = _window_editions(args) if args.window else [load_edition(p) for p in args.editions]
     comparison = compare_editions(old, new, min_overlap=args.min_overlap or MIN_OVERLAP, force=args.force)
     write_comparison(comparison, out)
-    groups = comparison.matching.clusters.drop_duplicates("group")["status"].value_counts()
-    log.info("groups: %s; newcomers to the top tier: %s; risers: %s",
-             ", ".join(f"{n} {s}" for s, n in groups.items()),
+    from cluster.editions.compare import status_counts
+
+    counts = status_counts(comparison.matching)
+    log.info("clusters now: %s; before: %s; newcomers to the top tier: %s; risers: %s",
+             ", ".join(f"{n} {s}" for s, n in counts["new"].items()),
+             ", ".join(f"{n} {s}" for s, n in counts["old"].items()),
              "; ".join(comparison.newcomers()["new_name"].head(10)) or "none",
              "; ".join(f"{r.new_name} +{r.rank_change}" for r in comparison.risers().itertuples()) or "none")
     return 0

@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("editions", nargs="*", metavar="OLD NEW", help="output folders of two runs, older first")
     add_run_options(cp)
     cp.set_defaults(out="out-compare")
+    for action in cp._actions:  # the shared --out says "default: out"
+        if action.dest == "out":
+            action.help = "output directory (default: out-compare)"
     cp.add_argument("--window", action="append", type=_year_window, default=[], metavar="FIRST-LAST",
                     help="a year window (e.g. 2019-2020); give two, older first, instead of OLD NEW")
     cp.add_argument("--min-overlap", type=_fraction, default=None, metavar="F",

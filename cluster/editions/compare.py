@@ -99,7 +99,9 @@ class Comparison:
         t = self.table
         top_new = t[t["new_tier"] == "top"]
         had_top = top_new.groupby("new_id")["old_tier"].apply(lambda s: (s == "top").any())
-        keep = top_new.drop_duplicates("new_id").set_index("new_id")
+        # A cluster in several pairs is shown by its continuing pair, if any.
+        keep = top_new.sort_values("status", key=lambda s: s.ne("continuing"), kind="mergesort")
+        keep = keep.drop_duplicates("new_id").set_index("new_id")
         keep = keep[~had_top.reindex(keep.index).to_numpy(dtype=bool)]
         return keep.reset_index().sort_values("new_rank", kind="mergesort")
 
@@ -108,7 +110,8 @@ class Comparison:
         t = self.table
         top_old = t[t["old_tier"] == "top"]
         has_top = top_old.groupby("old_id")["new_tier"].apply(lambda s: (s == "top").any())
-        keep = top_old.drop_duplicates("old_id").set_index("old_id")
+        keep = top_old.sort_values("status", key=lambda s: s.ne("continuing"), kind="mergesort")
+        keep = keep.drop_duplicates("old_id").set_index("old_id")
         keep = keep[~has_top.reindex(keep.index).to_numpy(dtype=bool)]
         return keep.reset_index().sort_values("old_rank", kind="mergesort")
 
@@ -229,12 +232,15 @@ def compare_markdown(comparison: Comparison, *, notice: str | None = None) -> st
     lines = ["# What moved: " + _md(c.old.label) + " → " + _md(c.new.label), ""]
     if notice:
         lines += [f"> **{notice}**", ""]
-    counts = c.matching.clusters.drop_duplicates("group")["status"].value_counts()
+    counts = status_counts(c.matching)
     n_old, n_new = len(c.old.clusters), len(c.new.clusters)
     lines += [f"{n_old:,} clusters before, {n_new:,} now (top tiers of {c.old.top_n} and {c.new.top_n}); "
-              f"metrics {', '.join(c.metrics)}. Groups: "
-              + ", ".join(f"{counts.get(s, 0):,} {s}" for s in ("continuing", "new", "gone", "split", "merged",
-                                                               "regrouped")) + ".", "",
+              f"metrics {', '.join(c.metrics)}. Clusters now: "
+              + ", ".join(f"{counts['new'].get(s, 0):,} {s}" for s in ("continuing", "new", "split", "merged",
+                                                                      "regrouped"))
+              + "; before: " + ", ".join(f"{counts['old'].get(s, 0):,} {s}" for s in ("continuing", "gone", "split",
+                                                                                    "merged", "regrouped")) + ".",
+              "",
               f"Clusters are matched by overlap ({c.matching.method}: two clusters are linked when each holds "
               f"at least {100 * c.matching.min_overlap:g} % of the other's "
               f"{'activity' if c.matching.method == 'sites' else 'area'}); rank change = old rank − new rank. "
@@ -280,10 +286,15 @@ def compare_markdown(comparison: Comparison, *, notice: str | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
+def status_counts(matching: Matching) -> dict:
+    """``{"old": {status: n}, "new": {status: n}}``: clusters of each edition by status."""
+    c = matching.clusters
+    return {e: {s: int(n) for s, n in c[c["edition"] == e]["status"].value_counts().items()} for e in ("old", "new")}
+
+
 def compare_info(comparison: Comparison) -> dict:
     """``run.json`` of a comparison: the editions, the rule, counts by status."""
     c = comparison
-    groups = c.matching.clusters.drop_duplicates("group")["status"].value_counts()
     cont = c.matching.pairs[c.matching.pairs["linked"]]
     return {
         "tool": "innovation-clusters", "command": "compare",
@@ -293,7 +304,7 @@ def compare_info(comparison: Comparison) -> dict:
                 "metrics": c.new.metrics, "inputs": c.new.info.get("inputs", [])},
         "matching": {"method": c.matching.method, "min_overlap": c.matching.min_overlap,
                      "linked_pairs": int(len(cont))},
-        "groups": {s: int(groups.get(s, 0)) for s in ("continuing", "new", "gone", "split", "merged", "regrouped")},
+        "clusters_by_status": status_counts(c.matching),
         "newcomers_to_top": int(len(c.newcomers())), "dropouts_from_top": int(len(c.dropouts())),
         "warnings": list(c.warnings),
         "synthetic": bool(c.old.info.get("synthetic") or c.new.info.get("synthetic")),
