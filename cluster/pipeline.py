@@ -369,7 +369,7 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     config : Config, path-like or mapping, optional
         A :class:`~cluster.config.Config`, a TOML file or a mapping in the TOML layout
         (see :func:`~cluster.config.load_config`); default the shipped defaults.
-    previous : path-like, optional
+    previous : path-like or Edition, optional
         Output folder of the previous edition (an earlier ``cluster run``): clusters that
         continue one of its clusters (matched by overlap, see
         :mod:`cluster.editions.matching`) take its id, so an id means the same place
@@ -403,9 +403,10 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     config = load_config(config, overrides)
     edition = None
     if previous is not None:
-        from cluster.editions import load_edition
+        from cluster.editions import Edition, load_edition
 
-        edition = load_edition(previous)  # fail before the work, not after it
+        # Fail before the work, not after it.
+        edition = previous if isinstance(previous, Edition) else load_edition(previous)
     records, synthetic, input_info = load_records(data, config)
     result = cluster_records(records, config, synthetic=synthetic, input_info=input_info)
     if edition is not None:

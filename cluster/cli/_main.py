@@ -142,7 +142,12 @@ def _cmd_run(args) -> int:
     config = load_config(args.config, {**run_overrides(args), "eps_km": args.eps_km, "bootstrap": args.bootstrap,
                                        "geojson": args.geojson})
     prepare_output_dir(Path(args.out))  # fail before the work, not after it
-    result = run(records_source(args), config, previous=args.previous)
+    previous = None
+    if args.previous:
+        from cluster.editions import load_edition
+
+        previous = load_edition(args.previous)
+    result = run(records_source(args), config, previous=previous)
     result.write(args.out)
     top = result.clusters.head(5)
     log.info("top clusters: %s", "; ".join(f"{r.rank}. {r.name} ({r.economies}) {r.score:.2f}"
