@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install clusters clusters-real demo sweep test test-fast lint fuzz bench clean
+.PHONY: install clusters clusters-real compare-real demo sweep test test-fast lint fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ clusters-real: $(STAMP)
 	$(BIN)/cluster run --config data/real/config.toml \
 	  --input data/real/patentsview_inventor_sites_2013.csv \
 	  --input data/real/crunchbase_us_rounds_2013-10.csv --out out-real
+
+## Two editions of real data: PatentsView 2000 and 2013 as published, compared, into out-compare/
+compare-real: $(STAMP)
+	$(BIN)/cluster run --config data/real/patentsview.toml \
+	  --input data/real/patentsview_inventor_locations_2000.csv --out out-pv2000
+	$(BIN)/cluster run --config data/real/patentsview.toml \
+	  --input data/real/patentsview_inventor_locations_2013.csv --previous out-pv2000 --out out-pv2013
+	$(BIN)/cluster compare out-pv2000 out-pv2013 --out out-compare
 
 ## Threshold sweep on the demo world (sweep.csv and heat maps), into out-sweep/
 sweep: $(STAMP)

@@ -19,11 +19,12 @@ The stages are in :mod:`cluster.stages`, the writers in :mod:`cluster.outputs`, 
 threshold tools in :mod:`cluster.tuning`, the synthetic demo world in :mod:`cluster.demo`.
 """
 
+from cluster._api import run
 from cluster._version import __version__
 from cluster.config import Config, MetricConfig, load_config
 from cluster.engine import SphericalDBSCAN, dbscan_sphere
 from cluster.errors import ConfigError, InputDataError, UserInputError
-from cluster.pipeline import RunResult, run
+from cluster.pipeline import RunResult
 
 __all__ = ["Config", "ConfigError", "InputDataError", "MetricConfig", "RunResult", "SphericalDBSCAN",
            "UserInputError", "__version__", "dbscan_sphere", "load_config", "run"]

@@ -11,7 +11,7 @@ import difflib
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,7 @@ class Config:
     bootstrap_replicates: int = 0
     bootstrap_confidence: float = 0.9
     bootstrap_seed: int = 0
+    input_files: Mapping[str, Any] = field(default_factory=dict)
     source: str = "defaults"
 
     def __post_init__(self):
@@ -112,7 +113,8 @@ class Config:
         """Plain nested dict in the TOML layout (for run.json)."""
         return {
             "input": {"year_start": self.year_start or 0, "year_end": self.year_end or 0,
-                      "layer": self.input_layer},
+                      "layer": self.input_layer,
+                      **({"files": _plain(self.input_files)} if self.input_files else {})},
             "clustering": {"eps_km": self.eps_km},
             "metrics": {
                 m.name: {
@@ -235,6 +237,9 @@ def _merge(user: Mapping[str, Any], origin: str) -> dict[str, Any]:
                 doc["metrics"][name] = dict(table)
             continue
         for key, value in body.items():
+            if section == "input" and key == "files":
+                doc["input"]["files"] = _input_files(value, origin, problems)
+                continue
             if key not in _SCHEMA[section]:
                 problems.append(_unknown(key, _SCHEMA[section], f"{origin} [{section}]"))
             else:
@@ -243,6 +248,39 @@ def _merge(user: Mapping[str, Any], origin: str) -> dict[str, Any]:
     if problems:
         raise ConfigError("Invalid configuration:\n  - " + "\n  - ".join(problems))
     return doc
+
+
+_INPUT_FILE_KEYS = {"map": "record column -> the file's column read as it",
+                    "set": "record column -> a value set on every row"}
+
+
+def _input_files(value, origin: str, problems: list[str]) -> dict[str, dict]:
+    """``[input.files."PATH"]`` tables: per input file, ``map`` (record column -> the file's
+    column) and ``set`` (record column -> constant), as plain dicts of text. Record column
+    names are checked when the file is read (cluster.stages._mapping)."""
+    out: dict[str, dict] = {}
+    if not isinstance(value, Mapping):
+        problems.append(f"{origin}: [input.files] must be a table of tables, one per input file "
+                        "(e.g. [input.files.\"records.csv\"] with map = { weight = \"n\" }).")
+        return out
+    for path, table in value.items():
+        where = f"{origin} [input.files.\"{path}\"]"
+        if not isinstance(table, Mapping):
+            problems.append(f"{where} must be a table with map and/or set.")
+            continue
+        spec = {}
+        for key, pairs in table.items():
+            if key not in _INPUT_FILE_KEYS:
+                problems.append(_unknown(key, _INPUT_FILE_KEYS, where))
+                continue
+            if not isinstance(pairs, Mapping) or not all(
+                    isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in pairs.values()):
+                example = 'map = { weight = "n_inventors" }' if key == "map" else 'set = { metric = "patents" }'
+                problems.append(f"{where} {key} must be an inline table of text values, e.g. {example}.")
+                continue
+            spec[key] = {str(k).strip().lower(): str(v) for k, v in pairs.items()}
+        out[str(path)] = spec
+    return out
 
 
 def _value_problems(c: Mapping[str, Any]) -> list[str]:
@@ -298,19 +336,19 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
                         f"got {c['geonames_min_population']!r}.")
     if number("name_radius_km", "[places] name_radius_km") and c["name_radius_km"] < 0:
         problems.append(f"[places] name_radius_km must be >= 0, got {c['name_radius_km']!r}.")
-    for field, where in (("name_min_population", "[places] name_min_population"),
-                         ("intensity_min_population", "[ranking] intensity_min_population")):
-        if number(field, where, integer=True) and c[field] < 0:
-            problems.append(f"{where} must be >= 0, got {c[field]!r}.")
+    for key, where in (("name_min_population", "[places] name_min_population"),
+                       ("intensity_min_population", "[ranking] intensity_min_population")):
+        if number(key, where, integer=True) and c[key] < 0:
+            problems.append(f"{where} must be >= 0, got {c[key]!r}.")
     if number("max_names", "[places] max_names", integer=True) and c["max_names"] < 1:
         problems.append(f"[places] max_names must be >= 1, got {c['max_names']!r}.")
-    for field in ("name_min_ratio", "economy_min_share"):
-        if number(field, f"[places] {field}") and not 0 <= c[field] <= 1:
-            problems.append(f"[places] {field} must be in [0, 1], got {c[field]!r}.")
+    for key in ("name_min_ratio", "economy_min_share"):
+        if number(key, f"[places] {key}") and not 0 <= c[key] <= 1:
+            problems.append(f"[places] {key} must be in [0, 1], got {c[key]!r}.")
     ys, ye = c["year_start"], c["year_end"]
-    for field, v in (("year_start", ys), ("year_end", ye)):
+    for key, v in (("year_start", ys), ("year_end", ye)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            problems.append(f"[input] {field} must be an integer, got {v!r}.")
+            problems.append(f"[input] {key} must be an integer, got {v!r}.")
     if isinstance(ys, int) and isinstance(ye, int) and ys > ye:
         problems.append(f"[input] year_start ({ys}) is after year_end ({ye}).")
     return problems
@@ -365,6 +403,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         bootstrap_replicates=bs["replicates"],
         bootstrap_confidence=float(bs["confidence"]),
         bootstrap_seed=bs["seed"],
+        input_files=dict(i.get("files", {})),
         source=source,
     )
     problems += _value_problems(fields)
@@ -447,6 +486,9 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None = None,
     overrides = {k: v for k, v in dict(overrides or {}).items() if v is not None}
     thresholds = {kind: overrides.pop(kind, None) or {} for kind in ("min_weight", "min_share")}
     problems: list[str] = []
+    files = overrides.pop("input_files", None)
+    if files:
+        doc["input"]["files"] = {**doc["input"].get("files", {}), **_input_files(files, "override", problems)}
     for key, value in overrides.items():
         if key == "geojson" and not value:
             continue  # the command line's flag: absent means "as configured"

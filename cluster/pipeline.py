@@ -42,6 +42,7 @@ from cluster.stages.places import (
     site_countries,
     unique_names,
 )
+from cluster.stages.profiles import cluster_profiles, top_columns
 from cluster.stages.ranking import rank_sites, site_activity
 from cluster.stages.read import read_records, validate_frame
 from cluster.stages.sites import prepare_sites
@@ -71,6 +72,10 @@ class RunResult:
         stage timings (what ``run.json`` holds).
     config : Config
         The configuration the run used.
+    profiles : DataFrame or None
+        Long-form cluster profiles (:func:`cluster.stages.profiles.cluster_profiles`):
+        weight and share of every ``field`` and ``institution`` value per cluster and
+        metric; None when the records have neither column.
 
     Examples
     --------
@@ -84,6 +89,7 @@ class RunResult:
     sites: pd.DataFrame
     info: dict
     config: Config
+    profiles: pd.DataFrame | None = None
 
     def write(self, out_dir: str | os.PathLike) -> Path:
         """Write every output into ``out_dir`` atomically, as ``cluster run`` does.
@@ -298,6 +304,14 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         id_of = np.asarray(ranked.ids, dtype=object)
         sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if len(geoms) else None,
                                                  None))
+    with _stage("profiles", timings):
+        # None when the records have neither a field nor an institution.
+        profiles = cluster_profiles(prepared.records, sites, clusters["cluster_id"].tolist(), metrics)
+        if profiles is not None:
+            top = top_columns(profiles, clusters["cluster_id"].tolist(), metrics)
+            at = clusters.columns.get_loc("synthetic")
+            for i, col in enumerate(top.columns):
+                clusters.insert(at + i, col, top[col].to_numpy())
     bootstrap_info = None
     if config.bootstrap_replicates > 0 and len(clusters):
         with _stage("bootstrap", timings):
@@ -326,7 +340,7 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         "timings_s": {**input_info.get("timings_s", {}), **timings},
         "versions": library_versions(),
     }
-    return RunResult(clusters=clusters, sites=sites, info=info, config=config)
+    return RunResult(clusters=clusters, sites=sites, info=info, config=config, profiles=profiles)
 
 
 def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
@@ -370,7 +384,8 @@ def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
     elif isinstance(data, (str, os.PathLike)) or (
             isinstance(data, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in data)):
         paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-        records, info = read_records(paths, config.metric_names, layer=config.input_layer or None)
+        records, info = read_records(paths, config.metric_names, layer=config.input_layer or None,
+                                     mappings=_input_mappings(paths, config))
         synthetic = info["synthetic"]
         if synthetic:
             info["notice"] = SYNTHETIC_NOTICE
@@ -381,8 +396,23 @@ def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
     return records, synthetic, info
 
 
+def _input_mappings(paths, config: Config) -> list:
+    """Per path, the column mapping and constants of ``[input.files]`` (or ``--map``)."""
+    from cluster.stages._mapping import InputMapping, mapping_for
+
+    if not config.input_files:
+        return [None] * len(paths)
+    files = {key: InputMapping(columns=dict(spec.get("map", {})), constants=dict(spec.get("set", {})))
+             for key, spec in config.input_files.items()}
+    source = Path(config.source)
+    config_dir = source.parent if config.source not in ("defaults", "mapping") and source.is_file() else None
+    return [mapping_for(p, files, config_dir) for p in paths]
+
+
 def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> RunResult:
-    """Find, describe and rank the clusters of geocoded activity records.
+    """Find, describe and rank the clusters of geocoded activity records (one edition).
+
+    :func:`cluster.run` is this plus ``previous`` (ids kept across editions).
 
     Parameters
     ----------

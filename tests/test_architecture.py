@@ -25,7 +25,7 @@ LAYERS = [
     ("cluster.outputs",),
     ("cluster.pipeline",),
     ("cluster.tuning", "cluster.demo", "cluster.editions", "cluster.composite"),
-    ("cluster.cli", "cluster.__main__", "cluster"),
+    ("cluster.cli", "cluster.__main__", "cluster._api", "cluster"),
 ]
 
 

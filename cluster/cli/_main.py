@@ -13,7 +13,15 @@ import tempfile
 import time
 import traceback
 
-from cluster.cli._options import _float_list, _positive_int, add_run_options, records_source, run_overrides
+from cluster.cli._options import (
+    _float_list,
+    _fraction,
+    _positive_int,
+    _year_window,
+    add_run_options,
+    records_source,
+    run_overrides,
+)
 from cluster.errors import UserInputError
 
 log = logging.getLogger("cluster")
@@ -51,6 +59,31 @@ def _parser() -> argparse.ArgumentParser:
                         "ranking.csv); 0 = off (default: [bootstrap] replicates, 0)")
     r.add_argument("--geojson", action="store_true",
                    help="also write clusters.geojson (RFC 7946; default: [outputs] geojson)")
+    r.add_argument("--previous", metavar="DIR",
+                   help="output folder of the previous edition: clusters continuing one of its clusters "
+                        "(matched by overlap, as `cluster compare` does) keep its cluster_id")
+
+    cp = sub.add_parser("compare", parents=[common], help="what moved between two editions",
+                        description="Match the clusters of two editions by overlap (each holding at least "
+                                    "--min-overlap of the other's activity, from the sites layer; polygon "
+                                    "areas when an edition has none), classify each group as continuing, new, "
+                                    "gone, split or merged, and write compare.csv (rank, share and intensity "
+                                    "changes), compare.md (newcomers to the top tier, drop-outs, biggest risers "
+                                    "and fallers, fastest growing), compare.png (map of movers) and run.json "
+                                    "into --out. The editions are two `cluster run` output folders OLD NEW, or "
+                                    "two year windows of the same input (--window twice, with the run options). "
+                                    "Editions with different metrics or radii are refused (exit 2) unless --force.")
+    cp.add_argument("editions", nargs="*", metavar="OLD NEW", help="output folders of two runs, older first")
+    add_run_options(cp)
+    cp.set_defaults(out="out-compare")
+    for action in cp._actions:  # the shared --out says "default: out"
+        if action.dest == "out":
+            action.help = "output directory (default: out-compare)"
+    cp.add_argument("--window", action="append", type=_year_window, default=[], metavar="FIRST-LAST",
+                    help="a year window (e.g. 2019-2020); give two, older first, instead of OLD NEW")
+    cp.add_argument("--min-overlap", type=_fraction, default=None, metavar="F",
+                    help="link threshold: share (0-1) of each cluster's activity inside the other (default 0.1)")
+    cp.add_argument("--force", action="store_true", help="compare editions with different metrics or radii anyway")
 
     sw = sub.add_parser("sweep", parents=[common], help="compare clusterings over a grid of radii and thresholds",
                         description="For every (eps_km, min_weight_scale) combination, cluster and rank, and "
@@ -68,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "of its nearest sites (itself included) reaches --k-weight; sorted "
                                     "descending and plotted on a log scale with eps_km marked. Writes "
                                     "kdist.png, kdist.csv and run.json into --out.")
-    add_run_options(kd)
+    add_run_options(kd, metric_constant=False)
     kd.add_argument("--metric", required=True, metavar="M", help="metric whose sites are measured")
     kd.add_argument("--k-weight", type=float, metavar="W",
                     help="cumulative weight to reach (default: the metric's configured threshold)")
@@ -80,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--records", type=_positive_int, default=1_000_000, metavar="N",
                    help="number of records (default 1000000)")
     d.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    d.add_argument("--fields", action="store_true",
+                   help="add a field column (technology field, subject, sector; planted per hub)")
 
     sub.add_parser("config", parents=[common], help="print the default configuration (TOML)",
                    description="Print the default configuration with every parameter documented.")
@@ -108,19 +143,30 @@ def _setup_logging(verbose: int, quiet: int) -> None:
 def _cmd_run(args) -> int:
     from pathlib import Path
 
+    from cluster._api import run
     from cluster.config import load_config
     from cluster.outputs._atomic import prepare_output_dir
-    from cluster.pipeline import run
 
     config = load_config(args.config, {**run_overrides(args), "eps_km": args.eps_km, "bootstrap": args.bootstrap,
                                        "geojson": args.geojson})
     prepare_output_dir(Path(args.out))  # fail before the work, not after it
-    result = run(records_source(args), config)
+    previous = None
+    if args.previous:
+        from cluster.editions import load_edition
+
+        previous = load_edition(args.previous)
+    result = run(records_source(args), config, previous=previous)
     result.write(args.out)
     top = result.clusters.head(5)
     log.info("top clusters: %s", "; ".join(f"{r.rank}. {r.name} ({r.economies}) {r.score:.2f}"
                                             for r in top.itertuples()))
     return 0
+
+
+def _cmd_compare(args) -> int:
+    from cluster.cli._compare import compare_command
+
+    return compare_command(args)
 
 
 def _cmd_sweep(args) -> int:
@@ -138,7 +184,7 @@ def _cmd_kdist(args) -> int:
 def _cmd_demo(args) -> int:
     from cluster.demo import write_demo
 
-    path = write_demo(args.out, n_records=args.records, seed=args.seed)
+    path = write_demo(args.out, n_records=args.records, seed=args.seed, fields=args.fields)
     log.info("wrote %s (%s synthetic records, seed %d)", path, f"{args.records:,}", args.seed)
     return 0
 
@@ -153,7 +199,7 @@ def _cmd_config(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
-    command = {"run": _cmd_run, "sweep": _cmd_sweep, "kdist": _cmd_kdist, "demo": _cmd_demo,
+    command = {"run": _cmd_run, "compare": _cmd_compare, "sweep": _cmd_sweep, "kdist": _cmd_kdist, "demo": _cmd_demo,
                "config": _cmd_config}[args.command]
     try:
         return command(args)

@@ -18,6 +18,45 @@ def _min_weight(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected METRIC=VALUE (e.g. patents=500), got {text!r}") from None
 
 
+def _min_share(text: str) -> tuple[str, float]:
+    """``METRIC=PCT%`` (percent: ``patents=0.05%``) or ``METRIC=FRACTION`` (``patents=0.0005``)."""
+    name, sep, value = text.partition("=")
+    percent = value.strip().endswith("%")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        number = float(value.strip().rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected METRIC=PERCENT%% or METRIC=FRACTION (e.g. patents=0.05%% or patents=0.0005), "
+            f"got {text!r}") from None
+    return name.strip(), number / 100.0 if percent else number
+
+
+class _PerInput(argparse.Action):
+    """``--map``/``--metric``: apply to the ``--input`` given just before (per-file mapping)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from cluster.errors import UserInputError
+        from cluster.stages._mapping import parse_pairs
+
+        inputs = getattr(namespace, "input", None) or []
+        if not inputs:
+            parser.error(f"{option_string} applies to the --input before it: give --input FILE first "
+                         f"(e.g. --input sites.csv {option_string} {values})")
+        specs = dict(getattr(namespace, "input_specs", None) or {})
+        spec = specs.setdefault(len(inputs) - 1, {"map": {}, "set": {}})
+        if self.dest == "input_metric":
+            spec["set"]["metric"] = values.strip()
+        else:
+            try:
+                pairs = parse_pairs(values, option_string)
+            except UserInputError as exc:
+                parser.error(exc.for_cli())
+            spec["map"].update(pairs)
+        namespace.input_specs = specs
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -25,6 +64,28 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _year_window(text: str) -> tuple[int, int]:
+    """``2019-2020`` (or a single year ``2021``) -> (first, last), inclusive."""
+    first, sep, last = text.partition("-")
+    try:
+        a, b = int(first), int(last) if sep else int(first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a year window FIRST-LAST (e.g. 2019-2020), got {text!r}") from None
+    if a > b:
+        raise argparse.ArgumentTypeError(f"the window {text!r} ends before it starts")
+    return a, b
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
     return value
 
 
@@ -38,10 +99,21 @@ def _float_list(text: str) -> list[float]:
     return values
 
 
-def add_run_options(parser, *, eps: bool = True) -> None:
-    """Input, config and output options shared by run, sweep and kdist."""
+def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True) -> None:
+    """Input, config and output options shared by run, sweep and kdist (``metric_constant``:
+    offer ``--metric`` as the per-input constant; kdist has its own ``--metric``)."""
     parser.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
-                        help="records file (CSV, Parquet, GeoParquet, GeoPackage); repeat for several")
+                        help="records file (CSV, Parquet, GeoParquet, GeoPackage; CSV may be .csv.gz or "
+                             ".csv.zst); repeat for several")
+    parser.set_defaults(input_specs=None)
+    parser.add_argument("--map", action=_PerInput, dest="input_map", metavar="COL=SRC,...",
+                        help="column mapping of the --input before it: read the file's column SRC as the "
+                             "record column COL, e.g. lat=latitude,lon=longitude,weight=n_inventors "
+                             "(also [input.files.\"PATH\"] map in the config)")
+    if metric_constant:
+        parser.add_argument("--metric", action=_PerInput, dest="input_metric", metavar="M",
+                            help="metric of every row of the --input before it, for files without a "
+                                 "metric column (e.g. --metric patents)")
     parser.add_argument("--layer", metavar="NAME",
                         help="layer to read from GeoPackage inputs (default: the one point layer)")
     parser.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (see `cluster config`)")
@@ -50,6 +122,9 @@ def add_run_options(parser, *, eps: bool = True) -> None:
         parser.add_argument("--eps-km", type=float, metavar="KM", help="DBSCAN radius in km (overrides config)")
     parser.add_argument("--min-weight", type=_min_weight, action="append", default=[], metavar="METRIC=VALUE",
                         help="core threshold of one metric in weight units, e.g. patents=500; repeatable")
+    parser.add_argument("--min-share", type=_min_share, action="append", default=[], metavar="METRIC=SHARE",
+                        help="core threshold of one metric as a share of its world total: a percent "
+                             "(patents=0.05%%) or a fraction (patents=0.0005); repeatable")
     parser.add_argument("--top", type=_positive_int, metavar="N", help="size of the top tier (default 100)")
     parser.add_argument("--year-start", type=int, metavar="YEAR", help="first year kept (inclusive)")
     parser.add_argument("--year-end", type=int, metavar="YEAR", help="last year kept (inclusive)")
@@ -60,8 +135,17 @@ def add_run_options(parser, *, eps: bool = True) -> None:
 
 def run_overrides(args) -> dict:
     """Configuration overrides from the shared run options (None = as configured)."""
+    from cluster.errors import UserInputError
+
+    both = sorted(set(dict(args.min_weight)) & set(dict(args.min_share)))
+    if both:
+        message = (f"--min-weight and --min-share both set the threshold of {', '.join(both)}; "
+                   "give one of the two per metric.")
+        raise UserInputError(message)
+    files = {args.input[i]: spec for i, spec in sorted((getattr(args, "input_specs", None) or {}).items())}
     return {"layer": args.layer, "top_n": args.top, "year_start": args.year_start, "year_end": args.year_end,
-            "min_weight": dict(args.min_weight)}
+            "min_weight": dict(args.min_weight), "min_share": dict(args.min_share),
+            "input_files": files or None}
 
 
 def records_source(args):
@@ -72,4 +156,5 @@ def records_source(args):
 
     log.info("no --input: generating the synthetic demo world (%s records, seed %d)",
              f"{args.demo_records:,}", args.seed)
-    return generate_demo(args.demo_records, args.seed)
+    # With the planted fields, so the profiles (top_field_<metric>) show on the demo too.
+    return generate_demo(args.demo_records, args.seed, fields=True)

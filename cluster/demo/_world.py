@@ -69,7 +69,7 @@ from cluster.errors import UserInputError
 from cluster.provenance import PARQUET_DESCRIPTION_KEY, PARQUET_SYNTHETIC_KEY, PROVENANCE_ATTR, SYNTHETIC_NOTICE
 from cluster.stages.places import load_places
 
-__all__ = ["SYNTHETIC_NOTICE", "METRICS", "HUBS", "generate_demo", "write_demo"]
+__all__ = ["SYNTHETIC_NOTICE", "METRICS", "HUBS", "FIELDS", "generate_demo", "hub_fields", "write_demo"]
 
 
 #: Metric names, in the default order of the rows.
@@ -110,6 +110,40 @@ _POSTCODE_SHARE = {"patents": 0.30, "publications": 0.15, "vc": 0.20}
 _URBAN_DENSITY_PER_KM2 = 5000.0
 _POSTCODE_RADIUS_KM = (1.5, 25.0)
 _DOC_PREFIX = {"patents": "P", "publications": "A", "vc": "V"}
+
+#: Field labels per metric for ``generate_demo(fields=True)``: WIPO's 35 technology
+#: fields (IPC concordance, Schmoch 2008) for patents, the OECD Fields of Science for
+#: articles, common venture-capital sectors for deals.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "patents": (
+        "Electrical machinery, apparatus, energy", "Audio-visual technology", "Telecommunications",
+        "Digital communication", "Basic communication processes", "Computer technology",
+        "IT methods for management", "Semiconductors", "Optics", "Measurement",
+        "Analysis of biological materials", "Control", "Medical technology", "Organic fine chemistry",
+        "Biotechnology", "Pharmaceuticals", "Macromolecular chemistry, polymers", "Food chemistry",
+        "Basic materials chemistry", "Materials, metallurgy", "Surface technology, coating",
+        "Micro-structural and nano-technology", "Chemical engineering", "Environmental technology",
+        "Handling", "Machine tools", "Engines, pumps, turbines", "Textile and paper machines",
+        "Other special machines", "Thermal processes and apparatus", "Mechanical elements",
+        "Transport", "Furniture, games", "Other consumer goods", "Civil engineering",
+    ),
+    "publications": (
+        "Mathematics", "Computer and information sciences", "Physical sciences", "Chemical sciences",
+        "Earth and related environmental sciences", "Biological sciences", "Civil engineering",
+        "Electrical engineering, electronic engineering", "Mechanical engineering",
+        "Chemical engineering", "Materials engineering", "Medical engineering", "Nano-technology",
+        "Basic medicine", "Clinical medicine", "Health sciences", "Agricultural sciences",
+        "Psychology", "Economics and business", "Social sciences",
+    ),
+    "vc": (
+        "Software", "Fintech", "Biotech", "Health care", "Consumer internet", "E-commerce",
+        "Hardware", "Semiconductors", "Clean energy", "Mobility", "Artificial intelligence",
+        "Enterprise services", "Media and entertainment", "Food and agriculture", "Real estate",
+    ),
+}
+# A hub's documents are in its planted main field with this probability, otherwise in a
+# field drawn uniformly (so the planted field leads every hub by a wide margin).
+_HUB_MAIN_FIELD_SHARE = 0.5
 
 # Within a hub: share of its activity on its own place (the campus or headquarters
 # town), population exponent and default decay length of the spread over neighbours.
@@ -333,8 +367,44 @@ def _metric_rows(rng: np.random.Generator, world: _World, places: _Places, metri
     keep = places.country[nearest] == places.country[place[jit]]
     lat[jit[keep]], lon[jit[keep]] = jlat[keep], jlon[keep]
 
-    return {"doc": doc, "year": doc_year[doc], "lat": lat, "lon": lon, "place": place,
+    return {"doc": doc, "year": doc_year[doc], "lat": lat, "lon": lon, "place": place, "doc_comp": doc_comp,
             "institution": _institutions(rng, world, places, metric, doc, doc_comp, comp, place)}
+
+
+def _field_rng(seed: int) -> np.random.Generator:
+    # A stream of its own, so asking for fields leaves every other column as it was.
+    return np.random.default_rng([int(seed), 0x6669656C64])
+
+
+def hub_fields(seed: int = 0, metrics: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
+    """The field planted in each hub per metric for ``generate_demo(seed=seed, fields=True)``.
+
+    Returns
+    -------
+    dict
+        Metric -> array of shape ``(len(HUBS),)`` of labels from :data:`FIELDS`: the main
+        field of each hub's documents (``_HUB_MAIN_FIELD_SHARE`` of them; the rest are
+        spread uniformly over the metric's fields).
+    """
+    rng = _field_rng(seed)
+    out = {}
+    for m in METRICS:  # always all metrics, in a fixed order: a subset gives the same fields
+        labels = np.asarray(FIELDS[m], dtype=object)
+        out[m] = labels[rng.integers(0, len(labels), len(HUBS))]
+    return {m: out[m] for m in metrics}
+
+
+def _document_fields(rng: np.random.Generator, metric: str, doc_comp: np.ndarray, n_hubs: int,
+                     planted: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Field of every document as (labels, code per document): a hub's planted field
+    with probability ``_HUB_MAIN_FIELD_SHARE``, else uniform (background documents too)."""
+    labels = list(FIELDS[metric])
+    code = rng.integers(0, len(labels), len(doc_comp))
+    main = (doc_comp < n_hubs) & (rng.random(len(doc_comp)) < _HUB_MAIN_FIELD_SHARE)
+    index = {label: i for i, label in enumerate(labels)}
+    planted_code = np.array([index[f] for f in planted], dtype=np.int64)
+    code[main] = planted_code[doc_comp[main]]
+    return labels, code
 
 
 def _institutions(rng, world, places, metric, doc, doc_comp, comp, place):
@@ -358,7 +428,11 @@ def _institutions(rng, world, places, metric, doc, doc_comp, comp, place):
         n_docs = len(doc_comp)
         if metric == "patents":
             rank = np.minimum(rng.zipf(2.0, n_docs), 50) - 1
-            key, fmt = doc_comp * 50 + rank, "Synthetic Corp {}"
+            # A hub's applicants are the hub's; a background document's are local firms of
+            # its first place, so no single applicant takes a whole country's background.
+            first_place = place[np.r_[0, np.flatnonzero(np.diff(doc)) + 1]]
+            owner = np.where(doc_comp < world.n_hubs, doc_comp, world.n_hubs + first_place)
+            key, fmt = owner * 50 + rank, "Synthetic Corp {}"
         else:
             key, fmt = doc_comp * 400 + rng.integers(0, 400, n_docs), "Synthetic Startup {}"
         uniq, doc_code = np.unique(key, return_inverse=True)
@@ -410,7 +484,7 @@ def _check_args(n_records, seed, metrics) -> tuple[str, ...]:
 
 
 def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
-                  metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+                  metrics: Sequence[str] = METRICS, fields: bool = False) -> pd.DataFrame:
     """Generate the synthetic demo world.
 
     Parameters
@@ -424,6 +498,11 @@ def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
         gives the same frame, row for row.
     metrics : sequence of str, default ("patents", "publications", "vc")
         Metrics to generate, in the order their rows appear.
+    fields : bool, default False
+        Add a ``field`` column (technology field, scientific subject or VC sector, one per
+        document): each hub has a planted main field per metric (:func:`hub_fields`),
+        drawn from the seed on a stream of its own, so the other columns are the same
+        with or without it. ``cluster run`` without ``--input`` asks for it.
 
     Returns
     -------
@@ -447,7 +526,12 @@ def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
             ``XK`` for Kosovo).
         ``institution`` (str)
             Invented label: ``Synthetic University of Basel``, ``Synthetic Corp 123``,
-            ``Synthetic Startup 4567``.
+            ``Synthetic Startup 4567``. Planted per hub: a hub's patents mostly go to
+            ``Synthetic Corp {50 * hub index}`` (Zipf-distributed applicants) and its
+            articles to ``Synthetic University of {hub name}``; background patents go to
+            local applicants of their first place; deals are spread evenly.
+        ``field`` (str, only with ``fields=True``)
+            A label of :data:`FIELDS` for the metric, one per document.
 
     Raises
     ------
@@ -468,7 +552,9 @@ def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
     rng = np.random.default_rng(seed)
     places, world = _load_places(), _build_world()
     country_codes = pa.array(places.countries.tolist(), type=pa.string())
-    metric_code, doc_id, lat, lon, year, country, institution = [], [], [], [], [], [], []
+    metric_code, doc_id, lat, lon, year, country, institution, field = [], [], [], [], [], [], [], []
+    frng = _field_rng(seed) if fields else None
+    planted = hub_fields(seed) if fields else None
     for i, (m, n) in enumerate(_split_records(int(n_records), metrics).items()):
         if n == 0:
             continue
@@ -484,6 +570,9 @@ def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
         year.append(rows["year"])
         country.append(country_codes.take(pa.array(places.country[rows["place"]])))
         institution.append(pa.array(labels, type=pa.string()).take(pa.array(code)))
+        if fields:
+            f_labels, f_code = _document_fields(frng, m, rows["doc_comp"], world.n_hubs, planted[m])
+            field.append(pa.array(f_labels, type=pa.string()).take(pa.array(f_code[rows["doc"]])))
 
     text = _string_dtype()
     frame = pd.DataFrame({
@@ -495,13 +584,16 @@ def generate_demo(n_records: int = 1_000_000, seed: int = 0, *,
         "country": pd.array(pa.concat_arrays(country), dtype=text),
         "institution": pd.array(pa.concat_arrays(institution), dtype=text),
     })
+    if fields:
+        frame["field"] = pd.array(pa.concat_arrays(field), dtype=text)
     # The frame says what it is, so cluster.run() flags every output as synthetic.
     frame.attrs[PROVENANCE_ATTR] = {"synthetic": True, "notice": SYNTHETIC_NOTICE,
                                     "demo": {"records": int(n_records), "seed": int(seed), "notice": SYNTHETIC_NOTICE}}
     return frame
 
 
-def write_demo(path: str | os.PathLike, n_records: int = 1_000_000, seed: int = 0) -> Path:
+def write_demo(path: str | os.PathLike, n_records: int = 1_000_000, seed: int = 0, *,
+               fields: bool = False) -> Path:
     """Write the demo world to a Parquet file, atomically.
 
     Parameters
@@ -513,6 +605,8 @@ def write_demo(path: str | os.PathLike, n_records: int = 1_000_000, seed: int = 
         replaced by a complete one.
     n_records, seed : int
         As in :func:`generate_demo`.
+    fields : bool, default False
+        As in :func:`generate_demo`: add the ``field`` column.
 
     Returns
     -------
@@ -541,7 +635,7 @@ def write_demo(path: str | os.PathLike, n_records: int = 1_000_000, seed: int = 
                              f"ending in .parquet (got '{path.suffix or 'no extension'}').")
     if path.is_dir():
         raise UserInputError(f"{path} is a directory; give a file name ending in .parquet.")
-    frame = generate_demo(n_records, seed)
+    frame = generate_demo(n_records, seed, fields=fields)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     description = (f"{SYNTHETIC_NOTICE} Generated by cluster.demo.generate_demo("
                    f"n_records={int(n_records)}, seed={int(seed)}); coordinates, countries and "

@@ -11,6 +11,10 @@ Files (in the output directory):
 ``ranking.md``      readable table of the top tier
 ``map.png``         world map, top clusters labelled
 ``run.json``        parameters, input fingerprints, counts, versions, stage timings
+``report.md``       the GII's tables (clusters by economy, top ten by metric and by intensity,
+                    top-tier shares), also as ``report_*.csv`` (see cluster.outputs.report)
+``profiles.csv``    only when the records have ``field``/``institution``: every value's
+                    weight and share per cluster and metric (see cluster.stages.profiles)
 
 Atomicity: everything is written into a hidden temporary directory next to the target
 and swapped into place only when complete (:mod:`cluster.outputs._atomic`), so a failed
@@ -30,14 +34,17 @@ import numpy as np
 import pandas as pd
 
 from cluster.outputs._atomic import atomic_output_dir
+from cluster.outputs._text import md_escape
 from cluster.outputs.gpkg import finish_geopackage, sites_frame
 from cluster.outputs.maps import draw_map
+from cluster.outputs.report import REPORT_FILES, write_report
 from cluster.outputs.webmap import write_map_html
 
 log = logging.getLogger(__name__)
 
+PROFILE_PREFIXES = ("top_field_", "top_institution_")
 OUTPUT_FILES = ("clusters.gpkg", "clusters.parquet", "ranking.csv", "ranking.md", "map.png", "map.html",
-                "run.json")
+                "run.json") + REPORT_FILES
 
 
 def ranking_table(clusters, metrics) -> pd.DataFrame:
@@ -63,6 +70,9 @@ def ranking_table(clusters, metrics) -> pd.DataFrame:
             + [c for c in ("intensity_note", "area_km2", "extent_km", "single_site") if c in clusters.columns])
     if "rank_ci_low" in clusters.columns:  # only when the bootstrap ran ([bootstrap] replicates > 0)
         cols[1:1] = ["rank_ci_low", "rank_ci_high"]
+    # Profiles (top_field_<metric>, top_institution_<metric>): only when the records have them.
+    at = cols.index("synthetic")
+    cols[at:at] = [c for c in clusters.columns if c.startswith(PROFILE_PREFIXES)]
     df = pd.DataFrame(clusters[cols]).copy()
     for c in df.columns:
         if c in metrics:
@@ -72,30 +82,6 @@ def ranking_table(clusters, metrics) -> pd.DataFrame:
         elif c.endswith("_per_million"):
             df[c] = df[c].round(3)
     return df
-
-
-def md_escape(text: str) -> str:
-    """Escape text from the data for a Markdown table cell.
-
-    Parameters
-    ----------
-    text : str
-        Any text (names come from data and may hold ``|``, ``<``, ``*`` ...).
-
-    Returns
-    -------
-    str
-        The text with Markdown's special characters backslash-escaped, on one line.
-
-    Examples
-    --------
-    >>> md_escape("Evil|Town <b>")
-    'Evil\\\\|Town \\\\<b\\\\>'
-    """
-    out = str(text)
-    for ch in "\\`*_{}[]<>()#+!|":
-        out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", " ").replace("\r", " ")
 
 
 def ranking_markdown(table: pd.DataFrame, info: dict, metrics, notice: str | None) -> str:
@@ -140,7 +126,40 @@ def ranking_markdown(table: pd.DataFrame, info: dict, metrics, notice: str | Non
         cells += ["\u2013" if pd.isna(r[m]) else f"{r[m]:,.0f}" for m in metrics]
         cells += [f"{r['score']:.2f}", "" if pd.isna(r["intensity_rank"]) else str(r["intensity_rank"])]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += profile_markdown(top, metrics)
     return "\n".join(lines) + "\n"
+
+
+def profile_markdown(top: pd.DataFrame, metrics) -> list[str]:
+    """Lines of the ``Profiles`` table of ``ranking.md`` (none when the run has no
+    ``top_field_*``/``top_institution_*`` columns): per cluster and metric the top field
+    and the top institution.
+
+    Parameters
+    ----------
+    top : DataFrame
+        The ``top_<kind>_<metric>`` columns with ``rank`` and ``name``.
+    metrics : sequence of str
+        Metrics, in output order.
+
+    Returns
+    -------
+    list of str
+        Markdown lines.
+    """
+    cols = [(m, kind) for m in metrics for kind in ("field", "institution") if f"top_{kind}_{m}" in top.columns]
+    if not cols:
+        return []
+    lines = ["", "## Profiles", "",
+             "Top field and top institution of each cluster per metric, by fractional count "
+             "(all values and their shares in `profiles.csv`).", "",
+             "| " + " | ".join(["Rank", "Cluster"] + [f"Top {kind} ({m})" for m, kind in cols]) + " |",
+             "|" + "|".join(["---:", "---"] + ["---"] * len(cols)) + "|"]
+    for _, r in top.iterrows():
+        cells = [str(r["rank"]), md_escape(r["name"])]
+        cells += ["" if pd.isna(r[f"top_{kind}_{m}"]) else md_escape(r[f"top_{kind}_{m}"]) for m, kind in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def json_default(obj):
@@ -223,9 +242,37 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
         table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
         (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")
         draw_map(clusters, tmp / "map.png", notice=notice)
+        if getattr(result, "profiles", None) is not None:
+            write_profiles_csv(tmp / "profiles.csv", result.profiles, clusters)
+        write_report(tmp, clusters, result.info, metrics, notice=notice, top_n=config.top_n)
         write_json(tmp / "run.json", result.info)
     log.info("wrote %s", ", ".join(str(out_dir / f) for f in OUTPUT_FILES))
     return out_dir
+
+
+def write_profiles_csv(path: Path, profiles: pd.DataFrame, clusters) -> None:
+    """``profiles.csv``: the long-form profiles with each cluster's rank and name, rounded
+    so that bytes do not depend on float noise.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write.
+    profiles : DataFrame
+        Long-form profiles (:func:`cluster.stages.profiles.cluster_profiles`).
+    clusters : DataFrame
+        A run's clusters in rank order.
+
+    Returns
+    -------
+    None
+    """
+    names = pd.DataFrame({"cluster_id": clusters["cluster_id"], "rank": clusters["rank"], "name": clusters["name"]})
+    df = names.merge(profiles, on="cluster_id", how="inner", validate="one_to_many", sort=False)
+    df = df[["rank", "cluster_id", "name", "metric", "kind", "position", "value", "weight", "share"]]
+    df["weight"] = df["weight"].round(4)
+    df["share"] = df["share"].round(6)
+    df.to_csv(path, index=False, lineterminator="\n")
 
 
 def write_json(path: Path, info: dict) -> None:

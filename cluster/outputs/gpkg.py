@@ -92,6 +92,10 @@ def column_docs(columns, metric_labels: dict, *, economy_min_share: float = 0.05
             docs[c] = (f"Share {c[6:]}", f"Percent of the world total of {c[6:]}")
         elif c.endswith("_per_million") and c[:-12] in metric_labels:
             docs[c] = (f"{c[:-12]} per million", f"{c[:-12]} per million inhabitants")
+        elif c.startswith(("top_field_", "top_institution_")):
+            kind, metric = c[4:].split("_", 1)
+            docs[c] = (f"Top {kind} {metric}", f"The {kind} with the largest fractional count of {metric} "
+                                               "in the cluster (all of them in profiles.csv)")
     return docs
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["REGIONS", "draw_map", "map_figure", "place_labels", "plot_clusters"]
+__all__ = ["REGIONS", "draw_basemap", "draw_map", "map_figure", "place_labels", "plot_clusters"]
 
 WORLD = (-180.0, 180.0, -58.0, 78.0)  # lon0, lon1, lat0, lat1 (Antarctica left out)
 
@@ -68,7 +68,20 @@ def _bubble_area(score, vmax: float) -> np.ndarray:
     return 8 + 320 * np.sqrt(np.clip(np.asarray(score, dtype=float), 0, None) / max(vmax, 1e-9))
 
 
-def _draw_basemap(ax, extent) -> None:
+def draw_basemap(ax, extent) -> None:
+    """Natural Earth land, country borders and coastlines on ``ax``, framed to ``extent``.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Plate carrée axes (longitude, latitude in degrees).
+    extent : tuple of float
+        ``(lon_min, lon_max, lat_min, lat_max)``, degrees.
+
+    Returns
+    -------
+    None
+    """
     from matplotlib.collections import LineCollection
 
     from cluster.outputs.basemap import basemap
@@ -148,7 +161,7 @@ def plot_clusters(clusters, ax, *, n_labels: int = 20, notice: str | None = None
 
     extent = WORLD if extent is None else tuple(float(v) for v in extent)
     norm, cmap = _norm(clusters), _cmap()
-    _draw_basemap(ax, extent)
+    draw_basemap(ax, extent)
     _draw_clusters(ax, clusters, norm, cmap, outline=extent != WORLD)
     _frame(ax, 1.0 if extent == WORLD else 1 / math.cos(math.radians((extent[2] + extent[3]) / 2)))
     inside = _inside(clusters, extent)
@@ -245,7 +258,7 @@ def map_figure(clusters, *, notice: str | None = None, n_labels: int = 20, min_i
 
     norm, cmap = _norm(clusters), _cmap()
     world = fig.add_axes(box(left, title_h, map_w, map_h))
-    _draw_basemap(world, WORLD)
+    draw_basemap(world, WORLD)
     _draw_clusters(world, clusters, norm, cmap, outline=False)
     _frame(world, 1.0)
     top = clusters.head(n_labels)
@@ -268,7 +281,7 @@ def map_figure(clusters, *, notice: str | None = None, n_labels: int = 20, min_i
     for i, (name, ext) in enumerate(regions):
         x = left + i * (cell_w + 0.35) + (width - 2 * left - n * cell_w - 0.35 * (n - 1)) / 2
         ax = fig.add_axes(box(x, title_h + map_h + 0.35 + 0.3, cell_w, cell_h))
-        _draw_basemap(ax, ext)
+        draw_basemap(ax, ext)
         drawn = clusters[_inside(clusters, ext)]
         _draw_clusters(ax, drawn, norm, cmap, outline=True)
         _frame(ax, 1 / math.cos(math.radians((ext[2] + ext[3]) / 2)), title=name)

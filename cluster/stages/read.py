@@ -24,6 +24,7 @@ import pandas as pd
 
 from cluster.errors import InputDataError, UserInputError
 from cluster.provenance import PARQUET_SYNTHETIC_KEY
+from cluster.stages._mapping import InputMapping, apply_mapping
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def _read_table(path: Path, *, layer: str | None = None) -> tuple[pd.DataFrame, 
     if kind == "vector":
         return _read_vector(path, layer), 1, False
     raise UserInputError(
-        f"{path}: unsupported file type '{path.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg."
+        f"{path}: unsupported file type '{path.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg. "
+        "CSV may be compressed (.csv.gz, .csv.zst, .csv.bz2, .csv.xz)."
     )
 
 
@@ -513,19 +515,24 @@ def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str]) -> pd
     return df
 
 
-def read_records(paths: Iterable[str | Path], metrics: Sequence[str], *,
+def read_records(paths: Iterable[str | Path], metrics: Sequence[str],
+                 mappings: Sequence[InputMapping | None] | None = None, *,
                  layer: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Read and validate activity records from one or more files.
 
     Parameters
     ----------
     paths : iterable of path-like
-        CSV (UTF-8, header row), Parquet, GeoParquet or GeoPackage files.
+        CSV (UTF-8, header row; ``.csv.gz`` and ``.csv.zst`` are decompressed on the fly),
+        Parquet, GeoParquet or GeoPackage files.
     metrics : sequence of str
         Metric names allowed in the ``metric`` column (from the config).
     layer : str, optional
         The layer to read from GeoPackages (and other multi-layer files); by default
         the one point layer (a file with several is refused, naming them).
+    mappings : sequence of InputMapping or None, optional
+        Per path, a column mapping and constants applied to the raw table before
+        validation (:mod:`cluster.stages._mapping`); ``None`` entries read the file as it is.
 
     Returns
     -------
@@ -544,6 +551,8 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str], *,
         every invalid record (file, row, column, value and fix).
     """
     frames, files, synthetic, problems, bad_rows = [], [], [], [], 0
+    paths = list(paths)
+    mappings = list(mappings) if mappings is not None else [None] * len(paths)
     for i, p in enumerate(map(Path, paths)):
         if not p.exists():
             raise UserInputError(f"Input {p} does not exist. Check the path given to {{input}}.")
@@ -551,6 +560,7 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str], *,
             raise UserInputError(f"Input {p} is a directory. Pass files to {{input}}.")
         try:
             raw, offset, synth = _read_table(p, layer=layer)
+            raw = apply_mapping(raw, mappings[i], p)
             df = _validate(raw, p, offset, metrics)
         except InputDataError as exc:
             problems += exc.problems
@@ -560,7 +570,8 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str], *,
         frames.append(df)
         synthetic.append(synth)
         files.append({"path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p),
-                      "records": len(df), "synthetic": synth})
+                      "records": len(df), "synthetic": synth,
+                      **({"mapping": mappings[i].describe()} if mappings[i] else {})})
         log.info("read %s: %s records", p, f"{len(df):,}")
     if problems:
         raise InputDataError(problems, rows=bad_rows or None)

@@ -1,0 +1,142 @@
+"""One edition of the ranking: a run's clusters, the sites they count, and its run.json.
+
+An edition is read back from an output folder (``clusters.parquet``, ``run.json`` and
+the ``sites`` layer of ``clusters.gpkg``) or taken from a :class:`~cluster.pipeline.RunResult`
+in memory, so two editions can be compared whether they were written last year or are
+computed now.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from cluster.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class Edition:
+    """A run, as an edition to compare.
+
+    Attributes
+    ----------
+    clusters : GeoDataFrame
+        The run's clusters in rank order (``cluster_id``, ``rank``, ``name``, ``tier``,
+        counts, ``share_<metric>``, ``score``, intensity, polygons in EPSG:4326).
+    sites : DataFrame or None
+        Sites counted in a cluster: ``cluster_id``, ``metric``, ``weight``, ``lat``,
+        ``lon`` (degrees); None when the folder has no ``sites`` layer.
+    info : dict
+        The run's ``run.json``.
+    label : str
+        What messages and tables call the edition (the folder, or the year window).
+    """
+
+    clusters: gpd.GeoDataFrame
+    sites: pd.DataFrame | None
+    info: dict
+    label: str
+
+    @property
+    def metrics(self) -> list[str]:
+        """Metrics the run used: configured and with a world total above zero."""
+        totals = self.info.get("world_totals", {})
+        return [m for m in self.info.get("config", {}).get("metrics", {}) if totals.get(m, 0) > 0]
+
+    @property
+    def eps_km(self) -> float:
+        return float(self.info.get("config", {}).get("clustering", {}).get("eps_km", float("nan")))
+
+    @property
+    def top_n(self) -> int:
+        return int(self.info.get("config", {}).get("ranking", {}).get("top_n", 100))
+
+    def site_activity(self) -> np.ndarray:
+        """Each site's contribution to its cluster's score in percentage points:
+        ``100 * score_weight_m * weight / world_m`` (the edition's own world totals), so
+        sites of different metrics add up as the score does."""
+        if self.sites is None:
+            return np.zeros(0)
+        totals = self.info.get("world_totals", {})
+        metrics = self.info.get("config", {}).get("metrics", {})
+        metric = self.sites["metric"].astype(str).to_numpy()
+        act = np.zeros(len(self.sites))
+        for m, table in metrics.items():
+            if totals.get(m, 0) > 0:
+                sel = metric == m
+                act[sel] = (100.0 * float(table.get("score_weight", 1.0))
+                            * self.sites["weight"].to_numpy(dtype=float)[sel] / totals[m])
+        return act
+
+
+def load_edition(folder: str | Path) -> Edition:
+    """Read an edition from a ``cluster run`` output folder.
+
+    Parameters
+    ----------
+    folder : path-like
+        Holds ``clusters.parquet`` and ``run.json``; the ``sites`` layer of
+        ``clusters.gpkg`` is read when present (matching then uses site weights, else
+        polygon areas).
+
+    Returns
+    -------
+    Edition
+
+    Raises
+    ------
+    UserInputError
+        When the folder or one of the two required files is missing or unreadable.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        message = f"{folder} is not a directory. Give the --out folder of a `cluster run` (it holds run.json)."
+        raise UserInputError(message)
+    missing = [f for f in ("clusters.parquet", "run.json") if not (folder / f).is_file()]
+    if missing:
+        message = (f"{folder} has no {' and no '.join(missing)}: it is not the output folder of a "
+                   "`cluster run`. Give the folder a run wrote (its --out).")
+        raise UserInputError(message)
+    try:
+        info = json.loads((folder / "run.json").read_text("utf-8"))
+        clusters = gpd.read_parquet(folder / "clusters.parquet")
+    except Exception as exc:  # pyarrow/json raise several types for a broken file
+        message = f"{folder}: cannot read the run's outputs ({exc}). Re-run `cluster run` into it."
+        raise UserInputError(message) from None
+    sites = None
+    gpkg = folder / "clusters.gpkg"
+    if gpkg.is_file():
+        import pyogrio
+
+        if "sites" in [name for name, _ in pyogrio.list_layers(gpkg)]:
+            layer = pyogrio.read_dataframe(gpkg, layer="sites", columns=["cluster_id", "metric", "weight"])
+            sites = pd.DataFrame({"cluster_id": layer["cluster_id"], "metric": layer["metric"].astype(str),
+                                  "weight": layer["weight"].astype(float),
+                                  "lat": layer.geometry.y.to_numpy(), "lon": layer.geometry.x.to_numpy()})
+            sites = sites[sites["cluster_id"].notna()].reset_index(drop=True)
+    return Edition(clusters=clusters, sites=sites, info=info, label=str(folder))
+
+
+def edition_from_result(result, label: str) -> Edition:
+    """An edition from a :class:`~cluster.pipeline.RunResult` in memory (sites in a cluster only)."""
+    s = result.sites
+    inside = s["cluster_id"].notna().to_numpy()
+    sites = pd.DataFrame({"cluster_id": s["cluster_id"].to_numpy()[inside],
+                          "metric": s["metric"].astype(str).to_numpy()[inside],
+                          "weight": s["weight"].to_numpy(dtype=float)[inside],
+                          "lat": s["lat"].to_numpy()[inside], "lon": s["lon"].to_numpy()[inside]})
+    info = json.loads(json.dumps(result.info, default=_json_default))
+    return Edition(clusters=result.clusters, sites=sites, info=info, label=label)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    return str(obj)
