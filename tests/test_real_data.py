@@ -1,9 +1,9 @@
 """What is printed about clusters survives an analyst's check on real data.
 
 Inputs: PatentsView inventor locations of USPTO patents filed in 2013 and in 2000
-(``data/real/patentsview_inventor_sites_{2013,2000}.csv``, CC BY 4.0; see data/README.md),
-clustered with the shipped real-data configuration (10 km, 0.05 % of the world total)
-and at 15 km.
+(``data/real/patentsview_inventor_locations_{2013,2000}.csv`` as published, CC BY 4.0; see
+data/README.md), read with the shipped configuration ``data/real/patentsview.toml`` (its
+column mapping; 10 km, 0.05 % of the world total) and at 15 km.
 
 Reference populations (``REFERENCE``): U.S. Census Bureau, 2020 Census, the incorporated
 city and its metropolitan statistical area (MSA); Statistics Korea, 2020 Population and
@@ -42,7 +42,7 @@ REFERENCE = {
 
 
 def _run(year: int, **overrides):
-    return cluster.run(REAL / f"patentsview_inventor_sites_{year}.csv", REAL / "config.toml",
+    return cluster.run(REAL / f"patentsview_inventor_locations_{year}.csv", REAL / "patentsview.toml",
                        min_share={"patents": 0.0005}, **overrides)
 
 
