@@ -410,46 +410,23 @@ def _input_mappings(paths, config: Config) -> list:
 
 
 def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> RunResult:
-    """Find, describe and rank the clusters of geocoded activity records (one edition).
+    """Find, describe and rank the clusters of one edition of records.
 
-    :func:`cluster.run` is this plus ``previous`` (ids kept across editions).
+    :func:`cluster.run` (the public entry point, documented in full there) is this plus
+    ``previous``: ids kept across editions.
 
     Parameters
     ----------
     data : path-like, sequence of path-like, DataFrame or GeoDataFrame
-        The records: files (CSV, Parquet, GeoParquet, GeoPackage) or a frame with the
-        columns of a records file: ``metric``; ``lat`` and ``lon`` in WGS84 degrees, or
-        point geometry (any CRS, reprojected); ``doc_id`` (a document at n rows counts
-        1/n at each) and/or ``weight`` (pre-weighted sites); optional ``year``,
-        ``country`` (ISO alpha-2), ``field``, ``institution``.
+        The records (see :func:`load_records`).
     config : Config, path-like or mapping, optional
-        A :class:`~cluster.config.Config`, a TOML file or a mapping in the TOML layout
-        (see :func:`~cluster.config.load_config`); default the shipped defaults.
+        See :func:`~cluster.config.load_config`.
     **overrides
-        Parameters that win over ``config``, by name: ``eps_km`` (DBSCAN radius, km),
-        ``min_weight`` / ``min_share`` (mapping metric -> core threshold in weight units
-        or as a fraction of the metric's world total), ``top_n``, ``year_start``,
-        ``year_end``, ``bootstrap`` (replicates), and any other key of the configuration
-        whose name is unique (``max_names``, ``boundary_method``, ...).
+        Parameters that win over ``config``, by name (see :func:`cluster.run`).
 
     Returns
     -------
     RunResult
-        ``clusters`` (GeoDataFrame in rank order), ``sites``, ``info``, ``config``;
-        ``.write(out_dir)`` writes the outputs, ``.plot()`` draws a map.
-
-    Raises
-    ------
-    UserInputError
-        Invalid records (every problem with its row and column), a missing file, or an
-        invalid configuration (:class:`~cluster.errors.ConfigError`).
-
-    Examples
-    --------
-    >>> import cluster
-    >>> from cluster.demo import generate_demo
-    >>> res = cluster.run(generate_demo(50_000, seed=1), eps_km=15)  # doctest: +SKIP
-    >>> res.clusters.loc[:4, ["rank", "name", "economies", "score"]]  # doctest: +SKIP
     """
     config = load_config(config, overrides)
     records, synthetic, input_info = load_records(data, config)
