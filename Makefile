@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install clusters clusters-real demo sweep test bench clean
+.PHONY: install clusters clusters-real index index-real demo sweep test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,20 @@ clusters-real: $(STAMP)
 	  --input data/real/patentsview_inventor_sites_2013.csv \
 	  --input data/real/crunchbase_us_rounds_2013-10.csv --out out-real
 
+## Composite indices (GIHI-like, ECNU-like) on the `make clusters` output, into out-index-gihi/ and out-index-ecnu/
+DEMO_TABLES := --table universities=data/demo/universities.csv --table company_hq=data/demo/company_hq.csv \
+	  --table airports=data/demo/airports.csv
+index: $(STAMP)
+	@test -f out/ranking.csv || $(MAKE) clusters
+	$(BIN)/cluster index --run out --framework gihi $(DEMO_TABLES) --out out-index-gihi
+	$(BIN)/cluster index --run out --framework ecnu $(DEMO_TABLES) --out out-index-ecnu
+
+## The same on the `make clusters-real` output, into out-real-index-gihi/ and out-real-index-ecnu/
+index-real: $(STAMP)
+	@test -f out-real/ranking.csv || $(MAKE) clusters-real
+	$(BIN)/cluster index --run out-real --framework gihi $(DEMO_TABLES) --out out-real-index-gihi
+	$(BIN)/cluster index --run out-real --framework ecnu $(DEMO_TABLES) --out out-real-index-ecnu
+
 ## Threshold sweep on the demo world (sweep.csv and heat maps), into out-sweep/
 sweep: $(STAMP)
 	$(BIN)/cluster sweep --eps-km 5,7.5,10,15,20 --min-weight-scale 0.5,1,2,4 --out out-sweep
@@ -40,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dbscan.py
 
 clean:
-	rm -rf out out-real out-sweep out-demo.parquet .pytest_cache
+	rm -rf out out-real out-sweep out-index-* out-real-index-* out-demo.parquet .pytest_cache
