@@ -295,3 +295,14 @@ def test_shipped_frameworks_are_valid(name):
     fw = load_framework(name)
     assert len(fw.children(fw.root.code)) == {"gihi": 3, "ecnu": 5}[name]
     assert all(i.column for i in fw.indicators)
+
+
+def test_group_without_data_is_left_out_and_its_siblings_reweighted():
+    fw = parse_framework({"units": {"top_n": 0}, "treatment": {"winsorise": False},
+                          "group": [{"code": "index"}, {"code": "d1", "parent": "index"},
+                                    {"code": "d2", "parent": "index"}],
+                          "indicator": [{"code": "a", "parent": "d1", "column": "x1"},
+                                        {"code": "b", "parent": "d2", "column": "nope", "optional": True}]})
+    res = compute_index(fw, _units(), monte_carlo_on=False)
+    assert "group d2: no indicator with data" in res.dropped
+    assert res.table.loc[["A", "B", "C", "D"], "index_score"].tolist() == pytest.approx([0, 100 / 3, 200 / 3, 100])

@@ -200,7 +200,23 @@ class Framework:
         from dataclasses import replace
 
         drop = set(codes)
-        return replace(self, indicators=tuple(i for i in self.indicators if i.code not in drop))
+        inds = tuple(i for i in self.indicators if i.code not in drop)
+        groups = self.groups
+        while True:  # a group left without children goes too (its weight moves to its siblings)
+            used = {n.parent for n in (*groups, *inds)}
+            keep = tuple(g for g in groups if g.code in used or not g.parent)
+            if len(keep) == len(groups):
+                break
+            groups = keep
+        if not inds:
+            raise ConfigError(f"Framework {self.source}: no indicator left once those without data are left out. "
+                              "Give the tables the framework needs (--table NAME=FILE).")
+        return replace(self, indicators=inds, groups=groups)
+
+    def empty_groups(self, codes) -> list[str]:
+        """Groups that :meth:`without` removes along with the indicators ``codes``."""
+        kept = {g.code for g in self.without(codes).groups}
+        return [g.code for g in self.groups if g.code not in kept]
 
 
 def _closest(key: str, allowed) -> str:

@@ -377,10 +377,14 @@ def check_columns(framework: Framework, units: pd.DataFrame) -> tuple[Framework,
     if problems:
         raise UserInputError(f"{len(problems)} problem(s) with framework {framework.source}:\n"
                              + "\n".join(f"  - {p}" for p in problems))
-    fw = framework.without(code for code, _ in dropped)
+    codes = [code for code, _ in dropped]
+    fw = framework.without(codes)
     for code, why in dropped:
         log.warning("indicator %s left out: %s (optional)", code, why)
-    return fw, [f"{code}: {why}" for code, why in dropped]
+    empty = framework.empty_groups(codes)
+    for code in empty:
+        log.warning("group %s left out: none of its indicators has data", code)
+    return fw, [f"{code}: {why}" for code, why in dropped] + [f"group {code}: no indicator with data" for code in empty]
 
 
 def raw_indicators(framework: Framework, units: pd.DataFrame) -> pd.DataFrame:
