@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install clusters clusters-real compare-real demo sweep test test-fast lint fuzz bench clean
+.PHONY: install clusters clusters-real compare-real index index-real demo sweep test test-fast lint fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,19 @@ compare-real: $(STAMP)
 	$(BIN)/cluster run --config data/real/patentsview.toml \
 	  --input data/real/patentsview_inventor_locations_2013.csv --previous out-pv2000 --out out-pv2013
 	$(BIN)/cluster compare out-pv2000 out-pv2013 --out out-compare
+## Composite indices (GIHI-like, ECNU-like) on the `make clusters` output, into out-index-gihi/ and out-index-ecnu/
+DEMO_TABLES := --table universities=data/demo/universities.csv --table company_hq=data/demo/company_hq.csv \
+	  --table airports=data/demo/airports.csv
+index: $(STAMP)
+	@test -f out/ranking.csv || $(MAKE) clusters
+	$(BIN)/cluster index --run out --framework gihi $(DEMO_TABLES) --out out-index-gihi
+	$(BIN)/cluster index --run out --framework ecnu $(DEMO_TABLES) --out out-index-ecnu
+
+## The same on the `make clusters-real` output, into out-real-index-gihi/ and out-real-index-ecnu/
+index-real: $(STAMP)
+	@test -f out-real/ranking.csv || $(MAKE) clusters-real
+	$(BIN)/cluster index --run out-real --framework gihi $(DEMO_TABLES) --out out-real-index-gihi
+	$(BIN)/cluster index --run out-real --framework ecnu $(DEMO_TABLES) --out out-real-index-ecnu
 
 ## Threshold sweep on the demo world (sweep.csv and heat maps), into out-sweep/
 sweep: $(STAMP)
@@ -62,4 +75,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dbscan.py
 
 clean:
-	rm -rf out out-real out-sweep out-demo.parquet .pytest_cache
+	rm -rf out out-real out-sweep out-index-* out-real-index-* out-demo.parquet .pytest_cache

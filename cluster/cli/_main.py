@@ -116,6 +116,14 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--fields", action="store_true",
                    help="add a field column (technology field, subject, sector; planted per hub)")
 
+    ix = sub.add_parser("index", parents=[common], help="composite index on the clusters, with its audit",
+                        description="Build a composite index (GIHI-like, ECNU-like or your own framework TOML) on "
+                                    "the clusters of a run, with data treatment, correlation audit and Monte Carlo "
+                                    "uncertainty and sensitivity analysis. See cluster/composite/.")
+    from cluster.composite._cli import add_arguments as _index_arguments
+
+    _index_arguments(ix)
+
     sub.add_parser("config", parents=[common], help="print the default configuration (TOML)",
                    description="Print the default configuration with every parameter documented.")
     return p
@@ -189,6 +197,12 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_index(args) -> int:
+    from cluster.composite._cli import command
+
+    return command(args)
+
+
 def _cmd_config(args) -> int:
     from cluster.config import default_config_text
 
@@ -200,7 +214,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
     command = {"run": _cmd_run, "compare": _cmd_compare, "sweep": _cmd_sweep, "kdist": _cmd_kdist, "demo": _cmd_demo,
-               "config": _cmd_config}[args.command]
+               "index": _cmd_index, "config": _cmd_config}[args.command]
     try:
         return command(args)
     except UserInputError as exc:
