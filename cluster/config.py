@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -91,6 +92,10 @@ class Config:
     bootstrap_confidence: float = 0.9
     bootstrap_seed: int = 0
     input_files: Mapping[str, Any] = field(default_factory=dict)
+    memory_limit: str = "2GB"
+    threads: int = 0
+    temp_directory: str = ""
+    scheduler: str = ""
     source: str = "defaults"
 
     def __post_init__(self):
@@ -146,6 +151,8 @@ class Config:
                         "intensity_single_site": self.intensity_single_site},
             "bootstrap": {"replicates": self.bootstrap_replicates,
                           "confidence": self.bootstrap_confidence, "seed": self.bootstrap_seed},
+            "engine": {"memory_limit": self.memory_limit, "threads": self.threads,
+                       "temp_directory": self.temp_directory, "scheduler": self.scheduler},
         }
 
 
@@ -167,6 +174,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "ranking": {"top_n": int, "intensity_min_population": int, "intensity_single_site": bool},
     "bootstrap": {"replicates": int, "confidence": (int, float), "seed": int},
+    "engine": {"memory_limit": str, "threads": int, "temp_directory": str, "scheduler": str},
 }
 _METRIC_KEYS: dict[str, type | tuple[type, ...]] = {
     "label": str,
@@ -283,6 +291,10 @@ def _input_files(value, origin: str, problems: list[str]) -> dict[str, dict]:
     return out
 
 
+# A DuckDB memory size: a number and a unit.
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
 def _value_problems(c: Mapping[str, Any]) -> list[str]:
     """Range checks of every value, on :class:`Config` field values (one message each,
     worded by the TOML section and key the value comes from)."""
@@ -345,6 +357,11 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
     for key in ("name_min_ratio", "economy_min_share"):
         if number(key, f"[places] {key}") and not 0 <= c[key] <= 1:
             problems.append(f"[places] {key} must be in [0, 1], got {c[key]!r}.")
+    if not (isinstance(c["memory_limit"], str) and _MEMORY.fullmatch(c["memory_limit"].strip())):
+        problems.append(f"[engine] memory_limit must be a size like \"2GB\" or \"512MiB\", "
+                        f"got {c['memory_limit']!r}.")
+    if number("threads", "[engine] threads", integer=True) and c["threads"] < 0:
+        problems.append(f"[engine] threads must be >= 0 (0 = every core), got {c['threads']!r}.")
     ys, ye = c["year_start"], c["year_end"]
     for key, v in (("year_start", ys), ("year_end", ye)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
@@ -404,6 +421,10 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         bootstrap_confidence=float(bs["confidence"]),
         bootstrap_seed=bs["seed"],
         input_files=dict(i.get("files", {})),
+        memory_limit=doc["engine"]["memory_limit"],
+        threads=doc["engine"]["threads"],
+        temp_directory=doc["engine"]["temp_directory"],
+        scheduler=doc["engine"]["scheduler"],
         source=source,
     )
     problems += _value_problems(fields)

@@ -44,8 +44,9 @@ from cluster.stages.places import (
 )
 from cluster.stages.profiles import cluster_profiles, top_columns
 from cluster.stages.ranking import rank_sites, site_activity
-from cluster.stages.read import read_records, validate_frame
-from cluster.stages.sites import prepare_sites
+from cluster.stages.read import validate_frame
+from cluster.stages.scan import Records, connect, in_memory, open_records, profile_counts, records_frame
+from cluster.stages.sites import cluster_values, prepare_sites
 
 __all__ = ["RunResult", "cluster_records", "load_records", "run"]
 
@@ -253,15 +254,16 @@ def _counts_info(sites: pd.DataFrame, clusters: pd.DataFrame, counts: pd.DataFra
     }
 
 
-def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = False,
+def cluster_records(records: Records | pd.DataFrame, config: Config, *, synthetic: bool = False,
                     input_info: dict | None = None) -> RunResult:
-    """Run every stage on validated records.
+    """Run every stage on records.
 
     Parameters
     ----------
-    records : DataFrame
-        Records as :func:`cluster.stages.read.read_records` or
-        :func:`cluster.stages.read.validate_frame` return them.
+    records : Records or DataFrame
+        Record inputs (:func:`cluster.stages.scan.open_records`, checked down to their
+        columns; their rows are validated and reduced by the engine), or records already
+        validated in memory (:func:`cluster.stages.read.validate_frame`).
     config : Config
         Every parameter of the run.
     synthetic : bool, default False
@@ -277,7 +279,8 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
     metrics = list(config.metric_names)
     input_info = input_info or {}
     with _stage("sites", timings):
-        prepared = prepare_sites(records, config)
+        con = None if config.scheduler else connect(config)
+        prepared = prepare_sites(records, config, con=con)
         totals = prepared.totals
     with _stage("dbscan", timings):
         sites, thresholds = cluster_metrics(prepared.sites, config, totals)
@@ -306,7 +309,13 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
                                                  None))
     with _stage("profiles", timings):
         # None when the records have neither a field nor an institution.
-        profiles = cluster_profiles(prepared.records, sites, clusters["cluster_id"].tolist(), metrics)
+        ids = clusters["cluster_id"].tolist()
+        position = {cid: i for i, cid in enumerate(ids)}
+        member = sites["cluster_id"].notna().to_numpy()
+        counts = profile_counts(prepared.records, metrics, sites.loc[member, ["metric", "lat", "lon"]].assign(
+            cluster=sites.loc[member, "cluster_id"].map(position).to_numpy(dtype=np.int64)),
+            year_start=config.year_start, year_end=config.year_end, con=con, config=config)
+        profiles = cluster_profiles(None if counts is None else cluster_values(counts), sites, ids, metrics)
         if profiles is not None:
             top = top_columns(profiles, clusters["cluster_id"].tolist(), metrics)
             at = clusters.columns.get_loc("synthetic")
@@ -315,13 +324,16 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
     bootstrap_info = None
     if config.bootstrap_replicates > 0 and len(clusters):
         with _stage("bootstrap", timings):
-            low, high, bootstrap_info = rank_intervals(prepared.records, sites, totals, config, clusters)
+            # The bootstrap resamples documents: it needs the records one by one.
+            kept = records_frame(prepared.records, metrics, year_start=config.year_start,
+                                 year_end=config.year_end, con=con, config=config)
+            low, high, bootstrap_info = rank_intervals(kept, sites, totals, config, clusters)
             at = clusters.columns.get_loc("rank") + 1
             clusters.insert(at, "rank_ci_low", low)
             clusters.insert(at + 1, "rank_ci_high", high)
 
-    counts = {"records": len(records), "records_outside_years": prepared.records_outside_years,
-              "records_used": len(prepared.records),
+    counts = {"records": prepared.n_records, "records_outside_years": prepared.records_outside_years,
+              "records_used": prepared.n_records - prepared.records_outside_years,
               **_counts_info(sites, clusters, ranked.counts, totals, metrics)}
     info = {
         "tool": "innovation-clusters",
@@ -330,7 +342,8 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
         **({"notice": input_info["notice"]} if input_info.get("notice") else {}),
         "config": config.to_dict(),
         "config_source": config.source,
-        "inputs": input_info.get("files", []),
+        "inputs": [{**f, "records": f.get("records", prepared.per_file.get(f["path"]))}
+                   for f in input_info.get("files", [])],
         "demo": input_info.get("demo"),
         "counts": counts,
         "world_totals": totals,
@@ -343,27 +356,31 @@ def cluster_records(records: pd.DataFrame, config: Config, *, synthetic: bool = 
     return RunResult(clusters=clusters, sites=sites, info=info, config=config, profiles=profiles)
 
 
-def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
-    """Validated records of ``data``: ``(records, synthetic, input_info)``.
+def load_records(data, config: Config) -> tuple[Records, bool, dict]:
+    """The record inputs of ``data``, checked down to their columns: ``(records, synthetic, input_info)``.
+
+    Files are not read here (the engine reads and validates their rows in the sites
+    stage); a frame is validated now.
 
     Parameters
     ----------
     data : path-like, sequence of path-like, DataFrame or GeoDataFrame
-        Record files (CSV, Parquet, GeoParquet, GeoPackage), or records in memory with
-        the columns of a records file (``metric``, ``lat``/``lon`` in degrees or point
-        geometry, ``doc_id`` and/or ``weight``, optional ``year``, ``country``,
+        Record files (CSV, compressed CSV, Parquet, GeoParquet, GeoPackage), directories
+        of them (hive-partitioned Parquet included), glob patterns, or records in memory
+        with the columns of a records file (``metric``, ``lat``/``lon`` in degrees or
+        point geometry, ``doc_id`` and/or ``weight``, optional ``year``, ``country``,
         ``field``, ``institution``).
     config : Config
-        The metric names allowed in ``metric``.
+        The metric names allowed in ``metric``, ``[input]`` layer and file mappings.
 
     Returns
     -------
-    records : DataFrame
+    records : Records
     synthetic : bool
         Every input is flagged as the synthetic demo world.
     input_info : dict
-        ``files`` (per-file path, size, SHA-256, records), ``demo`` and ``notice`` for a
-        demo frame, ``timings_s`` (``read``).
+        ``files`` (per-file path, size, SHA-256), ``demo`` and ``notice`` for a demo
+        frame, ``timings_s`` (``read``).
 
     Raises
     ------
@@ -378,15 +395,16 @@ def load_records(data, config: Config) -> tuple[pd.DataFrame, bool, dict]:
                              "cluster.demo.generate_demo() makes a synthetic world to try.")
     if isinstance(data, pd.DataFrame):
         origin = dict(data.attrs.get(PROVENANCE_ATTR) or {})
-        records = validate_frame(data, "<DataFrame>", config.metric_names)
         synthetic = bool(origin.get("synthetic", False))
+        records = in_memory(validate_frame(data, "<DataFrame>", config.metric_names), synthetic=synthetic)
         info = {"files": [], "demo": origin.get("demo"), "notice": origin.get("notice")}
     elif isinstance(data, (str, os.PathLike)) or (
             isinstance(data, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in data)):
         paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-        records, info = read_records(paths, config.metric_names, layer=config.input_layer or None,
-                                     mappings=_input_mappings(paths, config))
-        synthetic = info["synthetic"]
+        records = open_records(paths, config.metric_names, _input_mappings(paths, config),
+                               layer=config.input_layer or None)
+        synthetic = records.synthetic
+        info = {"files": records.files, "synthetic": synthetic}
         if synthetic:
             info["notice"] = SYNTHETIC_NOTICE
     else:

@@ -16,7 +16,7 @@ import shapely
 import cluster
 from cluster.config import load_config
 from cluster.demo import HUBS, generate_demo, hub_fields
-from cluster.stages.profiles import record_weights
+from cluster.stages.read import validate_frame
 from cluster.stages.sites import document_sizes, fractional_weights
 
 
@@ -84,13 +84,20 @@ def test_no_field_or_institution_means_no_profiles():
     assert not [c for c in res.clusters.columns if c.startswith("top_")]
 
 
-def test_record_weights_equal_fractional_weights():
-    rec = generate_demo(20_000, 3)
+def test_profile_weights_equal_the_records_fractional_weights_summed_by_hand():
+    rec = generate_demo(20_000, 3, fields=True)
     rec["weight"] = np.where(np.arange(len(rec)) % 7 == 0, 2.5, np.nan)
-    from cluster.stages.read import validate_frame
-
+    res = cluster.run(rec)
     v = validate_frame(rec, "<demo>", ("patents", "publications", "vc"))
-    np.testing.assert_array_equal(record_weights(v), fractional_weights(v, document_sizes(v)))
+    w = fractional_weights(v, document_sizes(v))
+    sites = res.sites.assign(metric=res.sites["metric"].astype(str))
+    key = pd.DataFrame({"metric": v["metric"].astype(str), "lat": v["lat"], "lon": v["lon"], "w": w,
+                        "field": v["field"]})
+    joined = key.merge(sites[["metric", "lat", "lon", "cluster_id"]], on=["metric", "lat", "lon"])
+    by_hand = joined.dropna(subset=["cluster_id", "field"]).groupby(["cluster_id", "metric", "field"])["w"].sum()
+    p = res.profiles[res.profiles["kind"] == "field"].set_index(["cluster_id", "metric", "value"])["weight"]
+    assert len(p) == len(by_hand)
+    np.testing.assert_allclose(p.reindex(by_hand.index).to_numpy(), by_hand.round(9).to_numpy(), atol=1e-9)
 
 
 def test_profiles_do_not_depend_on_row_order(small):

@@ -2,18 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cluster.config import load_config
 from cluster.errors import UserInputError
 from cluster.stages.read import validate_frame
-from cluster.stages.sites import (
-    combine_document_sizes,
-    combine_partials,
-    document_sizes,
-    filter_years,
-    finalize_sites,
-    partial_sites,
-    reduce_to_sites,
-    world_totals,
-)
+from cluster.stages.scan import open_records
+from cluster.stages.sites import document_sizes, fractional_weights, prepare_sites, reduce_to_sites, world_totals
 
 METRICS = ("patents", "publications", "vc")
 
@@ -51,29 +44,66 @@ def test_preweighted_sites_keep_their_weight_and_dominant_country():
 
 def test_year_window():
     rec = _records([{"metric": "vc", "weight": 1, "lat": 1, "lon": 1, "year": y} for y in (2017, 2019, 2023)])
-    kept, dropped = filter_years(rec, 2018, 2022)
-    assert kept["year"].tolist() == [2019] and dropped == 2
+    prepared = prepare_sites(rec, load_config(overrides={"year_start": 2018, "year_end": 2022}))
+    assert prepared.sites["n_records"].tolist() == [1] and prepared.records_outside_years == 2
+    assert prepared.n_records == 3 and "outside the year window" in prepared.warnings[0]
     with pytest.raises(UserInputError, match="selects no records .years in the input: 2017–2023"):
-        filter_years(rec, 2030, 2031)
+        prepare_sites(rec, load_config(overrides={"year_start": 2030, "year_end": 2031}))
 
 
-def test_partitioned_reduction_equals_whole_and_is_order_free():
-    rng = np.random.default_rng(3)
-    n = 3000
-    rows = pd.DataFrame({
+def test_documents_counted_inside_the_year_window_only():
+    # Document A has a row in 2015 (outside) and two in 2020: each kept row gets 1/2.
+    rec = _records([{"metric": "patents", "doc_id": "A", "lat": la, "lon": 0, "year": y}
+                    for la, y in ((1, 2015), (2, 2020), (3, 2020))])
+    sites = prepare_sites(rec, load_config(overrides={"year_start": 2018})).sites
+    assert sites["lat"].tolist() == [2.0, 3.0] and sites["weight"].tolist() == [0.5, 0.5]
+
+
+def test_whole_documents_sum_exactly_to_their_count():
+    # 500 documents of 10 rows each, all at one site: float addition of 5,000 tenths
+    # misses 500 (0.1 is not a binary fraction); counting rows per document size does not.
+    rows = pd.DataFrame({"metric": "patents", "doc_id": np.repeat(np.arange(500), 10).astype(str),
+                         "lat": 48.1, "lon": 11.5})
+    assert sum([0.1] * 5000) != 500.0
+    sites = reduce_to_sites(_records(rows), METRICS)
+    assert sites["weight"].tolist() == [500.0]
+
+
+def _random_rows(n=3000, seed=3):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
         "metric": rng.choice(METRICS, n), "doc_id": rng.integers(0, 700, n).astype(str),
         "lat": rng.integers(0, 40, n) / 10, "lon": rng.integers(0, 40, n) / 10,
         "country": rng.choice(["DE", "FR"], n),
+        "weight": np.where(rng.random(n) < 0.2, rng.random(n) * 3 + 0.1, np.nan),
     })
-    rec = _records(rows)
-    whole = reduce_to_sites(rec, METRICS)
-    parts = np.array_split(np.arange(n), 4)
-    sizes = combine_document_sizes(document_sizes(rec.iloc[p]) for p in parts)
-    partitioned = finalize_sites(combine_partials(partial_sites(rec.iloc[p], sizes) for p in parts), METRICS)
-    pd.testing.assert_frame_equal(whole[["metric", "lat", "lon", "n_records", "country"]],
-                                  partitioned[["metric", "lat", "lon", "n_records", "country"]])
-    np.testing.assert_allclose(whole["weight"], partitioned["weight"], rtol=1e-12)
-    shuffled = reduce_to_sites(_records(rows.sample(frac=1, random_state=1)), METRICS)
-    # Bit-identical, not merely close: rankings must not change with row order.
-    assert whole["weight"].to_numpy().tobytes() == shuffled["weight"].to_numpy().tobytes()
-    assert rec.equals(_records(rows))  # the stage leaves its input unchanged
+
+
+def test_sites_equal_a_hand_reduction_of_the_records():
+    rec = _records(_random_rows())
+    sites = reduce_to_sites(rec, METRICS)
+    w = fractional_weights(rec, document_sizes(rec))
+    by_hand = pd.DataFrame({"metric": rec["metric"].astype(str), "lat": rec["lat"], "lon": rec["lon"], "w": w}
+                           ).groupby(["metric", "lat", "lon"])["w"].sum()
+    got = sites.assign(metric=sites["metric"].astype(str)).set_index(["metric", "lat", "lon"])["weight"]
+    np.testing.assert_allclose(got.reindex(by_hand.index).to_numpy(), by_hand.to_numpy(), rtol=1e-12)
+    assert sites["n_records"].sum() == len(rec)
+
+
+def test_partitioned_files_shuffled_rows_and_memory_give_bit_identical_sites(tmp_path):
+    rows = _random_rows()
+    whole = reduce_to_sites(_records(rows), METRICS)
+    # The same rows shuffled into four hive partitions of Parquet, and as one CSV.
+    shuffled = rows.sample(frac=1, random_state=1).reset_index(drop=True)
+    for part, idx in enumerate(np.array_split(np.arange(len(rows)), 4)):
+        folder = tmp_path / "parts" / f"part={part}"
+        folder.mkdir(parents=True)
+        shuffled.iloc[idx].to_parquet(folder / "data.parquet", index=False)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    config = load_config()
+    for given in (tmp_path / "parts", str(tmp_path / "parts" / "*" / "*.parquet"), tmp_path / "rows.csv"):
+        got = prepare_sites(open_records([given], METRICS), config).sites
+        pd.testing.assert_frame_equal(whole[["metric", "lat", "lon", "n_records", "country"]],
+                                      got[["metric", "lat", "lon", "n_records", "country"]])
+        # Bit-identical, not merely close: rankings must not change with row order or layout.
+        assert whole["weight"].to_numpy().tobytes() == got["weight"].to_numpy().tobytes()

@@ -127,6 +127,61 @@ def _find(columns, name: str):
     return hits[0] if len(hits) == 1 else None
 
 
+def mapping_plan(columns, mapping: InputMapping | None, path) -> list[tuple[str, str, str]]:
+    """The columns of the mapped table, as ``(name, "column", source)`` or ``(name, "constant", value)``.
+
+    The one statement of the mapping rules: :func:`apply_mapping` builds a DataFrame from
+    it and the out-of-core scan (:mod:`cluster.stages.scan`) builds an SQL projection.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The file's columns, as read.
+    mapping : InputMapping or None
+        Nothing to do when empty: every column as it is.
+    path : path-like
+        The file, for messages.
+
+    Returns
+    -------
+    list of tuple
+        In order: the file's columns kept, then mapped targets, then constants.
+
+    Raises
+    ------
+    InputDataError
+        Naming the file, every unknown target and every source column it lacks, with the
+        closest column of the file.
+    """
+    columns = list(columns)
+    if not mapping:
+        return [(c, "column", c) for c in columns]
+    problems = mapping_problems(mapping, str(path))
+    sources = {}
+    for target, source in mapping.columns.items():
+        found = _find(columns, source)
+        if found is None:
+            close = difflib.get_close_matches(str(source), [str(c) for c in columns], n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            problems.append(f"{path}: the mapping {target}={source} names a column '{source}' the file "
+                            f"does not have.{hint} The file's columns: {', '.join(map(str, columns))}.")
+        else:
+            sources[target] = found
+    if problems:
+        raise InputDataError(problems)
+    replaced = set(sources) | set(mapping.constants)
+    lowered = {str(c).strip().lower(): c for c in columns}
+    keep = [c for c in columns
+            if (str(c).strip().lower() not in replaced or c in sources.values()) and c not in sources.values()]
+    dropped = [lowered[t] for t in replaced if t in lowered and lowered[t] not in sources.values()]
+    if dropped:
+        log.info("%s: column(s) %s replaced by the mapping (%s)", path, ", ".join(map(str, dropped)),
+                 mapping.describe())
+    log.info("%s: read with %s", path, mapping.describe())
+    return ([(c, "column", c) for c in keep] + [(t, "column", s) for t, s in sources.items()]
+            + [(t, "constant", str(v)) for t, v in mapping.constants.items()])
+
+
 def apply_mapping(raw: pd.DataFrame, mapping: InputMapping | None, path: Path) -> pd.DataFrame:
     """The raw table of ``path`` with ``mapping`` applied (a new frame; ``raw`` untouched).
 
@@ -148,38 +203,15 @@ def apply_mapping(raw: pd.DataFrame, mapping: InputMapping | None, path: Path) -
     Raises
     ------
     InputDataError
-        Naming the file, every unknown target and every source column it lacks, with the
-        closest column of the file.
+        As :func:`mapping_plan`.
     """
     if not mapping:
         return raw
-    problems = mapping_problems(mapping, str(path))
-    sources = {}
-    for target, source in mapping.columns.items():
-        found = _find(raw.columns, source)
-        if found is None:
-            close = difflib.get_close_matches(str(source), [str(c) for c in raw.columns], n=1, cutoff=0.5)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            problems.append(f"{path}: the mapping {target}={source} names a column '{source}' the file "
-                            f"does not have.{hint} The file's columns: {', '.join(map(str, raw.columns))}.")
-        else:
-            sources[target] = found
-    if problems:
-        raise InputDataError(problems)
-    replaced = set(sources) | set(mapping.constants)
-    lowered = {str(c).strip().lower(): c for c in raw.columns}
-    keep = [c for c in raw.columns
-            if str(c).strip().lower() not in replaced or c in sources.values()]
-    dropped = [lowered[t] for t in replaced if t in lowered and lowered[t] not in sources.values()]
-    if dropped:
-        log.info("%s: column(s) %s replaced by the mapping (%s)", path, ", ".join(map(str, dropped)),
-                 mapping.describe())
-    out = pd.DataFrame({c: raw[c] for c in keep if c not in sources.values()}, index=raw.index)
-    for target, source in sources.items():
-        out[target] = raw[source]
-    for target, value in mapping.constants.items():
-        out[target] = str(value)
-    log.info("%s: read with %s", path, mapping.describe())
+    plan = mapping_plan(raw.columns, mapping, path)
+    out = pd.DataFrame({name: raw[src] for name, kind, src in plan if kind == "column"}, index=raw.index)
+    for name, kind, value in plan:
+        if kind == "constant":
+            out[name] = value
     return out
 
 

@@ -306,8 +306,9 @@ def _points_to_columns(gdf, path: Path) -> pd.DataFrame:
 class _Problems:
     """Collects problems as 'file, row, column: value — fix', a few examples per kind."""
 
-    def __init__(self, path: Path, row_offset: int):
+    def __init__(self, path: Path, row_offset: int, row_numbers: np.ndarray | None = None):
         self.path, self.row_offset, self.items = path, row_offset, []
+        self.row_numbers = row_numbers
         self.rows: set[int] = set()
 
     @property
@@ -322,7 +323,8 @@ class _Problems:
         self.rows.update(int(r) for r in rows)
         head = rows[:_EXAMPLES_PER_PROBLEM]
         for r, v in zip(head, np.asarray(values)[head]):
-            self.items.append(f"{self.path}, row {int(r) + self.row_offset}, column '{column}': "
+            row = int(r if self.row_numbers is None else self.row_numbers[r])
+            self.items.append(f"{self.path}, row {row + self.row_offset}, column '{column}': "
                               f"{what} (got {v!r}). {fix}")
         if len(rows) > len(head):
             self.items.append(f"{self.path}, column '{column}': {len(rows) - len(head):,} more "
@@ -347,25 +349,43 @@ def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return text.astype(object), blank
 
 
-def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[str]) -> pd.DataFrame:
-    pr = _Problems(path, row_offset)
-    names = [str(c).strip().lower() for c in raw.columns]
+def check_columns(columns: Sequence, path) -> list[str]:
+    """The record column names of a table's columns (stripped, lower case), checked.
+
+    Parameters
+    ----------
+    columns : sequence
+        The table's column names, as read (after any mapping).
+    path : path-like
+        The input, for messages.
+
+    Returns
+    -------
+    list of str
+        One name per column, in order.
+
+    Raises
+    ------
+    InputDataError
+        Columns that differ only by case, a missing required column (with the closest
+        column of the file), or neither ``doc_id`` nor ``weight``.
+    """
+    pr = _Problems(Path(str(path)), 1)
+    names = [str(c).strip().lower() for c in columns]
     seen: dict[str, str] = {}
-    for original, name in zip(raw.columns, names):
+    for original, name in zip(columns, names):
         if name in seen:
             pr.note(f"columns '{seen[name]}' and '{original}' differ only by case or spaces. Keep one of them.")
         seen.setdefault(name, str(original))
     if pr.items:
         raise InputDataError(pr.items)
-    # Positional rows from here on: a caller's index must not realign columns.
-    raw = raw.reset_index(drop=True).set_axis(names, axis=1)
-    missing = [c for c in REQUIRED if c not in raw.columns]
-    unknown = [c for c in raw.columns if c not in COLUMNS]
+    missing = [c for c in REQUIRED if c not in names]
+    unknown = [c for c in names if c not in COLUMNS]
     for col in missing:
         close = [u for u in unknown if _suggest(u) == col]
         hint = f" Rename column '{close[0]}' to '{col}'." if close else f" Add a '{col}' column."
         pr.note(f"missing required column '{col}'.{hint} Expected columns: {', '.join(COLUMNS)}.")
-    if "doc_id" not in raw.columns and "weight" not in raw.columns:
+    if "doc_id" not in names and "weight" not in names:
         close = [u for u in unknown if _suggest(u) in ("doc_id", "weight")]
         hint = f" Rename column '{close[0]}'." if close else ""
         pr.note("needs a 'doc_id' column (documents are fractionally counted) or a 'weight' "
@@ -375,6 +395,21 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
     for col in unknown:
         log.info("%s: ignoring column '%s'%s", path, col,
                  f" (did you mean '{_suggest(col)}'?)" if _suggest(col) else "")
+    return names
+
+
+def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[str], *,
+              row_numbers: np.ndarray | None = None, n_finite: int | None = None) -> pd.DataFrame:
+    """Validated records of ``raw`` (every problem collected, then raised at once).
+
+    ``row_numbers`` (0-based rows of the file, one per row of ``raw``) and ``n_finite``
+    (rows of the whole file with finite coordinates) are given when ``raw`` holds only
+    the suspect rows of a larger file (:mod:`cluster.stages.scan`).
+    """
+    pr = _Problems(path, row_offset, row_numbers)
+    names = check_columns(raw.columns, path)
+    # Positional rows from here on: a caller's index must not realign columns.
+    raw = raw.reset_index(drop=True).set_axis(names, axis=1)
     n = len(raw)
     if n == 0:
         raise UserInputError(f"{path}: the file has a header but no records. Add at least one record.")
@@ -407,7 +442,7 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
         swapped = bad_lat & ~bad_lon & (np.abs(lon) <= 90)
         if projected.sum() > 0.5 * (bad_lat | bad_lon).sum():
             fix = "These look like projected coordinates (metres); reproject to WGS84 degrees (EPSG:4326)."
-        elif swapped.sum() > 0.5 * fin.sum():
+        elif swapped.sum() > 0.5 * (fin.sum() if n_finite is None else n_finite):
             fix = "Latitude and longitude look swapped; exchange the 'lat' and 'lon' columns."
         else:
             fix = "Latitude must be in [-90, 90] and longitude in [-180, 360] (0–360 is wrapped)."

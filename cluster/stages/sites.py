@@ -5,19 +5,17 @@ gives ``1/n`` to each row, so every document counts once in its metric's world t
 (the fractional counting of the GII and of bibliometrics). Rows that carry a ``weight``
 are pre-weighted sites and keep it.
 
-Records are then reduced to unique sites: one row per ``(metric, lat, lon)`` with the
-summed weight. Clustering works on sites, so memory follows the number of distinct
-locations, not of records.
+Records are reduced to unique sites: one row per ``(metric, lat, lon)`` with the summed
+weight. Clustering works on sites, so memory follows the number of distinct locations,
+not of records.
 
-Map-reduce form (for Dask or any partitioned engine): everything here is a sum, so it
-splits into per-partition partial aggregates and an associative combine:
-
-1. ``document_sizes`` on each partition, combined by summing (``combine_document_sizes``);
-2. ``partial_sites`` on each partition given the combined sizes;
-3. ``combine_partials`` over the partials, then ``finalize_sites``.
-
-``reduce_to_sites`` runs exactly these steps on one in-memory frame; a test checks that
-a partitioned run gives the same sites.
+The engine (:mod:`cluster.stages.scan`, or :mod:`cluster.stages.distributed` on a Dask
+cluster) only *counts*: ``c`` rows per ``(metric, lat, lon, country, n, weight)``. Counts
+are integers, so they do not depend on the order rows arrive in, on threads or on
+partitions. This module turns the counts into weights in one fixed order
+(:func:`sites_from_groups`): a group adds ``c / n`` (one correctly rounded division, so
+500 whole documents make exactly 500.0) or ``c * weight``, groups sorted by their key.
+Any engine, any row order, any partitioning give bit-identical site weights.
 """
 
 from __future__ import annotations
@@ -37,49 +35,6 @@ _KEY = ["metric", "lat", "lon"]
 _MISSING_COUNTRY = ""
 
 
-def filter_years(records: pd.DataFrame, year_start: int | None, year_end: int | None) -> tuple[pd.DataFrame, int]:
-    """Keep the records inside an inclusive year window.
-
-    Parameters
-    ----------
-    records : DataFrame
-        Validated records (``year`` nullable integer).
-    year_start, year_end : int or None
-        First and last year kept; ``None`` leaves that side open. Rows without a year are
-        dropped when a window is set.
-
-    Returns
-    -------
-    records : DataFrame
-        The kept records (fresh positional index).
-    dropped : int
-        How many were left out.
-
-    Raises
-    ------
-    UserInputError
-        When the window selects no record (the message gives the years present).
-    """
-    if year_start is None and year_end is None:
-        return records, 0
-    year = records["year"]
-    keep = year.notna()
-    if year_start is not None:
-        keep &= year >= year_start
-    if year_end is not None:
-        keep &= year <= year_end
-    keep = keep.fillna(False).to_numpy(dtype=bool)
-    dropped = int((~keep).sum())
-    if not keep.any():
-        years = records["year"].dropna()
-        seen = f"{int(years.min())}–{int(years.max())}" if len(years) else "none"
-        raise UserInputError(
-            f"The year window {year_start or '...'}–{year_end or '...'} selects no records "
-            f"(years in the input: {seen}). Change [input] year_start/year_end or {{year_window}}."
-        )
-    return records.loc[keep].reset_index(drop=True), dropped
-
-
 def document_sizes(records: pd.DataFrame) -> pd.Series:
     """Rows per ``(metric, doc_id)`` among records without their own weight.
 
@@ -96,25 +51,6 @@ def document_sizes(records: pd.DataFrame) -> pd.Series:
     """
     frac = records[records["weight"].isna()]
     return frac.groupby(["metric", "doc_id"], observed=True, sort=False).size()
-
-
-def combine_document_sizes(parts: Iterable[pd.Series]) -> pd.Series:
-    """Sum partial document sizes from several partitions.
-
-    Parameters
-    ----------
-    parts : iterable of Series
-        :func:`document_sizes` of each partition.
-
-    Returns
-    -------
-    Series
-        Rows per ``(metric, doc_id)`` over all partitions.
-    """
-    parts = list(parts)
-    if len(parts) == 1:
-        return parts[0]
-    return pd.concat(parts).groupby(level=[0, 1], observed=True, sort=False).sum()
 
 
 def fractional_weights(records: pd.DataFrame, sizes: pd.Series) -> np.ndarray:
@@ -141,114 +77,6 @@ def fractional_weights(records: pd.DataFrame, sizes: pd.Series) -> np.ndarray:
     return w
 
 
-def partial_sites(records: pd.DataFrame, sizes: pd.Series) -> pd.DataFrame:
-    """Per-partition aggregate: weight and record count per (metric, lat, lon, country).
-
-    Parameters
-    ----------
-    records : DataFrame
-        One partition of validated records.
-    sizes : Series
-        Rows per document over all partitions (:func:`combine_document_sizes`).
-
-    Returns
-    -------
-    DataFrame
-        ``metric, lat, lon, country, weight, n_records``; combine with
-        :func:`combine_partials`, then :func:`finalize_sites`.
-    """
-    country = records["country"] if "country" in records else None
-    frame = pd.DataFrame({
-        "metric": records["metric"],
-        "lat": records["lat"].to_numpy(dtype=float),
-        "lon": records["lon"].to_numpy(dtype=float),
-        "country": (country.fillna(_MISSING_COUNTRY) if country is not None else _MISSING_COUNTRY),
-        "weight": fractional_weights(records, sizes),
-        "n_records": 1,
-    })
-    # Sort first so each group's floating-point sum runs in the same order whatever the
-    # input row order: shuffled input must give bit-identical weights.
-    order = np.lexsort((frame["weight"].to_numpy(), frame["country"].to_numpy(dtype=str),
-                        frame["lon"].to_numpy(), frame["lat"].to_numpy(),
-                        frame["metric"].cat.codes.to_numpy() if hasattr(frame["metric"], "cat")
-                        else frame["metric"].to_numpy(dtype=str)))
-    frame = frame.iloc[order]
-    return frame.groupby(_KEY + ["country"], observed=True, sort=False, as_index=False).sum()
-
-
-def combine_partials(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """Associative combine of :func:`partial_sites` outputs.
-
-    Parameters
-    ----------
-    parts : iterable of DataFrame
-        Partial aggregates of several partitions.
-
-    Returns
-    -------
-    DataFrame
-        One partial aggregate of them all.
-    """
-    parts = list(parts)
-    if len(parts) == 1:
-        return parts[0]
-    return pd.concat(parts, ignore_index=True).groupby(
-        _KEY + ["country"], observed=True, sort=False, as_index=False).sum()
-
-
-def finalize_sites(partial: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame:
-    """One row per (metric, lat, lon) with the dominant country, sorted deterministically.
-
-    Parameters
-    ----------
-    partial : DataFrame
-        :func:`partial_sites` (or :func:`combine_partials`) output.
-    metrics : iterable of str
-        Metric names in the configuration's order.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``metric`` (categorical in config order), ``lat``, ``lon`` (degrees),
-        ``weight`` (fractional-count units), ``n_records``, ``country`` (ISO alpha-2 of
-        the heaviest country at that site, or None). Sorted by metric, lat, lon, so the
-        same records in any order give the same sites.
-    """
-    metrics = list(metrics)
-    p = partial.copy()
-    p["metric"] = p["metric"].astype(pd.CategoricalDtype(metrics))
-    # Dominant country: heaviest, ties broken by code, so the choice is order-free.
-    p = p.sort_values(_KEY + ["weight", "country"], ascending=[True, True, True, False, True],
-                      kind="mergesort")
-    g = p.groupby(_KEY, observed=True, sort=True)
-    sites = g.agg(weight=("weight", "sum"), n_records=("n_records", "sum"),
-                  country=("country", "first")).reset_index()
-    sites["country"] = sites["country"].replace(_MISSING_COUNTRY, None)
-    sites["n_records"] = sites["n_records"].astype(np.int64)
-    return sites.reset_index(drop=True)
-
-
-def reduce_to_sites(records: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame:
-    """Fractionally count records and reduce them to unique weighted sites (one partition).
-
-    Parameters
-    ----------
-    records : DataFrame
-        Validated records.
-    metrics : iterable of str
-        Metric names, in the order of the configuration.
-
-    Returns
-    -------
-    DataFrame
-        As :func:`finalize_sites`.
-    """
-    sizes = document_sizes(records)
-    sites = finalize_sites(partial_sites(records, sizes), metrics)
-    log.info("reduced %s records to %s unique sites", f"{len(records):,}", f"{len(sites):,}")
-    return sites
-
-
 def world_totals(sites: pd.DataFrame, metrics: Iterable[str]) -> dict[str, float]:
     """Total weight per metric over all sites, noise included: the denominators of shares.
 
@@ -268,40 +96,203 @@ def world_totals(sites: pd.DataFrame, metrics: Iterable[str]) -> dict[str, float
     return {m: float(tot.get(m, 0.0)) for m in metrics}
 
 
+def group_weights(n: np.ndarray, weight: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Weight of each group of records: ``c / n`` for documents of size n, else ``c * weight``.
+
+    Parameters
+    ----------
+    n : ndarray
+        Document size (rows of the document), NaN or 0 for pre-weighted rows.
+    weight : ndarray
+        The rows' own weight (NaN for fractionally counted rows).
+    c : ndarray
+        Rows in the group.
+
+    Returns
+    -------
+    ndarray of float64
+        Fractional-count units.
+    """
+    n = np.nan_to_num(np.asarray(n, dtype=float), nan=0.0)
+    c = np.asarray(c, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(n > 0, c / np.where(n > 0, n, 1.0), c * np.asarray(weight, dtype=float))
+
+
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Integer codes in sort order of a key column (text sorts as codes: lexsort on
+    strings is ten times slower)."""
+    if values.dtype.kind in "OUS":
+        return pd.factorize(values, sort=True)[0]
+    return values
+
+
+def _runs(keys: list[np.ndarray]) -> np.ndarray:
+    """Start of every run of equal keys in rows sorted by them."""
+    n = len(keys[0]) if keys else 0
+    change = np.zeros(n, dtype=bool)
+    if n:
+        change[0] = True
+        for k in keys:
+            change[1:] |= k[1:] != k[:-1]
+    return np.flatnonzero(change)
+
+
+def sites_from_groups(groups: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame:
+    """Unique weighted sites from the engine's group counts.
+
+    Groups are sorted by their whole key and summed left to right in that order, first
+    per (site, country), then per site over its countries in code order: the same
+    groups give the same bits whatever order the engine returned them in.
+
+    Parameters
+    ----------
+    groups : DataFrame
+        ``metric, lat, lon, country, n, weight, c`` (:class:`cluster.stages.scan.Reduction`),
+        one row per distinct key.
+    metrics : iterable of str
+        Metric names in the configuration's order.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``metric`` (categorical in config order), ``lat``, ``lon`` (degrees),
+        ``weight`` (fractional-count units), ``n_records``, ``country`` (ISO alpha-2 of
+        the heaviest country at that site, ties to the first code, or None). Sorted by
+        metric, lat, lon.
+    """
+    metrics = list(metrics)
+    code = pd.Categorical(groups["metric"].astype(str), categories=metrics).codes.astype(np.int64)
+    lat = groups["lat"].to_numpy(dtype=float)
+    lon = groups["lon"].to_numpy(dtype=float)
+    country_text = groups["country"].fillna(_MISSING_COUNTRY).to_numpy(dtype=object)
+    country = _codes(country_text)
+    n = np.nan_to_num(groups["n"].to_numpy(dtype=float), nan=-1.0)
+    own = np.nan_to_num(groups["weight"].to_numpy(dtype=float), nan=-1.0)
+    order = np.lexsort([own, n, country, lon, lat, code])
+    code, lat, lon, country, country_text = code[order], lat[order], lon[order], country[order], country_text[order]
+    c = groups["c"].to_numpy(dtype=np.int64)[order]
+    w = group_weights(groups["n"].to_numpy(dtype=float)[order], groups["weight"].to_numpy(dtype=float)[order], c)
+    # Per (site, country), then per site over countries in code order.
+    by_country = _runs([code, lat, lon, country])
+    w_country = np.add.reduceat(w, by_country) if len(w) else np.zeros(0)
+    c_country = np.add.reduceat(c, by_country) if len(c) else np.zeros(0, np.int64)
+    sc, slat, slon = code[by_country], lat[by_country], lon[by_country]
+    by_site = _runs([sc, slat, slon])
+    weight = np.add.reduceat(w_country, by_site) if len(w_country) else np.zeros(0)
+    n_records = np.add.reduceat(c_country, by_site) if len(c_country) else np.zeros(0, np.int64)
+    # Dominant country: the heaviest, ties to the first code (countries are in code order).
+    site_of = np.repeat(np.arange(len(by_site)), np.diff(np.r_[by_site, len(by_country)]))
+    heaviest = np.maximum.reduceat(w_country, by_site) if len(w_country) else np.zeros(0)
+    is_max = w_country == heaviest[site_of]
+    first_max = np.full(len(by_site), -1)
+    idx = np.flatnonzero(is_max)
+    first_max[site_of[idx[::-1]]] = idx[::-1]
+    sites = pd.DataFrame({
+        "metric": pd.Categorical.from_codes(sc[by_site], categories=metrics),
+        "lat": slat[by_site], "lon": slon[by_site], "weight": weight,
+        "n_records": n_records.astype(np.int64),
+        "country": country_text[by_country][first_max] if len(first_max) else np.zeros(0, dtype=object),
+    })
+    sites["country"] = sites["country"].replace(_MISSING_COUNTRY, None).astype(object)
+    return sites
+
+
+def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
+    """Weight of every field or institution value per cluster and metric.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        ``cluster, metric, kind, value, n, weight, c`` (:func:`cluster.stages.scan.profile_counts`).
+
+    Returns
+    -------
+    DataFrame
+        ``cluster, metric, kind, value, weight``, one row per distinct key, sorted by
+        it; weights summed in that order (bit-identical whatever the engine's order).
+    """
+    keys = [counts["cluster"].to_numpy(dtype=np.int64), _codes(counts["metric"].astype(str).to_numpy(dtype=object)),
+            _codes(counts["kind"].to_numpy(dtype=object)), _codes(counts["value"].to_numpy(dtype=object))]
+    n = np.nan_to_num(counts["n"].to_numpy(dtype=float), nan=-1.0)
+    own = np.nan_to_num(counts["weight"].to_numpy(dtype=float), nan=-1.0)
+    order = np.lexsort([own, n] + keys[::-1])
+    keys = [k[order] for k in keys]
+    w = group_weights(counts["n"].to_numpy(dtype=float)[order], counts["weight"].to_numpy(dtype=float)[order],
+                      counts["c"].to_numpy()[order])
+    runs = _runs(keys)
+    pick = order[runs]
+    return pd.DataFrame({"cluster": keys[0][runs], "metric": counts["metric"].astype(str).to_numpy()[pick],
+                         "kind": counts["kind"].to_numpy(dtype=object)[pick],
+                         "value": counts["value"].to_numpy(dtype=object)[pick],
+                         "weight": np.add.reduceat(w, runs) if len(w) else np.zeros(0)})
+
+
+def reduce_to_sites(records: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame:
+    """Fractionally count validated in-memory records and reduce them to unique weighted sites.
+
+    Parameters
+    ----------
+    records : DataFrame
+        Validated records (:func:`cluster.stages.read.validate_frame`).
+    metrics : iterable of str
+        Metric names, in the order of the configuration.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`sites_from_groups`.
+    """
+    from cluster.stages.scan import in_memory, reduce_records
+
+    metrics = list(metrics)
+    return sites_from_groups(reduce_records(in_memory(records), metrics).groups, metrics)
+
+
 @dataclass(frozen=True)
 class PreparedSites:
     """The sites stage's result (see :func:`prepare_sites`).
 
     Attributes
     ----------
-    records : DataFrame
-        The records inside the year window (what the bootstrap resamples).
     sites : DataFrame
-        Unique weighted sites (:func:`finalize_sites`).
+        Unique weighted sites (:func:`sites_from_groups`).
     totals : dict
         World total weight per metric, noise included (:func:`world_totals`).
+    n_records : int
+        Valid records read (before the year window).
     records_outside_years : int
         Records left out by the year window.
     warnings : tuple of str
         What a user should know (records outside the window, metrics without records).
+    records : Records
+        Where the records are (the bootstrap reads them once more, one row per record).
+    per_file : dict
+        Records per input file.
     """
 
-    records: pd.DataFrame
     sites: pd.DataFrame
     totals: dict
+    n_records: int
     records_outside_years: int
     warnings: tuple
+    records: object
+    per_file: dict
 
 
-def prepare_sites(records: pd.DataFrame, config) -> PreparedSites:
-    """The whole sites stage: year window, fractional counting, reduction to sites, totals.
+def prepare_sites(records, config, *, con=None) -> PreparedSites:
+    """The whole sites stage: validation, year window, fractional counting, sites, totals.
 
     Parameters
     ----------
-    records : DataFrame
-        Validated records (:func:`cluster.stages.read.read_records`).
+    records : Records or DataFrame
+        Record inputs (:func:`cluster.stages.scan.open_records`) or validated records in
+        memory (:func:`cluster.stages.read.validate_frame`).
     config : Config
-        ``year_start``, ``year_end`` and the metric names.
+        ``year_start``, ``year_end``, the metric names and the ``[engine]`` settings: with
+        ``scheduler`` set the reduction runs on that Dask cluster.
+    con : duckdb.DuckDBPyConnection, optional
+        The embedded engine's connection (default: a new one with ``config``'s settings).
 
     Returns
     -------
@@ -310,21 +301,44 @@ def prepare_sites(records: pd.DataFrame, config) -> PreparedSites:
     Raises
     ------
     UserInputError
-        When the year window selects no record.
+        When the year window selects no record; :class:`~cluster.errors.InputDataError`
+        for invalid records.
     """
+    from cluster.stages import scan
+
     metrics = list(config.metric_names)
+    if isinstance(records, pd.DataFrame):
+        records = scan.in_memory(records)
+    if config.scheduler:
+        from cluster.stages.distributed import reduce_records_distributed
+
+        reduction = reduce_records_distributed(records, metrics, config)
+    else:
+        reduction = scan.reduce_records(records, metrics, year_start=config.year_start,
+                                        year_end=config.year_end, con=con, config=config)
     notes = []
-    kept, dropped = filter_years(records, config.year_start, config.year_end)
+    dropped = reduction.outside_years
     if dropped:
-        notes.append(f"{dropped:,} of {dropped + len(kept):,} records are outside the year window "
+        if dropped == reduction.n_records:
+            years = [y for y in reduction.years if y is not None]
+            seen = f"{min(years)}–{max(years)}" if years else "none"
+            raise UserInputError(
+                f"The year window {config.year_start or '...'}–{config.year_end or '...'} selects no records "
+                f"(years in the input: {seen}). Change [input] year_start/year_end or {{year_window}}."
+            )
+        notes.append(f"{dropped:,} of {reduction.n_records:,} records are outside the year window "
                      f"{config.year_start or '...'}–{config.year_end or '...'} and were left out")
-    sites = reduce_to_sites(kept, metrics)
+    sites = sites_from_groups(reduction.groups, metrics)
     totals = world_totals(sites, metrics)
+    if not all(np.isfinite(v) for v in totals.values()):
+        scan.raise_overflow(records, metrics)
+    log.info("reduced %s records to %s unique sites", f"{reduction.n_records - dropped:,}", f"{len(sites):,}")
     for m in metrics:
         if totals[m] == 0:
             notes.append(f"metric '{m}' has no records; the ranking uses the metrics present "
                          f"({', '.join(x for x in metrics if totals[x] > 0)})")
     for note in notes:
         log.warning(note)
-    return PreparedSites(records=kept, sites=sites, totals=totals, records_outside_years=dropped,
-                         warnings=tuple(notes))
+    return PreparedSites(sites=sites, totals=totals, n_records=reduction.n_records,
+                         records_outside_years=dropped, warnings=tuple(notes), records=records,
+                         per_file=reduction.per_file)

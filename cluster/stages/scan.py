@@ -1,0 +1,818 @@
+"""Stages 1 and 2 at any scale: records scanned, validated and reduced out of core.
+
+Records can be far more than memory (five years of publications with one row per author
+address: 50–200 M rows), while the sites they reduce to stay bounded (geocodes are
+cities, streets and campuses: a few hundred thousand locations). So records never
+become a pandas frame: DuckDB scans the files (CSV, compressed CSV, Parquet, directories
+of hive-partitioned Parquet, globs), checks every row and reduces them in one pass to
+*site groups*, and only those reach Python. DuckDB was measured against Polars and Arrow
+datasets for this reduction (``benchmarks/results/bench_pipeline.md``); it streams
+Parquet and CSV, spills its hash tables to disk past ``[engine] memory_limit``, and
+gives per-file row numbers for messages.
+
+The reduction
+-------------
+Every row gets a document size ``n`` (rows of its ``(metric, doc_id)`` inside the year
+window) unless it carries its own ``weight``. The engine then counts rows per group::
+
+    (metric, lat, lon, country, n, weight) -> c
+
+and nothing else: counts are integers, so the result is the same whatever the order in
+which rows arrive, the number of threads or the machine (Dask gives the same groups).
+A site's weight is then summed in Python in one fixed order from ``c / n`` (or
+``c * weight``), so the embedded engine, the distributed engine and an in-memory frame
+give bit-identical site weights (:func:`cluster.stages.sites.sites_from_groups`).
+The same pass gives the rows per file; the profiles (``field``, ``institution``) are
+counted the same way per cluster in a second pass once the clusters are known
+(:func:`profile_counts`).
+
+Validation
+----------
+The rules are those of :mod:`cluster.stages.read`, written once more as SQL predicates
+that flag a *suspect* row. A clean input (the normal case) is never read twice. When
+rows are flagged, only those rows are fetched, with their file and row number, and go
+through the Python validator, so the messages are the ones a small file gets: file, row,
+column, value and fix. A file DuckDB cannot parse (ragged rows, bytes that are not
+UTF-8) is handed to the pandas reader, whose messages name the line.
+
+Inputs DuckDB does not scan (GeoPackage and other vector files, GeoParquet, ``.bz2`` and
+``.xz`` CSV, Parquet with binary columns, in-memory frames) are read and validated by
+:mod:`cluster.stages.read` and then reduced by the same query.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cluster.errors import InputDataError, UserInputError
+from cluster.provenance import PARQUET_SYNTHETIC_KEY
+from cluster.stages._mapping import InputMapping, mapping_plan
+from cluster.stages.read import (
+    COLUMNS,
+    _DELIMITERS,
+    _format,
+    _open_text,
+    _read_csv,
+    _sniff_delimiter,
+    _validate,
+    check_columns,
+    check_world_totals,
+    file_sha256,
+    read_records,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Records", "Reduction", "connect", "in_memory", "open_records", "profile_counts", "records_frame",
+           "reduce_records"]
+
+# Text cells that mean "no value" (as pandas writes missing values), for optional columns.
+_BLANKS = ("nan", "NaN", "None", "<NA>")
+# Scanned by DuckDB; other formats go through the pandas readers.
+_SCANNED_COMPRESSION = (None, "gzip", "zstd")
+# Suspect rows fetched per file to word the messages (the count of the rest is exact).
+_MAX_SUSPECT_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """Files DuckDB reads with one table function (same format, delimiter and header)."""
+
+    kind: str  # "csv" or "parquet"
+    files: tuple[str, ...]
+    label: str  # the path as the user gave it (a file, a directory or a glob)
+    plan: tuple  # (name, "column"|"constant", source|value) per column, after the mapping
+    types: tuple  # DuckDB type name per column of the file(s), "VARCHAR" for CSV
+    delimiter: str = ","
+    compression: str | None = None
+    hive: bool = False
+    header: tuple = ()  # CSV: the header as written (the raw column names DuckDB reads)
+
+
+@dataclass(frozen=True)
+class Records:
+    """Where a run's records are, checked down to their columns but not yet read.
+
+    Attributes
+    ----------
+    scans : tuple
+        File groups DuckDB scans.
+    frames : tuple of DataFrame
+        Records already validated in memory (in-memory input, or formats read by
+        :mod:`cluster.stages.read`), with a ``source`` column.
+    files : list of dict
+        Per file: path, bytes, SHA-256, synthetic flag and mapping (``run.json`` inputs).
+    synthetic : bool
+        Every input is flagged as synthetic demo data.
+    """
+
+    scans: tuple = ()
+    frames: tuple = ()
+    files: list = field(default_factory=list)
+    synthetic: bool = False
+
+    @property
+    def columns(self) -> set[str]:
+        """Record columns present in at least one input."""
+        cols = {n.strip().lower() for s in self.scans for n, _, _ in s.plan}
+        for f in self.frames:
+            cols |= {c for c in f.columns if f[c].notna().any()}
+        return cols & set(COLUMNS)
+
+
+def connect(config=None):
+    """A DuckDB connection with the run's memory limit, threads and spill directory.
+
+    Parameters
+    ----------
+    config : Config, optional
+        ``memory_limit``, ``threads`` and ``temp_directory`` of ``[engine]``.
+
+    Returns
+    -------
+    duckdb.DuckDBPyConnection
+    """
+    import duckdb
+
+    settings = {"memory_limit": getattr(config, "memory_limit", "2GB"),
+                # Order is not needed by the reduction (groups are counted); dropping it
+                # lets DuckDB stream without buffering.
+                "preserve_insertion_order": False}
+    threads = getattr(config, "threads", 0) or os.cpu_count() or 1
+    settings["threads"] = threads
+    if getattr(config, "temp_directory", ""):
+        settings["temp_directory"] = config.temp_directory
+    con = duckdb.connect(config=settings)
+    return con
+
+
+# --------------------------------------------------------------------------- discovery
+
+def _expand(path: str) -> list[Path]:
+    """The files of one input: itself, the record files under a directory, or a glob."""
+    p = Path(path)
+    if any(ch in str(path) for ch in "*?["):
+        hits = sorted(Path(h) for h in glob.glob(str(path), recursive=True) if Path(h).is_file())
+        if not hits:
+            raise UserInputError(f"Input pattern {path} matches no file. Check the pattern given to {{input}}.")
+        return hits
+    if not p.exists():
+        raise UserInputError(f"Input {p} does not exist. Check the path given to {{input}}.")
+    if p.is_dir():
+        hits = sorted(f for f in p.rglob("*") if f.is_file() and not any(
+            part.startswith((".", "_")) for part in f.relative_to(p).parts) and _format(f)[0])
+        if not hits:
+            raise UserInputError(f"Input {p} is a directory without record files (.csv, .csv.gz, .parquet, "
+                                 ".gpkg ...). Pass files, a directory of them or a glob to {{input}}.")
+        return hits
+    return [p]
+
+
+def _is_hive(files: Sequence[Path], root: Path) -> bool:
+    """Directories named ``key=value`` between the input and its files (hive partitions)."""
+    for f in files:
+        try:
+            parts = f.relative_to(root).parts[:-1]
+        except ValueError:
+            parts = f.parts[:-1]
+        if any("=" in part for part in parts):
+            return True
+    return False
+
+
+def _csv_header(path: Path, compression: str | None, delimiter: str) -> list[str]:
+    with _open_text(path, compression) as fh:
+        head = fh.read(1 << 16)
+    head = head.lstrip("\ufeff")
+    lines = [line for line in head.splitlines() if line.strip()]
+    if not lines:
+        raise UserInputError(f"{path}: the file is empty. Give a CSV with a header row "
+                             f"(metric, lat, lon, ...) and at least one record.")
+    if len(lines) == 1 and len(head) < (1 << 16):
+        raise UserInputError(f"{path}: the file has a header but no records. Add at least one record.")
+    return next(csv.reader(io.StringIO(lines[0]), delimiter=delimiter))
+
+
+def _parquet_scan(files: list[Path], label: str, mapping, hive: bool, con) -> _Scan | None:
+    """The scan of Parquet files, or None when the pandas reader must read them
+    (GeoParquet geometry, binary columns)."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            meta = pq.read_schema(f).metadata or {}
+        except Exception as exc:  # pyarrow raises several types for a broken file
+            raise UserInputError(f"{f}: cannot read as Parquet ({exc}).") from None
+        if b"geo" in meta:
+            return None
+    desc = con.execute(f"DESCRIBE SELECT * FROM {_parquet_function(files, hive)}").fetchall()
+    names, types = [r[0] for r in desc], [str(r[1]) for r in desc]
+    if any(t == "BLOB" for t in types):
+        return None
+    plan = tuple(mapping_plan(names, mapping, label))
+    typed = dict(zip(names, types))
+    return _Scan(kind="parquet", files=tuple(map(str, files)), label=label, plan=plan,
+                 types=tuple(typed.get(src, "VARCHAR") if kind == "column" else "VARCHAR"
+                             for _, kind, src in plan), hive=hive)
+
+
+def _parquet_function(files: Sequence, hive: bool, *, rows: bool = False) -> str:
+    listed = ", ".join(_sql_text(str(f)) for f in files)
+    return (f"read_parquet([{listed}], filename=true, union_by_name=true, hive_partitioning={str(hive).lower()}"
+            f"{', file_row_number=true' if rows else ''})")
+
+
+def _csv_function(scan: _Scan, files: Sequence | None = None) -> str:
+    listed = ", ".join(_sql_text(str(f)) for f in (files or scan.files))
+    columns = ", ".join(f"{_sql_text(src)}: 'VARCHAR'" for src in _raw_names(scan))
+    comp = {"gzip": "gzip", "zstd": "zstd"}.get(scan.compression, "none")
+    return (f"read_csv([{listed}], delim={_sql_text(scan.delimiter)}, header=true, "
+            f"columns={{{columns}}}, quote='\"', escape='\"', strict_mode=true, null_padding=false, "
+            f"compression='{comp}', filename=true, auto_detect=false, union_by_name=false)")
+
+
+def _raw_names(scan: _Scan) -> list[str]:
+    return list(scan.header) or list(dict.fromkeys(src for _, kind, src in scan.plan if kind == "column"))
+
+
+def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping | None] | None = None, *,
+                 layer: str | None = None, con=None) -> Records:
+    """Find and check the record inputs: files, their formats, columns and fingerprints.
+
+    Nothing is read but headers, Parquet footers and (for fingerprints) the bytes; the
+    rows are read by :func:`reduce_records`.
+
+    Parameters
+    ----------
+    data : sequence of path-like
+        Files, directories (every record file below, hive partitions ``key=value``
+        becoming columns) or glob patterns (``data/**/*.parquet``).
+    metrics : sequence of str
+        Metric names allowed in ``metric``.
+    mappings : sequence of InputMapping or None, optional
+        Per input, the column mapping and constants of ``[input.files]``.
+    layer : str, optional
+        The layer read from GeoPackages.
+    con : duckdb.DuckDBPyConnection, optional
+        The connection to describe Parquet schemas with (default: a new one).
+
+    Returns
+    -------
+    Records
+
+    Raises
+    ------
+    UserInputError
+        A missing path, an unsupported format, a CSV whose header or delimiter is
+        refused; :class:`~cluster.errors.InputDataError` for missing or ambiguous
+        columns (named with the closest column of the file).
+    """
+    inputs = list(data)
+    mappings = list(mappings) if mappings is not None else [None] * len(inputs)
+    con = con or connect()
+    scans, frames, files, problems, bad_rows = [], [], [], [], 0
+    for i, given in enumerate(inputs):
+        paths = _expand(str(given))
+        root = Path(str(given))
+        mapping = mappings[i]
+        by_format: dict = {}
+        for f in paths:
+            kind, compression = _format(f)
+            if not kind:
+                raise UserInputError(
+                    f"{f}: unsupported file type '{f.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg. "
+                    "CSV may be compressed (.csv.gz, .csv.zst, .csv.bz2, .csv.xz).")
+            by_format.setdefault((kind, compression), []).append(f)
+        try:
+            for (kind, compression), group in by_format.items():
+                scanned = []
+                if kind == "parquet":
+                    scan = _parquet_scan(group, str(given), mapping, root.is_dir() and _is_hive(group, root), con)
+                    if scan is not None:
+                        check_columns([n for n, _, _ in scan.plan], str(given) if len(group) > 1 else group[0])
+                        _check_types(scan, group)
+                        scanned = [scan]
+                elif kind == "csv" and compression in _SCANNED_COMPRESSION:
+                    scanned = _csv_scans(group, compression, mapping, str(given))
+                if scanned:
+                    scans += scanned
+                    continue
+                # Formats DuckDB does not scan: read and validated in memory.
+                recs, info = read_records(group, metrics, [mapping] * len(group), layer=layer)
+                frames.append(recs.assign(source=np.int32(len(files) + recs["source"].to_numpy())))
+                files += info["files"]
+                continue
+        except InputDataError as exc:
+            problems += exc.problems
+            bad_rows += exc.rows or 0
+            continue
+        for f in paths:
+            if any(str(f) in s.files for s in scans):
+                files.append({"path": str(f), "bytes": f.stat().st_size, "synthetic": _synthetic(f),
+                              **({"mapping": mapping.describe()} if mapping else {})})
+    if problems:
+        raise InputDataError(problems, rows=bad_rows or None)
+    if not files:
+        raise UserInputError("No input files given.")
+    _fingerprint(files)
+    return Records(scans=tuple(scans), frames=tuple(frames), files=files,
+                   synthetic=all(f.get("synthetic", False) for f in files))
+
+
+def _csv_scans(group: list[Path], compression, mapping, label: str) -> list[_Scan]:
+    """One scan per (delimiter, header) among the CSV files of an input."""
+    out: dict = {}
+    for f in group:
+        delimiter = _sniff_delimiter(f, compression)
+        if delimiter != ",":
+            log.info("%s: fields separated by %s", f, _DELIMITERS[delimiter])
+        header = _csv_header(f, compression, delimiter)
+        out.setdefault((delimiter, tuple(header)), []).append(f)
+    scans = []
+    for (delimiter, header), files in out.items():
+        plan = tuple(mapping_plan(list(header), mapping, files[0] if len(files) == 1 else label))
+        check_columns([n for n, _, _ in plan], files[0] if len(files) == 1 else label)
+        scans.append(_Scan(kind="csv", files=tuple(map(str, files)), label=label, plan=plan,
+                           types=tuple("VARCHAR" for _ in plan), delimiter=delimiter, compression=compression,
+                           header=tuple(header)))
+    return scans
+
+
+_NON_NUMERIC = (("BOOLEAN", "true/false values"), ("DATE", "dates or times"), ("TIME", "dates or times"),
+                ("INTERVAL", "dates or times"), ("[]", "lists, mappings or bytes"),
+                ("STRUCT", "lists, mappings or bytes"), ("MAP", "lists, mappings or bytes"))
+
+
+def _check_types(scan: _Scan, files) -> None:
+    """Typed Parquet columns that must hold numbers but hold booleans, dates or lists."""
+    where = files[0] if len(files) == 1 else scan.label
+    problems = []
+    for (name, _, _), typ in zip(scan.plan, scan.types):
+        col = name.strip().lower()
+        if col not in ("lat", "lon", "weight", "year"):
+            continue
+        for marker, kind in _NON_NUMERIC:
+            if marker in typ:
+                problems.append(f"{where}: column '{col}' holds {kind}, not numbers. Give "
+                                + ("decimal degrees (WGS84)." if col in ("lat", "lon") else "numbers."))
+                break
+    if problems:
+        raise InputDataError(problems)
+
+
+def _synthetic(path: Path) -> bool:
+    if _format(path)[0] != "parquet":
+        return False
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return meta.get(PARQUET_SYNTHETIC_KEY) == b"true"
+
+
+def _fingerprint(files: list[dict]) -> None:
+    """SHA-256 of every input file (``run.json``), hashed on threads: hashlib releases the
+    GIL, so a 100 M-record input is hashed while the reduction starts."""
+    todo = [f for f in files if "sha256" not in f]
+    if not todo:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(4, len(todo))) as pool:
+        for f, digest in zip(todo, pool.map(lambda f: file_sha256(Path(f["path"])), todo)):
+            f["sha256"] = digest
+
+
+# --------------------------------------------------------------------------- SQL
+
+def _sql_text(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool = False, raw: bool = False,
+                index: int = 0) -> str:
+    """SELECT of the record columns, validated as :func:`cluster.stages.read._validate`
+    does, plus ``ok`` (no problem on the row), ``_scan`` (``index``), ``_file`` and, with
+    ``rows``, ``_rownum`` (0-based row of the file). With ``raw`` the file's own columns
+    come along (to word the problems of suspect rows)."""
+    cols = {}
+    for (name, kind, src), typ in zip(scan.plan, scan.types):
+        key = name.strip().lower()
+        if key not in cols:
+            cols[key] = (_sql_text(src) if kind == "constant" else _ident(src),
+                         "VARCHAR" if kind == "constant" else typ)
+    numeric = {c for c, (_, typ) in cols.items() if typ.split("(")[0] in _NUMERIC_TYPES}
+    raw_cols = [_ident(s) for s in _raw_names(scan)] if raw else []
+
+    # Layer 1: the cells as text (trimmed, '' as NULL) or as numbers, each computed once.
+    def text(col):
+        return f"nullif(trim(CAST({cols[col][0]} AS VARCHAR)), '')" if col in cols else "NULL::VARCHAR"
+
+    def number(col):
+        if col not in cols:
+            return "NULL::DOUBLE"
+        if col in numeric:
+            return f"CAST({cols[col][0]} AS DOUBLE)"
+        return f"TRY_CAST(trim(CAST({cols[col][0]} AS VARCHAR)) AS DOUBLE)"
+
+    layer1 = [f"{text('metric')} AS t_metric", f"{number('lat')} AS n_lat", f"{number('lon')} AS n_lon",
+              f"{number('weight')} AS n_weight", f"{number('year')} AS n_year"]
+    for col in ("doc_id", "weight", "year", "country", "field", "institution"):
+        layer1.append(f"{text(col)} AS t_{col}")
+    for col in ("weight", "year"):
+        # A numeric cell is blank when missing or NaN (as pandas reads it).
+        layer1.append(f"({cols[col][0]} IS NULL OR isnan(CAST({cols[col][0]} AS DOUBLE))) AS nb_{col}"
+                      if col in numeric else f"{'false' if col in cols else 'true'} AS nb_{col}")
+    layer1 += [f"{int(index)} AS _scan", "filename AS _file"] + (["file_row_number AS _rownum"] if rows else [])
+    layer1 += raw_cols
+    blanks = ", ".join(map(_sql_text, _BLANKS))
+
+    def blank(col):
+        return f"(t_{col} IS NULL OR t_{col} IN ({blanks}))"
+
+    # Only an empty cell means "count by document"; text 'nan' is a broken weight.
+    w_blank = "nb_weight" if "weight" in numeric else "(t_weight IS NULL)"
+    y_blank = "(nb_year OR t_year IS NULL)" if "year" in numeric else blank("year")
+    w_val = f"CASE WHEN NOT {w_blank} AND isfinite(n_weight) AND n_weight > 0 THEN n_weight END"
+    y_ok = f"({y_blank} OR (isfinite(n_year) AND n_year = floor(n_year) AND n_year BETWEEN 1000 AND 9999))"
+    layer2 = [
+        "lower(t_metric) AS metric",
+        f"CASE WHEN {blank('doc_id')} THEN NULL ELSE t_doc_id END AS doc_id",
+        "n_lat AS lat", "CASE WHEN n_lon >= 180 THEN n_lon - 360 ELSE n_lon END AS lon",
+        f"{w_val} AS weight",
+        f"CASE WHEN NOT {y_blank} AND {y_ok} THEN CAST(n_year AS INTEGER) END AS year",
+        f"CASE WHEN {blank('country')} THEN NULL ELSE upper(t_country) END AS country",
+        f"CASE WHEN {blank('field')} THEN NULL ELSE t_field END AS field",
+        f"CASE WHEN {blank('institution')} THEN NULL ELSE t_institution END AS institution",
+        f"""coalesce(lower(t_metric) IN ({', '.join(map(_sql_text, metrics))})
+              AND isfinite(n_lat) AND abs(n_lat) <= 90 AND isfinite(n_lon) AND n_lon >= -180 AND n_lon <= 360
+              AND ({w_blank} OR (isfinite(n_weight) AND n_weight > 0))
+              AND NOT ({w_val} IS NULL AND {blank('doc_id')}) AND {y_ok}
+              AND ({blank('country')} OR regexp_full_match(upper(t_country), '[A-Z]{{2}}')), false) AS ok""",
+        "_scan", "_file",
+    ] + (["_rownum"] if rows else []) + raw_cols
+    return f"SELECT {', '.join(layer2)} FROM (SELECT {', '.join(layer1)} FROM {source})"
+
+
+_NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+                  "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+
+
+def _scan_source(scan: _Scan, *, rows: bool = False, files=None) -> str:
+    if scan.kind == "parquet":
+        return _parquet_function(files or scan.files, scan.hive, rows=rows)
+    return _csv_function(scan, files)
+
+
+def _frame_sql(name: str) -> str:
+    return f"""
+        SELECT CAST(metric AS VARCHAR) AS metric, CAST(doc_id AS VARCHAR) AS doc_id, lat, lon,
+               CASE WHEN isnan(weight) THEN NULL ELSE weight END AS weight,
+               CAST(year AS INTEGER) AS year, CAST(country AS VARCHAR) AS country,
+               CAST(field AS VARCHAR) AS field, CAST(institution AS VARCHAR) AS institution,
+               true AS ok, -1 AS _scan, '{name}' AS _file
+        FROM {name}"""
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """What the engine returns: counts, never records.
+
+    Attributes
+    ----------
+    groups : DataFrame
+        ``metric, lat, lon, country, n, weight, c``: ``c`` records at that site and
+        country with document size ``n`` (fractional rows) or that pre-set ``weight``.
+    n_records : int
+        Records read (valid; the year window not applied).
+    outside_years : int
+        Records outside the year window.
+    years : dict
+        Records per year (``None`` for rows without a year).
+    per_file : dict
+        Records per file path.
+    """
+
+    groups: pd.DataFrame
+    n_records: int
+    outside_years: int
+    years: dict
+    per_file: dict
+
+
+def _union(records: Records, metrics: Sequence[str], con) -> str:
+    parts = [_normalized(s, metrics, _scan_source(s), index=i) for i, s in enumerate(records.scans)]
+    for i, frame in enumerate(records.frames):
+        name = f"_frame_{i}"
+        cols = frame[[c for c in ("metric", "doc_id", "lat", "lon", "weight", "year", "country", "field",
+                                  "institution") if c in frame.columns]].copy()
+        cols["metric"] = cols["metric"].astype(str)
+        for c in ("doc_id", "country", "field", "institution"):
+            if c not in cols:
+                cols[c] = None
+            cols[c] = cols[c].astype(object)
+        if "year" not in cols:
+            cols["year"] = pd.array([pd.NA] * len(cols), dtype="Int64")
+        con.register(name, cols)
+        parts.append(_frame_sql(name))
+    return "\nUNION ALL BY NAME\n".join(f"({p})" for p in parts)
+
+
+def _joined(records: Records, metrics: Sequence[str], con, year_start, year_end) -> str:
+    """Every record with ``inwin`` (inside the year window) and ``n``, the rows of its
+    document inside the window (NULL for pre-weighted rows)."""
+    return f"""
+        WITH r AS (SELECT *, {_window(year_start, year_end)} AS inwin FROM ({_union(records, metrics, con)})),
+        d AS (SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS n FROM r
+              WHERE ok AND inwin AND weight IS NULL GROUP BY metric, doc_id)
+        SELECT * FROM r LEFT JOIN d ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
+
+
+def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int | None = None,
+                   year_end: int | None = None, con=None, config=None) -> Reduction:
+    """Validate every record and reduce them to site groups in one DuckDB pass.
+
+    Parameters
+    ----------
+    records : Records
+        From :func:`open_records` (or :func:`in_memory`).
+    metrics : sequence of str
+        Metric names allowed in ``metric``.
+    year_start, year_end : int, optional
+        Inclusive year window; rows outside it are counted, not reduced.
+    con : duckdb.DuckDBPyConnection, optional
+        Default: :func:`connect` with ``config``.
+    config : Config, optional
+        The engine settings for a new connection.
+
+    Returns
+    -------
+    Reduction
+
+    Raises
+    ------
+    InputDataError
+        Every invalid record with file, row, column, value and fix.
+    UserInputError
+        A file DuckDB and pandas cannot parse.
+    """
+    con = con or connect(config)
+    joined = _joined(records, metrics, con, year_start, year_end)
+    key = "ok, inwin, metric, lat, lon, country, n, weight"
+    # Rows per file come with the groups when there are several inputs: per scan, and per
+    # file of a multi-file CSV scan (Parquet files give theirs from their footers).
+    multi = [i for i, sc in enumerate(records.scans) if sc.kind == "csv" and len(sc.files) > 1]
+    if len(records.scans) + len(records.frames) > 1 or multi:
+        fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
+        query = f"""
+            WITH g AS (SELECT {key}, _scan, {fkey} AS _fkey, count(*) AS c FROM ({joined}) GROUP BY ALL)
+            SELECT GROUPING(_scan) AS g_key, {key}, _scan, _fkey, sum(c) AS c FROM g
+            GROUP BY GROUPING SETS (({key}), (ok, _scan, _fkey))"""
+    else:
+        query = f"SELECT 1 AS g_key, {key}, 0 AS _scan, NULL AS _fkey, count(*) AS c FROM ({joined}) GROUP BY ALL"
+    out = _fetch(con, query, records)
+    if out["ok"].eq(False).any():
+        _raise_row_problems(records, metrics, con)
+    files = out[out["g_key"] == 0] if len(records.scans) + len(records.frames) > 1 or multi else out
+    out = out[out["g_key"] == 1]
+    per_file = _per_file(records, files)
+    inside = out["inwin"].eq(True)
+    groups = out.loc[inside, ["metric", "lat", "lon", "country", "n", "weight", "c"]].reset_index(drop=True)
+    years = {}
+    outside = int(out.loc[~inside, "c"].sum())
+    if outside and not inside.any():
+        years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "
+                             "GROUP BY year").fetchall())
+    return Reduction(groups=groups, n_records=int(out["c"].sum()), outside_years=outside, years=years,
+                     per_file=per_file)
+
+
+def profile_counts(records: Records, metrics: Sequence[str], site_cluster: pd.DataFrame, *,
+                   year_start: int | None = None, year_end: int | None = None, con=None,
+                   config=None) -> pd.DataFrame | None:
+    """Rows per cluster, metric and ``field``/``institution`` value (a second pass over
+    the records, once the clusters are known).
+
+    Parameters
+    ----------
+    records : Records
+        The inputs.
+    metrics : sequence of str
+        Metric names.
+    site_cluster : DataFrame
+        ``metric, lat, lon, cluster`` of every site inside a cluster.
+    year_start, year_end : int, optional
+        The year window.
+    con, config
+        As :func:`reduce_records`.
+
+    Returns
+    -------
+    DataFrame or None
+        ``cluster, metric, kind, value, n, weight, c`` (see :func:`reduce_records` for
+        ``n`` and ``weight``; sum with :func:`cluster.stages.sites.cluster_values`); None
+        when no input has a ``field`` or ``institution`` column.
+    """
+    kinds = [k for k in ("field", "institution") if k in records.columns]
+    if not kinds:
+        return None
+    con = con or connect(config)
+    table = site_cluster[["metric", "lat", "lon", "cluster"]].assign(metric=site_cluster["metric"].astype(str))
+    con.register("_site_cluster", table)
+    unpivot = " UNION ALL ".join(
+        f"SELECT cluster, metric, '{k}' AS kind, {k} AS value, n, weight FROM j WHERE {k} IS NOT NULL"
+        for k in kinds)
+    try:
+        return _fetch(con, f"""
+            WITH j AS (SELECT s.cluster, r.* FROM ({_joined(records, metrics, con, year_start, year_end)}) r
+                       JOIN _site_cluster s ON r.metric = s.metric AND r.lat = s.lat AND r.lon = s.lon
+                       WHERE r.inwin AND r.ok)
+            SELECT cluster, metric, kind, value, n, weight, count(*) AS c FROM ({unpivot}) GROUP BY ALL""",
+                      records)
+    finally:
+        con.unregister("_site_cluster")
+
+
+def _window(year_start: int | None, year_end: int | None) -> str:
+    window = []
+    if year_start is not None:
+        window.append(f"year >= {int(year_start)}")
+    if year_end is not None:
+        window.append(f"year <= {int(year_end)}")
+    return f"(year IS NOT NULL AND {' AND '.join(window)})" if window else "true"
+
+
+def _per_file(records: Records, out: pd.DataFrame) -> dict:
+    """Records per input file: Parquet footers, in-memory frames, and the group counts of CSV."""
+    import pyarrow.parquet as pq
+
+    per = {}
+    for i, scan in enumerate(records.scans):
+        if scan.kind == "parquet":
+            for f in scan.files:
+                per[f] = pq.read_metadata(f).num_rows
+        elif len(scan.files) == 1:
+            per[scan.files[0]] = int(out.loc[out["_scan"] == i, "c"].sum())
+        else:
+            sel = out[out["_scan"] == i]
+            per.update({k: int(v) for k, v in sel.groupby("_fkey")["c"].sum().items()})
+    return per
+
+
+def _fetch(con, query: str, records: Records) -> pd.DataFrame:
+    """Run the reduction; a parse error is worded by the pandas reader of that file."""
+    import duckdb
+
+    try:
+        return con.sql(query).df()
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
+        _explain_parse_error(records, exc)
+        raise
+
+
+def _explain_parse_error(records: Records, exc: Exception) -> None:
+    """Raise the pandas reader's message for the CSV that DuckDB could not parse."""
+    text = str(exc)
+    for scan in records.scans:
+        for f in scan.files:
+            if f in text or len(records.scans) == 1 and len(scan.files) == 1:
+                if scan.kind == "csv":
+                    _read_csv(Path(f), scan.compression)  # raises the worded message
+                raise UserInputError(f"{f}: cannot read ({text.splitlines()[0]}).") from None
+    raise UserInputError(f"Cannot read the input ({text.splitlines()[0]}).") from None
+
+
+def _raise_row_problems(records: Records, metrics: Sequence[str], con) -> None:
+    """Fetch the suspect rows of each file with their row numbers and word them with the
+    Python validator (same messages as a file read in memory)."""
+    problems, rows = [], 0
+    for scan in records.scans:
+        for f in scan.files:
+            source = _scan_source(scan, rows=scan.kind == "parquet", files=[f])
+            if scan.kind == "csv":
+                # CSV has no row-number column: number the rows of this one file in order
+                # (an ordered scan, only on this path).
+                source = f"(SELECT *, row_number() OVER () - 1 AS file_row_number FROM {source})"
+            sql = _normalized(scan, metrics, source, rows=True, raw=True)
+            con.execute("SET preserve_insertion_order = true")
+            suspect = con.sql(f"SELECT * FROM ({sql}) WHERE NOT ok ORDER BY _rownum "
+                              f"LIMIT {_MAX_SUSPECT_ROWS}").df()
+            if suspect.empty:
+                continue
+            finite = con.sql(f"SELECT count(*) FROM ({sql}) WHERE isfinite(lat) AND isfinite(lon)").fetchone()[0]
+            raw_names = _raw_names(scan)
+            raw = suspect[[c for c in suspect.columns if c in raw_names]]
+            raw = raw.loc[:, ~raw.columns.duplicated()]
+            if scan.kind == "csv":
+                raw = raw.fillna("")
+            plan_frame = pd.DataFrame({name: (raw[src] if kind == "column" else value)
+                                       for name, kind, src in scan.plan
+                                       for value in [src]}, index=raw.index)
+            try:
+                _validate(plan_frame, Path(f), 2 if scan.kind == "csv" else 1, metrics,
+                          row_numbers=suspect["_rownum"].to_numpy(dtype=np.int64), n_finite=int(finite))
+            except InputDataError as exc:
+                problems += exc.problems
+                rows += exc.rows or 0
+    con.execute("SET preserve_insertion_order = false")
+    if problems:
+        raise InputDataError(problems, rows=rows or None)
+    raise UserInputError("The engine flagged rows the validator accepts; please report this with the input.")
+
+
+def records_frame(records: Records, metrics: Sequence[str], *, year_start: int | None = None,
+                  year_end: int | None = None, con=None, config=None) -> pd.DataFrame:
+    """The validated records inside the year window as one pandas frame.
+
+    Memory grows with the number of records: used only where records are needed one by
+    one (the bootstrap resamples documents), never by a plain run.
+
+    Parameters
+    ----------
+    records : Records
+        From :func:`open_records`.
+    metrics : sequence of str
+        Metric names.
+    year_start, year_end : int, optional
+        Inclusive year window.
+    con, config
+        As :func:`reduce_records`.
+
+    Returns
+    -------
+    DataFrame
+        ``metric`` (categorical), ``doc_id``, ``lat``, ``lon``, ``weight`` (NaN =
+        fractional), ``year``, ``country``, ``field``, ``institution``.
+    """
+    con = con or connect(config)
+    where = []
+    if year_start is not None:
+        where.append(f"year >= {int(year_start)}")
+    if year_end is not None:
+        where.append(f"year <= {int(year_end)}")
+    cond = f"WHERE year IS NOT NULL AND {' AND '.join(where)}" if where else ""
+    df = con.sql(f"SELECT * EXCLUDE (ok, _file) FROM ({_union(records, metrics, con)}) {cond}").df()
+    df["metric"] = df["metric"].astype(pd.CategoricalDtype(list(metrics)))
+    df["weight"] = df["weight"].astype(float)
+    df["year"] = df["year"].astype("Int64")
+    return df
+
+
+def in_memory(frame: pd.DataFrame, *, synthetic: bool = False) -> Records:
+    """Records already validated in memory (:func:`cluster.stages.read.validate_frame`).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Validated records.
+    synthetic : bool, default False
+        The records are the synthetic demo world.
+
+    Returns
+    -------
+    Records
+    """
+    check_world_totals(frame, "The records")
+    return Records(frames=(frame,), files=[], synthetic=synthetic)
+
+
+def raise_overflow(records: Records, metrics: Sequence[str]) -> None:
+    """Word a weight overflow with the rows of the heaviest weights (the in-memory reader's
+    message; only reached when a metric's weights sum past the largest float).
+
+    Parameters
+    ----------
+    records : Records
+        The inputs.
+    metrics : sequence of str
+        Metric names.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    UserInputError
+        Always.
+    """
+    for frame in records.frames:
+        check_world_totals(frame, "The records")
+    paths = [f for s in records.scans for f in s.files]
+    if paths:
+        read_records(paths, metrics)
+    raise UserInputError("The weights of a metric sum to more than the largest float (about 1.8e308). "
+                         "Scale the weights down, e.g. to documents or fractions of a document.")
