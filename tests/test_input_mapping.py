@@ -94,7 +94,10 @@ def test_config_file_with_input_files_reads_the_file(tmp_path):
 
     config = load_config(cfg)
     rec, _, info = load_records([path], config)
-    assert len(rec) == 20 and rec["weight"].notna().all()
+    from cluster.stages.scan import records_frame
+
+    frame = records_frame(rec, config.metric_names)
+    assert len(frame) == 20 and frame["weight"].notna().all() and (frame["metric"] == "patents").all()
     assert config.to_dict()["input"]["files"]["patentsview_inventor_locations_2013.csv"]["set"] == {"metric": "patents"}
 
 

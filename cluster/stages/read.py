@@ -323,6 +323,7 @@ class _Problems:
         self.rows.update(int(r) for r in rows)
         head = rows[:_EXAMPLES_PER_PROBLEM]
         for r, v in zip(head, np.asarray(values)[head]):
+            v = v.item() if isinstance(v, np.generic) else v  # 95.0, not np.float64(95.0)
             row = int(r if self.row_numbers is None else self.row_numbers[r])
             self.items.append(f"{self.path}, row {row + self.row_offset}, column '{column}': "
                               f"{what} (got {v!r}). {fix}")

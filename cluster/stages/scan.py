@@ -58,8 +58,8 @@ from cluster.errors import InputDataError, UserInputError
 from cluster.provenance import PARQUET_SYNTHETIC_KEY
 from cluster.stages._mapping import InputMapping, mapping_plan
 from cluster.stages.read import (
-    COLUMNS,
     _DELIMITERS,
+    COLUMNS,
     _format,
     _open_text,
     _read_csv,
@@ -173,7 +173,7 @@ def _expand(path: str) -> list[Path]:
             part.startswith((".", "_")) for part in f.relative_to(p).parts) and _format(f)[0])
         if not hits:
             raise UserInputError(f"Input {p} is a directory without record files (.csv, .csv.gz, .parquet, "
-                                 ".gpkg ...). Pass files, a directory of them or a glob to {{input}}.")
+                                 ".gpkg ...). Pass files, a directory of them or a glob to {input}.")
         return hits
     return [p]
 
@@ -415,7 +415,7 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
             cols[key] = (_sql_text(src) if kind == "constant" else _ident(src),
                          "VARCHAR" if kind == "constant" else typ)
     numeric = {c for c, (_, typ) in cols.items() if typ.split("(")[0] in _NUMERIC_TYPES}
-    raw_cols = [_ident(s) for s in _raw_names(scan)] if raw else []
+    raw_cols = [f"_raw_{i}" for i in range(len(_raw_names(scan)))] if raw else []
 
     # Layer 1: the cells as text (trimmed, '' as NULL) or as numbers, each computed once.
     def text(col):
@@ -437,7 +437,8 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
         layer1.append(f"({cols[col][0]} IS NULL OR isnan(CAST({cols[col][0]} AS DOUBLE))) AS nb_{col}"
                       if col in numeric else f"{'false' if col in cols else 'true'} AS nb_{col}")
     layer1 += [f"{int(index)} AS _scan", "filename AS _file"] + (["file_row_number AS _rownum"] if rows else [])
-    layer1 += raw_cols
+    # The file's own cells, as read (raw names may clash with the record columns).
+    layer1 += [f"{_ident(src)} AS _raw_{i}" for i, src in enumerate(_raw_names(scan))] if raw else []
     blanks = ", ".join(map(_sql_text, _BLANKS))
 
     def blank(col):
@@ -712,15 +713,14 @@ def _raise_row_problems(records: Records, metrics: Sequence[str], con) -> None:
                               f"LIMIT {_MAX_SUSPECT_ROWS}").df()
             if suspect.empty:
                 continue
-            finite = con.sql(f"SELECT count(*) FROM ({sql}) WHERE isfinite(lat) AND isfinite(lon)").fetchone()[0]
-            raw_names = _raw_names(scan)
-            raw = suspect[[c for c in suspect.columns if c in raw_names]]
-            raw = raw.loc[:, ~raw.columns.duplicated()]
+            finite = con.sql(f"SELECT count(*) FROM ({sql}) WHERE isfinite(lat) AND isfinite(lon)").fetchall()[0][0]
+            names = _raw_names(scan)
+            raw = pd.DataFrame({name: suspect[f"_raw_{i}"] for i, name in enumerate(names)})
             if scan.kind == "csv":
-                raw = raw.fillna("")
-            plan_frame = pd.DataFrame({name: (raw[src] if kind == "column" else value)
-                                       for name, kind, src in scan.plan
-                                       for value in [src]}, index=raw.index)
+                # As the pandas reader reads CSV: text, '' for an empty cell.
+                raw = raw.astype(object).where(raw.notna(), "")
+            plan_frame = pd.DataFrame({name: (raw[src] if kind == "column" else src)
+                                       for name, kind, src in scan.plan}, index=raw.index)
             try:
                 _validate(plan_frame, Path(f), 2 if scan.kind == "csv" else 1, metrics,
                           row_numbers=suspect["_rownum"].to_numpy(dtype=np.int64), n_finite=int(finite))

@@ -92,7 +92,8 @@ def world_totals(sites: pd.DataFrame, metrics: Iterable[str]) -> dict[str, float
     dict
         Metric -> total weight (0.0 for a metric without records).
     """
-    tot = sites.groupby("metric", observed=False)["weight"].sum()
+    with np.errstate(over="ignore"):
+        tot = sites.groupby("metric", observed=False)["weight"].sum()
     return {m: float(tot.get(m, 0.0)) for m in metrics}
 
 
@@ -175,11 +176,13 @@ def sites_from_groups(groups: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFr
     w = group_weights(groups["n"].to_numpy(dtype=float)[order], groups["weight"].to_numpy(dtype=float)[order], c)
     # Per (site, country), then per site over countries in code order.
     by_country = _runs([code, lat, lon, country])
-    w_country = np.add.reduceat(w, by_country) if len(w) else np.zeros(0)
+    with np.errstate(over="ignore"):
+        w_country = np.add.reduceat(w, by_country) if len(w) else np.zeros(0)
     c_country = np.add.reduceat(c, by_country) if len(c) else np.zeros(0, np.int64)
     sc, slat, slon = code[by_country], lat[by_country], lon[by_country]
     by_site = _runs([sc, slat, slon])
-    weight = np.add.reduceat(w_country, by_site) if len(w_country) else np.zeros(0)
+    with np.errstate(over="ignore"):  # an overflow is reported by the caller, with the rows
+        weight = np.add.reduceat(w_country, by_site) if len(w_country) else np.zeros(0)
     n_records = np.add.reduceat(c_country, by_site) if len(c_country) else np.zeros(0, np.int64)
     # Dominant country: the heaviest, ties to the first code (countries are in code order).
     site_of = np.repeat(np.arange(len(by_site)), np.diff(np.r_[by_site, len(by_country)]))

@@ -85,5 +85,23 @@ def main() -> None:
     (d / "records.csv.gz").write_bytes(b"\x1f\x8b\x08\x00this is not a gzip stream")
 
 
+
+def partitioned_cases() -> None:
+    """Directories of hive-partitioned Parquet: a problem is named with its file and row."""
+    d = case("input_partition_bad_latitude", "--input {dir}/parts",
+             "metric=patents/year=2021/part-0.parquet, row 2, column 'lat': latitude outside [-90, 90] "
+             "(got 95.0).")
+    for year, lat in ((2020, [48.1, 48.2]), (2021, [48.3, 95.0])):
+        folder = d / "parts" / "metric=patents" / f"year={year}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"doc_id": [f"{year}a", f"{year}b"], "lat": lat, "lon": [11.5, 11.6]}),
+                       folder / "part-0.parquet")
+    d = case("input_partition_unknown_metric", "--input {dir}/parts",
+             "column 'metric': unknown metric (got 'patent').")
+    folder = d / "parts" / "metric=patent"
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"doc_id": ["a"], "lat": [48.1], "lon": [11.5]}), folder / "part-0.parquet")
+
 if __name__ == "__main__":
     main()
+    partitioned_cases()
