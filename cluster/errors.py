@@ -25,6 +25,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "{layer}": ("`layer`", "--layer"),
     "{force}": ("`force=True`", "--force"),
     "{previous}": ("`previous`", "--previous"),
+    "{scheduler}": ("`scheduler` ([engine] scheduler)", "--scheduler"),
 }
 
 

@@ -103,8 +103,9 @@ def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True) -
     """Input, config and output options shared by run, sweep and kdist (``metric_constant``:
     offer ``--metric`` as the per-input constant; kdist has its own ``--metric``)."""
     parser.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
-                        help="records file (CSV, Parquet, GeoParquet, GeoPackage; CSV may be .csv.gz or "
-                             ".csv.zst); repeat for several")
+                        help="records: a file (CSV, Parquet, GeoParquet, GeoPackage; CSV may be compressed), a "
+                             "directory of them (hive-partitioned Parquet too) or a glob like 'data/**/*.parquet'; "
+                             "repeat for several")
     parser.set_defaults(input_specs=None)
     parser.add_argument("--map", action=_PerInput, dest="input_map", metavar="COL=SRC,...",
                         help="column mapping of the --input before it: read the file's column SRC as the "
@@ -131,6 +132,13 @@ def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True) -
     parser.add_argument("--demo-records", type=_positive_int, default=1_000_000, metavar="N",
                         help="records in the demo world when no --input is given (default 1000000)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="demo world seed (default 0)")
+    engine = parser.add_argument_group("engine")
+    engine.add_argument("--memory-limit", metavar="SIZE",
+                        help="memory of the out-of-core reduction of records to sites, e.g. 2GB (past it, DuckDB "
+                             "spills to disk; [engine] memory_limit)")
+    engine.add_argument("--scheduler", metavar="ADDRESS",
+                        help="reduce the records on this Dask distributed cluster, e.g. tcp://10.0.0.5:8786 "
+                             "(its workers must read the --input paths); clustering stays here")
 
 
 def run_overrides(args) -> dict:
@@ -143,7 +151,8 @@ def run_overrides(args) -> dict:
                    "give one of the two per metric.")
         raise UserInputError(message)
     files = {args.input[i]: spec for i, spec in sorted((getattr(args, "input_specs", None) or {}).items())}
-    return {"layer": args.layer, "top_n": args.top, "year_start": args.year_start, "year_end": args.year_end,
+    return {"layer": args.layer, "memory_limit": args.memory_limit, "scheduler": args.scheduler,
+            "top_n": args.top, "year_start": args.year_start, "year_end": args.year_end,
             "min_weight": dict(args.min_weight), "min_share": dict(args.min_share),
             "input_files": files or None}
 

@@ -1,0 +1,156 @@
+"""The sites stage on a Dask cluster, for inputs past what one machine reads in time.
+
+``[engine] scheduler = "tcp://host:8786"`` (``cluster run --scheduler``) sends the
+reduction of records to sites to an existing Dask distributed cluster; everything after
+it (clustering, boundaries, names, ranking, outputs) stays on this machine, because the
+sites it returns are bounded by the number of distinct locations, not of records.
+
+How the work is split
+---------------------
+1. Every input file is one task: the worker reads it with its own DuckDB (the same SQL
+   as the embedded engine, :func:`cluster.stages.scan._normalized`), so the rows are
+   validated by the same rules, and returns them as a pandas partition.
+2. Document sizes: rows per ``(metric, doc_id)`` inside the year window, a Dask
+   group-by (a tree reduction across workers: a document may span files).
+3. Each row gets its document's size by a shuffle join, and rows are counted per
+   ``(metric, lat, lon, country, n, weight)``: integers, so the groups do not depend on
+   partitions, workers or the order tasks finish in.
+4. The client turns the counts into weights (:func:`cluster.stages.sites.sites_from_groups`):
+   the site weights are bit-identical to the embedded engine's.
+
+The workers need this package (``pip install innovation-clusters`` in their
+environment) and must be able to read the paths (a shared file system, or object-store
+URLs DuckDB reads). A row that breaks a rule is worded on the client by the embedded
+engine, which reads that file again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import pandas as pd
+
+from cluster.errors import UserInputError
+from cluster.stages.scan import Records, Reduction, _normalized, _scan_source, _window, connect
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = {"metric": "object", "doc_id": "object", "lat": "float64", "lon": "float64", "weight": "float64",
+            "year": "float64", "country": "object", "ok": "bool", "_file": "object"}
+_KEY = ["metric", "lat", "lon", "country", "n", "weight"]
+
+
+def _read_file(scan, metrics: Sequence[str], path: str) -> pd.DataFrame:
+    """One input file read and validated by DuckDB on a worker (record columns, ``ok``)."""
+    con = connect()  # one thread: Dask runs several tasks per worker at once
+    con.execute("SET threads = 1")
+    sql = _normalized(scan, metrics, _scan_source(scan, files=[path]))
+    cols = ", ".join(_COLUMNS)
+    df = con.sql(f"SELECT {cols} FROM ({sql})").df()
+    return df.astype(_COLUMNS)
+
+
+def _frame_partition(frame: pd.DataFrame) -> pd.DataFrame:
+    """A validated in-memory frame in the partitions' layout."""
+    out = pd.DataFrame({c: frame[c] if c in frame.columns else None for c in _COLUMNS if c not in ("ok", "_file")})
+    out["metric"] = out["metric"].astype(str)
+    out["ok"] = True
+    out["_file"] = "<memory>"
+    return out.astype(_COLUMNS)
+
+
+def reduce_records_distributed(records: Records, metrics: Sequence[str], config, *, client=None) -> Reduction:
+    """:func:`cluster.stages.scan.reduce_records` on a Dask distributed cluster.
+
+    Parameters
+    ----------
+    records : Records
+        From :func:`cluster.stages.scan.open_records`.
+    metrics : sequence of str
+        Metric names.
+    config : Config
+        ``scheduler`` (the cluster's address), ``year_start``, ``year_end``.
+    client : distributed.Client, optional
+        A connected client (default: one connected to ``config.scheduler``).
+
+    Returns
+    -------
+    Reduction
+        The same groups as the embedded engine (row counts: equal, not merely close).
+
+    Raises
+    ------
+    UserInputError
+        When Dask is not installed or the scheduler cannot be reached;
+        :class:`~cluster.errors.InputDataError` for invalid records.
+    """
+    try:
+        import dask
+        import dask.dataframe as dd
+        from distributed import Client
+    except ImportError:
+        message = ("The distributed engine needs Dask: pip install 'innovation-clusters[distributed]' "
+                   "(or leave [engine] scheduler empty for the embedded engine).")
+        raise UserInputError(message) from None
+    own = client is None
+    if own:
+        try:
+            client = Client(config.scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            message = (f"Cannot reach the Dask scheduler at {config.scheduler} ({exc}). Check {{scheduler}}, "
+                       "or leave it empty for the embedded engine.")
+            raise UserInputError(message) from None
+    try:
+        log.info("reducing on the Dask cluster at %s (%d workers)", config.scheduler,
+                 len(client.scheduler_info().get("workers", {})))
+        parts = [dask.delayed(_read_file)(scan, list(metrics), f) for scan in records.scans for f in scan.files]
+        parts += [dask.delayed(_frame_partition)(frame) for frame in records.frames]
+        meta = pd.DataFrame({c: pd.Series(dtype=t) for c, t in _COLUMNS.items()})
+        rows = dd.from_delayed(parts, meta=meta, verify_meta=False)
+        inwin = _in_window(rows, config.year_start, config.year_end)
+        rows = rows.assign(inwin=inwin)
+        frac = rows[rows["ok"] & rows["inwin"] & rows["weight"].isna()]
+        sizes = frac.groupby(["metric", "doc_id"]).size(split_out=max(1, rows.npartitions // 4)).rename("n")
+        joined = rows.merge(sizes.reset_index(), on=["metric", "doc_id"], how="left")
+        joined = joined.assign(n=joined["n"].where(joined["weight"].isna()))
+        counted = joined.groupby(["ok", "inwin", "_file"] + _KEY, dropna=False).size().rename("c")
+        out = counted.compute().reset_index()
+    finally:
+        if own:
+            client.close()
+    if (~out["ok"].astype(bool)).any():
+        from cluster.stages.scan import _raise_row_problems
+
+        _raise_row_problems(records, metrics, connect(config))
+    per_file = {k: int(v) for k, v in out.groupby("_file")["c"].sum().items()}
+    inside = out["inwin"].astype(bool)
+    key = out.loc[inside, _KEY + ["c"]]
+    # Partitions are files: the same group from two files is one group.
+    groups = key.groupby(_KEY, dropna=False, sort=False, as_index=False)["c"].sum()
+    groups["country"] = groups["country"].astype(object).where(groups["country"].notna(), None)
+    outside = int(out.loc[~inside, "c"].sum())
+    years = {}
+    if outside and not inside.any():
+        con = connect(config)
+        from cluster.stages.scan import _union
+
+        years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "
+                             f"WHERE NOT {_window(config.year_start, config.year_end)} GROUP BY year").fetchall())
+    return Reduction(groups=groups.reset_index(drop=True), n_records=int(out["c"].sum()),
+                     outside_years=outside, years=years, per_file=per_file)
+
+
+def _in_window(rows, year_start, year_end):
+    """Rows inside the inclusive year window (all rows without a window)."""
+    if year_start is None and year_end is None:
+        return rows["ok"] | True
+    inwin = ~rows["year"].isna()
+    if year_start is not None:
+        inwin = inwin & (rows["year"] >= year_start)
+    if year_end is not None:
+        inwin = inwin & (rows["year"] <= year_end)
+    return inwin
+
+
+__all__ = ["reduce_records_distributed"]
