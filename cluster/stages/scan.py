@@ -153,6 +153,8 @@ def connect(config=None):
     if getattr(config, "temp_directory", ""):
         settings["temp_directory"] = config.temp_directory
     con = duckdb.connect(config=settings)
+    # DuckDB's own bar would write to the terminal in the middle of our log lines.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
@@ -535,8 +537,11 @@ def _union(records: Records, metrics: Sequence[str], con) -> str:
 def _joined(records: Records, metrics: Sequence[str], con, year_start, year_end) -> str:
     """Every record with ``inwin`` (inside the year window) and ``n``, the rows of its
     document inside the window (NULL for pre-weighted rows)."""
+    # Records are scanned twice (document sizes, then the rows) rather than materialised:
+    # memory stays bounded by the hash tables, whatever the number of records.
     return f"""
-        WITH r AS (SELECT *, {_window(year_start, year_end)} AS inwin FROM ({_union(records, metrics, con)})),
+        WITH r AS NOT MATERIALIZED (
+            SELECT *, {_window(year_start, year_end)} AS inwin FROM ({_union(records, metrics, con)})),
         d AS (SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS n FROM r
               WHERE ok AND inwin AND weight IS NULL GROUP BY metric, doc_id)
         SELECT * FROM r LEFT JOIN d ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
