@@ -4,9 +4,15 @@ import pytest
 import shapely
 from shapely.geometry import Point
 
-from cluster.engine.geo import haversine_km
+from cluster.engine.geo import haversine_km, unit_vectors
 from cluster.engine.polygons import disc_vertices
-from cluster.stages.boundaries import cluster_polygon, counts_inside, sites_inside
+from cluster.stages.boundaries import (
+    cluster_extent,
+    cluster_polygon,
+    counts_inside,
+    largest_chord,
+    sites_inside,
+)
 
 
 @pytest.mark.parametrize("lat, lon", [(0, 0), (60, 10), (-33.9, 151.2), (85, -179.99)])
@@ -61,3 +67,37 @@ def test_sites_inside_and_counts():
     assert inside.tolist() == [0, 0, 1, -1]
     counts = counts_inside(sites, inside, 2, ["patents", "vc"])
     assert counts.loc[0].tolist() == [2.0, 3.0] and counts.loc[1].tolist() == [4.0, 0.0]
+
+
+def _brute_chord(xyz):
+    return float(np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(axis=-1).max()))
+
+
+@pytest.mark.parametrize("lat0, lon0, spread, n", [
+    (48.1, 11.5, 0.5, 3000),      # a big city cluster: more locations than the old 2,000-vertex cap
+    (-17.0, 179.9, 0.3, 500),     # across the antimeridian
+    (89.5, 0.0, 0.3, 400),        # by the pole
+    (10.0, 20.0, 60.0, 300),      # wider than 45 degrees: every pair compared
+])
+def test_largest_chord_is_the_exact_farthest_pair(lat0, lon0, spread, n):
+    rng = np.random.default_rng(3)
+    lat = np.clip(lat0 + rng.normal(0, spread, n), -90, 90)
+    lon = lon0 + rng.normal(0, spread, n)
+    xyz = unit_vectors(lat, lon)
+    assert largest_chord(xyz) == _brute_chord(xyz)
+
+
+def test_largest_chord_of_degenerate_sets():
+    on_meridian = unit_vectors(np.linspace(40.0, 41.0, 50), np.full(50, 5.0))  # one great circle
+    assert largest_chord(on_meridian) == _brute_chord(on_meridian)
+    assert largest_chord(unit_vectors([1.0] * 6, [2.0] * 6)) == 0.0
+    assert largest_chord(unit_vectors([1.0], [2.0])) == 0.0
+
+
+def test_cluster_extent_and_top_share():
+    lat = np.array([0.0, 0.0, 0.0, 10.0, 10.0])
+    lon = np.array([0.0, 1.0, 1.0, 0.0, 0.0])
+    extent, top = cluster_extent(lat, lon, np.array([0, 0, 0, 1, 1]), 3, activity=np.array([1.0, 2.0, 1.0, 1.0, 1.0]))
+    assert extent[0] == pytest.approx(haversine_km(0.0, 0.0, 0.0, 1.0), rel=1e-12)
+    assert extent[1] == 0.0 and extent[2] == 0.0
+    np.testing.assert_allclose(top, [0.75, 1.0, 0.0])
