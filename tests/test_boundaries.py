@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from shapely.geometry import Point
+from shapely.geometry import Point, Polygon
 
 from cluster.engine.geo import haversine_km, unit_vectors
 from cluster.engine.polygons import disc_vertices
@@ -68,6 +68,29 @@ def test_sites_inside_and_counts():
     counts = counts_inside(sites, inside, 2, ["patents", "vc"])
     assert counts.loc[0].tolist() == [2.0, 3.0] and counts.loc[1].tolist() == [4.0, 0.0]
 
+
+
+def test_sites_inside_matches_an_strtree_query_edges_and_antimeridian_included():
+    from shapely.geometry import box
+
+    geoms = [box(0, 0, 1, 1), box(1, 0, 2, 1),  # touching along lon = 1
+             cluster_polygon([-17.0, -17.02], [179.97, -179.98], 5.0, 32),  # split at +-180
+             cluster_polygon([89.98], [45.0], 20.0, 32), Polygon()]
+    rng = np.random.default_rng(5)
+    lon = np.concatenate([rng.uniform(-0.5, 2.5, 3000), rng.uniform(179.8, 180.0, 500),
+                          rng.uniform(-180.0, -179.8, 500), rng.uniform(-180, 180, 500), [1.0, 1.0, 0.5, 180.0]])
+    lat = np.concatenate([rng.uniform(-0.5, 1.5, 3000), rng.uniform(-17.2, -16.8, 1000),
+                          rng.uniform(89.7, 90.0, 500), [0.5, 1.0, 1.0, -17.01]])
+    inside = sites_inside(pd.DataFrame({"lat": lat, "lon": lon}), geoms)
+    # The reference: every (site, boundary) pair that intersects, the lowest boundary wins.
+    site_idx, geom_idx = shapely.STRtree(geoms).query(shapely.points(lon, lat), predicate="intersects")
+    expected = np.full(len(lat), -1)
+    for i, k in sorted(zip(site_idx, geom_idx), reverse=True):
+        expected[i] = k
+    np.testing.assert_array_equal(inside, expected)
+    assert inside[-4] == 0 and inside[-3] == 0  # on the shared edge, and a shared corner: the lower index
+    assert set(np.unique(inside)) == {-1, 0, 1, 2, 3}
+    assert not geoms[0].is_empty and not shapely.is_prepared(geoms[2])  # the caller's geometries untouched
 
 def _brute_chord(xyz):
     return float(np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(axis=-1).max()))

@@ -140,14 +140,28 @@ def sites_inside(sites: pd.DataFrame, geoms: list) -> np.ndarray:
     inside = np.full(len(sites), -1, dtype=np.int64)
     if not geoms or len(sites) == 0:
         return inside
-    tree = shapely.STRtree(geoms)
-    pts = shapely.points(sites["lon"].to_numpy(), sites["lat"].to_numpy())
-    site_idx, geom_idx = tree.query(pts, predicate="intersects")
-    order = np.lexsort((geom_idx, site_idx))
-    site_idx, geom_idx = site_idx[order], geom_idx[order]
-    first = np.ones(len(site_idx), dtype=bool)
-    first[1:] = site_idx[1:] != site_idx[:-1]
-    inside[site_idx[first]] = geom_idx[first]
+    # Per boundary, the points in its bounding box (a binary search on longitude, then a
+    # latitude mask), tested with a prepared geometry: as exact as an STRtree query with
+    # the "intersects" predicate, without making a shapely point per site (most of that
+    # query's cost with a million sites).
+    x = sites["lon"].to_numpy(dtype=float)
+    y = sites["lat"].to_numpy(dtype=float)
+    by_lon = np.argsort(x, kind="stable")
+    x_sorted = x[by_lon]
+    for k, geom in enumerate(geoms):
+        if geom is None or geom.is_empty:
+            continue
+        minx, miny, maxx, maxy = geom.bounds
+        cand = by_lon[np.searchsorted(x_sorted, minx, "left"):np.searchsorted(x_sorted, maxx, "right")]
+        cand = cand[(y[cand] >= miny) & (y[cand] <= maxy) & (inside[cand] < 0)]
+        if len(cand) == 0:
+            continue
+        # A copy, so the caller's geometry is not left prepared.
+        prepared = shapely.from_wkb(shapely.to_wkb(geom))
+        shapely.prepare(prepared)
+        # Boundaries in index order, only unclaimed sites: a site on the shared edge of two
+        # touching boundaries goes to the lower index.
+        inside[cand[shapely.intersects_xy(prepared, x[cand], y[cand])]] = k
     return inside
 
 
