@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from cluster._progress import progress
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 from cluster.engine.polygons import disc_union, split_antimeridian
 
@@ -111,10 +112,10 @@ def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: floa
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(threads) as pool:
-            for c, g in zip(by_size, pool.map(one, by_size)):
+            for c, g in zip(by_size, progress(pool.map(one, by_size), desc="boundaries", total=n, unit="cluster")):
                 geoms[c] = g
     else:
-        geoms = [one(c) for c in range(n)]
+        geoms = [one(c) for c in progress(range(n), desc="boundaries", unit="cluster")]
     log.info("built %s %s boundaries from %s locations (disc radius %.3g km, %d segments)",
              f"{n:,}", method, f"{len(locs):,}", radius_km, segments)
     return geoms

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cluster._progress import progress
 from cluster.engine.geo import EARTH_RADIUS_KM, chord_for_km, unit_vectors
 
 log = logging.getLogger(__name__)
@@ -410,7 +411,7 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
     bounds = np.searchsorted(place_cluster[order], np.arange(n_clusters + 1))
     site_order = np.argsort(cluster, kind="stable")
     site_bounds = np.searchsorted(cluster[site_order], np.arange(n_clusters + 1))
-    for c in range(n_clusters):
+    for c in progress(range(n_clusters), desc="names", unit="cluster"):
         s = site_order[site_bounds[c]:site_bounds[c + 1]]
         if len(s) == 0:
             continue
