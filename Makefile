@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@echo "compiling the clustering engine once (about 15 s; numba caches it for every later run)"
+	$(BIN)/python -c "from cluster.engine.dbscan import warm_up; warm_up()"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,12 +19,30 @@ The stages are in :mod:`cluster.stages`, the writers in :mod:`cluster.outputs`, 
 threshold tools in :mod:`cluster.tuning`, the synthetic demo world in :mod:`cluster.demo`.
 """
 
-from cluster._api import run
 from cluster._version import __version__
-from cluster.config import Config, MetricConfig, load_config
-from cluster.engine import SphericalDBSCAN, dbscan_sphere
 from cluster.errors import ConfigError, InputDataError, UserInputError
-from cluster.pipeline import RunResult
 
 __all__ = ["Config", "ConfigError", "InputDataError", "MetricConfig", "RunResult", "SphericalDBSCAN",
            "UserInputError", "__version__", "dbscan_sphere", "load_config", "run"]
+
+# The rest is imported on first use (PEP 562), so that `import cluster` and the commands
+# that need no clustering (`cluster --help`, `cluster config`, `cluster demo`) do not
+# wait for pandas, geopandas, numba and scikit-learn.
+_LAZY = {"run": "cluster._api", "RunResult": "cluster.pipeline", "Config": "cluster.config",
+         "MetricConfig": "cluster.config", "load_config": "cluster.config",
+         "SphericalDBSCAN": "cluster.engine.dbscan", "dbscan_sphere": "cluster.engine.dbscan"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cluster' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -2,11 +2,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from shapely.geometry import Point
+from shapely.geometry import Point, Polygon
 
-from cluster.engine.geo import haversine_km
+from cluster.engine.geo import haversine_km, unit_vectors
 from cluster.engine.polygons import disc_vertices
-from cluster.stages.boundaries import cluster_polygon, counts_inside, sites_inside
+from cluster.stages.boundaries import (
+    cluster_extent,
+    cluster_polygon,
+    counts_inside,
+    largest_chord,
+    sites_inside,
+)
 
 
 @pytest.mark.parametrize("lat, lon", [(0, 0), (60, 10), (-33.9, 151.2), (85, -179.99)])
@@ -61,3 +67,60 @@ def test_sites_inside_and_counts():
     assert inside.tolist() == [0, 0, 1, -1]
     counts = counts_inside(sites, inside, 2, ["patents", "vc"])
     assert counts.loc[0].tolist() == [2.0, 3.0] and counts.loc[1].tolist() == [4.0, 0.0]
+
+
+
+def test_sites_inside_matches_an_strtree_query_edges_and_antimeridian_included():
+    from shapely.geometry import box
+
+    geoms = [box(0, 0, 1, 1), box(1, 0, 2, 1),  # touching along lon = 1
+             cluster_polygon([-17.0, -17.02], [179.97, -179.98], 5.0, 32),  # split at +-180
+             cluster_polygon([89.98], [45.0], 20.0, 32), Polygon()]
+    rng = np.random.default_rng(5)
+    lon = np.concatenate([rng.uniform(-0.5, 2.5, 3000), rng.uniform(179.8, 180.0, 500),
+                          rng.uniform(-180.0, -179.8, 500), rng.uniform(-180, 180, 500), [1.0, 1.0, 0.5, 180.0]])
+    lat = np.concatenate([rng.uniform(-0.5, 1.5, 3000), rng.uniform(-17.2, -16.8, 1000),
+                          rng.uniform(89.7, 90.0, 500), [0.5, 1.0, 1.0, -17.01]])
+    inside = sites_inside(pd.DataFrame({"lat": lat, "lon": lon}), geoms)
+    # The reference: every (site, boundary) pair that intersects, the lowest boundary wins.
+    site_idx, geom_idx = shapely.STRtree(geoms).query(shapely.points(lon, lat), predicate="intersects")
+    expected = np.full(len(lat), -1)
+    for i, k in sorted(zip(site_idx, geom_idx), reverse=True):
+        expected[i] = k
+    np.testing.assert_array_equal(inside, expected)
+    assert inside[-4] == 0 and inside[-3] == 0  # on the shared edge, and a shared corner: the lower index
+    assert set(np.unique(inside)) == {-1, 0, 1, 2, 3}
+    assert not geoms[0].is_empty and not shapely.is_prepared(geoms[2])  # the caller's geometries untouched
+
+def _brute_chord(xyz):
+    return float(np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(axis=-1).max()))
+
+
+@pytest.mark.parametrize("lat0, lon0, spread, n", [
+    (48.1, 11.5, 0.5, 3000),      # a big city cluster: more locations than the old 2,000-vertex cap
+    (-17.0, 179.9, 0.3, 500),     # across the antimeridian
+    (89.5, 0.0, 0.3, 400),        # by the pole
+    (10.0, 20.0, 60.0, 300),      # wider than 45 degrees: every pair compared
+])
+def test_largest_chord_is_the_exact_farthest_pair(lat0, lon0, spread, n):
+    rng = np.random.default_rng(3)
+    lat = np.clip(lat0 + rng.normal(0, spread, n), -90, 90)
+    lon = lon0 + rng.normal(0, spread, n)
+    xyz = unit_vectors(lat, lon)
+    assert largest_chord(xyz) == _brute_chord(xyz)
+
+
+def test_largest_chord_of_degenerate_sets():
+    on_meridian = unit_vectors(np.linspace(40.0, 41.0, 50), np.full(50, 5.0))  # one great circle
+    assert largest_chord(on_meridian) == _brute_chord(on_meridian)
+    assert largest_chord(unit_vectors([1.0] * 6, [2.0] * 6)) == 0.0
+    assert largest_chord(unit_vectors([1.0], [2.0])) == 0.0
+
+
+def test_cluster_extent_and_top_share():
+    lat = np.array([0.0, 0.0, 0.0, 10.0, 10.0])
+    lon = np.array([0.0, 1.0, 1.0, 0.0, 0.0])
+    extent, top = cluster_extent(lat, lon, np.array([0, 0, 0, 1, 1]), 3, activity=np.array([1.0, 2.0, 1.0, 1.0, 1.0]))
+    assert extent[0] == pytest.approx(haversine_km(0.0, 0.0, 0.0, 1.0), rel=1e-12)
+    assert extent[1] == 0.0 and extent[2] == 0.0
+    np.testing.assert_allclose(top, [0.75, 1.0, 0.0])

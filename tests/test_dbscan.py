@@ -604,3 +604,52 @@ def test_exact_ties_are_common_in_the_fraction_world():
                     ties += 1
                     float_misses += sum(w[q] for q in sorted(j)) < t
     assert ties >= 30 and float_misses >= 1
+
+
+# ---- numba's cache --------------------------------------------------------------------
+
+_RUN_ONCE = ("import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stderr); "
+             "from cluster.engine.dbscan import dbscan_sphere, compile_cache_state; "
+             "print(compile_cache_state()[0]); dbscan_sphere([0.0, 0.0], [0.0, 0.01], eps_km=5, min_weight=1); "
+             "print(compile_cache_state()[0])")
+
+
+@pytest.mark.slow
+def test_first_run_announces_the_compilation_and_later_runs_use_the_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", _RUN_ONCE], env=env, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    assert runs[0].stdout.split() == ["False", "True"]  # cold, then compiled
+    assert "compiling the clustering engine once" in runs[0].stderr and str(tmp_path) in runs[0].stderr
+    assert runs[1].stdout.split() == ["True", "True"]  # loaded from the cache: nothing to say
+    assert "compiling" not in runs[1].stderr
+    assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
+
+
+def test_cache_falls_back_to_a_writable_directory(tmp_path, monkeypatch):
+    import numba
+
+    package_cache = dbscan_module.Path(dbscan_module.__file__).parent / "__pycache__"
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+    real = dbscan_module._writable
+    monkeypatch.setattr(dbscan_module, "_writable", lambda d: d != package_cache and real(d))
+    dbscan_module._ensure_cache_dir()
+    assert numba.config.CACHE_DIR == str(tmp_path / "innovation-clusters" / "numba")
+    assert (tmp_path / "innovation-clusters" / "numba").is_dir()
+    # NUMBA_CACHE_DIR, when set, wins: nothing is changed.
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    dbscan_module._ensure_cache_dir()
+    assert numba.config.CACHE_DIR == ""
+
+
+def test_cache_state_is_warm_once_the_kernels_ran():
+    dbscan_sphere([0.0, 0.0], [0.0, 0.01], eps_km=5, min_weight=1)
+    warm, directory = dbscan_module.compile_cache_state()
+    assert warm is True and directory

@@ -1,6 +1,7 @@
 """Places: sections (districts), which places a cluster holds, its population and its name."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cluster.engine.geo import haversine_km
@@ -156,3 +157,31 @@ def test_repeated_names_are_told_apart_by_state_or_economy(places):
 def test_economies_threshold_and_order():
     got = cluster_economies(["CH", "DE", "FR", "CH"], [0, 0, 0, 0], [5.0, 3.0, 0.1, 1.0], 1, min_share=0.05)
     assert got == ["CH/DE"]
+
+
+def test_places_are_kept_in_the_user_cache_and_read_back_identical(tmp_path, monkeypatch):
+    from cluster.stages import places as places_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    read = places_module.load_places.__wrapped__  # past the in-process cache
+    first = read(15000)
+    cached = list((tmp_path / "innovation-clusters" / "geonames").glob("places-15000-*.parquet"))
+    assert len(cached) == 1
+    # From the cache: the same table, and the package's JSON is not parsed again.
+    monkeypatch.setattr(places_module, "_read_geonames", lambda n: pytest.fail("parsed the JSON again"))
+    pd.testing.assert_frame_equal(read(15000), first, check_exact=True)
+    # A damaged cache file is read past (the package again) and replaced.
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cached[0].write_bytes(b"not parquet")
+    pd.testing.assert_frame_equal(read(15000), first, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(cached[0]), first, check_exact=True)
+
+
+def test_places_without_a_writable_cache_still_load(tmp_path, monkeypatch):
+    from cluster.stages import places as places_module
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # a file: no directory can be made under it
+    assert len(places_module.load_places.__wrapped__(15000)) > 20000

@@ -13,6 +13,7 @@ import tempfile
 import time
 import traceback
 
+from cluster._progress import set_enabled as set_progress
 from cluster.cli._options import (
     _float_list,
     _fraction,
@@ -146,6 +147,8 @@ def _setup_logging(verbose: int, quiet: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # Progress bars (on a terminal only) go quiet with -q, as the info lines do.
+    set_progress(False if level > logging.INFO else None)
 
 
 def _cmd_run(args) -> int:

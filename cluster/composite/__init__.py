@@ -14,11 +14,28 @@ This subpackage imports from the rest of :mod:`cluster` only :mod:`cluster.error
 a run from disk (``ranking.csv``, ``clusters.gpkg``/``clusters.parquet``, ``run.json``).
 """
 
-from .compute import aggregate, normalise, ranks
-from .framework import Framework, load_framework, parse_framework
-from .index import IndexResult, compute_index, run_index
-from .indicators import load_run, unit_table
-from .uncertainty import Uncertainty
+# Imported on first use (PEP 562): every command line builds `cluster index`'s arguments
+# from cluster.composite._cli, which must not wait for scipy.stats and pandas.
+_LAZY = {"aggregate": "compute", "normalise": "compute", "ranks": "compute", "Framework": "framework",
+         "load_framework": "framework", "parse_framework": "framework", "IndexResult": "index",
+         "compute_index": "index", "run_index": "index", "load_run": "indicators", "unit_table": "indicators",
+         "Uncertainty": "uncertainty"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cluster.composite' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Framework",

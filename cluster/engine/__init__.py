@@ -6,8 +6,17 @@ out. :mod:`cluster.engine.geo` holds the one Earth radius and the unit-vector ma
 discs and the antimeridian split shared by every boundary method.
 """
 
-from cluster.engine.dbscan import SphericalDBSCAN, dbscan_sphere
 from cluster.engine.geo import EARTH_RADIUS_KM, chord_for_km, haversine_km, unit_vectors
 
 __all__ = ["EARTH_RADIUS_KM", "SphericalDBSCAN", "chord_for_km", "dbscan_sphere", "haversine_km",
            "unit_vectors"]
+
+
+def __getattr__(name: str):
+    # The DBSCAN names on first use (PEP 562): importing the geometry alone (the boundaries,
+    # places and maps use it) does not load numba and scikit-learn.
+    if name in ("SphericalDBSCAN", "dbscan_sphere"):
+        from cluster.engine import dbscan
+
+        return getattr(dbscan, name)
+    raise AttributeError(f"module 'cluster.engine' has no attribute {name!r}")

@@ -101,10 +101,13 @@ only where many distinct sites share one such cell.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -113,7 +116,47 @@ from sklearn.base import BaseEstimator, ClusterMixin
 
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
-__all__ = ["CORE_RTOL", "SphericalDBSCAN", "dbscan_sphere"]
+__all__ = ["CORE_RTOL", "SphericalDBSCAN", "dbscan_sphere", "warm_up"]
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------
+# numba's cache: the kernels are compiled once (about 15 s) and loaded from disk later
+# --------------------------------------------------------------------------------------
+
+
+def _writable(directory: Path) -> bool:
+    """``directory`` exists or can be made, and a file can be written in it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
+def _ensure_cache_dir() -> None:
+    """A writable cache directory for numba, set before the kernels below are decorated.
+
+    numba caches next to this file (``__pycache__``) or, when that is read-only (a
+    system-wide install), in the user's cache; where neither can be written it would
+    compile again in every process. Then ``<user cache>/innovation-clusters/numba`` or,
+    failing that, a directory in the temporary directory is used. ``NUMBA_CACHE_DIR``,
+    when set, always wins.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR") or _writable(Path(__file__).parent / "__pycache__"):
+        return
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    for directory in (user / "innovation-clusters" / "numba",
+                      Path(tempfile.gettempdir()) / f"innovation-clusters-numba-{uid}"):
+        if _writable(directory):
+            numba.config.CACHE_DIR = str(directory)
+            return
+
+
+_ensure_cache_dir()
 
 # Cell keys pack three cell indices of 20 bits into an int64.
 _MAX_CELLS_PER_AXIS = 1 << 20
@@ -640,6 +683,66 @@ def _threads() -> int:
     return max(1, numba.get_num_threads())
 
 
+def _kernels() -> tuple:
+    """The cached kernels, compiled at their first call in a process without a cache."""
+    return (_first_outside, _fold_into, _fold_duplicates, _expand, _cell_keys, _order_within_cells,
+            _cell_starts, _cosines, _core_chunk, _components, _border_chunk)
+
+
+def compile_cache_state() -> tuple[bool | None, str | None]:
+    """Whether numba's cache holds every kernel of the engine, and where it is.
+
+    Returns
+    -------
+    warm : bool or None
+        True when every kernel is compiled in this process or cached on disk for this
+        source (numba's index, checked against the source file's time stamp), False when
+        one must be compiled, None when numba's cache cannot be inspected.
+    directory : str or None
+        numba's cache directory for this module.
+    """
+    try:
+        directory = None
+        warm = True
+        for kernel in _kernels():
+            cache = kernel._cache  # numba's FunctionCache (a private attribute)
+            directory = getattr(cache, "_cache_path", directory)
+            if not kernel.overloads and not cache._cache_file._load_index():
+                warm = False
+        return warm, directory
+    except Exception:  # another numba version: say nothing rather than fail
+        return None, None
+
+
+_checked_cache = False
+
+
+def _announce_compilation() -> None:
+    """Log once per process, before a cold cache makes the first call wait, why it waits."""
+    global _checked_cache
+    if _checked_cache:
+        return
+    _checked_cache = True
+    warm, directory = compile_cache_state()
+    if warm is False:
+        log.info("compiling the clustering engine once (about 15 s); later runs use the cache in %s", directory)
+
+
+def warm_up() -> None:
+    """Compile (or load) every kernel of the engine now, on a tiny input.
+
+    ``make install`` calls it, so that the first run does not wait for numba.
+
+    Returns
+    -------
+    None
+    """
+    lat = np.array([0.0, 0.0, 0.01, 10.0])
+    lon = np.array([0.0, 0.01, 0.0, 10.0])
+    dbscan_sphere(lat, lon, eps_km=5.0, min_weight=2.0)
+    dbscan_sphere(lat, lon, np.ones(4), eps_km=5.0, min_weight=2.0)
+
+
 # Kept between calls (starting threads costs about a millisecond a call), per process:
 # a pool inherited through fork has no threads behind it.
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -805,6 +908,7 @@ def dbscan_sphere(lat, lon, weight=None, *, eps_km, min_weight):
     ([0, 0, 0, -1], [True, True, True, False])
     """
     owner = "dbscan_sphere"
+    _announce_compilation()
     eps_km = _check_positive(eps_km, "eps_km", owner)
     min_weight = _check_positive(min_weight, "min_weight", owner)
     lat = np.ascontiguousarray(_as_float_array(lat, "lat", owner, 1))
@@ -875,6 +979,7 @@ class SphericalDBSCAN(ClusterMixin, BaseEstimator):
             Fitted estimator.
         """
         owner = type(self).__name__
+        _announce_compilation()
         eps_km = _check_positive(self.eps_km, "eps_km", owner)
         min_weight = _check_positive(self.min_weight, "min_weight", owner)
         X = _as_float_array(X, "X", owner, 2)

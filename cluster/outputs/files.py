@@ -33,6 +33,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from cluster._progress import bar
 from cluster.outputs._atomic import atomic_output_dir
 from cluster.outputs._text import md_escape
 from cluster.outputs.gpkg import finish_geopackage, sites_frame
@@ -217,7 +218,13 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
     labels = {m.name: m.label or m.name for m in config.metrics}
     notice = result.info.get("notice")
     out_dir = Path(out_dir)
-    with atomic_output_dir(out_dir) as tmp:
+    profiles = getattr(result, "profiles", None)
+    steps = 9 + bool(config.write_geojson) + (profiles is not None)
+    with atomic_output_dir(out_dir) as tmp, bar(desc="writing outputs", total=steps, unit="file") as done:
+        def wrote(name: str) -> None:
+            done.set_postfix_str(name, refresh=False)
+            done.update()
+
         clusters = result.clusters
         table = ranking_table(clusters, metrics)
         gdf = clusters.copy()
@@ -225,27 +232,38 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
         description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
         gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio",
                     layer_metadata={"DESCRIPTION": description})
+        wrote("clusters.gpkg: clusters")
         if result.sites is not None and "cluster_id" in result.sites:
             sites_frame(result.sites, outside=config.sites_outside).to_file(
                 tmp / "clusters.gpkg", layer="sites", driver="GPKG", engine="pyogrio", use_arrow=True,
                 layer_metadata={"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"})
+        wrote("clusters.gpkg: sites")
         finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
                           default_json=json_default, economy_min_share=config.economy_min_share)
         clusters.to_parquet(tmp / "clusters.parquet", index=False, schema_version="1.1.0",
                             write_covering_bbox=True)
+        wrote("clusters.parquet")
         if config.write_geojson:
             # GDAL's RFC 7946 mode: EPSG:4326 lon/lat, counter-clockwise exteriors, split at ±180°.
             gj = gpd.GeoDataFrame(table, geometry=clusters.geometry.to_numpy(), crs=clusters.crs)
             gj.to_file(tmp / "clusters.geojson", driver="GeoJSON", engine="pyogrio",
                        RFC7946="YES", COORDINATE_PRECISION=6, WRITE_NAME="NO")
+            wrote("clusters.geojson")
         write_map_html(tmp / "map.html", clusters, metrics, labels, notice=notice)
+        wrote("map.html")
         table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
+        wrote("ranking.csv")
         (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")
+        wrote("ranking.md")
         draw_map(clusters, tmp / "map.png", notice=notice)
-        if getattr(result, "profiles", None) is not None:
-            write_profiles_csv(tmp / "profiles.csv", result.profiles, clusters)
+        wrote("map.png")
+        if profiles is not None:
+            write_profiles_csv(tmp / "profiles.csv", profiles, clusters)
+            wrote("profiles.csv")
         write_report(tmp, clusters, result.info, metrics, notice=notice, top_n=config.top_n)
+        wrote("report.md")
         write_json(tmp / "run.json", result.info)
+        wrote("run.json")
     log.info("wrote %s", ", ".join(str(out_dir / f) for f in OUTPUT_FILES))
     return out_dir
 

@@ -251,7 +251,15 @@ def map_figure(clusters, *, notice: str | None = None, n_labels: int = 20, min_i
     panels_h = cell_h + 0.75 if n else 0
     height = title_h + map_h + 0.35 + panels_h
     fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
+
+    class _Canvas(FigureCanvasAgg):
+        def draw_idle(self, *args, **kwargs):
+            # geopandas asks for a redraw after every layer it plots; on an Agg canvas that is
+            # a full draw of the figure each time (eight wasted draws). savefig draws once, and
+            # place_labels applies the aspect it measures with.
+            pass
+
+    _Canvas(fig)
 
     def box(x, y_top, w, h):  # inches from the top-left corner -> figure fraction
         return [x / width, 1 - (y_top + h) / height, w / width, h / height]

