@@ -153,8 +153,10 @@ def connect(config=None):
     if getattr(config, "temp_directory", ""):
         settings["temp_directory"] = config.temp_directory
     con = duckdb.connect(config=settings)
-    # DuckDB's own bar would write to the terminal in the middle of our log lines.
-    con.execute("SET enable_progress_bar = false")
+    from cluster._progress import enabled
+
+    # DuckDB's own bar shows the scan's progress, on a terminal only (and not with -q).
+    con.execute(f"SET enable_progress_bar = {str(enabled()).lower()}")
     return con
 
 
