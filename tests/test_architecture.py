@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "cluster"
 
 LAYERS = [
-    ("cluster._version", "cluster._progress", "cluster.errors", "cluster.provenance"),
+    ("cluster._version", "cluster._progress", "cluster._cache", "cluster.errors", "cluster.provenance"),
     ("cluster.config", "cluster.engine"),
     ("cluster.stages",),
     ("cluster.outputs",),

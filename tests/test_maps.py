@@ -171,3 +171,22 @@ def test_map_png_is_deterministic(tmp_path):
     draw_map(clusters, tmp_path / "a.png", notice=None)
     draw_map(clusters, tmp_path / "b.png", notice=None)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_web_layers_cache_equals_the_derivation_and_survives_a_damaged_file(tmp_path, monkeypatch):
+    from cluster.outputs import basemap as bm
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    bm.web_layers.cache_clear()
+    try:
+        derived = bm.derive_web_layers()
+        first = bm.web_layers()  # derives and writes the cache
+        (cached,) = (tmp_path / "innovation-clusters" / "basemap").glob("web-layers-*.json")
+        bm.web_layers.cache_clear()
+        assert first == derived and bm.web_layers() == derived  # read back from the file
+        cached.write_text("{not json")
+        bm.web_layers.cache_clear()
+        assert bm.web_layers() == derived
+        assert json.loads(cached.read_text()) == derived  # rewritten
+    finally:
+        bm.web_layers.cache_clear()

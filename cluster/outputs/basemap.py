@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import shapely
@@ -242,6 +243,39 @@ def _coords(a, nd: int) -> list:
 
 @lru_cache(maxsize=1)
 def web_layers(tolerance_deg: float = 0.02, decimals: int = 2) -> dict:
+    """Land and borders for ``map.html`` (see :func:`derive_web_layers`), kept in the user
+    cache between runs: deriving them from the vendored TopoJSON takes seconds.
+
+    Parameters
+    ----------
+    tolerance_deg : float, default 0.02
+        Simplification tolerance, degrees.
+    decimals : int, default 2
+        Decimals kept in the coordinates.
+
+    Returns
+    -------
+    dict
+        As :func:`derive_web_layers`.
+    """
+    import hashlib
+
+    from cluster._cache import cache_dir, write_atomic
+
+    digest = hashlib.sha256(vendored_bytes("world-atlas/countries-50m.json")).hexdigest()[:16]
+    path = cache_dir("basemap") / f"web-layers-{digest}-{tolerance_deg}-{decimals}-v1.json"
+    try:
+        layers = json.loads(path.read_text("utf-8"))
+        if isinstance(layers, dict) and set(layers) == {"land", "borders"}:
+            return layers
+    except (OSError, ValueError):  # not cached yet, or a damaged file: derive again
+        pass
+    layers = derive_web_layers(tolerance_deg, decimals)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(layers, separators=(",", ":")), "utf-8"))
+    return layers
+
+
+def derive_web_layers(tolerance_deg: float = 0.02, decimals: int = 2) -> dict:
     """Land and borders for ``map.html``, simplified and rounded, as plain lists.
 
     Parameters

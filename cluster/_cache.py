@@ -1,0 +1,60 @@
+"""The user cache: derived data kept between runs (GeoNames places, the basemap).
+
+Files live in ``<user cache>/innovation-clusters/<kind>/`` (``$XDG_CACHE_HOME`` or
+``~/.cache``). Their names carry what they were derived from (a package version, a
+source's size and time stamp or hash), so a changed source is derived again; they are
+written aside and renamed, so a reader never sees half a file; and a read-only home only
+means every run derives them again. A base module: standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["cache_dir", "write_atomic"]
+
+
+def cache_dir(kind: str) -> Path:
+    """The folder of one kind of cached data (not created).
+
+    Parameters
+    ----------
+    kind : str
+        A folder name, e.g. ``"geonames"``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "innovation-clusters" / kind
+
+
+def write_atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Write a cache file aside and rename it into place; nothing on a read-only home.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The cache file.
+    write : callable
+        Writes the content to the temporary path it is given.
+
+    Returns
+    -------
+    None
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError:  # a read-only or full home: every run derives the data again
+        return
