@@ -228,13 +228,30 @@ class Basemap:
 
 @lru_cache(maxsize=1)
 def basemap() -> Basemap:
-    """The vendored Natural Earth 1:50m countries, decoded once per process.
+    """The vendored Natural Earth 1:50m countries, decoded once and kept in the user cache
+    (decoding the TopoJSON takes about a second).
 
     Returns
     -------
     Basemap
     """
-    return Basemap(json.loads(vendored_bytes("world-atlas/countries-50m.json")))
+    import hashlib
+    import pickle
+
+    from cluster._cache import cache_dir, write_atomic
+
+    raw = vendored_bytes("world-atlas/countries-50m.json")
+    path = cache_dir("basemap") / f"basemap-{hashlib.sha256(raw).hexdigest()[:16]}-v1.pickle"
+    try:
+        # Our own file in the user's cache, named by the source's hash.
+        world = pickle.loads(path.read_bytes())
+        if isinstance(world, Basemap):
+            return world
+    except Exception:  # not cached yet, damaged, or from another version: decode again
+        pass
+    world = Basemap(json.loads(raw))
+    write_atomic(path, lambda tmp: Path(tmp).write_bytes(pickle.dumps(world, protocol=pickle.HIGHEST_PROTOCOL)))
+    return world
 
 
 def _coords(a, nd: int) -> list:
