@@ -354,7 +354,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", default=None, help="results directory (default benchmarks/results; "
                                                     "none with --quick)")
     ap.add_argument("--quick", action="store_true", help="20k and 100k records, printed only")
+    ap.add_argument("--markdown", metavar="JSON", help="only rewrite the .md next to this results JSON")
     args = ap.parse_args(argv)
+    if args.markdown:
+        src = Path(args.markdown)
+        src.with_suffix(".md").write_text(markdown(json.loads(src.read_text())))
+        return 0
 
     sizes = [make_records.parse_size(s) for s in ("20k,100k" if args.quick else args.sizes).split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -562,17 +567,20 @@ def markdown(r: dict) -> str:
                      f"{sum(i['unique_metric_sites'].values()):,} | {i['unique_sites']:,} | {i['files']} | "
                      f"{i['bytes'] / 1e6:,.0f} | {i['generate_s']:.1f} s |")
     lines += ["", "## Wall time per stage (s) and peak RSS (GB)", "",
-              "| records | method | " + " | ".join(used) + " | **total** | **peak RSS** |",
-              "|---:|---|" + "---:|" * (len(used) + 2)]
+              "| records | method | " + " | ".join(used) + " | **total** | **peak RSS** | runs (total s) "
+              "| CPU busy before |",
+              "|---:|---|" + "---:|" * (len(used) + 4)]
     for label, res in r["results"].items():
         for meth, x in res.items():
             if "groups" not in x:
                 why = x.get("not_run") or f"failed: {x.get('failed')}"
-                lines.append(f"| {label} | {meth} | " + " | ".join("" for _ in used) + f" | {why} | |")
+                lines.append(f"| {label} | {meth} | " + " | ".join("" for _ in used) + f" | {why} | | | |")
                 continue
             g = x["groups"]
             lines.append(f"| {label} | {meth} | " + " | ".join(_fmt_s(g.get(c, {}).get("wall_s")) for c in used)
-                         + f" | **{_fmt_s(x['total_wall_s'])}** | **{_fmt_gb(x['peak_rss_mb'])}** |")
+                         + f" | **{_fmt_s(x['total_wall_s'])}** | **{_fmt_gb(x['peak_rss_mb'])}** | "
+                         + ", ".join(_fmt_s(w) for w in x.get("runs_total_wall_s", []))
+                         + f" | {x.get('cpu_busy_before', 0):.0%} |")
     lines += ["", "## Peak RSS per stage (GB)", "",
               "| records | method | " + " | ".join(used) + " |", "|---:|---|" + "---:|" * len(used)]
     for label, res in r["results"].items():
@@ -606,7 +614,9 @@ def markdown(r: dict) -> str:
         "Notes. Warm runs: the first size of each method is run once untimed (imports, numba cache, "
         "file cache); larger sizes have their files read once first. Sizes up to 1 M: median of "
         f"{r['parameters']['repeats_up_to_1M']} runs; larger: one run (the machine is a shared 2-core VM, "
-        "so spread is wide). Stage times are the runs' own `timings_s`; startup (interpreter and imports "
+        "so spread is wide; 'CPU busy before' is the share of both CPUs other processes used just before "
+        "the reported run, after waiting up to two minutes for them to go quiet). Stage times are the "
+        "runs' own `timings_s`; startup (interpreter and imports "
         "until reading starts) and outputs (every file written) come from timestamped log lines; total "
         "is spawn to exit. Peak RSS per stage: VmRSS sampled every 20 ms; the process peak is "
         "`ru_maxrss`. Columns: read (files to validated records), sites (fractional counts and "
