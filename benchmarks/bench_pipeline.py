@@ -6,9 +6,10 @@ Input
 hive-partitioned Parquet (``DIR/metric=M/year=Y/part-*.parquet``, zstd), with
 realistic string document ids (``US-2021-0123456-A1``, ``W2741809807``,
 ``cb-rnd-1f3a9c07``), documents of 1..10 locations and a bounded set of sites
-(~100 k at 1 M records, ~200 k at 10 M, ~255 k at most), generated in 4 M-row chunks
-and kept in ``benchmarks/data/`` (reused when the same size and seed are there).
-Generation time is reported, not counted.
+(102 k distinct coordinates at 1 M records, 196 k at 10 M, 236 k at 100 M), generated
+in 4 M-row chunks (100 M: 150 s, 0.95 GB peak, 857 MB on disk) and kept in
+``benchmarks/data/`` (reused when the same size and seed are there). Generation time
+is reported, not counted.
 
 Methods (each run in a fresh subprocess)
 ----------------------------------------

@@ -26,8 +26,8 @@ backgrounds, GeoNames places, per-metric hub shares, same-region probabilities, 
 mix and postcode shares), chunk by chunk, so 100 M records never sit in memory at once:
 
 * **Documents with several locations.** Locations per document follow a heavy-headed
-  distribution over 1..10 (patents: mean 2.0 inventor locations; articles: mean 2.6
-  author locations; deals: 1..3, mean 1.1), close to PatentsView and OpenAlex.
+  distribution over 1..10 (patents: mean 2.2 inventor locations, 50 % single;
+  articles: mean 2.9 author locations; deals: 1..3, mean 1.1).
   Counting a document fractionally gives each of its rows 1/k.
 * **Realistic string ids**, unique within a metric: ``US-2021-0123456-A1`` (patent
   office from the first location's country, year, a number per year, kind code),
@@ -40,7 +40,9 @@ mix and postcode shares), chunk by chunk, so 100 M records never sit in memory a
   of the place's postcode points: a fixed catalogue drawn once per seed, one postcode
   per ``POSTCODE_PEOPLE`` inhabitants (at most ``MAX_POSTCODES``; none for towns
   below that), uniform in the place's urban disc, rounded to 0.01 degree and never
-  across a border. At most ~170 k places + ~85 k postcodes = ~255 k sites whatever N.
+  across a border. At most ~170 k places + ~73 k distinct postcode points whatever N:
+  measured 102 k distinct coordinates at 1 M records, 196 k at 10 M, 236 k at 100 M
+  (per metric: 159 k, 383 k and 595 k (metric, lat, lon) sites).
 
 Deterministic: the same ``(n_records, seed, chunk_rows, layout)`` gives the same files,
 byte for byte (each chunk has its own random stream ``default_rng([seed, 1, chunk])``).
