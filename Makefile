@@ -72,9 +72,13 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check cluster tests benchmarks scripts
 
-## DBSCAN engine against scikit-learn (results in benchmarks/results/)
+## DBSCAN engine against scikit-learn, then the whole pipeline (this checkout, the project before
+## issue 11, the naive geopandas + scikit-learn pipeline) at BENCH_SIZES records (results in
+## benchmarks/results/; generated records in benchmarks/data/, reused). 100 M: BENCH_SIZES=1M,10M,100M
+BENCH_SIZES ?= 1M,10M
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dbscan.py
+	$(BIN)/python benchmarks/bench_pipeline.py --sizes $(BENCH_SIZES)
 
 clean:
 	rm -rf out out-real out-sweep out-index-* out-real-index-* out-demo.parquet .pytest_cache
