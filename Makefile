@@ -74,11 +74,14 @@ lint: $(STAMP)
 
 ## DBSCAN engine against scikit-learn, then the whole pipeline (this checkout, the project before
 ## issue 11, the naive geopandas + scikit-learn pipeline) at BENCH_SIZES records (results in
-## benchmarks/results/; generated records in benchmarks/data/, reused). 100 M: BENCH_SIZES=1M,10M,100M
+## benchmarks/results/; generated records in benchmarks/data/, reused). 100 M: BENCH_SIZES=1M,10M,100M.
+## Then the reduction alone in DuckDB, Polars and Arrow on the 10 M records (why DuckDB).
 BENCH_SIZES ?= 1M,10M
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/bench_dbscan.py
 	$(BIN)/python benchmarks/bench_pipeline.py --sizes $(BENCH_SIZES)
+	$(BIN)/python benchmarks/bench_engines.py --records benchmarks/data/records-10M-s20240611
 
 clean:
 	rm -rf out out-real out-sweep out-index-* out-real-index-* out-demo.parquet .pytest_cache
