@@ -30,7 +30,7 @@ __all__ = ["Config", "ConfigError", "InputDataError", "MetricConfig", "RunResult
 # wait for pandas, geopandas, numba and scikit-learn.
 _LAZY = {"run": "cluster._api", "RunResult": "cluster.pipeline", "Config": "cluster.config",
          "MetricConfig": "cluster.config", "load_config": "cluster.config",
-         "SphericalDBSCAN": "cluster.engine.dbscan", "dbscan_sphere": "cluster.engine.dbscan"}
+         "SphericalDBSCAN": "cluster.engine.estimator", "dbscan_sphere": "cluster.engine.dbscan"}
 
 
 def __getattr__(name: str):

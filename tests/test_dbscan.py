@@ -25,7 +25,8 @@ from sklearn.base import clone
 from sklearn.cluster import DBSCAN
 
 from cluster.engine import dbscan as dbscan_module
-from cluster.engine.dbscan import SphericalDBSCAN, dbscan_sphere
+from cluster.engine.dbscan import dbscan_sphere
+from cluster.engine.estimator import SphericalDBSCAN
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
 # --------------------------------------------------------------------------------------

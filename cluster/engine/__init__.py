@@ -15,8 +15,12 @@ __all__ = ["EARTH_RADIUS_KM", "SphericalDBSCAN", "chord_for_km", "dbscan_sphere"
 def __getattr__(name: str):
     # The DBSCAN names on first use (PEP 562): importing the geometry alone (the boundaries,
     # places and maps use it) does not load numba and scikit-learn.
-    if name in ("SphericalDBSCAN", "dbscan_sphere"):
-        from cluster.engine import dbscan
+    if name == "dbscan_sphere":
+        from cluster.engine.dbscan import dbscan_sphere
 
-        return getattr(dbscan, name)
+        return dbscan_sphere
+    if name == "SphericalDBSCAN":
+        from cluster.engine.estimator import SphericalDBSCAN
+
+        return SphericalDBSCAN
     raise AttributeError(f"module 'cluster.engine' has no attribute {name!r}")
