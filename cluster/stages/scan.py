@@ -542,12 +542,14 @@ def _joined(records: Records, metrics: Sequence[str], con, year_start, year_end)
     """Every record with ``inwin`` (inside the year window) and ``n``, the rows of its
     document inside the window (NULL for pre-weighted rows)."""
     # Records are scanned twice (document sizes, then the rows) rather than materialised:
-    # memory stays bounded by the hash tables, whatever the number of records.
+    # memory stays bounded by the hash tables, whatever the number of records. The first
+    # scan needs no validation: a run with any invalid row stops before using the sizes,
+    # so only metric, doc_id, weight and year are computed there.
     return f"""
         WITH r AS NOT MATERIALIZED (
             SELECT *, {_window(year_start, year_end)} AS inwin FROM ({_union(records, metrics, con)})),
         d AS (SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS n FROM r
-              WHERE ok AND inwin AND weight IS NULL GROUP BY metric, doc_id)
+              WHERE inwin AND weight IS NULL GROUP BY metric, doc_id)
         SELECT * FROM r LEFT JOIN d ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
 
 
