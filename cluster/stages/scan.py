@@ -158,7 +158,10 @@ def connect(config=None):
     from cluster._progress import enabled
 
     # DuckDB's own bar shows the scan's progress, on a terminal only (and not with -q).
-    con.execute(f"SET enable_progress_bar = {str(enabled()).lower()}")
+    try:
+        con.execute(f"SET enable_progress_bar = {str(enabled()).lower()}")
+    except duckdb.Error:  # in Jupyter without ipywidgets DuckDB refuses to touch the setting
+        pass
     return con
 
 
