@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["cache_dir", "write_atomic"]
+__all__ = ["cache_dir", "cached", "write_atomic"]
 
 
 def cache_dir(kind: str) -> Path:
@@ -58,3 +58,34 @@ def write_atomic(path: Path, write: Callable[[str], None]) -> None:
                 os.unlink(tmp)
     except OSError:  # a read-only or full home: every run derives the data again
         return
+
+
+def cached(path: Path, *, derive: Callable[[], object], load: Callable[[Path], object],
+           dump: Callable[[object, str], None]):
+    """The value kept in ``path``, or ``derive()`` written there for the next run.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The cache file (its name says what the value was derived from).
+    derive : callable
+        Computes the value.
+    load : callable
+        Reads the value from ``path``; returns None for a file that is not a valid value.
+    dump : callable
+        ``dump(value, tmp_path)`` writes the value.
+
+    Returns
+    -------
+    object
+        The value.
+    """
+    try:
+        value = load(path)
+        if value is not None:
+            return value
+    except Exception:  # not cached yet, damaged, or from another version: derive again
+        pass
+    value = derive()
+    write_atomic(path, lambda tmp: dump(value, tmp))
+    return value

@@ -235,23 +235,22 @@ def basemap() -> Basemap:
     -------
     Basemap
     """
-    import hashlib
     import pickle
 
-    from cluster._cache import cache_dir, write_atomic
+    from cluster._cache import cache_dir, cached
 
     raw = vendored_bytes("world-atlas/countries-50m.json")
-    path = cache_dir("basemap") / f"basemap-{hashlib.sha256(raw).hexdigest()[:16]}-v1.pickle"
-    try:
-        # Our own file in the user's cache, named by the source's hash.
-        world = pickle.loads(path.read_bytes())
-        if isinstance(world, Basemap):
-            return world
-    except Exception:  # not cached yet, damaged, or from another version: decode again
-        pass
-    world = Basemap(json.loads(raw))
-    write_atomic(path, lambda tmp: Path(tmp).write_bytes(pickle.dumps(world, protocol=pickle.HIGHEST_PROTOCOL)))
-    return world
+    # Our own file in the user's cache, named by the source's hash.
+    return cached(cache_dir("basemap") / f"basemap-{_digest(raw)}-v1.pickle",
+                  derive=lambda: Basemap(json.loads(raw)),
+                  load=lambda p: (w if isinstance(w := pickle.loads(p.read_bytes()), Basemap) else None),
+                  dump=lambda w, tmp: Path(tmp).write_bytes(pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL)))
+
+
+def _digest(raw: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _coords(a, nd: int) -> list:
@@ -275,21 +274,16 @@ def web_layers(tolerance_deg: float = 0.02, decimals: int = 2) -> dict:
     dict
         As :func:`derive_web_layers`.
     """
-    import hashlib
+    from cluster._cache import cache_dir, cached
 
-    from cluster._cache import cache_dir, write_atomic
+    def load(p):
+        layers = json.loads(p.read_text("utf-8"))
+        return layers if isinstance(layers, dict) and set(layers) == {"land", "borders"} else None
 
-    digest = hashlib.sha256(vendored_bytes("world-atlas/countries-50m.json")).hexdigest()[:16]
-    path = cache_dir("basemap") / f"web-layers-{digest}-{tolerance_deg}-{decimals}-v1.json"
-    try:
-        layers = json.loads(path.read_text("utf-8"))
-        if isinstance(layers, dict) and set(layers) == {"land", "borders"}:
-            return layers
-    except (OSError, ValueError):  # not cached yet, or a damaged file: derive again
-        pass
-    layers = derive_web_layers(tolerance_deg, decimals)
-    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(layers, separators=(",", ":")), "utf-8"))
-    return layers
+    digest = _digest(vendored_bytes("world-atlas/countries-50m.json"))
+    return cached(cache_dir("basemap") / f"web-layers-{digest}-{tolerance_deg}-{decimals}-v1.json",
+                  derive=lambda: derive_web_layers(tolerance_deg, decimals), load=load,
+                  dump=lambda v, tmp: Path(tmp).write_text(json.dumps(v, separators=(",", ":")), "utf-8"))
 
 
 def derive_web_layers(tolerance_deg: float = 0.02, decimals: int = 2) -> dict:

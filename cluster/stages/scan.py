@@ -799,7 +799,6 @@ def in_memory(frame: pd.DataFrame, *, synthetic: bool = False) -> Records:
     -------
     Records
     """
-    check_world_totals(frame, "The records")
     return Records(frames=(frame,), files=[], synthetic=synthetic)
 
 
