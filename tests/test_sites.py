@@ -107,3 +107,38 @@ def test_partitioned_files_shuffled_rows_and_memory_give_bit_identical_sites(tmp
                                       got[["metric", "lat", "lon", "n_records", "country"]])
         # Bit-identical, not merely close: rankings must not change with row order or layout.
         assert whole["weight"].to_numpy().tobytes() == got["weight"].to_numpy().tobytes()
+
+
+def test_engine_returns_groups_in_summing_order_and_any_order_gives_the_same_bits():
+    from cluster.stages.scan import in_memory, reduce_records
+    from cluster.stages.sites import _codes_in, _is_sorted, sites_from_groups
+
+    groups = reduce_records(in_memory(_records(_random_rows())), METRICS).groups
+    # DuckDB sorts the groups as sites_from_groups sums them, so no sort is left to numpy.
+    n = np.nan_to_num(groups["n"].to_numpy(dtype=float), nan=-1.0)
+    own = np.nan_to_num(groups["weight"].to_numpy(dtype=float), nan=-1.0)
+    country = pd.factorize(groups["country"], sort=True)[0]
+    assert _is_sorted([_codes_in(groups["metric"], list(METRICS)), groups["lat"].to_numpy(),
+                       groups["lon"].to_numpy(), country, n, own])
+    sites = sites_from_groups(groups, METRICS)
+    for seed in (1, 2):
+        other = sites_from_groups(groups.sample(frac=1, random_state=seed), METRICS)
+        pd.testing.assert_frame_equal(sites, other)
+        assert sites["weight"].to_numpy().tobytes() == other["weight"].to_numpy().tobytes()
+
+
+def test_is_sorted_is_lexicographic():
+    from cluster.stages.sites import _is_sorted
+
+    assert _is_sorted([np.array([0, 0, 1]), np.array([5.0, 6.0, 0.0])])
+    assert not _is_sorted([np.array([0, 0, 1]), np.array([6.0, 5.0, 0.0])])
+    assert _is_sorted([np.array([1]), np.array([0.0])]) and _is_sorted([np.zeros(0)])
+
+
+def test_padded_cells_in_parquet_are_the_same_document_and_country(tmp_path):
+    # Cells are trimmed only where they start or end with a space (a cheaper scan): the
+    # padded doc_id is still document A (two rows, 1/2 each) and ' de ' is DE.
+    pd.DataFrame({"metric": ["patents", " patents"], "doc_id": ["A", " A "], "lat": [1.0, 2.0], "lon": [1.0, 1.0],
+                  "country": [" de ", "DE"]}).to_parquet(tmp_path / "r.parquet", index=False)
+    sites = prepare_sites(open_records([tmp_path / "r.parquet"], METRICS), load_config()).sites
+    assert sites["weight"].tolist() == [0.5, 0.5] and sites["country"].tolist() == ["DE", "DE"]

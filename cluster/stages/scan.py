@@ -389,8 +389,8 @@ def _synthetic(path: Path) -> bool:
 
 
 def _fingerprint(files: list[dict]) -> None:
-    """SHA-256 of every input file (``run.json``), hashed on threads: hashlib releases the
-    GIL, so a 100 M-record input is hashed while the reduction starts."""
+    """SHA-256 of every input file (``run.json``), several files at once on threads
+    (hashlib releases the GIL)."""
     todo = [f for f in files if "sha256" not in f]
     if not todo:
         return
@@ -428,7 +428,7 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
 
     # Layer 1: the cells as text (trimmed, '' as NULL) or as numbers, each computed once.
     def text(col):
-        return f"nullif(trim(CAST({cols[col][0]} AS VARCHAR)), '')" if col in cols else "NULL::VARCHAR"
+        return _trimmed(f"CAST({cols[col][0]} AS VARCHAR)") if col in cols else "NULL::VARCHAR"
 
     def number(col):
         if col not in cols:
@@ -439,8 +439,14 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
 
     layer1 = [f"{text('metric')} AS t_metric", f"{number('lat')} AS n_lat", f"{number('lon')} AS n_lon",
               f"{number('weight')} AS n_weight", f"{number('year')} AS n_year"]
-    for col in ("doc_id", "weight", "year", "country", "field", "institution"):
+    for col in ("doc_id", "field", "institution"):
         layer1.append(f"{text(col)} AS t_{col}")
+    # A numeric weight or year is blank by nb_* alone: no text needed.
+    for col in ("weight", "year"):
+        layer1.append(f"{'NULL::VARCHAR' if col in numeric else text(col)} AS t_{col}")
+    # Country as read: checked and normalised on the groups (a few per site), not per row.
+    layer1.append(f"{'CAST(' + cols['country'][0] + ' AS VARCHAR)' if 'country' in cols else 'NULL::VARCHAR'}"
+                  " AS c_country")
     for col in ("weight", "year"):
         # A numeric cell is blank when missing or NaN (as pandas reads it).
         layer1.append(f"({cols[col][0]} IS NULL OR isnan(CAST({cols[col][0]} AS DOUBLE))) AS nb_{col}"
@@ -448,14 +454,12 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
     layer1 += [f"{int(index)} AS _scan", f"{_FILE_COLUMN} AS _file"] + (["file_row_number AS _rownum"] if rows else [])
     # The file's own cells, as read (raw names may clash with the record columns).
     layer1 += [f"{_ident(src)} AS _raw_{i}" for i, src in enumerate(_raw_names(scan))] if raw else []
-    blanks = ", ".join(map(_sql_text, _BLANKS))
-
     def blank(col):
-        return f"(t_{col} IS NULL OR t_{col} IN ({blanks}))"
+        return _blank(f"t_{col}")
 
     # Only an empty cell means "count by document"; text 'nan' is a broken weight.
     w_blank = "nb_weight" if "weight" in numeric else "(t_weight IS NULL)"
-    y_blank = "(nb_year OR t_year IS NULL)" if "year" in numeric else blank("year")
+    y_blank = "nb_year" if "year" in numeric else blank("year")
     w_val = f"CASE WHEN NOT {w_blank} AND isfinite(n_weight) AND n_weight > 0 THEN n_weight END"
     y_ok = f"({y_blank} OR (isfinite(n_year) AND n_year = floor(n_year) AND n_year BETWEEN 1000 AND 9999))"
     layer2 = [
@@ -464,17 +468,43 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
         "n_lat AS lat", "CASE WHEN n_lon >= 180 THEN n_lon - 360 ELSE n_lon END AS lon",
         f"{w_val} AS weight",
         f"CASE WHEN NOT {y_blank} AND {y_ok} THEN CAST(n_year AS INTEGER) END AS year",
-        f"CASE WHEN {blank('country')} THEN NULL ELSE upper(t_country) END AS country",
+        f"{_country('c_country')} AS country", "c_country",
         f"CASE WHEN {blank('field')} THEN NULL ELSE t_field END AS field",
         f"CASE WHEN {blank('institution')} THEN NULL ELSE t_institution END AS institution",
-        f"""coalesce(lower(t_metric) IN ({', '.join(map(_sql_text, metrics))})
-              AND isfinite(n_lat) AND abs(n_lat) <= 90 AND isfinite(n_lon) AND n_lon >= -180 AND n_lon <= 360
+        # The checks of a row's own cells; those of metric and country, which are grouping
+        # keys, are made once per group by reduce_records (_keys_ok) and here for ``ok``.
+        f"""coalesce(isfinite(n_lat) AND abs(n_lat) <= 90 AND isfinite(n_lon) AND n_lon >= -180 AND n_lon <= 360
               AND ({w_blank} OR (isfinite(n_weight) AND n_weight > 0))
-              AND NOT ({w_val} IS NULL AND {blank('doc_id')}) AND {y_ok}
-              AND ({blank('country')} OR regexp_full_match(upper(t_country), '[A-Z]{{2}}')), false) AS ok""",
+              AND NOT ({w_val} IS NULL AND {blank('doc_id')}) AND {y_ok}, false) AS row_ok""",
         "_scan", "_file",
     ] + (["_rownum"] if rows else []) + raw_cols
-    return f"SELECT {', '.join(layer2)} FROM (SELECT {', '.join(layer1)} FROM {source})"
+    inner = f"SELECT {', '.join(layer1)} FROM {source}"
+    return (f"SELECT *, coalesce(row_ok AND {_keys_ok('metric', 'c_country', metrics)}, false) AS ok "
+            f"FROM (SELECT {', '.join(layer2)} FROM ({inner}))")
+
+
+def _trimmed(text: str) -> str:
+    """SQL: ``text`` without surrounding spaces, '' as NULL. Trimming only the cells that
+    need it: most do not, and trim() copies every string (a third of a 10 M-row scan)."""
+    return f"nullif(CASE WHEN {text} LIKE ' %' OR {text} LIKE '% ' THEN trim({text}) ELSE {text} END, '')"
+
+
+def _blank(text: str) -> str:
+    """SQL: a trimmed cell that pandas reads as missing."""
+    return f"({text} IS NULL OR {text} IN ({', '.join(map(_sql_text, _BLANKS))}))"
+
+
+def _country(raw: str) -> str:
+    """SQL: the country code of a cell as read (upper case; NULL when blank)."""
+    t = _trimmed(raw)
+    return f"CASE WHEN {_blank(t)} THEN NULL ELSE upper({t}) END"
+
+
+def _keys_ok(metric: str, raw_country: str, metrics: Sequence[str]) -> str:
+    """SQL: the checks of the grouping keys, metric (normalised) and country (as read)."""
+    t = _trimmed(raw_country)
+    return (f"({metric} IN ({', '.join(map(_sql_text, metrics))}) "
+            f"AND ({_blank(t)} OR regexp_full_match(upper({t}), '[A-Z]{{2}}')))")
 
 
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
@@ -493,7 +523,7 @@ def _frame_sql(name: str) -> str:
                CASE WHEN isnan(weight) THEN NULL ELSE weight END AS weight,
                CAST(year AS INTEGER) AS year, CAST(country AS VARCHAR) AS country,
                CAST(field AS VARCHAR) AS field, CAST(institution AS VARCHAR) AS institution,
-               true AS ok, -1 AS _scan, '{name}' AS _file
+               CAST(country AS VARCHAR) AS c_country, true AS row_ok, true AS ok, -1 AS _scan, '{name}' AS _file
         FROM {name}"""
 
 
@@ -586,33 +616,58 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     """
     con = con or connect(config)
     joined = _joined(records, metrics, con, year_start, year_end)
-    key = "ok, inwin, metric, lat, lon, country, n, weight"
     # Rows per file come with the groups when there are several inputs: per scan, and per
     # file of a multi-file CSV scan (Parquet files give theirs from their footers).
     multi = [i for i, sc in enumerate(records.scans) if sc.kind == "csv" and len(sc.files) > 1]
-    if len(records.scans) + len(records.frames) > 1 or multi:
-        fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
+    per_file = bool(len(records.scans) + len(records.frames) > 1 or multi)
+    fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
+    # Rows are grouped by the fewest keys the weights need: the country as read (the
+    # groups, a few per site, are then checked, normalised and grouped again), and the
+    # document size and own weight as one number (n > 0, or -weight; a row has one of
+    # them). Validity and the year window are counts, not keys. Per-row string work and
+    # wide keys are the costliest parts of the scan.
+    rows = f"""
+        SELECT metric, lat, lon, c_country, CASE WHEN weight IS NULL THEN CAST(n AS DOUBLE) ELSE -weight END AS nw,
+               {'_scan' if per_file else '0'} AS _scan, {fkey if per_file else 'NULL::VARCHAR'} AS _fkey,
+               count(*) FILTER (WHERE inwin) AS c_in, count(*) FILTER (WHERE NOT inwin) AS c_out,
+               count(*) FILTER (WHERE NOT row_ok) AS c_bad
+        FROM ({joined}) GROUP BY ALL"""
+    checked = f"""
+        SELECT coalesce(c_bad = 0 AND {_keys_ok('metric', 'c_country', metrics)}, false) AS ok, metric, lat, lon,
+               {_country('c_country')} AS country, CASE WHEN nw > 0 THEN CAST(nw AS BIGINT) END AS n,
+               CASE WHEN nw < 0 THEN -nw END AS weight, _scan, _fkey, c_in, c_out FROM g1"""
+    key = "ok, metric, lat, lon, country, n, weight"
+    sums = "CAST(sum(c_in) AS BIGINT) AS c_in, CAST(sum(c_out) AS BIGINT) AS c_out"
+    if per_file:
         query = f"""
-            WITH g AS (SELECT {key}, _scan, {fkey} AS _fkey, count(*) AS c FROM ({joined}) GROUP BY ALL)
-            SELECT GROUPING(_scan) AS g_key, {key}, _scan, _fkey, sum(c) AS c FROM g
+            WITH g1 AS ({rows}), g AS ({checked})
+            SELECT GROUPING(_scan) AS g_key, {key}, _scan, _fkey, {sums} FROM g
             GROUP BY GROUPING SETS (({key}), (ok, _scan, _fkey))"""
     else:
-        query = f"SELECT 1 AS g_key, {key}, 0 AS _scan, NULL AS _fkey, count(*) AS c FROM ({joined}) GROUP BY ALL"
-    out = _fetch(con, query, records)
+        query = f"""
+            WITH g1 AS ({rows}), g AS ({checked})
+            SELECT 1 AS g_key, {key}, 0 AS _scan, NULL AS _fkey, {sums} FROM g GROUP BY ALL"""
+    # In the order sites.sites_from_groups sums them (metrics in the configuration's
+    # order, then the key): DuckDB sorts in parallel, numpy's lexsort would not.
+    rank = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
+    order = (f"ORDER BY g_key, CASE metric {rank} END NULLS FIRST, "
+             "lat, lon, country NULLS FIRST, n NULLS FIRST, weight NULLS FIRST")
+    out = _fetch(con, f"SELECT * FROM ({query}) {order}", records)
     if out["ok"].eq(False).any():
         _raise_row_problems(records, metrics, con)
-    files = out[out["g_key"] == 0] if len(records.scans) + len(records.frames) > 1 or multi else out
+    out["c"] = out["c_in"] + out["c_out"]
+    files = out[out["g_key"] == 0] if per_file else out
     out = out[out["g_key"] == 1]
-    per_file = _per_file(records, files)
-    inside = out["inwin"].eq(True)
-    groups = out.loc[inside, ["metric", "lat", "lon", "country", "n", "weight", "c"]].reset_index(drop=True)
+    inside = out["c_in"].gt(0)
+    groups = (out.loc[inside, ["metric", "lat", "lon", "country", "n", "weight", "c_in"]]
+              .rename(columns={"c_in": "c"}).reset_index(drop=True))
+    outside = int(out["c_out"].sum())
     years = {}
-    outside = int(out.loc[~inside, "c"].sum())
     if outside and not inside.any():
         years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "
                              "GROUP BY year").fetchall())
     return Reduction(groups=groups, n_records=int(out["c"].sum()), outside_years=outside, years=years,
-                     per_file=per_file)
+                     per_file=_per_file(records, files))
 
 
 def profile_counts(records: Records, metrics: Sequence[str], site_cluster: pd.DataFrame, *,

@@ -32,7 +32,6 @@ from cluster.errors import UserInputError
 log = logging.getLogger(__name__)
 
 _KEY = ["metric", "lat", "lon"]
-_MISSING_COUNTRY = ""
 
 
 def document_sizes(records: pd.DataFrame) -> pd.Series:
@@ -128,6 +127,35 @@ def _codes(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _codes_in(values, categories: list) -> np.ndarray:
+    """Position of each value in ``categories`` (-1 when absent or missing), as int64."""
+    codes, uniques = pd.factorize(values)
+    pos = np.append(pd.Index(categories).get_indexer(uniques), -1)  # code -1 -> -1
+    return pos[codes].astype(np.int64)
+
+
+def _names_of(codes: np.ndarray, names) -> np.ndarray:
+    """Object array of ``names[code]``, None where the code is -1."""
+    out = np.full(len(codes), None, dtype=object)
+    have = codes >= 0
+    out[have] = np.asarray(names, dtype=object)[codes[have]]
+    return out
+
+
+def _is_sorted(keys: list[np.ndarray]) -> bool:
+    """Whether rows are in ascending lexicographic order of ``keys`` (first key first)."""
+    n = len(keys[0]) if keys else 0
+    if n < 2:
+        return True
+    before = np.zeros(n - 1, dtype=bool)  # row i sorts strictly before row i + 1
+    tied = np.ones(n - 1, dtype=bool)
+    for k in keys:
+        a, b = k[:-1], k[1:]
+        before |= tied & (a < b)
+        tied &= a == b
+    return bool((before | tied).all())
+
+
 def _runs(keys: list[np.ndarray]) -> np.ndarray:
     """Start of every run of equal keys in rows sorted by them."""
     n = len(keys[0]) if keys else 0
@@ -163,17 +191,24 @@ def sites_from_groups(groups: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFr
         metric, lat, lon.
     """
     metrics = list(metrics)
-    code = pd.Categorical(groups["metric"].astype(str), categories=metrics).codes.astype(np.int64)
+    code = _codes_in(groups["metric"], metrics)
     lat = groups["lat"].to_numpy(dtype=float)
     lon = groups["lon"].to_numpy(dtype=float)
-    country_text = groups["country"].fillna(_MISSING_COUNTRY).to_numpy(dtype=object)
-    country = _codes(country_text)
+    # Countries as codes in sort order, missing (-1) first; text only for the sites.
+    country, country_names = pd.factorize(groups["country"], sort=True)
+    country = country.astype(np.int64)
     n = np.nan_to_num(groups["n"].to_numpy(dtype=float), nan=-1.0)
     own = np.nan_to_num(groups["weight"].to_numpy(dtype=float), nan=-1.0)
-    order = np.lexsort([own, n, country, lon, lat, code])
-    code, lat, lon, country, country_text = code[order], lat[order], lon[order], country[order], country_text[order]
-    c = groups["c"].to_numpy(dtype=np.int64)[order]
-    w = group_weights(groups["n"].to_numpy(dtype=float)[order], groups["weight"].to_numpy(dtype=float)[order], c)
+    c = groups["c"].to_numpy(dtype=np.int64)
+    n_raw, own_raw = groups["n"].to_numpy(dtype=float), groups["weight"].to_numpy(dtype=float)
+    keys = [code, lat, lon, country, n, own]
+    # The engine returns its groups in this order already (scan.reduce_records sorts
+    # them in parallel); the check is linear, the sort it saves is not.
+    if not _is_sorted(keys):
+        order = np.lexsort(keys[::-1])
+        code, lat, lon, country = code[order], lat[order], lon[order], country[order]
+        c, n_raw, own_raw = c[order], n_raw[order], own_raw[order]
+    w = group_weights(n_raw, own_raw, c)
     # Per (site, country), then per site over countries in code order.
     by_country = _runs([code, lat, lon, country])
     with np.errstate(over="ignore"):
@@ -195,9 +230,8 @@ def sites_from_groups(groups: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFr
         "metric": pd.Categorical.from_codes(sc[by_site], categories=metrics),
         "lat": slat[by_site], "lon": slon[by_site], "weight": weight,
         "n_records": n_records.astype(np.int64),
-        "country": country_text[by_country][first_max] if len(first_max) else np.zeros(0, dtype=object),
+        "country": _names_of(country[by_country][first_max], country_names),
     })
-    sites["country"] = sites["country"].replace(_MISSING_COUNTRY, None).astype(object)
     return sites
 
 
