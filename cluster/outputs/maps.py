@@ -88,9 +88,8 @@ def draw_basemap(ax, extent) -> None:
 
     world = basemap()
     ax.set_facecolor(_OCEAN)
-    import geopandas as gpd
-
-    gpd.GeoSeries([world.land]).plot(ax=ax, color=_LAND, edgecolor="none", zorder=0.5)
+    ax.add_collection(_polygon_collection([world.land], facecolors=[_LAND], edgecolors="none", zorder=0.5),
+                      autolim=False)
     ax.add_collection(LineCollection(world.borders, colors=_BORDER, linewidths=0.45, zorder=0.7))
     ax.add_collection(LineCollection(world.coastlines, colors=_COAST, linewidths=0.5, zorder=0.8))
     lon0, lon1, lat0, lat1 = extent
@@ -98,13 +97,41 @@ def draw_basemap(ax, extent) -> None:
     ax.set_ylim(lat0, lat1)
 
 
+def _polygon_collection(geometries, **style):
+    """One matplotlib PathCollection of (multi)polygons, a compound path per geometry
+    (rings as MOVETO ... CLOSEPOLY, holes included), built from shapely's coordinate
+    arrays at once: GeoSeries.plot makes a Path per ring and a patch per polygon (a
+    third of the map's drawing time)."""
+    import shapely
+    from matplotlib.collections import PathCollection
+    from matplotlib.path import Path as MplPath
+
+    geometries = np.asarray(geometries, dtype=object)
+    rings = shapely.get_rings(shapely.get_parts(geometries))
+    # Which geometry each ring belongs to: parts per geometry, then rings per part.
+    parts_of = np.repeat(np.arange(len(geometries)), shapely.get_num_geometries(geometries))
+    ring_counts = shapely.get_num_interior_rings(shapely.get_parts(geometries)) + 1
+    ring_of = np.repeat(parts_of, ring_counts)
+    coords, ring_index = shapely.get_coordinates(rings, return_index=True)
+    codes = np.full(len(coords), MplPath.LINETO, dtype=MplPath.code_type)
+    if len(coords):
+        start = np.r_[True, ring_index[1:] != ring_index[:-1]]
+        codes[start] = MplPath.MOVETO
+        codes[np.r_[start[1:], True]] = MplPath.CLOSEPOLY
+    owner = ring_of[ring_index] if len(coords) else np.zeros(0, dtype=np.int64)
+    bounds = np.searchsorted(owner, np.arange(len(geometries) + 1))
+    paths = [MplPath(coords[a:b], codes[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return PathCollection(paths, **style)
+
+
 def _draw_clusters(ax, clusters, norm, cmap, *, outline: bool) -> None:
     if not len(clusters):
         return
     score = clusters["score"].to_numpy()
     colors = [cmap(norm(s)) for s in score]
-    clusters.plot(ax=ax, color=colors, edgecolor="#5a1a00" if outline else "none",
-                  linewidth=0.3 if outline else 0, zorder=2)
+    ax.add_collection(_polygon_collection(clusters.geometry.to_numpy(), facecolors=colors,
+                                          edgecolors="#5a1a00" if outline else "none",
+                                          linewidths=0.3 if outline else 0, zorder=2), autolim=False)
     pts = clusters[["anchor_lon", "anchor_lat"]].to_numpy()
     # Bubbles: clusters are a few pixels wide at these scales, their score must still show.
     order = np.argsort(-score, kind="stable")  # big ones below small ones
