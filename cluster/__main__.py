@@ -1,5 +1,3 @@
-import sys
+from cluster.cli import console
 
-from cluster.cli._main import main
-
-sys.exit(main())
+console()

@@ -169,3 +169,18 @@ def test_whole_pipeline_on_a_small_demo(tmp_path):
     top = clusters[clusters["tier"] == "top"]["score"]
     emerging = clusters[clusters["tier"] == "emerging"]["score"]
     assert emerging.empty or top.min() >= emerging.max()
+
+
+def test_the_executable_flushes_its_output_and_exit_code_before_its_fast_exit(tmp_path):
+    # `cluster` ends with os._exit once everything is written (cli.console): what it
+    # printed and its exit status must still arrive.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cluster", "config"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "[engine]" in done.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("metric,doc_id,lat,lon\npatents,A,95,1\n")
+    done = subprocess.run([sys.executable, "-m", "cluster", "run", "--input", str(bad), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "lat" in done.stderr and "row 2" in done.stderr

@@ -1,5 +1,5 @@
 """The ``cluster`` command line: parses arguments and calls the public API."""
 
-from cluster.cli._main import main
+from cluster.cli._main import console, main
 
-__all__ = ["main"]
+__all__ = ["console", "main"]

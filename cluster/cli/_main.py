@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -211,6 +212,22 @@ def _cmd_config(args) -> int:
 
     sys.stdout.write(default_config_text())
     return 0
+
+
+def console() -> None:
+    """The ``cluster`` executable: :func:`main`, then an immediate exit.
+
+    Every output is written, closed and moved into place before :func:`main` returns, and
+    the run has closed its DuckDB connection (which removes its spill files). Tearing the
+    interpreter down after that (numba's LLVM, the modules' memory) took 0.6 s of a 13 s
+    run on 10 M records, for nothing: streams and log handlers are flushed, then the
+    process ends without it.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv=None) -> int:
