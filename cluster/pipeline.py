@@ -136,6 +136,9 @@ class RunResult:
 _LATER_IMPORTS = ("scipy.spatial", "pyogrio", "matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
+_imported_ahead = False  # once per process
+
+
 def _import_ahead(modules=_LATER_IMPORTS) -> None:
     """Import ``modules``, and load the clustering kernels from numba's cache, on a second
     thread while the engine reduces the records.
@@ -146,6 +149,10 @@ def _import_ahead(modules=_LATER_IMPORTS) -> None:
     (Python's per-module import locks); a cold cache is left to the first call, which
     announces the compilation.
     """
+    global _imported_ahead
+    if _imported_ahead:
+        return
+    _imported_ahead = True
     import importlib
     import threading
 

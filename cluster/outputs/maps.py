@@ -128,14 +128,14 @@ def _draw_clusters(ax, clusters, norm, cmap, *, outline: bool) -> None:
     if not len(clusters):
         return
     score = clusters["score"].to_numpy()
-    colors = [cmap(norm(s)) for s in score]
+    colors = cmap(norm(score))  # (n, 4) RGBA
     ax.add_collection(_polygon_collection(clusters.geometry.to_numpy(), facecolors=colors,
                                           edgecolors="#5a1a00" if outline else "none",
                                           linewidths=0.3 if outline else 0, zorder=2), autolim=False)
     pts = clusters[["anchor_lon", "anchor_lat"]].to_numpy()
     # Bubbles: clusters are a few pixels wide at these scales, their score must still show.
     order = np.argsort(-score, kind="stable")  # big ones below small ones
-    ax.scatter(pts[order, 0], pts[order, 1], s=_bubble_area(score[order], norm.vmax), c=[colors[i] for i in order],
+    ax.scatter(pts[order, 0], pts[order, 1], s=_bubble_area(score[order], norm.vmax), c=colors[order],
                alpha=0.8, edgecolors="#5a1a00", linewidths=0.4, zorder=3)
 
 

@@ -257,7 +257,10 @@ def section_places(places: pd.DataFrame, rows=None, *, ratio: float = 3.0, densi
         return out
     xyz = unit_vectors(places["lat"], places["lon"])
     pop = places["population"].to_numpy(dtype=float)
-    region = (places["country"].astype(str) + "/" + places["admin1"].astype(str)).to_numpy(dtype=object)
+    # Country and first-level division as one integer (string concatenation of every
+    # place cost a third of this function).
+    country, admin1 = pd.factorize(places["country"])[0], pd.factorize(places["admin1"])[0]
+    region = country.astype(np.int64) * (int(admin1.max(initial=0)) + 2) + admin1
     big = np.flatnonzero(pop >= ratio * max(1.0, pop[rows].min()))
     if len(big) == 0:
         return out
