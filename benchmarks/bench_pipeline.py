@@ -29,8 +29,8 @@ Warm: the first size of each method is run once untimed (numba's cache, imports,
 OS file cache); larger sizes reuse that numba cache and have their files read once
 before timing (file cache). Sizes up to 1 M, and 10 M for the fast methods (new,
 naive: 10 M is the size of the issue's wall-time target), are timed ``--repeats`` times
-(default 3) and the median run reported; larger sizes, and ``before`` past 1 M, once. Each run waits (up to ``--max-wait``
-s) for idle CPUs first: the machine is shared.
+(default 3) and the median run reported; larger sizes, and ``before`` past 1 M, once.
+Each run waits (up to ``--max-wait`` s) for idle CPUs first: the machine is shared.
 
 Wall time per stage: the ``timings_s`` of the run's ``run.json``; ``startup`` (the
 interpreter and imports until reading starts), ``outputs`` (writing every file, after
