@@ -105,24 +105,23 @@ class Comparison:
 
     def newcomers(self) -> pd.DataFrame:
         """New top-tier clusters none of whose matched old clusters was in the old top tier."""
-        t = self.table
-        top_new = t[t["new_tier"] == "top"]
-        had_top = top_new.groupby("new_id")["old_tier"].apply(lambda s: (s == "top").any())
-        # A cluster in several pairs is shown by its continuing pair, if any.
-        keep = top_new.sort_values("status", key=lambda s: s.ne("continuing"), kind="mergesort")
-        keep = keep.drop_duplicates("new_id").set_index("new_id")
-        keep = keep[~had_top.reindex(keep.index).to_numpy(dtype=bool)]
-        return keep.reset_index().sort_values("new_rank", kind="mergesort")
+        return self._top_only_in("new", "old")
 
     def dropouts(self) -> pd.DataFrame:
         """Old top-tier clusters none of whose matched new clusters is in the new top tier."""
+        return self._top_only_in("old", "new")
+
+    def _top_only_in(self, side: str, other: str) -> pd.DataFrame:
+        """Top-tier clusters of edition ``side`` none of whose matched clusters of ``other``
+        is in that edition's top tier, in ``side``'s rank order."""
         t = self.table
-        top_old = t[t["old_tier"] == "top"]
-        has_top = top_old.groupby("old_id")["new_tier"].apply(lambda s: (s == "top").any())
-        keep = top_old.sort_values("status", key=lambda s: s.ne("continuing"), kind="mergesort")
-        keep = keep.drop_duplicates("old_id").set_index("old_id")
-        keep = keep[~has_top.reindex(keep.index).to_numpy(dtype=bool)]
-        return keep.reset_index().sort_values("old_rank", kind="mergesort")
+        top = t[t[f"{side}_tier"] == "top"]
+        other_top = top.groupby(f"{side}_id")[f"{other}_tier"].apply(lambda s: (s == "top").any())
+        # A cluster in several pairs is shown by its continuing pair, if any.
+        keep = top.sort_values("status", key=lambda s: s.ne("continuing"), kind="mergesort")
+        keep = keep.drop_duplicates(f"{side}_id").set_index(f"{side}_id")
+        keep = keep[~other_top.reindex(keep.index).to_numpy(dtype=bool)]
+        return keep.reset_index().sort_values(f"{side}_rank", kind="mergesort")
 
     def risers(self, k: int = TOP_K) -> pd.DataFrame:
         """Continuing clusters of the new top tier that rose most (ties by new rank)."""
