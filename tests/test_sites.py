@@ -142,3 +142,31 @@ def test_padded_cells_in_parquet_are_the_same_document_and_country(tmp_path):
                   "country": [" de ", "DE"]}).to_parquet(tmp_path / "r.parquet", index=False)
     sites = prepare_sites(open_records([tmp_path / "r.parquet"], METRICS), load_config()).sites
     assert sites["weight"].tolist() == [0.5, 0.5] and sites["country"].tolist() == ["DE", "DE"]
+
+
+def test_countries_that_normalise_alike_are_one_site_and_one_country(tmp_path):
+    # The engine returns one group per country as read; ' de' and 'DE' at one site are two
+    # groups of the same key, added up as counts before any division.
+    rows = pd.DataFrame({"metric": ["patents"] * 3, "doc_id": ["A", "B", "C"], "lat": [1.0] * 3, "lon": [2.0] * 3,
+                         "country": [" de", "DE", "de "]})
+    rows.to_parquet(tmp_path / "r.parquet", index=False)
+    sites = prepare_sites(open_records([tmp_path / "r.parquet"], METRICS), load_config()).sites
+    assert sites["weight"].tolist() == [3.0] and sites["n_records"].tolist() == [3]
+    assert sites["country"].tolist() == ["DE"]
+
+
+def test_repeated_keys_are_counted_once_as_integers():
+    from cluster.stages.sites import sites_from_groups
+
+    base = pd.DataFrame({"metric": ["patents"] * 2, "lat": [1.0] * 2, "lon": [2.0] * 2, "country": ["DE", "FR"],
+                         "n": [10.0, 7.0], "weight": [np.nan] * 2, "c": [3, 1]})
+    # The same counts split over repeated keys, in another order: DE adds 3/10 once, not
+    # 1/10 + 1/10 + 1/10 (0.30000000000000004).
+    split = pd.DataFrame({"metric": ["patents"] * 4, "lat": [1.0] * 4, "lon": [2.0] * 4,
+                          "country": ["DE", "FR", "DE", "DE"], "n": [10.0, 7.0, 10.0, 10.0],
+                          "weight": [np.nan] * 4, "c": [1, 1, 1, 1]})
+    a, b = sites_from_groups(base, METRICS), sites_from_groups(split, METRICS)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["weight"].to_numpy().tobytes() == b["weight"].to_numpy().tobytes()
+    assert a["weight"].tolist() == [3 / 10 + 1 / 7]
+    assert a["n_records"].tolist() == [4] and a["country"].tolist() == ["DE"]

@@ -500,6 +500,18 @@ def _country(raw: str) -> str:
     return f"CASE WHEN {_blank(t)} THEN NULL ELSE upper({t}) END"
 
 
+# Every two-letter code, in the order of _country_code's numbers (alphabetical).
+_COUNTRIES = [a + b for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+
+
+def _country_code(raw: str) -> str:
+    """SQL: the normalised country of a cell as read as a number, its position in
+    :data:`_COUNTRIES` (-1 when blank; NULL when not two letters, a row _keys_ok rejects)."""
+    t = _country(raw)
+    return (f"CASE WHEN {t} IS NULL THEN -1 WHEN regexp_full_match({t}, '[A-Z]{{2}}') "
+            f"THEN (ascii({t}[1]) - 65) * 26 + ascii({t}[2]) - 65 END")
+
+
 def _keys_ok(metric: str, raw_country: str, metrics: Sequence[str]) -> str:
     """SQL: the checks of the grouping keys, metric (normalised) and country (as read)."""
     t = _trimmed(raw_country)
@@ -536,6 +548,8 @@ class Reduction:
     groups : DataFrame
         ``metric, lat, lon, country, n, weight, c``: ``c`` records at that site and
         country with document size ``n`` (fractional rows) or that pre-set ``weight``.
+        ``metric`` and ``country`` are categorical; a key may come in several groups
+        (see :func:`cluster.stages.sites.sites_from_groups`).
     n_records : int
         Records read (valid; the year window not applied).
     outside_years : int
@@ -622,8 +636,7 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     per_file = bool(len(records.scans) + len(records.frames) > 1 or multi)
     fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
     # Rows are grouped by the fewest keys the weights need: the country as read (the
-    # groups, a few per site, are then checked, normalised and grouped again), and the
-    # document size and own weight as one number (n > 0, or -weight; a row has one of
+    # groups, a few per site, are then checked and normalised), and the document size and own weight as one number (n > 0, or -weight; a row has one of
     # them). Validity and the year window are counts, not keys. Per-row string work and
     # wide keys are the costliest parts of the scan.
     rows = f"""
@@ -632,35 +645,45 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
                count(*) FILTER (WHERE inwin) AS c_in, count(*) FILTER (WHERE NOT inwin) AS c_out,
                count(*) FILTER (WHERE NOT row_ok) AS c_bad
         FROM ({joined}) GROUP BY ALL"""
+    # The groups are checked and their country normalised, then returned as they are: two
+    # raw countries that normalise alike (' de', 'DE') give two groups of the same key,
+    # which sites.sites_from_groups adds up (integer counts: exact). Metric and country
+    # come back as integer codes (text for 1.4 M groups is most of the fetch).
+    rank = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
     checked = f"""
-        SELECT coalesce(c_bad = 0 AND {_keys_ok('metric', 'c_country', metrics)}, false) AS ok, metric, lat, lon,
-               {_country('c_country')} AS country, CASE WHEN nw > 0 THEN CAST(nw AS BIGINT) END AS n,
-               CASE WHEN nw < 0 THEN -nw END AS weight, _scan, _fkey, c_in, c_out FROM g1"""
-    key = "ok, metric, lat, lon, country, n, weight"
-    sums = "CAST(sum(c_in) AS BIGINT) AS c_in, CAST(sum(c_out) AS BIGINT) AS c_out"
+        SELECT coalesce(c_bad = 0 AND {_keys_ok('metric', 'c_country', metrics)}, false) AS ok,
+               CASE metric {rank} END AS metric_code, lat, lon, {_country_code('c_country')} AS country_code,
+               CASE WHEN nw > 0 THEN CAST(nw AS BIGINT) END AS n, CASE WHEN nw < 0 THEN -nw END AS weight,
+               _scan, _fkey, c_in, c_out FROM g1"""
+    key = "ok, metric_code, lat, lon, country_code, n, weight"
+    sites_part = f"SELECT 1 AS g_key, {key}, 0 AS _scan, NULL::VARCHAR AS _fkey, c_in, c_out FROM g"
     if per_file:
         query = f"""
             WITH g1 AS ({rows}), g AS ({checked})
-            SELECT GROUPING(_scan) AS g_key, {key}, _scan, _fkey, {sums} FROM g
-            GROUP BY GROUPING SETS (({key}), (ok, _scan, _fkey))"""
+            {sites_part}
+            UNION ALL
+            SELECT 0 AS g_key, ok, NULL, NULL, NULL, NULL, NULL, NULL, _scan, _fkey,
+                   CAST(sum(c_in) AS BIGINT), CAST(sum(c_out) AS BIGINT) FROM g GROUP BY ok, _scan, _fkey"""
     else:
-        query = f"""
-            WITH g1 AS ({rows}), g AS ({checked})
-            SELECT 1 AS g_key, {key}, 0 AS _scan, NULL AS _fkey, {sums} FROM g GROUP BY ALL"""
+        query = f"WITH g1 AS ({rows}), g AS ({checked}) {sites_part}"
     # In the order sites.sites_from_groups sums them (metrics in the configuration's
     # order, then the key): DuckDB sorts in parallel, numpy's lexsort would not.
-    rank = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
-    order = (f"ORDER BY g_key, CASE metric {rank} END NULLS FIRST, "
-             "lat, lon, country NULLS FIRST, n NULLS FIRST, weight NULLS FIRST")
+    order = ("ORDER BY g_key, metric_code NULLS FIRST, lat, lon, country_code, "
+             "n NULLS FIRST, weight NULLS FIRST")
     out = _fetch(con, f"SELECT * FROM ({query}) {order}", records)
     if out["ok"].eq(False).any():
         _raise_row_problems(records, metrics, con)
     out["c"] = out["c_in"] + out["c_out"]
     files = out[out["g_key"] == 0] if per_file else out
     out = out[out["g_key"] == 1]
-    inside = out["c_in"].gt(0)
-    groups = (out.loc[inside, ["metric", "lat", "lon", "country", "n", "weight", "c_in"]]
-              .rename(columns={"c_in": "c"}).reset_index(drop=True))
+    inside = (out["c_in"] > 0).to_numpy()
+    sel = out[inside]
+    groups = pd.DataFrame({
+        "metric": pd.Categorical.from_codes(sel["metric_code"].to_numpy(dtype=np.int64), categories=list(metrics)),
+        "lat": sel["lat"].to_numpy(), "lon": sel["lon"].to_numpy(),
+        "country": pd.Categorical.from_codes(sel["country_code"].to_numpy(dtype=np.int64), categories=_COUNTRIES),
+        "n": sel["n"].to_numpy(dtype=float, na_value=np.nan), "weight": sel["weight"].to_numpy(dtype=float, na_value=np.nan),
+        "c": sel["c_in"].to_numpy(dtype=np.int64)})
     outside = int(out["c_out"].sum())
     years = {}
     if outside and not inside.any():

@@ -177,8 +177,8 @@ def sites_from_groups(groups: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFr
     Parameters
     ----------
     groups : DataFrame
-        ``metric, lat, lon, country, n, weight, c`` (:class:`cluster.stages.scan.Reduction`),
-        one row per distinct key.
+        ``metric, lat, lon, country, n, weight, c`` (:class:`cluster.stages.scan.Reduction`);
+        a key may repeat (its counts are added).
     metrics : iterable of str
         Metric names in the configuration's order.
 
@@ -197,17 +197,21 @@ def sites_from_groups(groups: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFr
     # Countries as codes in sort order, missing (-1) first; text only for the sites.
     country, country_names = pd.factorize(groups["country"], sort=True)
     country = country.astype(np.int64)
-    n = np.nan_to_num(groups["n"].to_numpy(dtype=float), nan=-1.0)
-    own = np.nan_to_num(groups["weight"].to_numpy(dtype=float), nan=-1.0)
-    c = groups["c"].to_numpy(dtype=np.int64)
     n_raw, own_raw = groups["n"].to_numpy(dtype=float), groups["weight"].to_numpy(dtype=float)
-    keys = [code, lat, lon, country, n, own]
+    keys = [code, lat, lon, country, np.nan_to_num(n_raw, nan=-1.0), np.nan_to_num(own_raw, nan=-1.0)]
+    c = groups["c"].to_numpy(dtype=np.int64)
     # The engine returns its groups in this order already (scan.reduce_records sorts
     # them in parallel); the check is linear, the sort it saves is not.
     if not _is_sorted(keys):
         order = np.lexsort(keys[::-1])
-        code, lat, lon, country = code[order], lat[order], lon[order], country[order]
-        c, n_raw, own_raw = c[order], n_raw[order], own_raw[order]
+        keys, c, n_raw, own_raw = [k[order] for k in keys], c[order], n_raw[order], own_raw[order]
+    # A key may come in several groups (countries as read that normalise alike, the
+    # partitions of a distributed reduction): their counts are added first, as integers.
+    same = _runs(keys)
+    if len(same) < len(c):
+        keys, n_raw, own_raw = [k[same] for k in keys], n_raw[same], own_raw[same]
+        c = np.add.reduceat(c, same)
+    code, lat, lon, country = keys[:4]
     w = group_weights(n_raw, own_raw, c)
     # Per (site, country), then per site over countries in code order.
     by_country = _runs([code, lat, lon, country])
