@@ -636,9 +636,10 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     per_file = bool(len(records.scans) + len(records.frames) > 1 or multi)
     fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
     # Rows are grouped by the fewest keys the weights need: the country as read (the
-    # groups, a few per site, are then checked and normalised), and the document size and own weight as one number (n > 0, or -weight; a row has one of
-    # them). Validity and the year window are counts, not keys. Per-row string work and
-    # wide keys are the costliest parts of the scan.
+    # groups, a few per site, are then checked and normalised), and the document size
+    # and own weight as one number (n > 0, or -weight; a row has one of them). Validity
+    # and the year window are counts, not keys. Per-row string work and wide keys are the
+    # costliest parts of the scan.
     rows = f"""
         SELECT metric, lat, lon, c_country, CASE WHEN weight IS NULL THEN CAST(n AS DOUBLE) ELSE -weight END AS nw,
                {'_scan' if per_file else '0'} AS _scan, {fkey if per_file else 'NULL::VARCHAR'} AS _fkey,
@@ -682,7 +683,8 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
         "metric": pd.Categorical.from_codes(sel["metric_code"].to_numpy(dtype=np.int64), categories=list(metrics)),
         "lat": sel["lat"].to_numpy(), "lon": sel["lon"].to_numpy(),
         "country": pd.Categorical.from_codes(sel["country_code"].to_numpy(dtype=np.int64), categories=_COUNTRIES),
-        "n": sel["n"].to_numpy(dtype=float, na_value=np.nan), "weight": sel["weight"].to_numpy(dtype=float, na_value=np.nan),
+        "n": sel["n"].to_numpy(dtype=float, na_value=np.nan),
+        "weight": sel["weight"].to_numpy(dtype=float, na_value=np.nan),
         "c": sel["c_in"].to_numpy(dtype=np.int64)})
     outside = int(out["c_out"].sum())
     years = {}
