@@ -19,9 +19,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -29,24 +28,18 @@ from cluster._version import __version__
 from cluster.config import Config, load_config
 from cluster.errors import UserInputError
 from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
-from cluster.stages.bootstrap import rank_intervals
-from cluster.stages.boundaries import build_boundaries, cluster_area_km2, cluster_extent, sites_inside
-from cluster.stages.clustering import cluster_metrics, overlay
-from cluster.stages.places import (
-    assign_places,
-    city_parents,
-    cluster_economies,
-    cluster_names,
-    cluster_population,
-    load_places,
-    site_countries,
-    unique_names,
-)
-from cluster.stages.profiles import cluster_profiles, top_columns
-from cluster.stages.ranking import rank_sites, site_activity
 from cluster.stages.read import validate_frame
 from cluster.stages.scan import Records, connect, in_memory, open_records, profile_counts, records_frame
 from cluster.stages.sites import cluster_values, prepare_sites
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+# The stages after the sites stage (and geopandas, shapely, numba behind them) are
+# imported where they are used, not here: the engine starts reading the records at once
+# while a second thread imports them (_import_ahead), half a second off every run.
+_LATER_STAGES = ("cluster.stages.clustering", "cluster.stages.boundaries", "cluster.stages.places",
+                 "cluster.stages.ranking", "cluster.stages.profiles")
 
 __all__ = ["RunResult", "cluster_records", "load_records", "run"]
 
@@ -133,19 +126,19 @@ class RunResult:
 # Libraries first imported after the engine's reduction: by the places stage (scipy)
 # and by RunResult.write and .plot (pyogrio, matplotlib). Libraries only: the outputs
 # package itself is imported when a result is written.
-_LATER_IMPORTS = ("scipy.spatial", "pyogrio", "matplotlib.figure", "matplotlib.backends.backend_agg")
+_LATER_IMPORTS = ("geopandas", "scipy.spatial", "pyogrio", "matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 _imported_ahead = False  # once per process
 
 
-def _import_ahead(modules=_LATER_IMPORTS) -> None:
-    """Import ``modules``, and load the clustering kernels from numba's cache, on a second
-    thread while the engine reduces the records.
+def _import_ahead(config: Config) -> None:
+    """Import the later stages and libraries, load the clustering kernels from numba's
+    cache and the GeoNames places, on a second thread while the engine reduces the records.
 
-    DuckDB releases the GIL while it works, and this (0.7 s of imports, mostly
-    matplotlib, and 0.3 s of loading cached kernels) would otherwise run after it, on one
-    core. A module the main thread asks for while it is being imported here waits for it
+    DuckDB releases the GIL while it works, and this (a second of imports, 0.3 s of
+    loading cached kernels, 0.1 s of places) would otherwise run after it, on one core. A
+    module the main thread asks for while it is being imported here waits for it
     (Python's per-module import locks); a cold cache is left to the first call, which
     announces the compilation.
     """
@@ -157,15 +150,20 @@ def _import_ahead(modules=_LATER_IMPORTS) -> None:
     import threading
 
     def load():
+        t0 = time.perf_counter()
         try:
             from cluster.engine.dbscan import compile_cache_state, warm_up
 
             if compile_cache_state()[0]:
                 warm_up()
-            for name in modules:
+            for name in _LATER_STAGES + _LATER_IMPORTS:
                 importlib.import_module(name)
+            from cluster.stages.places import load_places
+
+            load_places(config.geonames_min_population)  # cached for the places stage
         except Exception:  # the main thread's own import or call will report it
             return
+        log.debug("later stages imported ahead in %.2f s", time.perf_counter() - t0)
 
     threading.Thread(target=load, name="import-ahead", daemon=True).start()
 
@@ -199,6 +197,18 @@ class _Described:
 
 def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict, config: Config) -> _Described:
     """Population, names, economies and shape of every cluster (the places stage)."""
+    from cluster.stages.boundaries import cluster_area_km2, cluster_extent
+    from cluster.stages.places import (
+        assign_places,
+        city_parents,
+        cluster_economies,
+        cluster_names,
+        cluster_population,
+        load_places,
+        site_countries,
+    )
+    from cluster.stages.ranking import site_activity
+
     n = len(geoms)
     places = load_places(config.geonames_min_population)
     lat, lon = sites["lat"].to_numpy(), sites["lon"].to_numpy()
@@ -242,6 +252,10 @@ def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict
 def _assemble(ranked, described: _Described, inside: np.ndarray, geoms: list, config: Config,
               synthetic: bool) -> gpd.GeoDataFrame:
     """The clusters table in rank order: ranking columns, names, economies, shape, polygons."""
+    import geopandas as gpd
+
+    from cluster.stages.places import load_places, unique_names
+
     n = len(geoms)
     sel = inside >= 0
     extra = pd.DataFrame({
@@ -319,10 +333,15 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     metrics = list(config.metric_names)
     input_info = input_info or {}
     with _stage("sites", timings):
-        _import_ahead()
+        _import_ahead(config)
         con = None if config.scheduler else connect(config)
         prepared = prepare_sites(records, config, con=con)
         totals = prepared.totals
+    from cluster.stages.boundaries import build_boundaries, sites_inside
+    from cluster.stages.clustering import cluster_metrics, overlay
+    from cluster.stages.profiles import cluster_profiles, top_columns
+    from cluster.stages.ranking import rank_sites
+
     with _stage("dbscan", timings):
         sites, thresholds = cluster_metrics(prepared.sites, config, totals)
     with _stage("overlay", timings):
@@ -366,6 +385,8 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     if config.bootstrap_replicates > 0 and len(clusters):
         with _stage("bootstrap", timings):
             # The bootstrap resamples documents: it needs the records one by one.
+            from cluster.stages.bootstrap import rank_intervals
+
             kept = records_frame(prepared.records, metrics, year_start=config.year_start,
                                  year_end=config.year_end, con=con, config=config)
             low, high, bootstrap_info = rank_intervals(kept, sites, totals, config, clusters)

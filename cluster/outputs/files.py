@@ -36,7 +36,7 @@ import pandas as pd
 from cluster._progress import bar
 from cluster.outputs._atomic import atomic_output_dir
 from cluster.outputs._text import md_escape
-from cluster.outputs.gpkg import finish_geopackage, sites_frame
+from cluster.outputs.gpkg import finish_geopackage, write_sites_layer
 from cluster.outputs.maps import draw_map
 from cluster.outputs.report import REPORT_FILES, write_report
 from cluster.outputs.webmap import write_map_html
@@ -234,9 +234,7 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
                     layer_metadata={"DESCRIPTION": description})
         wrote("clusters.gpkg: clusters")
         if result.sites is not None and "cluster_id" in result.sites:
-            sites_frame(result.sites, outside=config.sites_outside).to_file(
-                tmp / "clusters.gpkg", layer="sites", driver="GPKG", engine="pyogrio", use_arrow=True,
-                layer_metadata={"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"})
+            write_sites_layer(tmp / "clusters.gpkg", result.sites, outside=config.sites_outside)
         wrote("clusters.gpkg: sites")
         finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
                           default_json=json_default, economy_min_share=config.economy_min_share)
