@@ -19,7 +19,8 @@ Files (in the output directory):
 Atomicity: everything is written into a hidden temporary directory next to the target
 and swapped into place only when complete (:mod:`cluster.outputs._atomic`), so a failed
 run leaves the previous outputs as they were and no half-written file where a user would
-look.
+look. ``map.png`` is drawn by a second process meanwhile (:mod:`cluster.outputs._side`),
+which the swap waits for.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import pandas as pd
 
 from cluster._progress import bar
 from cluster.outputs._atomic import atomic_output_dir
+from cluster.outputs._side import submit
 from cluster.outputs._text import md_escape
 from cluster.outputs.gpkg import finish_geopackage, write_sites_layer
 from cluster.outputs.maps import draw_map
@@ -225,45 +227,53 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
             done.set_postfix_str(name, refresh=False)
             done.update()
 
-        clusters = result.clusters
-        table = ranking_table(clusters, metrics)
-        gdf = clusters.copy()
-        gdf["intensity_rank"] = gdf["intensity_rank"].astype("float64")  # GPKG has no nullable int64 via all drivers
-        description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
-        gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio",
-                    layer_metadata={"DESCRIPTION": description})
-        wrote("clusters.gpkg: clusters")
-        if result.sites is not None and "cluster_id" in result.sites:
-            write_sites_layer(tmp / "clusters.gpkg", result.sites, outside=config.sites_outside)
-        wrote("clusters.gpkg: sites")
-        finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
-                          default_json=json_default, economy_min_share=config.economy_min_share)
-        clusters.to_parquet(tmp / "clusters.parquet", index=False, schema_version="1.1.0",
-                            write_covering_bbox=True)
-        wrote("clusters.parquet")
-        if config.write_geojson:
-            # GDAL's RFC 7946 mode: EPSG:4326 lon/lat, counter-clockwise exteriors, split at ±180°.
-            gj = gpd.GeoDataFrame(table, geometry=clusters.geometry.to_numpy(), crs=clusters.crs)
-            gj.to_file(tmp / "clusters.geojson", driver="GeoJSON", engine="pyogrio",
-                       RFC7946="YES", COORDINATE_PRECISION=6, WRITE_NAME="NO")
-            wrote("clusters.geojson")
-        write_map_html(tmp / "map.html", clusters, metrics, labels, notice=notice)
-        wrote("map.html")
-        table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
-        wrote("ranking.csv")
-        (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")
-        wrote("ranking.md")
-        draw_map(clusters, tmp / "map.png", notice=notice)
-        wrote("map.png")
-        if profiles is not None:
-            write_profiles_csv(tmp / "profiles.csv", profiles, clusters)
-            wrote("profiles.csv")
-        write_report(tmp, clusters, result.info, metrics, notice=notice, top_n=config.top_n)
-        wrote("report.md")
-        write_json(tmp / "run.json", result.info)
-        wrote("run.json")
+        # The map is drawn in a second process (see cluster.outputs._side) while this one
+        # writes the rest.
+        with submit(draw_map, result.clusters, tmp / "map.png", notice=notice) as drawn:
+            _write_files(tmp, result, metrics, labels, notice, wrote)
+            drawn.result()
+            wrote("map.png")
     log.info("wrote %s", ", ".join(str(out_dir / f) for f in OUTPUT_FILES))
     return out_dir
+
+
+def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | None, wrote) -> None:
+    """Every output but ``map.png`` into ``tmp`` (see :func:`write_outputs`)."""
+    config, clusters, profiles = result.config, result.clusters, getattr(result, "profiles", None)
+    table = ranking_table(clusters, metrics)
+    gdf = clusters.copy()
+    gdf["intensity_rank"] = gdf["intensity_rank"].astype("float64")  # GPKG has no nullable int64 via all drivers
+    description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
+    gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio",
+                layer_metadata={"DESCRIPTION": description})
+    wrote("clusters.gpkg: clusters")
+    if result.sites is not None and "cluster_id" in result.sites:
+        write_sites_layer(tmp / "clusters.gpkg", result.sites, outside=config.sites_outside)
+    wrote("clusters.gpkg: sites")
+    finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
+                      default_json=json_default, economy_min_share=config.economy_min_share)
+    clusters.to_parquet(tmp / "clusters.parquet", index=False, schema_version="1.1.0",
+                        write_covering_bbox=True)
+    wrote("clusters.parquet")
+    if config.write_geojson:
+        # GDAL's RFC 7946 mode: EPSG:4326 lon/lat, counter-clockwise exteriors, split at ±180°.
+        gj = gpd.GeoDataFrame(table, geometry=clusters.geometry.to_numpy(), crs=clusters.crs)
+        gj.to_file(tmp / "clusters.geojson", driver="GeoJSON", engine="pyogrio",
+                   RFC7946="YES", COORDINATE_PRECISION=6, WRITE_NAME="NO")
+        wrote("clusters.geojson")
+    write_map_html(tmp / "map.html", clusters, metrics, labels, notice=notice)
+    wrote("map.html")
+    table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
+    wrote("ranking.csv")
+    (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")
+    wrote("ranking.md")
+    if profiles is not None:
+        write_profiles_csv(tmp / "profiles.csv", profiles, clusters)
+        wrote("profiles.csv")
+    write_report(tmp, clusters, result.info, metrics, notice=notice, top_n=config.top_n)
+    wrote("report.md")
+    write_json(tmp / "run.json", result.info)
+    wrote("run.json")
 
 
 def write_profiles_csv(path: Path, profiles: pd.DataFrame, clusters) -> None:
