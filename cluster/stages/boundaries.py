@@ -33,6 +33,7 @@ import shapely
 from cluster._progress import progress
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 from cluster.engine.polygons import disc_union, split_antimeridian
+from cluster.stages.sites import metric_codes
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +189,12 @@ def counts_inside(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, metr
     counts = pd.DataFrame(0.0, index=pd.RangeIndex(n_clusters), columns=list(metrics))
     hit = inside >= 0
     if hit.any():
-        s = pd.DataFrame({"c": inside[hit], "m": sites["metric"].to_numpy()[hit],
+        s = pd.DataFrame({"c": inside[hit], "m": metric_codes(sites, metrics)[hit],
                           "w": sites["weight"].to_numpy()[hit]})
         table = s.pivot_table(index="c", columns="m", values="w", aggfunc="sum", observed=False)
-        counts.update(table.reindex(columns=counts.columns))
+        table = table.reindex(columns=range(len(counts.columns)))
+        table.columns = counts.columns
+        counts.update(table)
         counts = counts.fillna(0.0)
     return counts
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from cluster.config import Config
 from cluster.engine.dbscan import dbscan_sphere
+from cluster.stages.sites import metric_codes
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,9 @@ def cluster_metrics(sites: pd.DataFrame, config: Config, totals: dict[str, float
     core = np.zeros(len(out), dtype=bool)
     thresholds: dict[str, float] = {}
     offset = 0
-    metric = out["metric"].to_numpy()
-    for m in config.metrics:
-        idx = np.flatnonzero(metric == m.name)
+    code = metric_codes(out, config.metric_names)
+    for i, m in enumerate(config.metrics):
+        idx = np.flatnonzero(code == i)
         thresholds[m.name] = m.threshold(totals.get(m.name, 0.0))
         if len(idx) == 0:
             continue

@@ -249,18 +249,38 @@ def section_places(places: pd.DataFrame, rows=None, *, ratio: float = 3.0, densi
     ndarray of int64, one per row of ``rows`` (or of ``places``)
         Row in ``places`` of the city each place is a section of, -1 for none.
     """
+    rows = np.arange(len(places)) if rows is None else np.asarray(rows, dtype=np.int64)
+    return _sections(_SectionData.of(places), rows, ratio=ratio, density_per_km2=density_per_km2,
+                     max_radius_km=max_radius_km)
+
+
+@dataclass(frozen=True)
+class _SectionData:
+    """What :func:`section_places` reads of every place, computed once per table."""
+
+    xyz: np.ndarray
+    pop: np.ndarray
+    region: np.ndarray
+
+    @classmethod
+    def of(cls, places: pd.DataFrame) -> _SectionData:
+        # Country and first-level division as one integer (string concatenation of every
+        # place cost a third of section_places).
+        country, admin1 = pd.factorize(places["country"])[0], pd.factorize(places["admin1"])[0]
+        region = country.astype(np.int64) * (int(admin1.max(initial=0)) + 2) + admin1
+        return cls(xyz=unit_vectors(places["lat"], places["lon"]),
+                   pop=places["population"].to_numpy(dtype=float), region=region)
+
+
+def _sections(data: _SectionData, rows: np.ndarray, *, ratio: float = 3.0, density_per_km2: float = 2000.0,
+              max_radius_km: float = 20.0) -> np.ndarray:
+    """:func:`section_places` on the arrays of :class:`_SectionData`."""
     from scipy.spatial import cKDTree
 
-    rows = np.arange(len(places)) if rows is None else np.asarray(rows, dtype=np.int64)
     out = np.full(len(rows), -1, dtype=np.int64)
     if len(rows) == 0:
         return out
-    xyz = unit_vectors(places["lat"], places["lon"])
-    pop = places["population"].to_numpy(dtype=float)
-    # Country and first-level division as one integer (string concatenation of every
-    # place cost a third of this function).
-    country, admin1 = pd.factorize(places["country"])[0], pd.factorize(places["admin1"])[0]
-    region = country.astype(np.int64) * (int(admin1.max(initial=0)) + 2) + admin1
+    xyz, pop, region = data.xyz, data.pop, data.region
     big = np.flatnonzero(pop >= ratio * max(1.0, pop[rows].min()))
     if len(big) == 0:
         return out
@@ -335,8 +355,9 @@ def city_parents(places: pd.DataFrame, rows) -> np.ndarray:
     parent = np.full(len(places), -1, dtype=np.int64)
     done = np.zeros(len(places), dtype=bool)
     todo = np.unique(np.asarray(rows, dtype=np.int64))
+    data = _SectionData.of(places)
     while len(todo):
-        parent[todo] = section_places(places, todo)
+        parent[todo] = _sections(data, todo)
         done[todo] = True
         up = parent[todo]
         todo = np.unique(up[(up >= 0) & ~done[np.maximum(up, 0)]])
@@ -462,6 +483,7 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
     pop = places["population"].to_numpy()
     country = places["country"].to_numpy(dtype=object)
     pname = places["name"].to_numpy(dtype=object)
+    place_xyz = unit_vectors(places["lat"], places["lon"])
     order = np.argsort(place_cluster, kind="stable")
     bounds = np.searchsorted(place_cluster[order], np.arange(n_clusters + 1))
     site_order = np.argsort(cluster, kind="stable")
@@ -482,7 +504,7 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
         else:  # nothing within reach at all: the nearest places name it
             cand = np.unique(nearest_place(lat[s], lon[s], places))
         named_c.append(np.full(len(s), c, dtype=np.int64))
-        named_place.append(_naming_candidate(lat[s], lon[s], places, cand, radius_km))
+        named_place.append(_naming_candidate(lat[s], lon[s], place_xyz, pop, cand, radius_km))
         named_activity.append(activity[s])
     if not named_c:
         return ClusterNames(names=names, first_place=first)
@@ -511,21 +533,22 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
     return ClusterNames(names=names, first_place=first)
 
 
-def _naming_candidate(lat, lon, places: pd.DataFrame, cand: np.ndarray, radius_km: float) -> np.ndarray:
+def _naming_candidate(lat, lon, place_xyz: np.ndarray, place_pop: np.ndarray, cand: np.ndarray,
+                      radius_km: float) -> np.ndarray:
     """Row of the candidate each site is named after: its nearest candidate, given way to
     the most populous candidate within ``radius_km`` of that one (ties: nearer, then
-    lower row), so the sites of a suburb name the city it belongs to."""
+    lower row), so the sites of a suburb name the city it belongs to. ``place_xyz`` and
+    ``place_pop`` are every place's unit vector and population."""
     from scipy.spatial import cKDTree
 
-    xyz = unit_vectors(places["lat"].to_numpy()[cand], places["lon"].to_numpy()[cand])
-    tree = cKDTree(xyz)
+    tree = cKDTree(place_xyz[cand])
     _, nearest = tree.query(unit_vectors(lat, lon), k=1)
     nearest = np.asarray(nearest, dtype=np.int64)
     if radius_km <= 0 or len(cand) == 1:
         return cand[nearest]
     pairs = tree.sparse_distance_matrix(tree, chord_for_km(radius_km), output_type="ndarray")
     a, b, dist = pairs["i"], pairs["j"], pairs["v"]
-    pop = places["population"].to_numpy()[cand]
+    pop = place_pop[cand]
     dominant = np.arange(len(cand))
     order = np.lexsort((cand[b], dist, -pop[b], a))
     a, b = a[order], b[order]

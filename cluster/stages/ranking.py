@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cluster.stages.boundaries import counts_inside
+from cluster.stages.sites import metric_codes
 
 _GEOHASH = "0123456789bcdefghjkmnpqrstuvwxyz"
 
@@ -193,10 +194,10 @@ def site_activity(sites: pd.DataFrame, totals: dict[str, float], config) -> np.n
     -------
     ndarray of shape (n_sites,)
     """
-    metric = sites["metric"].astype(str).to_numpy()
+    code = metric_codes(sites, config.metric_names)
     act = np.zeros(len(sites))
-    for m in config.metrics:
-        sel = metric == m.name
+    for i, m in enumerate(config.metrics):
+        sel = code == i
         if totals.get(m.name, 0) > 0:
             act[sel] = 100.0 * m.score_weight * sites["weight"].to_numpy()[sel] / totals[m.name]
     return act

@@ -134,6 +134,26 @@ def _codes_in(values, categories: list) -> np.ndarray:
     return pos[codes].astype(np.int64)
 
 
+def metric_codes(sites: pd.DataFrame, metrics: Iterable[str]) -> np.ndarray:
+    """Position of each site's metric in ``metrics`` (-1 for another metric), as int64.
+
+    Sites' ``metric`` is categorical: comparing its codes costs nothing, while turning
+    it into text for 100 k+ sites (``astype(str)``) is tens of milliseconds each time.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Sites (or any frame) with a ``metric`` column.
+    metrics : iterable of str
+        Metric names.
+
+    Returns
+    -------
+    ndarray of shape (n_sites,), int64
+    """
+    return _codes_in(sites["metric"], list(metrics))
+
+
 def _names_of(codes: np.ndarray, names) -> np.ndarray:
     """Object array of ``names[code]``, None where the code is -1."""
     out = np.full(len(codes), None, dtype=object)
