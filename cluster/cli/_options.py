@@ -105,6 +105,7 @@ def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True) -
     parser.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
                         help="records: a file (CSV, Parquet, GeoParquet, GeoPackage; CSV may be compressed), a "
                              "directory of them (hive-partitioned Parquet too) or a glob like 'data/**/*.parquet'; "
+                             "Parquet also at object-store addresses (s3://bucket/prefix/, with s3fs); "
                              "repeat for several")
     parser.set_defaults(input_specs=None)
     parser.add_argument("--map", action=_PerInput, dest="input_map", metavar="COL=SRC,...",

@@ -32,7 +32,15 @@ from collections.abc import Sequence
 import pandas as pd
 
 from cluster.errors import UserInputError
-from cluster.stages.scan import Records, Reduction, _normalized, _scan_source, _window, connect
+from cluster.stages.scan import (
+    Records,
+    Reduction,
+    _normalized,
+    _scan_source,
+    _window,
+    connect,
+    register_filesystems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,7 @@ def _read_file(scan, metrics: Sequence[str], path: str) -> pd.DataFrame:
     """One input file read and validated by DuckDB on a worker (record columns, ``ok``)."""
     con = connect()  # one thread: Dask runs several tasks per worker at once
     con.execute("SET threads = 1")
+    register_filesystems(con, [path])  # an object-store address: read with the worker's fsspec
     sql = _normalized(scan, metrics, _scan_source(scan, files=[path]))
     cols = ", ".join(_COLUMNS)
     df = con.sql(f"SELECT {cols} FROM ({sql})").df()
@@ -133,6 +142,7 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
     years = {}
     if outside and not inside.any():
         con = connect(config)
+        register_filesystems(con, records.paths)
         from cluster.stages.scan import _union
 
         years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "

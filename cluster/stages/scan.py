@@ -49,7 +49,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -124,6 +124,11 @@ class Records:
     synthetic: bool = False
 
     @property
+    def paths(self) -> list[str]:
+        """Every file the scans read (local paths and object-store addresses)."""
+        return [f for s in self.scans for f in s.files]
+
+    @property
     def columns(self) -> set[str]:
         """Record columns present in at least one input."""
         cols = {n.strip().lower() for s in self.scans for n, _, _ in s.plan}
@@ -163,6 +168,138 @@ def connect(config=None):
     except duckdb.Error:  # in Jupyter without ipywidgets DuckDB refuses to touch the setting
         pass
     return con
+
+
+# --------------------------------------------------------------------------- object stores
+
+def is_url(path) -> bool:
+    """Whether an input is an object-store (or other fsspec) address, not a local path.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An input as given.
+
+    Returns
+    -------
+    bool
+        True for ``scheme://...`` (``s3://bucket/records/``, ``gs://bucket/part-*.parquet``).
+
+    Examples
+    --------
+    >>> is_url("s3://bucket/records/"), is_url("data/records.csv")
+    (True, False)
+    """
+    scheme, sep, _ = str(path).partition("://")
+    return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").isalnum()
+
+
+def _filesystem(url: str):
+    """``(fsspec filesystem, path without the scheme)`` of an address."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        scheme = url.partition("://")[0]
+        raise UserInputError(f"{url}: cannot read {scheme}:// addresses ({exc}). Install the fsspec package for "
+                             f"that store (s3fs for s3://, gcsfs for gs://, adlfs for az://) in this environment "
+                             f"and on the Dask workers.") from None
+
+
+def register_filesystems(con, files) -> None:
+    """Let DuckDB read the object-store ``files`` through fsspec (once per scheme).
+
+    DuckDB's own object-store readers are extensions fetched from the internet on first
+    use; fsspec's are Python packages, installed like the rest, that take credentials
+    and endpoints from the store's usual settings (``AWS_*`` variables, fsspec config).
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The connection that will read the files.
+    files : iterable of str
+        Inputs; local paths among them are ignored.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    UserInputError
+        When the store's fsspec package is not installed.
+    """
+    schemes = {str(f).partition("://")[0] for f in files if is_url(f)}
+    if not schemes:
+        return
+    known = set(con.list_filesystems())
+    for scheme in sorted(schemes):
+        fs, _ = _filesystem(f"{scheme}://")
+        if not known & set(_protocols(fs)):  # DuckDB names a filesystem by its protocol
+            con.register_filesystem(fs)
+
+
+def _protocols(fs) -> tuple:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def _expand_url(url: str) -> list[str]:
+    """:func:`_expand` for an object-store address: a file, every record file under a
+    prefix, or a glob (``**`` included), as full addresses."""
+    fs, path = _filesystem(url)
+    scheme = url.partition("://")[0]
+    if any(ch in path for ch in "*?["):
+        hits = sorted(k for k, info in fs.glob(path, detail=True).items() if info.get("type") == "file")
+        if not hits:
+            raise UserInputError(f"Input pattern {url} matches no file. Check the pattern given to {{input}}.")
+    elif fs.isdir(path):
+        root = path.rstrip("/")
+        hits = sorted(k for k, info in fs.find(root, detail=True).items() if info.get("type") == "file"
+                      and not any(part.startswith((".", "_")) for part in k[len(root) + 1:].split("/"))
+                      and _format(PurePosixPath(k))[0])
+        if not hits:
+            raise UserInputError(f"Input {url} is a prefix without record files (.parquet ...). Pass files, "
+                                 "a prefix of them or a glob to {input}.")
+    elif fs.isfile(path):
+        hits = [path]
+    else:
+        raise UserInputError(f"Input {url} does not exist. Check the address given to {{input}} and the "
+                             "store's credentials.")
+    return [f"{scheme}://{k}" for k in hits]
+
+
+def _open_remote(url: str, mapping, con) -> tuple[list, list]:
+    """The scans and file entries of one object-store input (Parquet only)."""
+    import pyarrow.parquet as pq
+
+    urls = _expand_url(url)
+    other = [u for u in urls if _format(PurePosixPath(u))[0] != "parquet"]
+    if other:
+        raise UserInputError(f"{other[0]}: object-store inputs are read as Parquet; give .parquet files there "
+                             "(or copy other formats to a local path).")
+    fs, path = _filesystem(url)
+    keys = [u.partition("://")[2] for u in urls]
+    root = PurePosixPath(path.rstrip("/"))
+    hive = fs.isdir(path) and _is_hive([PurePosixPath(k) for k in keys], root)
+    scan = _parquet_scan(urls, url, mapping, hive, con, fs=fs)
+    if scan is None:
+        raise UserInputError(f"{url}: GeoParquet or binary columns are read from local files only; give plain "
+                             "Parquet with lat/lon columns at object-store addresses.")
+    check_columns([n for n, _, _ in scan.plan], url if len(urls) > 1 else urls[0])
+    _check_types(scan, urls)
+    files = []
+    for u, k in zip(urls, keys):
+        info = fs.info(k)
+        meta = pq.read_schema(k, filesystem=fs).metadata or {}
+        # The store's own fingerprint (reading every byte back to hash it would cost more
+        # than the run); SHA-256 of the bytes when the store gives none.
+        tag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("content_md5")
+        files.append({"path": u, "bytes": int(info.get("size") or 0),
+                      "synthetic": meta.get(PARQUET_SYNTHETIC_KEY) == b"true",
+                      **({"etag": str(tag).strip('"')} if tag else {}),
+                      **({"mapping": mapping.describe()} if mapping else {})})
+    return [scan], files
 
 
 # --------------------------------------------------------------------------- discovery
@@ -212,14 +349,16 @@ def _csv_header(path: Path, compression: str | None, delimiter: str) -> list[str
     return next(csv.reader(io.StringIO(lines[0]), delimiter=delimiter))
 
 
-def _parquet_scan(files: list[Path], label: str, mapping, hive: bool, con) -> _Scan | None:
-    """The scan of Parquet files, or None when the pandas reader must read them
-    (GeoParquet geometry, binary columns)."""
+def _parquet_scan(files: list, label: str, mapping, hive: bool, con, *, fs=None) -> _Scan | None:
+    """The scan of Parquet files (local paths, or addresses on the fsspec filesystem
+    ``fs``), or None when the pandas reader must read them (GeoParquet geometry, binary
+    columns)."""
     import pyarrow.parquet as pq
 
     for f in files:
         try:
-            meta = pq.read_schema(f).metadata or {}
+            meta = (pq.read_schema(str(f).partition("://")[2], filesystem=fs) if fs is not None
+                    else pq.read_schema(f)).metadata or {}
         except Exception as exc:  # pyarrow raises several types for a broken file
             raise UserInputError(f"{f}: cannot read as Parquet ({exc}).") from None
         if b"geo" in meta:
@@ -291,9 +430,20 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
     con = con or connect()
     scans, frames, files, problems, bad_rows = [], [], [], [], 0
     for i, given in enumerate(inputs):
+        mapping = mappings[i]
+        if is_url(given):
+            register_filesystems(con, [given])
+            try:
+                remote_scans, remote_files = _open_remote(str(given), mapping, con)
+            except InputDataError as exc:
+                problems += exc.problems
+                bad_rows += exc.rows or 0
+                continue
+            scans += remote_scans
+            files += remote_files
+            continue
         paths = _expand(str(given))
         root = Path(str(given))
-        mapping = mappings[i]
         by_format: dict = {}
         for f in paths:
             kind, compression = _format(f)
@@ -391,14 +541,27 @@ def _synthetic(path: Path) -> bool:
 def _fingerprint(files: list[dict]) -> None:
     """SHA-256 of every input file (``run.json``), several files at once on threads
     (hashlib releases the GIL)."""
-    todo = [f for f in files if "sha256" not in f]
+    todo = [f for f in files if "sha256" not in f and "etag" not in f]
     if not todo:
         return
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(4, len(todo))) as pool:
-        for f, digest in zip(todo, pool.map(lambda f: file_sha256(Path(f["path"])), todo)):
+        for f, digest in zip(todo, pool.map(lambda f: _sha256(f["path"]), todo)):
             f["sha256"] = digest
+
+
+def _sha256(path: str) -> str:
+    if not is_url(path):
+        return file_sha256(Path(path))
+    import hashlib
+
+    fs, key = _filesystem(path)
+    digest = hashlib.sha256()
+    with fs.open(key, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- SQL
@@ -629,6 +792,7 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
         A file DuckDB and pandas cannot parse.
     """
     con = con or connect(config)
+    register_filesystems(con, records.paths)
     joined = _joined(records, metrics, con, year_start, year_end)
     # Rows per file come with the groups when there are several inputs: per scan, and per
     # file of a multi-file CSV scan (Parquet files give theirs from their footers).
@@ -725,6 +889,7 @@ def profile_counts(records: Records, metrics: Sequence[str], site_cluster: pd.Da
     if not kinds:
         return None
     con = con or connect(config)
+    register_filesystems(con, records.paths)
     table = site_cluster[["metric", "lat", "lon", "cluster"]].assign(metric=site_cluster["metric"].astype(str))
     con.register("_site_cluster", table)
     unpivot = " UNION ALL ".join(
@@ -758,7 +923,11 @@ def _per_file(records: Records, out: pd.DataFrame) -> dict:
     for i, scan in enumerate(records.scans):
         if scan.kind == "parquet":
             for f in scan.files:
-                per[f] = pq.read_metadata(f).num_rows
+                if is_url(f):
+                    fs, key = _filesystem(f)
+                    per[f] = pq.read_metadata(key, filesystem=fs).num_rows
+                else:
+                    per[f] = pq.read_metadata(f).num_rows
         elif len(scan.files) == 1:
             per[scan.files[0]] = int(out.loc[out["_scan"] == i, "c"].sum())
         else:
@@ -794,6 +963,7 @@ def _raise_row_problems(records: Records, metrics: Sequence[str], con) -> None:
     """Fetch the suspect rows of each file with their row numbers and word them with the
     Python validator (same messages as a file read in memory)."""
     problems, rows = [], 0
+    register_filesystems(con, records.paths)
     for scan in records.scans:
         for f in scan.files:
             source = _scan_source(scan, rows=scan.kind == "parquet", files=[f])
@@ -816,7 +986,7 @@ def _raise_row_problems(records: Records, metrics: Sequence[str], con) -> None:
             plan_frame = pd.DataFrame({name: (raw[src] if kind == "column" else src)
                                        for name, kind, src in scan.plan}, index=raw.index)
             try:
-                _validate(plan_frame, Path(f), 2 if scan.kind == "csv" else 1, metrics,
+                _validate(plan_frame, f if is_url(f) else Path(f), 2 if scan.kind == "csv" else 1, metrics,
                           row_numbers=suspect["_rownum"].to_numpy(dtype=np.int64), n_finite=int(finite))
             except InputDataError as exc:
                 problems += exc.problems
@@ -852,6 +1022,7 @@ def records_frame(records: Records, metrics: Sequence[str], *, year_start: int |
         fractional), ``year``, ``country``, ``field``, ``institution``.
     """
     con = con or connect(config)
+    register_filesystems(con, records.paths)
     where = []
     if year_start is not None:
         where.append(f"year >= {int(year_start)}")
