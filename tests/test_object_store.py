@@ -70,8 +70,7 @@ def world(s3, tmp_path_factory):
             part.drop(columns="metric").iloc[idx].to_parquet(folder / f"part-{i}.parquet", index=False)
     for f in sorted(root.rglob("*.parquet")):
         s3.put(str(f), f"{BUCKET}/world/{f.relative_to(root).as_posix()}")
-    # The same rows in flat files with a metric column, for globs (hive folders are read
-    # from a directory or prefix input).
+    # The same rows in flat files with a metric column.
     flat = root.parent / "flat"
     flat.mkdir()
     for i, idx in enumerate(np.array_split(np.arange(len(rows)), 3)):
@@ -89,6 +88,8 @@ def test_a_prefix_and_a_glob_on_s3_give_the_local_sites(world, tmp_path):
     local = cluster.run(world)
     prefix = cluster.run(f"s3://{BUCKET}/world")
     _same_sites(local, prefix)
+    # A glob reads the key=value folders below its fixed part as columns, as a prefix does.
+    _same_sites(local, cluster.run(f"s3://{BUCKET}/world/**/*.parquet"))
     _same_sites(cluster.run(str(world.parent / "flat" / "part-*.parquet")),
                 cluster.run(f"s3://{BUCKET}/flat/part-*.parquet"))
     inputs = prefix.info["inputs"]

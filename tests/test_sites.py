@@ -170,3 +170,18 @@ def test_repeated_keys_are_counted_once_as_integers():
     assert a["weight"].to_numpy().tobytes() == b["weight"].to_numpy().tobytes()
     assert a["weight"].tolist() == [3 / 10 + 1 / 7]
     assert a["n_records"].tolist() == [4] and a["country"].tolist() == ["DE"]
+
+
+def test_a_glob_over_hive_folders_reads_them_as_columns(tmp_path):
+    # metric=.../year=... folders give the columns the files lack, whether the input is the
+    # directory or a glob below it ('data/**/*.parquet', as the help suggests).
+    rows = _random_rows()
+    for metric, part in rows.groupby("metric"):
+        folder = tmp_path / "data" / f"metric={metric}"
+        folder.mkdir(parents=True)
+        part.drop(columns="metric").to_parquet(folder / "part-0.parquet", index=False)
+    config = load_config()
+    whole = prepare_sites(open_records([tmp_path / "data"], METRICS), config).sites
+    for pattern in ("data/**/*.parquet", "data/*/part-*.parquet"):
+        got = prepare_sites(open_records([str(tmp_path / pattern)], METRICS), config).sites
+        pd.testing.assert_frame_equal(whole, got)

@@ -49,7 +49,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -281,7 +281,7 @@ def _open_remote(url: str, mapping, con) -> tuple[list, list]:
     fs, path = _filesystem(url)
     keys = [u.partition("://")[2] for u in urls]
     root = PurePosixPath(path.rstrip("/"))
-    hive = fs.isdir(path) and _is_hive([PurePosixPath(k) for k in keys], root)
+    hive = _hive_input([PurePosixPath(k) for k in keys], root, not any(ch in path for ch in "*?[") and fs.isdir(path))
     scan = _parquet_scan(urls, url, mapping, hive, con, fs=fs)
     if scan is None:
         raise UserInputError(f"{url}: GeoParquet or binary columns are read from local files only; give plain "
@@ -324,7 +324,22 @@ def _expand(path: str) -> list[Path]:
     return [p]
 
 
-def _is_hive(files: Sequence[Path], root: Path) -> bool:
+def _glob_root(path: PurePath) -> PurePath:
+    """The folders of a glob before its first wildcard (``data`` for ``data/**/*.parquet``)."""
+    parts = path.parts
+    fixed = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), len(parts))
+    return type(path)(*parts[:fixed]) if fixed else type(path)(".")
+
+
+def _hive_input(files: Sequence[PurePath], given: PurePath, is_dir: bool) -> bool:
+    """Whether an input's files are hive partitions: ``key=value`` folders between the
+    directory (or prefix) given, or a glob's fixed folders, and the files."""
+    if any(ch in str(given) for ch in "*?["):
+        return _is_hive(files, _glob_root(given))
+    return is_dir and _is_hive(files, given)
+
+
+def _is_hive(files: Sequence[PurePath], root: PurePath) -> bool:
     """Directories named ``key=value`` between the input and its files (hive partitions)."""
     for f in files:
         try:
@@ -456,7 +471,7 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
             for (kind, compression), group in by_format.items():
                 scanned = []
                 if kind == "parquet":
-                    scan = _parquet_scan(group, str(given), mapping, root.is_dir() and _is_hive(group, root), con)
+                    scan = _parquet_scan(group, str(given), mapping, _hive_input(group, root, root.is_dir()), con)
                     if scan is not None:
                         check_columns([n for n, _, _ in scan.plan], str(given) if len(group) > 1 else group[0])
                         _check_types(scan, group)
