@@ -764,18 +764,21 @@ def _union(records: Records, metrics: Sequence[str], con) -> str:
 
 
 def _joined(records: Records, metrics: Sequence[str], con, year_start, year_end) -> str:
-    """Every record with ``inwin`` (inside the year window) and ``n``, the rows of its
-    document inside the window (NULL for pre-weighted rows)."""
+    """Every record with ``inwin`` (inside the year window) and, for a row inside it
+    without its own weight, ``n``: the rows of its document inside the window."""
     # Records are scanned twice (document sizes, then the rows) rather than materialised:
     # memory stays bounded by the hash tables, whatever the number of records. The first
     # scan needs no validation: a run with any invalid row stops before using the sizes,
-    # so only metric, doc_id, weight and year are computed there.
+    # so only metric, doc_id, weight and year are computed there. Only documents at
+    # several rows are joined back (a row without a match is its document's only one):
+    # half the documents or more in real data, so a hash table half the size.
     return f"""
         WITH r AS NOT MATERIALIZED (
             SELECT *, {_window(year_start, year_end)} AS inwin FROM ({_union(records, metrics, con)})),
-        d AS (SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS n FROM r
-              WHERE inwin AND weight IS NULL GROUP BY metric, doc_id)
-        SELECT * FROM r LEFT JOIN d ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
+        d AS (SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS d_n FROM r
+              WHERE inwin AND weight IS NULL GROUP BY metric, doc_id HAVING count(*) > 1)
+        SELECT r.*, CASE WHEN r.inwin AND r.weight IS NULL AND r.doc_id IS NOT NULL THEN coalesce(d.d_n, 1) END AS n
+        FROM r LEFT JOIN d ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
 
 
 def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int | None = None,
