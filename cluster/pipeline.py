@@ -123,9 +123,10 @@ class RunResult:
         return plot_clusters(self.clusters, ax, n_labels=n_labels, notice=self.info.get("notice"))
 
 
-# Libraries first imported after the engine's reduction: by the places stage (scipy)
-# and by RunResult.write and .plot (pyogrio, matplotlib). Libraries only: the outputs
-# package itself is imported when a result is written.
+# Libraries first imported after the engine's reduction: by the clusters table
+# (geopandas), the places stage (scipy) and RunResult.write and .plot (pyogrio,
+# matplotlib). Libraries only: the outputs package itself is imported when a result is
+# written (a run that writes nothing never imports it).
 _LATER_IMPORTS = ("geopandas", "scipy.spatial", "pyogrio", "matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
