@@ -134,9 +134,9 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
         _raise_row_problems(records, metrics, connect(config))
     per_file = {k: int(v) for k, v in out.groupby("_file")["c"].sum().items()}
     inside = out["inwin"].astype(bool)
-    key = out.loc[inside, _KEY + ["c"]]
-    # Partitions are files: the same group from two files is one group.
-    groups = key.groupby(_KEY, dropna=False, sort=False, as_index=False)["c"].sum()
+    # Partitions are files, so a key may come once per file: sites_from_groups adds up
+    # the counts of a repeated key, as it does for the embedded engine's groups.
+    groups = out.loc[inside, _KEY + ["c"]].reset_index(drop=True)
     groups["country"] = groups["country"].astype(object).where(groups["country"].notna(), None)
     outside = int(out.loc[~inside, "c"].sum())
     years = {}
