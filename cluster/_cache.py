@@ -1,10 +1,14 @@
-"""The user cache: derived data kept between runs (GeoNames places, the basemap).
+"""The user cache: derived data kept between runs (GeoNames places, the basemap, numba's
+compiled kernels, the list of temporary folders in use).
 
-Files live in ``<user cache>/innovation-clusters/<kind>/`` (``$XDG_CACHE_HOME`` or
-``~/.cache``). Their names carry what they were derived from (a package version, a
-source's size and time stamp or hash), so a changed source is derived again; they are
-written aside and renamed, so a reader never sees half a file; and a read-only home only
-means every run derives them again. A base module: standard library only.
+Files live in ``<user cache>/innovation-clusters/<kind>/``, where platformdirs puts a
+user's caches on each system (``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux,
+``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows). Their names carry what they
+were derived from (a package version, a source's size and time stamp or hash), so a
+changed source is derived again; they are written aside and renamed
+(:func:`write_atomic`), so a reader never sees half a file; a file
+that cannot be read back is derived again and replaced; and a read-only or full home only
+means every run derives them again. A base module.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["cache_dir", "cached", "write_atomic"]
+
+_APP = "innovation-clusters"
 
 
 def cache_dir(kind: str) -> Path:
@@ -29,11 +35,13 @@ def cache_dir(kind: str) -> Path:
     -------
     pathlib.Path
     """
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "innovation-clusters" / kind
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(_APP, appauthor=False)) / kind
 
 
 def write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write a cache file aside and rename it into place; nothing on a read-only home.
+    """Write a cache file aside and rename it into place; nothing on a read-only or full home.
 
     Parameters
     ----------

@@ -490,6 +490,8 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None = None,
     """
     user: dict[str, Any] = {}
     origin = "defaults"
+    if isinstance(source, Config) and not any(v is not None for v in dict(overrides or {}).values()):
+        return source  # validated when it was built: once per run, not at every layer it passes
     if isinstance(source, Config):
         user, origin = source.to_dict(), source.source
     elif isinstance(source, Mapping):

@@ -36,10 +36,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
 # The stages after the sites stage (and geopandas, shapely, numba behind them) are
-# imported where they are used, not here: the engine starts reading the records at once
-# while a second thread imports them (_import_ahead), half a second off every run.
-_LATER_STAGES = ("cluster.stages.clustering", "cluster.stages.boundaries", "cluster.stages.places",
-                 "cluster.stages.ranking", "cluster.stages.profiles")
+# imported where they are used, not here: the engine starts reading the records at once.
 
 __all__ = ["RunResult", "cluster_records", "load_records", "run"]
 
@@ -121,52 +118,6 @@ class RunResult:
 
             _, ax = plt.subplots(figsize=(16, 7))
         return plot_clusters(self.clusters, ax, n_labels=n_labels, notice=self.info.get("notice"))
-
-
-# Libraries first imported after the engine's reduction: by the clusters table
-# (geopandas), the places stage (scipy) and RunResult.write and .plot (pyogrio,
-# matplotlib). Libraries only: the outputs package itself is imported when a result is
-# written (a run that writes nothing never imports it).
-_LATER_IMPORTS = ("geopandas", "scipy.spatial", "pyogrio", "matplotlib.figure", "matplotlib.backends.backend_agg")
-
-
-_imported_ahead = False  # once per process
-
-
-def _import_ahead(config: Config) -> None:
-    """Import the later stages and libraries, load the clustering kernels from numba's
-    cache and the GeoNames places, on a second thread while the engine reduces the records.
-
-    DuckDB releases the GIL while it works, and this (a second of imports, 0.3 s of
-    loading cached kernels, 0.1 s of places) would otherwise run after it, on one core. A
-    module the main thread asks for while it is being imported here waits for it
-    (Python's per-module import locks); a cold cache is left to the first call, which
-    announces the compilation.
-    """
-    global _imported_ahead
-    if _imported_ahead:
-        return
-    _imported_ahead = True
-    import importlib
-    import threading
-
-    def load():
-        t0 = time.perf_counter()
-        try:
-            from cluster.engine.dbscan import compile_cache_state, warm_up
-
-            if compile_cache_state()[0]:
-                warm_up()
-            for name in _LATER_STAGES + _LATER_IMPORTS:
-                importlib.import_module(name)
-            from cluster.stages.places import load_places
-
-            load_places(config.geonames_min_population)  # cached for the places stage
-        except Exception:  # the main thread's own import or call will report it
-            return
-        log.debug("later stages imported ahead in %.2f s", time.perf_counter() - t0)
-
-    threading.Thread(target=load, name="import-ahead", daemon=True).start()
 
 
 @contextmanager
@@ -334,7 +285,6 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     metrics = list(config.metric_names)
     input_info = input_info or {}
     with _stage("sites", timings):
-        _import_ahead(config)
         con = None if config.scheduler else connect(config)
         prepared = prepare_sites(records, config, con=con)
         totals = prepared.totals

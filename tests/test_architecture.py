@@ -19,7 +19,8 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "cluster"
 
 LAYERS = [
-    ("cluster._version", "cluster._progress", "cluster._cache", "cluster.errors", "cluster.provenance"),
+    ("cluster._version", "cluster._progress", "cluster._cache", "cluster._atomic", "cluster._runtime",
+     "cluster.errors", "cluster.provenance"),
     ("cluster.config", "cluster.engine"),
     ("cluster.stages",),
     ("cluster.outputs",),

@@ -16,7 +16,7 @@ from cluster.outputs.files import OUTPUT_FILES
 # marker file and sleeps, so the test can kill it exactly there.
 DRIVER = r"""
 import sys, time, pathlib
-import cluster.outputs._atomic as a
+import cluster._atomic as a
 import cluster.outputs.files as o
 marker, where = pathlib.Path(sys.argv[1]), sys.argv[2]
 def pause():

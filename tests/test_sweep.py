@@ -85,7 +85,7 @@ def test_cli_sweep_writes_outputs_atomically(tmp_path):
     assert main(args) == 0
     assert {p.name for p in out.iterdir()} == {
         "sweep.csv", "run.json", "heatmap_n_clusters.png", "heatmap_top_overlap.png",
-        "heatmap_spearman.png", "heatmap_adjusted_rand.png"}
+        "heatmap_spearman.png", "heatmap_adjusted_rand.png", "manifest.json"}
     table = pd.read_csv(out / "sweep.csv")
     assert len(table) == 4 and table["baseline"].sum() == 1
     info = json.loads((out / "run.json").read_text())
@@ -140,7 +140,7 @@ def test_kdist_agrees_with_core_sites():
 def test_cli_kdist(tmp_path):
     out = tmp_path / "kd"
     assert main(["-q", "kdist", "--demo-records", "20000", "--metric", "patents", "--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {"kdist.csv", "kdist.png", "run.json"}
+    assert {p.name for p in out.iterdir()} == {"kdist.csv", "kdist.png", "run.json", "manifest.json"}
     table = pd.read_csv(out / "kdist.csv")
     assert list(table.columns) == ["order", "lat", "lon", "weight", "kdist_km"]
     d = table["kdist_km"].to_numpy()

@@ -33,8 +33,9 @@ def _window_editions(args):
 
 
 def compare_command(args) -> int:
+    from cluster._atomic import prepare_output_dir
+    from cluster.cli._options import input_paths
     from cluster.editions import MIN_OVERLAP, compare_editions, load_edition, write_comparison
-    from cluster.outputs._atomic import prepare_output_dir
 
     if args.editions and args.window:
         message = "Give either two output folders OLD NEW or two --window, not both."
@@ -51,7 +52,8 @@ def compare_command(args) -> int:
         message = "--input is for --window; two output folders OLD NEW are compared as they were written."
         raise UserInputError(message)
     out = Path(args.out)
-    prepare_output_dir(out)  # fail before the work, not after it
+    # Fail before the work, not after it.
+    prepare_output_dir(out, inputs=[*args.editions, *input_paths(args)], walked=bool(args.window))
     old, new = _window_editions(args) if args.window else [load_edition(p) for p in args.editions]
     comparison = compare_editions(old, new, min_overlap=args.min_overlap or MIN_OVERLAP, force=args.force)
     write_comparison(comparison, out)

@@ -1,14 +1,15 @@
 """Command-line interface: parses arguments and calls the public API, nothing more.
 
-Exit codes: 0 success; 2 bad input or usage (the message alone, no traceback);
-1 internal error (the traceback goes to a log file named in the message).
+Exit codes: 0 success; 2 bad input or usage (the message alone, no traceback); 3 a fault
+of the environment (disk full, permissions, read-only folder, path too long, a scheduler
+that does not answer: what happened and what to do); 1 internal error (the traceback goes
+to a log file named in the message); 130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -21,10 +22,11 @@ from cluster.cli._options import (
     _positive_int,
     _year_window,
     add_run_options,
+    input_paths,
     records_source,
     run_overrides,
 )
-from cluster.errors import UserInputError
+from cluster.errors import EXIT_ENVIRONMENT, UserInputError, environment_fault
 
 log = logging.getLogger("cluster")
 
@@ -44,8 +46,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Find science-and-technology clusters in geocoded activity (patents, "
                     "publications, venture-capital deals) the way WIPO's Global Innovation Index does.",
         epilog="Exit codes: 0 success; 2 bad input or usage (the message names the file, row, "
-               "column and fix); 1 internal error (the traceback is saved to a log file named "
-               "in the message). `cluster COMMAND --help` describes each command.",
+               "column and fix); 3 a fault of the environment (disk full, permissions, read-only "
+               "folder, path too long, an unanswering scheduler); 1 internal error (the traceback "
+               "is saved to a log file named in the message); 130 interrupted; 143 terminated. "
+               "`cluster COMMAND --help` describes each command.",
     )
     logging_options(p, 0)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -156,12 +160,12 @@ def _cmd_run(args) -> int:
     from pathlib import Path
 
     from cluster._api import run
+    from cluster._atomic import prepare_output_dir
     from cluster.config import load_config
-    from cluster.outputs._atomic import prepare_output_dir
 
     config = load_config(args.config, {**run_overrides(args), "eps_km": args.eps_km, "bootstrap": args.bootstrap,
                                        "geojson": args.geojson})
-    prepare_output_dir(Path(args.out))  # fail before the work, not after it
+    prepare_output_dir(Path(args.out), inputs=input_paths(args))  # fail before the work, not after it
     previous = None
     if args.previous:
         from cluster.editions import load_edition
@@ -215,19 +219,11 @@ def _cmd_config(args) -> int:
 
 
 def console() -> None:
-    """The ``cluster`` executable: :func:`main`, then an immediate exit.
+    """The ``cluster`` executable: :func:`main`, then an immediate exit
+    (:func:`cluster._runtime.finish`: every output is written and closed by then)."""
+    from cluster import _runtime
 
-    Every output is written, closed and moved into place before :func:`main` returns, and
-    the run has closed its DuckDB connection (which removes its spill files). Tearing the
-    interpreter down after that (numba's LLVM, the modules' memory) took 0.6 s of a 13 s
-    run on 10 M records, for nothing: streams and log handlers are flushed, then the
-    process ends without it.
-    """
-    code = main()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    _runtime.finish(main())
 
 
 def main(argv=None) -> int:
@@ -235,7 +231,10 @@ def main(argv=None) -> int:
     _setup_logging(args.verbose, args.quiet)
     command = {"run": _cmd_run, "compare": _cmd_compare, "sweep": _cmd_sweep, "kdist": _cmd_kdist, "demo": _cmd_demo,
                "index": _cmd_index, "config": _cmd_config}[args.command]
+    from cluster import _runtime
+
     try:
+        _runtime.start()
         return command(args)
     except UserInputError as exc:
         print(f"error: {exc.for_cli()}", file=sys.stderr)
@@ -243,7 +242,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception:
+    except SystemExit as exc:  # SIGTERM (cluster._runtime): every with block has unwound
+        if exc.code == 143:
+            print("terminated", file=sys.stderr)
+        raise
+    except Exception as exc:
+        fault = environment_fault(exc)
+        if fault is not None:
+            print(f"error: {fault.for_cli()}", file=sys.stderr)
+            return EXIT_ENVIRONMENT
         fd, path = tempfile.mkstemp(prefix="cluster-error-", suffix=".log")
         with open(fd, "w") as fh:
             fh.write(traceback.format_exc())

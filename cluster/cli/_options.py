@@ -158,6 +158,13 @@ def run_overrides(args) -> dict:
             "input_files": files or None}
 
 
+def input_paths(args) -> list[str]:
+    """The local files and folders a command reads (--input, --config): what its output
+    folder may not hold (see cluster._atomic.prepare_output_dir)."""
+    paths = [*(getattr(args, "input", None) or []), getattr(args, "config", None)]
+    return [p for p in paths if p and p != "-" and "://" not in str(p)]
+
+
 def records_source(args):
     """What to cluster: the --input files, or (without any) the synthetic demo world."""
     if args.input:

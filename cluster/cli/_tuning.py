@@ -37,18 +37,19 @@ def _config_and_sites(args, eps_km=None):
 
 
 def sweep_command(args) -> int:
-    from cluster.outputs._atomic import atomic_output_dir, prepare_output_dir
+    from cluster._atomic import atomic_output_dir, prepare_output_dir
+    from cluster.cli._options import input_paths
     from cluster.outputs.files import write_json
     from cluster.tuning.sweep import round_table, run_sweep, write_heatmaps
 
     out = Path(args.out)
-    prepare_output_dir(out)  # fail before the work, not after it
+    prepare_output_dir(out, inputs=input_paths(args))  # fail before the work, not after it
     config, sites, totals, notice, info, timings = _config_and_sites(args)
     t0 = time.perf_counter()
     table, _ = run_sweep(sites, totals, config, args.eps_km, args.min_weight_scale)
     timings["sweep"] = round(time.perf_counter() - t0, 3)
     table = round_table(table)
-    with atomic_output_dir(out) as tmp:
+    with atomic_output_dir(out, command="sweep", inputs=input_paths(args)) as tmp:
         table.to_csv(tmp / "sweep.csv", index=False, lineterminator="\n")
         files = ["sweep.csv"] + write_heatmaps(table, tmp, baseline_eps=config.eps_km, notice=notice)
         info.update({"command": "sweep", "eps_km": sorted(set(args.eps_km)),
@@ -64,12 +65,13 @@ def sweep_command(args) -> int:
 
 
 def kdist_command(args) -> int:
-    from cluster.outputs._atomic import atomic_output_dir, prepare_output_dir
+    from cluster._atomic import atomic_output_dir, prepare_output_dir
+    from cluster.cli._options import input_paths
     from cluster.outputs.files import write_json
     from cluster.tuning.kdist import kdist_table, write_kdist
 
     out = Path(args.out)
-    prepare_output_dir(out)
+    prepare_output_dir(out, inputs=input_paths(args))
     config, sites, totals, notice, info, timings = _config_and_sites(args, eps_km=args.eps_km)
     if args.metric not in config.metric_names:
         raise UserInputError(f"--metric {args.metric}: unknown metric. Configured metrics: "
@@ -80,7 +82,7 @@ def kdist_command(args) -> int:
     t0 = time.perf_counter()
     table = kdist_table(sites, args.metric, k_weight)
     timings["kdist"] = round(time.perf_counter() - t0, 3)
-    with atomic_output_dir(out) as tmp:
+    with atomic_output_dir(out, command="kdist", inputs=input_paths(args)) as tmp:
         write_kdist(table, tmp, eps_km=config.eps_km, metric=args.metric, k_weight=k_weight, notice=notice)
         info.update({"command": "kdist", "metric": args.metric, "k_weight": k_weight,
                      "eps_km": config.eps_km, "files": ["kdist.csv", "kdist.png"], "timings_s": timings})

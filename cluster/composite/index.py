@@ -173,7 +173,9 @@ def run_index(
     if out is not None:
         from .outputs import prepare_output_dir
 
-        prepare_output_dir(Path(out))  # fail before the work, not after it
+        read = [p for p in [source if isinstance(source, (str, Path)) else None, *(tables or {}).values(), compare]
+                if p is not None and "://" not in str(p)]
+        prepare_output_dir(Path(out), inputs=read)  # fail before the work, not after it
     units = unit_table(fw, run["clusters"], run["ranking"], run["sites"], tables=tables, compare=compare)
     unc = Uncertainty.from_framework(fw, samples=samples, seed=seed)
     res = compute_index(fw, units, uncertainty=unc, monte_carlo_on=monte_carlo_on)

@@ -28,15 +28,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from ..errors import UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -54,31 +49,24 @@ FILES = (
 )
 
 
-def prepare_output_dir(out_dir: Path) -> None:
-    """Check that ``out_dir`` can be created or replaced (it must hold ``index.json`` if not empty).
+def prepare_output_dir(out_dir: Path, *, inputs=()) -> Path:
+    """Check that ``out_dir`` can be created or replaced (see :mod:`cluster._atomic`).
 
     Parameters
     ----------
     out_dir : path-like
         Directory to write into.
+    inputs : iterable of path-like
+        The run folder and tables read: none may lie inside ``out_dir``.
 
     Returns
     -------
-    None
+    pathlib.Path
+        The folder that will be written.
     """
-    parent = out_dir.parent if str(out_dir.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserInputError(f"Output directory's parent {parent} does not exist. Create it or choose another --out.")
-    if not os.access(parent, os.W_OK):
-        raise UserInputError(f"Cannot write in {parent}: permission denied. Choose another --out.")
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise UserInputError(f"--out {out_dir} is a file, not a directory. Choose another --out.")
-        if any(out_dir.iterdir()) and not (out_dir / "index.json").exists():
-            raise UserInputError(
-                f"Refusing to replace {out_dir}: it is not empty and holds no index.json, so it "
-                "is not an output directory of `cluster index`. Choose a new or empty directory."
-            )
+    from cluster._atomic import prepare_output_dir as prepare
+
+    return prepare(out_dir, inputs=inputs, walked=False)
 
 
 def _rounded(df: pd.DataFrame, decimals: int = 6) -> pd.DataFrame:
@@ -363,14 +351,12 @@ def write_index(res, out_dir: str | Path) -> Path:
     import geopandas as gpd
     import pyogrio
 
+    from cluster._atomic import atomic_output_dir
+
     out_dir = Path(out_dir)
-    prepare_output_dir(out_dir)
-    parent = out_dir.parent if str(out_dir.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    try:
+    read = [p for p in [res.info.get("run"), *res.info.get("tables", {}).values()]
+            if p and p != "<memory>" and "://" not in str(p)]
+    with atomic_output_dir(out_dir, command="index", inputs=read, walked=False) as tmp:
         fw = res.framework
         table = _rounded(res.table.reset_index())
         table.to_csv(tmp / "index.csv", index=False, lineterminator="\n")
@@ -437,25 +423,6 @@ def write_index(res, out_dir: str | Path) -> Path:
             "versions": _versions(),
         }
         (tmp / "index.json").write_text(json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
-        _swap(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote %s (%s)", out_dir, ", ".join(p.name for p in sorted(out_dir.iterdir())))
     return out_dir
 
-
-def _swap(tmp: Path, out_dir: Path) -> None:
-    """Rename ``tmp`` into place; a previous ``out_dir`` is moved aside first and then removed."""
-    if not out_dir.exists():
-        os.rename(tmp, out_dir)
-        return
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    shutil.rmtree(old, ignore_errors=True)
-    os.rename(out_dir, old)
-    try:
-        os.rename(tmp, out_dir)
-    except OSError:
-        os.rename(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

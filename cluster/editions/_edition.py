@@ -74,6 +74,30 @@ class Edition:
         return act
 
 
+def _info_problem(info) -> str | None:
+    """What is wrong with a ``run.json`` that an edition reads, or None."""
+    if not isinstance(info, dict):
+        return f"a {type(info).__name__}, not the object a run writes"
+    totals, config = info.get("world_totals", {}), info.get("config", {})
+    if not isinstance(totals, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in totals.values()):
+        return "world_totals is not a mapping of metric to number"
+    if not isinstance(config, dict):
+        return "config is not an object"
+    for key in ("metrics", "clustering", "ranking"):
+        if not isinstance(config.get(key, {}), dict):
+            return f"config.{key} is not an object"
+    eps = config.get("clustering", {}).get("eps_km", 0.0)
+    top = config.get("ranking", {}).get("top_n", 100)
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not isinstance(top, int) or isinstance(top, bool):
+        return "config.clustering.eps_km or config.ranking.top_n is not a number"
+    return None
+
+
+# What matching and the comparison read from clusters.parquet.
+_REQUIRED_COLUMNS = ("cluster_id", "rank", "name", "geometry")
+
+
 def load_edition(folder: str | Path) -> Edition:
     """Read an edition from a ``cluster run`` output folder.
 
@@ -102,23 +126,32 @@ def load_edition(folder: str | Path) -> Edition:
         message = (f"{folder} has no {' and no '.join(missing)}: it is not the output folder of a "
                    "`cluster run`. Give the folder a run wrote (its --out).")
         raise UserInputError(message)
+    broken = f"{folder}: the run's outputs cannot be read ({{}}). Re-run `cluster run` into it."
     try:
         info = json.loads((folder / "run.json").read_text("utf-8"))
         clusters = gpd.read_parquet(folder / "clusters.parquet")
     except Exception as exc:  # pyarrow/json raise several types for a broken file
-        message = f"{folder}: cannot read the run's outputs ({exc}). Re-run `cluster run` into it."
-        raise UserInputError(message) from None
+        raise UserInputError(broken.format(exc)) from None
+    problem = _info_problem(info)
+    if problem:
+        raise UserInputError(broken.format(f"run.json: {problem}"))
+    missing = [c for c in _REQUIRED_COLUMNS if c not in clusters.columns]
+    if missing:
+        raise UserInputError(broken.format(f"clusters.parquet has no column {', '.join(missing)}"))
     sites = None
     gpkg = folder / "clusters.gpkg"
     if gpkg.is_file():
         import pyogrio
 
-        if "sites" in [name for name, _ in pyogrio.list_layers(gpkg)]:
-            layer = pyogrio.read_dataframe(gpkg, layer="sites", columns=["cluster_id", "metric", "weight"])
-            sites = pd.DataFrame({"cluster_id": layer["cluster_id"], "metric": layer["metric"].astype(str),
-                                  "weight": layer["weight"].astype(float),
-                                  "lat": layer.geometry.y.to_numpy(), "lon": layer.geometry.x.to_numpy()})
-            sites = sites[sites["cluster_id"].notna()].reset_index(drop=True)
+        try:
+            if "sites" in [name for name, _ in pyogrio.list_layers(gpkg)]:
+                layer = pyogrio.read_dataframe(gpkg, layer="sites", columns=["cluster_id", "metric", "weight"])
+                sites = pd.DataFrame({"cluster_id": layer["cluster_id"], "metric": layer["metric"].astype(str),
+                                      "weight": layer["weight"].astype(float),
+                                      "lat": layer.geometry.y.to_numpy(), "lon": layer.geometry.x.to_numpy()})
+                sites = sites[sites["cluster_id"].notna()].reset_index(drop=True)
+        except Exception as exc:  # pyogrio raises DataSourceError, KeyError, ... for a damaged file
+            raise UserInputError(broken.format(f"clusters.gpkg: {exc}")) from None
     return Edition(clusters=clusters, sites=sites, info=info, label=str(folder))
 
 

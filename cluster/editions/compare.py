@@ -380,13 +380,14 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
     pathlib.Path
         ``out_dir``.
     """
+    from cluster._atomic import atomic_output_dir
     from cluster.editions.movers import draw_movers
-    from cluster.outputs._atomic import atomic_output_dir
     from cluster.outputs.files import write_json
 
     out_dir = Path(out_dir)
     notice = comparison.new.info.get("notice") or comparison.old.info.get("notice")
-    with atomic_output_dir(out_dir) as tmp:
+    read = [e.label for e in (comparison.old, comparison.new) if Path(e.label).exists()]
+    with atomic_output_dir(out_dir, command="compare", inputs=read, walked=False) as tmp:
         compare_csv_table(comparison).to_csv(tmp / "compare.csv", index=False, lineterminator="\n")
         (tmp / "compare.md").write_text(compare_markdown(comparison, notice=notice), "utf-8")
         draw_movers(comparison, tmp / "compare.png", notice=notice)

@@ -104,15 +104,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
-from pathlib import Path
 
 import numba
 import numpy as np
 from numba import njit
 
+from cluster._runtime import numba_cache_dir, rebuild_damaged_cache
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
 # The estimator form, SphericalDBSCAN, is in cluster.engine.estimator: scikit-learn's base
@@ -127,37 +126,9 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------
 
 
-def _writable(directory: Path) -> bool:
-    """``directory`` exists or can be made, and a file can be written in it."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            return True
-    except OSError:
-        return False
-
-
-def _ensure_cache_dir() -> None:
-    """A writable cache directory for numba, set before the kernels below are decorated.
-
-    numba caches next to this file (``__pycache__``) or, when that is read-only (a
-    system-wide install), in the user's cache; where neither can be written it would
-    compile again in every process. Then ``<user cache>/innovation-clusters/numba`` or,
-    failing that, a directory in the temporary directory is used. ``NUMBA_CACHE_DIR``,
-    when set, always wins.
-    """
-    if os.environ.get("NUMBA_CACHE_DIR") or _writable(Path(__file__).parent / "__pycache__"):
-        return
-    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    for directory in (user / "innovation-clusters" / "numba",
-                      Path(tempfile.gettempdir()) / f"innovation-clusters-numba-{uid}"):
-        if _writable(directory):
-            numba.config.CACHE_DIR = str(directory)
-            return
-
-
-_ensure_cache_dir()
+# Where numba keeps the kernels: a folder of its own under the user cache, decided before
+# the kernels below are decorated (numba reads it then); see cluster._runtime.
+numba_cache_dir()
 
 # Cell keys pack three cell indices of 20 bits into an int64.
 _MAX_CELLS_PER_AXIS = 1 << 20
@@ -862,6 +833,7 @@ def _dbscan(lat: np.ndarray, lon: np.ndarray, weight, eps_km: float, min_weight:
     return labels, core_mask
 
 
+@rebuild_damaged_cache
 def dbscan_sphere(lat, lon, weight=None, *, eps_km, min_weight):
     """Exact weighted DBSCAN of points on the sphere.
 

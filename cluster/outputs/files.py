@@ -16,11 +16,15 @@ Files (in the output directory):
 ``profiles.csv``    only when the records have ``field``/``institution``: every value's
                     weight and share per cluster and metric (see cluster.stages.profiles)
 
-Atomicity: everything is written into a hidden temporary directory next to the target
-and swapped into place only when complete (:mod:`cluster.outputs._atomic`), so a failed
+``manifest.json``   every file above with its size and SHA-256 (see cluster._atomic)
+
+Atomicity and ownership: everything is written into a hidden temporary directory next to
+the target and swapped into place only when complete (:mod:`cluster._atomic`), so a failed
 run leaves the previous outputs as they were and no half-written file where a user would
-look. ``map.png`` is drawn by a second process meanwhile (:mod:`cluster.outputs._side`),
-which the swap waits for.
+look; a folder is replaced only when everything in it is listed in its manifest, and only
+those files are removed. Everything is written in this process: a helper process forked
+from a process that runs threads (DuckDB's, numba's) can inherit a lock that nobody will
+ever release, and the side process that drew ``map.png`` that way hung a run.
 """
 
 from __future__ import annotations
@@ -34,9 +38,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from cluster._atomic import atomic_output_dir
 from cluster._progress import bar
-from cluster.outputs._atomic import atomic_output_dir
-from cluster.outputs._side import submit
 from cluster.outputs._text import md_escape
 from cluster.outputs.gpkg import finish_geopackage, write_sites_layer
 from cluster.outputs.maps import draw_map
@@ -47,7 +50,7 @@ log = logging.getLogger(__name__)
 
 PROFILE_PREFIXES = ("top_field_", "top_institution_")
 OUTPUT_FILES = ("clusters.gpkg", "clusters.parquet", "ranking.csv", "ranking.md", "map.png", "map.html",
-                "run.json") + REPORT_FILES
+                "run.json", "manifest.json") + REPORT_FILES
 
 
 def ranking_table(clusters, metrics) -> pd.DataFrame:
@@ -200,8 +203,9 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
         What :func:`cluster.run` returned; its ``config`` decides the optional outputs
         (``[outputs] geojson``, ``sites_outside``) and the metric labels.
     out_dir : path-like
-        Output directory: created, or replaced when it is empty or holds a ``run.json``
-        (an earlier run's outputs). Its parent must exist.
+        Output directory: created, or replaced when it is empty or holds only the
+        unchanged files of its ``manifest.json`` (an earlier command's outputs; see
+        :mod:`cluster._atomic`). Its parent must exist; no input may lie inside it.
     metrics : sequence of str, optional
         Metrics to write, in order; default every configured metric.
 
@@ -213,7 +217,8 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
     Raises
     ------
     UserInputError
-        When ``out_dir`` cannot be written or is a directory of something else.
+        When ``out_dir`` cannot be written, holds anything this tool did not write
+        (named in the message), or holds an input of the run.
     """
     config = result.config
     metrics = list(config.metric_names if metrics is None else metrics)
@@ -222,17 +227,17 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
     out_dir = Path(out_dir)
     profiles = getattr(result, "profiles", None)
     steps = 9 + bool(config.write_geojson) + (profiles is not None)
-    with atomic_output_dir(out_dir) as tmp, bar(desc="writing outputs", total=steps, unit="file") as done:
+    inputs = [f["path"] for f in result.info.get("inputs", [])
+              if isinstance(f, dict) and f.get("path") and "://" not in str(f["path"])]
+    with (atomic_output_dir(out_dir, command="run", inputs=inputs) as tmp,
+          bar(desc="writing outputs", total=steps, unit="file") as done):
         def wrote(name: str) -> None:
             done.set_postfix_str(name, refresh=False)
             done.update()
 
-        # The map is drawn in a second process (see cluster.outputs._side) while this one
-        # writes the rest.
-        with submit(draw_map, result.clusters, tmp / "map.png", notice=notice) as drawn:
-            _write_files(tmp, result, metrics, labels, notice, wrote)
-            drawn.result()
-            wrote("map.png")
+        _write_files(tmp, result, metrics, labels, notice, wrote)
+        draw_map(result.clusters, tmp / "map.png", notice=notice)
+        wrote("map.png")
     log.info("wrote %s", ", ".join(str(out_dir / f) for f in OUTPUT_FILES))
     return out_dir
 

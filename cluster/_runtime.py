@@ -1,0 +1,167 @@
+"""Runtime plumbing, in one place: what a process needs around the domain code.
+
+The domain modules (stages, engine, outputs) neither start threads or processes at
+import nor depend on timing to be correct; what a command needs around them lives here,
+called by the command line (:func:`start` before the command, :func:`finish` after it)
+and, for the engine's cache, by the engine itself:
+
+- **numba's cache** in a folder of its own under the user cache
+  (``<user cache>/innovation-clusters/numba``, ``NUMBA_CACHE_DIR`` wins when set), so that
+  compiled kernels survive a read-only install and a damaged cache can be thrown away
+  without touching anything else. A truncated or garbled cache file makes numba raise
+  while loading (an ``UnpicklingError`` deep in ``numba.core.caching``);
+  :func:`rebuild_damaged_cache` recognises that, removes the folder and compiles again,
+  once, instead of failing every later run.
+- **Signals**: SIGTERM (what ``kill``, systemd and batch schedulers send) becomes an
+  ordinary exit, so every ``with`` block unwinds and the temporary output folders are
+  removed at once, as on Ctrl-C.
+- **Debris**: the temporary folders of commands that were killed with SIGKILL are removed
+  by the next command of any kind (:func:`cluster._atomic.remove_debris`).
+- **Fast exit**: once every output is written and closed, the process ends without the
+  interpreter's teardown (numba's LLVM and the modules' memory: 0.6 s of a 13 s run on
+  10 M records, for nothing).
+
+There is deliberately no helper process and no import-ahead thread: a process forked
+while another thread holds a lock (DuckDB's and numba's pools run about 29 threads)
+keeps that lock, held by nobody, for ever, and that hung runs that drew ``map.png`` in a
+forked child; the thread that imported later stages ahead saved half a second and is
+not worth an argument about import locks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["finish", "numba_cache_dir", "rebuild_damaged_cache", "start"]
+
+log = logging.getLogger(__name__)
+
+
+def _writable(directory: Path) -> bool:
+    """``directory`` exists or can be made, and a file can be written in it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
+def numba_cache_dir() -> str:
+    """The folder of numba's compiled kernels, set for numba before they are decorated.
+
+    ``NUMBA_CACHE_DIR`` when set; else ``<user cache>/innovation-clusters/numba``; else,
+    on a read-only home, a folder of this user's in the temporary directory.
+
+    Returns
+    -------
+    str
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    from cluster._cache import cache_dir
+
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    chosen = None
+    for directory in (cache_dir("numba"), Path(tempfile.gettempdir()) / f"innovation-clusters-numba-{uid}"):
+        if _writable(directory):
+            chosen = str(directory)
+            break
+    if chosen is not None:
+        import numba
+
+        numba.config.CACHE_DIR = chosen
+        os.environ["NUMBA_CACHE_DIR"] = chosen  # worker processes (Dask) find the same kernels
+    return chosen or ""
+
+
+def _from_numba_cache(exc: BaseException) -> bool:
+    """The exception was raised while numba loaded a cached kernel."""
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if filename.endswith("numba/core/caching.py"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def rebuild_damaged_cache(fn: Callable) -> Callable:
+    """Decorate an entry point of the engine: a damaged numba cache is removed and the
+    call made again, compiling afresh, instead of failing this and every later run.
+
+    Parameters
+    ----------
+    fn : callable
+        A function that calls numba kernels compiled with ``cache=True``.
+
+    Returns
+    -------
+    callable
+    """
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if not _from_numba_cache(exc):
+                raise
+            import numba
+
+            folder = numba.config.CACHE_DIR or os.environ.get("NUMBA_CACHE_DIR")
+            log.warning("numba's cache of compiled kernels in %s is damaged (%s: %s); removed it, compiling "
+                        "again (about 15 s)", folder, type(exc).__name__, exc)
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def _terminate(signum, frame):  # noqa: ARG001 (signal handler signature)
+    raise SystemExit(128 + signum)
+
+
+def start() -> None:
+    """Prepare the process for a command: numba's cache folder, SIGTERM as an exit, and the
+    temporary folders of killed commands removed.
+
+    Returns
+    -------
+    None
+    """
+    numba_cache_dir()
+    if hasattr(signal, "SIGTERM") and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        try:
+            signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread (an embedding application): leave it be
+            pass
+    from cluster._atomic import remove_debris
+
+    removed = remove_debris()
+    if removed:
+        log.info("removed %d temporary folder(s) of commands that were killed", removed)
+
+
+def finish(code: int) -> None:
+    """End the process with ``code`` once every output is written: streams and log
+    handlers flushed, no interpreter teardown.
+
+    Parameters
+    ----------
+    code : int
+        The exit code.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
