@@ -96,6 +96,7 @@ class Config:
     threads: int = 0
     temp_directory: str = ""
     scheduler: str = ""
+    scheduler_timeout_s: float = 60.0
     source: str = "defaults"
 
     def __post_init__(self):
@@ -152,7 +153,8 @@ class Config:
             "bootstrap": {"replicates": self.bootstrap_replicates,
                           "confidence": self.bootstrap_confidence, "seed": self.bootstrap_seed},
             "engine": {"memory_limit": self.memory_limit, "threads": self.threads,
-                       "temp_directory": self.temp_directory, "scheduler": self.scheduler},
+                       "temp_directory": self.temp_directory, "scheduler": self.scheduler,
+                       "scheduler_timeout": self.scheduler_timeout_s},
         }
 
 
@@ -174,7 +176,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "ranking": {"top_n": int, "intensity_min_population": int, "intensity_single_site": bool},
     "bootstrap": {"replicates": int, "confidence": (int, float), "seed": int},
-    "engine": {"memory_limit": str, "threads": int, "temp_directory": str, "scheduler": str},
+    "engine": {"memory_limit": str, "threads": int, "temp_directory": str, "scheduler": str,
+               "scheduler_timeout": (int, float)},
 }
 _METRIC_KEYS: dict[str, type | tuple[type, ...]] = {
     "label": str,
@@ -362,6 +365,14 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
                         f"got {c['memory_limit']!r}.")
     if number("threads", "[engine] threads", integer=True) and c["threads"] < 0:
         problems.append(f"[engine] threads must be >= 0 (0 = every core), got {c['threads']!r}.")
+    if number("scheduler_timeout_s", "[engine] scheduler_timeout") and not 1 <= c["scheduler_timeout_s"] <= 86400:
+        problems.append(f"[engine] scheduler_timeout must be in [1, 86400] seconds (how long to wait for the "
+                        f"Dask scheduler and a live worker), got {c['scheduler_timeout_s']!r}.")
+    scheduler = c["scheduler"]
+    if isinstance(scheduler, str) and scheduler.strip() and "://" in scheduler and scheduler.split("://", 1)[0] not in (
+            "tcp", "tls", "ucx", "inproc", "ws", "wss"):
+        problems.append(f"[engine] scheduler must be a Dask scheduler address such as tcp://host:8786 (tcp, tls, "
+                        f"ucx, ws or wss), got {scheduler!r}.")
     ys, ye = c["year_start"], c["year_end"]
     for key, v in (("year_start", ys), ("year_end", ye)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
@@ -425,6 +436,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         threads=doc["engine"]["threads"],
         temp_directory=doc["engine"]["temp_directory"],
         scheduler=doc["engine"]["scheduler"],
+        scheduler_timeout_s=float(doc["engine"]["scheduler_timeout"]),
         source=source,
     )
     problems += _value_problems(fields)

@@ -158,7 +158,8 @@ def environment_fault(exc: BaseException) -> EnvironmentFault | None:
     # Libraries wrap the system's error in their own (DuckDB's IOException, pyogrio's
     # DataSourceError): recognise it by its words.
     text = str(exc)
-    for code, words in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system"),
+    for code, words in ((errno.ENOSPC, "No space left on device"), (errno.ENOSPC, "database or disk is full"),
+                        (errno.EROFS, "Read-only file system"),
                         (errno.ENAMETOOLONG, "File name too long"), (errno.EDQUOT, "Disk quota exceeded")):
         if words in text:
             return EnvironmentFault(f"{_ENVIRONMENT_ERRNOS[code]}: {text.splitlines()[0][:300]}. "

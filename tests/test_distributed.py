@@ -80,10 +80,10 @@ def test_cli_scheduler_option(scheduler, partitioned, tmp_path):
     assert info["counts"]["records"] == 60_000 and len(info["inputs"]) == 9
 
 
-def test_unreachable_scheduler_is_a_user_error(tmp_path):
+def test_unreachable_scheduler_is_a_fault_of_the_environment(tmp_path):
     (tmp_path / "a.csv").write_text("metric,doc_id,lat,lon\npatents,A,48.1,11.5\n")
     done = subprocess.run([sys.executable, "-m", "cluster", "run", "-q", "--input", str(tmp_path / "a.csv"),
                            "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path / "out")],
                           capture_output=True, text=True)
-    assert done.returncode == 2
+    assert done.returncode == 3  # the environment's fault (cluster.errors.EXIT_ENVIRONMENT), not a bug
     assert "Cannot reach the Dask scheduler at tcp://127.0.0.1:9" in done.stderr and "--scheduler" in done.stderr

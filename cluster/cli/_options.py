@@ -140,6 +140,9 @@ def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True) -
     engine.add_argument("--scheduler", metavar="ADDRESS",
                         help="reduce the records on this Dask distributed cluster, e.g. tcp://10.0.0.5:8786 "
                              "(its workers must read the --input paths); clustering stays here")
+    engine.add_argument("--scheduler-timeout", type=float, metavar="S",
+                        help="seconds to wait for the scheduler and a live worker before stopping with exit code 3 "
+                             "([engine] scheduler_timeout, default 60)")
 
 
 def run_overrides(args) -> dict:
@@ -153,7 +156,8 @@ def run_overrides(args) -> dict:
         raise UserInputError(message)
     files = {args.input[i]: spec for i, spec in sorted((getattr(args, "input_specs", None) or {}).items())}
     return {"layer": args.layer, "memory_limit": args.memory_limit, "scheduler": args.scheduler,
-            "top_n": args.top, "year_start": args.year_start, "year_end": args.year_end,
+            "scheduler_timeout": args.scheduler_timeout, "top_n": args.top, "year_start": args.year_start,
+            "year_end": args.year_end,
             "min_weight": dict(args.min_weight), "min_share": dict(args.min_share),
             "input_files": files or None}
 

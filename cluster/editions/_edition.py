@@ -9,6 +9,7 @@ computed now.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,12 +145,14 @@ def load_edition(folder: str | Path) -> Edition:
         import pyogrio
 
         try:
-            if "sites" in [name for name, _ in pyogrio.list_layers(gpkg)]:
-                layer = pyogrio.read_dataframe(gpkg, layer="sites", columns=["cluster_id", "metric", "weight"])
-                sites = pd.DataFrame({"cluster_id": layer["cluster_id"], "metric": layer["metric"].astype(str),
-                                      "weight": layer["weight"].astype(float),
-                                      "lat": layer.geometry.y.to_numpy(), "lon": layer.geometry.x.to_numpy()})
-                sites = sites[sites["cluster_id"].notna()].reset_index(drop=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # GDAL's words on a damaged file: the error below says it
+                if "sites" in [name for name, _ in pyogrio.list_layers(gpkg)]:
+                    layer = pyogrio.read_dataframe(gpkg, layer="sites", columns=["cluster_id", "metric", "weight"])
+                    sites = pd.DataFrame({"cluster_id": layer["cluster_id"], "metric": layer["metric"].astype(str),
+                                          "weight": layer["weight"].astype(float),
+                                          "lat": layer.geometry.y.to_numpy(), "lon": layer.geometry.x.to_numpy()})
+                    sites = sites[sites["cluster_id"].notna()].reset_index(drop=True)
         except Exception as exc:  # pyogrio raises DataSourceError, KeyError, ... for a damaged file
             raise UserInputError(broken.format(f"clusters.gpkg: {exc}")) from None
     return Edition(clusters=clusters, sites=sites, info=info, label=str(folder))

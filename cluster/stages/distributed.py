@@ -27,11 +27,12 @@ engine, which reads that file again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import pandas as pd
 
-from cluster.errors import UserInputError
+from cluster.errors import EnvironmentFault, UserInputError
 from cluster.stages.scan import (
     Records,
     Reduction,
@@ -103,14 +104,11 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
                    "(or leave [engine] scheduler empty for the embedded engine).")
         raise UserInputError(message) from None
     own = client is None
+    timeout = float(getattr(config, "scheduler_timeout_s", 60.0))
     if own:
-        try:
-            client = Client(config.scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            message = (f"Cannot reach the Dask scheduler at {config.scheduler} ({exc}). Check {{scheduler}}, "
-                       "or leave it empty for the embedded engine.")
-            raise UserInputError(message) from None
+        client = _connect(Client, config.scheduler, timeout)
     try:
+        _wait_for_workers(client, config.scheduler, timeout)
         log.info("reducing on the Dask cluster at %s (%d workers)", config.scheduler,
                  len(client.scheduler_info().get("workers", {})))
         parts = [dask.delayed(_read_file)(scan, list(metrics), f) for scan in records.scans for f in scan.files]
@@ -124,7 +122,7 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
         joined = rows.merge(sizes.reset_index(), on=["metric", "doc_id"], how="left")
         joined = joined.assign(n=joined["n"].where(joined["weight"].isna()))
         counted = joined.groupby(["ok", "inwin", "_file"] + _KEY, dropna=False).size().rename("c")
-        out = counted.compute().reset_index()
+        out = _result(client, client.compute(counted), config.scheduler, timeout).reset_index()
     finally:
         if own:
             client.close()
@@ -149,6 +147,84 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
                              f"WHERE NOT {_window(config.year_start, config.year_end)} GROUP BY year").fetchall())
     return Reduction(groups=groups.reset_index(drop=True), n_records=int(out["c"].sum()),
                      outside_years=outside, years=years, per_file=per_file)
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Check that a ``tcp://`` address answers as a Dask scheduler does, within ``timeout``.
+
+    A Dask scheduler greets every new connection with its handshake (a msgpack frame
+    naming ``compression`` and ``pickle-protocol``) before the client says anything; an
+    HTTP server, or any other service, waits for a request, and distributed's own
+    ``Client`` then waits for ever past its connect timeout. Hand-written because
+    distributed has no such check.
+    """
+    import socket
+
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = rest.rpartition(":")
+    if not port.isdigit():
+        raise UserInputError(f"{{scheduler}} {address}: no port. Give the scheduler's address as tcp://host:8786.")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            greeting = b""
+            while len(greeting) < 64:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                greeting += chunk
+    except TimeoutError:
+        greeting = None
+    except OSError as exc:
+        raise EnvironmentFault(f"Cannot reach the Dask scheduler at {address} ({exc.strerror or exc}). Check that "
+                               "it runs and {scheduler}, or leave it empty for the embedded engine.") from None
+    if not greeting or b"pickle-protocol" not in greeting and b"compression" not in greeting:
+        said = "said nothing" if not greeting else f"answered {greeting[:24]!r}"
+        raise EnvironmentFault(f"The service at {address} is not a Dask scheduler: it {said} within {timeout:g} s "
+                               "where a scheduler greets at once (an HTTP server, or the wrong port?). Check "
+                               "{scheduler} (the scheduler's port, 8786 by default, not its dashboard's).")
+
+
+def _connect(Client, address: str, timeout: float):
+    """A client connected to ``address``, or an error within ``timeout`` seconds."""
+    if address.startswith("tcp://") or "://" not in address:
+        _probe(address, timeout)
+    try:
+        return Client(address, timeout=f"{timeout}s")
+    except (OSError, TimeoutError) as exc:
+        raise EnvironmentFault(f"Cannot reach the Dask scheduler at {address} ({exc}). Check {{scheduler}}, "
+                               "or leave it empty for the embedded engine.") from None
+
+
+def _wait_for_workers(client, address: str, timeout: float) -> None:
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise EnvironmentFault(f"The Dask scheduler at {address} has no live worker after {timeout:g} s. Start "
+                               f"workers (`dask worker {address}`), or raise {{scheduler}}'s timeout "
+                               "(--scheduler-timeout / [engine] scheduler_timeout).") from None
+
+
+def _result(client, future, address: str, timeout: float, poll: float = 2.0):
+    """The future's result; stops (exit code 3) once the cluster has had no worker for
+    ``timeout`` seconds, instead of waiting for ever for work nobody will do."""
+    from distributed import TimeoutError as DaskTimeout
+
+    since = None
+    while True:
+        try:
+            return future.result(timeout=poll)
+        except (TimeoutError, DaskTimeout):
+            pass
+        workers = len(client.nthreads())
+        if workers:
+            since = None
+            continue
+        since = since or time.monotonic()
+        if time.monotonic() - since > timeout:
+            future.cancel()
+            raise EnvironmentFault(f"The Dask cluster at {address} lost every worker and got none back within "
+                                   f"{timeout:g} s. Restart its workers and run again.")
 
 
 def _in_window(rows, year_start, year_end):

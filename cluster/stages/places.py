@@ -103,6 +103,18 @@ def _read_cached(path: Path | None) -> pd.DataFrame | None:
         return None
     if list(df.columns) != _COLUMNS + ["section_of"] or df["population"].dtype != np.int64:
         return None
+    # Valid Parquet is not a valid table: rows are checked too (a damaged or hand-edited
+    # cache is read from the package again rather than failing every run).
+    try:
+        section = df["section_of"].to_numpy(dtype=np.int64)
+        lat, lon = df["lat"].to_numpy(dtype=float), df["lon"].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if (len(df) == 0 or (section < -1).any() or (section >= len(df)).any()
+            or not (np.isfinite(lat).all() and np.isfinite(lon).all())
+            or (np.abs(lat) > 90).any() or (np.abs(lon) > 180).any() or (df["population"] < 0).any()
+            or df["name"].isna().any() or df["country"].isna().any()):
+        return None
     return df
 
 
