@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install clusters clusters-real compare-real index index-real demo sweep test test-fast lint fuzz bench clean
+.PHONY: install clusters clusters-real compare-real index index-real demo sweep test test-fast lint fuzz stress bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ test-fast: $(STAMP)
 FUZZ_EXAMPLES ?= 500
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s tests/test_fuzz.py
+
+## 50 runs (demo and PatentsView 2013) two at a time under a busy loop on every core; fails on any
+## run that does not end within STRESS_TIMEOUT seconds or exits other than 0
+STRESS_RUNS ?= 50
+STRESS_TIMEOUT ?= 300
+stress: $(STAMP)
+	$(BIN)/python scripts/stress.py --runs $(STRESS_RUNS) --timeout $(STRESS_TIMEOUT)
 
 ## ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade); also checked by `make test`
 lint: $(STAMP)

@@ -152,7 +152,8 @@ def environment_fault(exc: BaseException) -> EnvironmentFault | None:
         return EnvironmentFault("out of memory. Lower [engine] memory_limit or threads, close other programs, "
                                 "or run on a larger machine; the previous outputs are intact.")
     if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
-        where = f" ({exc.filename})" if exc.filename else ""
+        name = str(exc.filename) if exc.filename else ""
+        where = f" ({name if len(name) <= 160 else name[:60] + ' ... ' + name[-60:]})" if name else ""
         advice = _ADVICE.get(exc.errno, "Check the folder's permissions and the paths given, then run again.")
         return EnvironmentFault(f"{_ENVIRONMENT_ERRNOS[exc.errno]}{where}: {exc.strerror or exc}. {advice}")
     # Libraries wrap the system's error in their own (DuckDB's IOException, pyogrio's

@@ -407,3 +407,31 @@ def test_a_geonames_cache_with_bad_rows_is_read_again(tmp_path):
     assert places._read_cached(path) is None
     good.to_parquet(path, index=False)
     assert places._read_cached(path) is not None
+
+
+# ----------------------------------------------------------------------------------------
+# records (case 11, 12)
+# ----------------------------------------------------------------------------------------
+
+
+def test_a_huge_record_is_named_not_dropped(tmp_path, monkeypatch, capsys):
+    import cluster.stages.scan as scan
+
+    monkeypatch.setattr(scan, "MAX_LINE_BYTES", 1 << 20)  # as with 16 MiB, on a smaller file
+    path = tmp_path / "r.csv"
+    rows = ["metric,doc_id,lat,lon"] + [f"patents,d{i},48.1,11.5" for i in range(30)]
+    path.write_text("\n".join(rows) + "\npatents," + "x" * (3 << 20) + ",48.1,11.5\n")
+    assert _run(path, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "row 32" in err and "3,145,7" in err
+
+
+def test_the_headline_counts_every_bad_row_past_those_worded(tmp_path, monkeypatch, capsys):
+    import cluster.stages.scan as scan
+
+    monkeypatch.setattr(scan, "_MAX_SUSPECT_ROWS", 10)  # as 100,000 of 1,000,000
+    path = tmp_path / "r.csv"
+    path.write_text("metric,doc_id,lat,lon\n" + "".join(f"patents,d{i},95.0,11.5\n" for i in range(40))
+                    + "".join(f"patents,g{i},48.1,11.5\n" for i in range(10)))
+    assert _run(path, tmp_path / "out") == 2
+    assert "40 row(s) with problems" in capsys.readouterr().err

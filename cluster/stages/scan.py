@@ -84,6 +84,9 @@ _SCANNED_COMPRESSION = (None, "gzip", "zstd")
 _FILE_COLUMN = "_ic_source_file"
 # Suspect rows fetched per file to word the messages (the count of the rest is exact).
 _MAX_SUSPECT_ROWS = 100_000
+#: Longest CSV line read, in bytes. Set explicitly: DuckDB's default (2 MiB) silently drops
+#: a longer last line, where a row this long is refused by name.
+MAX_LINE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,7 @@ def _csv_function(scan: _Scan, files: Sequence | None = None) -> str:
     comp = {"gzip": "gzip", "zstd": "zstd"}.get(scan.compression, "none")
     return (f"read_csv([{listed}], delim={_sql_text(scan.delimiter)}, header=true, "
             f"columns={{{columns}}}, quote='\"', escape='\"', strict_mode=true, null_padding=false, "
+            f"max_line_size={MAX_LINE_BYTES}, "
             f"compression='{comp}', filename={_sql_text(_FILE_COLUMN)}, auto_detect=false, union_by_name=false)")
 
 
@@ -988,9 +992,18 @@ def _filled(values) -> np.ndarray:
 def _explain_parse_error(records: Records, exc: Exception) -> None:
     """Raise the pandas reader's message for the CSV that DuckDB could not parse."""
     text = str(exc)
+    import re
+
+    long_line = re.search(r"CSV Error on Line: (\d+).*?Actual Size: ?(\d+) bytes", text, re.S)
     for scan in records.scans:
         for f in scan.files:
             if f in text or len(records.scans) == 1 and len(scan.files) == 1:
+                if long_line and "line size" in text:
+                    line, size = int(long_line.group(1)), int(long_line.group(2))
+                    raise UserInputError(
+                        f"{f}, row {line}: the line is {size:,} bytes long, over the {MAX_LINE_BYTES >> 20} MiB a "
+                        "record may take (a missing closing quote or newline, or a value that is not a record's). "
+                        "Fix or remove that row.") from None
                 if scan.kind == "csv":
                     _read_csv(Path(f), scan.compression)  # raises the worded message
                 raise UserInputError(f"{f}: cannot read ({text.splitlines()[0]}).") from None
@@ -1016,6 +1029,9 @@ def _raise_row_problems(records: Records, metrics: Sequence[str], con) -> None:
             if suspect.empty:
                 continue
             finite = con.sql(f"SELECT count(*) FROM ({sql}) WHERE isfinite(lat) AND isfinite(lon)").fetchall()[0][0]
+            # Only the first rows are fetched and worded; the headline counts them all.
+            bad = len(suspect) if len(suspect) < _MAX_SUSPECT_ROWS else con.sql(
+                f"SELECT count(*) FROM ({sql}) WHERE NOT ok").fetchall()[0][0]
             names = _raw_names(scan)
             raw = pd.DataFrame({name: suspect[f"_raw_{i}"] for i, name in enumerate(names)})
             if scan.kind == "csv":
@@ -1028,7 +1044,7 @@ def _raise_row_problems(records: Records, metrics: Sequence[str], con) -> None:
                           row_numbers=suspect["_rownum"].to_numpy(dtype=np.int64), n_finite=int(finite))
             except InputDataError as exc:
                 problems += exc.problems
-                rows += exc.rows or 0
+                rows += max(exc.rows or 0, int(bad))
     con.execute("SET preserve_insertion_order = false")
     if problems:
         raise InputDataError(problems, rows=rows or None)
