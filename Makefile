@@ -83,5 +83,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py --sizes $(BENCH_SIZES)
 	$(BIN)/python benchmarks/bench_engines.py --records benchmarks/data/records-10M-s20240611
 
+## Everything the targets above write (each --out, the benchmark records), and the tools' caches
+## (tests/test_makefile.py checks that every --out of this file is listed here)
 clean:
-	rm -rf out out-real out-sweep out-index-* out-real-index-* out-demo.parquet .pytest_cache
+	rm -rf out out-real out-sweep out-pv2000 out-pv2013 out-compare out-index-gihi out-index-ecnu \
+	  out-real-index-gihi out-real-index-ecnu out-demo.parquet benchmarks/data \
+	  .pytest_cache .hypothesis .ruff_cache
