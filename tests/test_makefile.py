@@ -34,3 +34,10 @@ def test_clean_removes_every_out_folder():
     assert written, "no --out found: the Makefile changed shape"
     assert written <= removed, sorted(written - removed)
     assert "benchmarks/data" in removed  # `make bench` writes its records there
+
+
+def test_index_real_uses_no_synthetic_table():
+    """`make index-real` joined the synthetic demo tables to the real clusters (issue 25)."""
+    recipe = _recipes(MAKEFILE.read_text())["index-real"]
+    assert "DEMO_TABLES" not in recipe and "data/demo" not in recipe
+    assert "--allow-synthetic" not in recipe

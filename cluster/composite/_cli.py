@@ -65,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=_non_negative_int, metavar="S", help="Monte Carlo seed (default [uncertainty] seed)"
     )
     parser.add_argument(
+        "--allow-synthetic",
+        action="store_true",
+        help="combine synthetic tables (the demo tables) with a real run, as a demonstration: every "
+        "output then says it is synthetic",
+    )
+    parser.add_argument(
         "--top",
         type=_non_negative_int,
         metavar="N",
@@ -87,6 +93,7 @@ def command(args) -> int:
         seed=args.seed,
         monte_carlo_on=samples != 0,
         top_n=args.top,
+        allow_synthetic=args.allow_synthetic,
     )
     if res.sensitivity is not None and len(res.sensitivity):
         s = res.sensitivity.sort_values("first_order", ascending=False, kind="stable").iloc[0]

@@ -17,6 +17,11 @@ Files (in the output directory):
 ``uncertainty.png``     rank intervals of the top units
 ``index.json``          framework, settings, inputs (SHA-256), versions
 
+A synthetic index (demo clusters, or demo tables joined with ``--allow-synthetic``) says so
+in the first lines of every output: the notice heads ``index.md`` and the titles of the PNG
+files, every CSV (and layer) starts with a column ``synthetic`` (true on every row), and
+``index.json`` starts with ``synthetic`` and ``notice``.
+
 Floats are rounded (6 decimals) so that the same inputs and seed give byte-identical
 ``index.csv``. Everything is written into a hidden temporary directory next to the target,
 then renamed into place; a failure leaves the previous outputs as they were. A non-empty
@@ -126,7 +131,8 @@ def index_markdown(res, n_top: int = 30) -> str:
     fw, t = res.framework, res.table
     lines = [f"# {_md(fw.name)}", ""]
     if res.info.get("synthetic"):
-        lines += ["> **SYNTHETIC DEMO DATA: the clusters (and the demo user tables) are generated, not real.**", ""]
+        notice = res.info.get("notice") or "SYNTHETIC DATA: the clusters or the user tables are generated, not real."
+        lines = [f"> **{_md(notice)}**", "", f"# {_md(fw.name)} (synthetic)", ""]
     if fw.description:
         lines += [fw.description.strip(), ""]
     lines += [
@@ -329,6 +335,14 @@ def draw_uncertainty(table: pd.DataFrame, path: Path, title: str, n: int = 30) -
     fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
 
 
+def _labelled(df: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+    """``df`` with a first column ``synthetic`` (True on every row) when the index is synthetic."""
+    if not synthetic:
+        return df
+    return pd.concat([pd.DataFrame({"synthetic": np.ones(len(df), dtype=bool)}, index=df.index),
+                      df.drop(columns=["synthetic"], errors="ignore")], axis=1)
+
+
 def _versions() -> dict:
     import geopandas
     import matplotlib
@@ -372,15 +386,18 @@ def write_index(res, out_dir: str | Path) -> Path:
     os.chmod(tmp, 0o777 & ~umask)
     try:
         fw = res.framework
-        table = _rounded(res.table.reset_index())
+        synthetic = bool(res.info.get("synthetic"))
+        notice = res.info.get("notice") if synthetic else None
+        head = f"{notice}\n" if notice else ""
+        table = _labelled(_rounded(res.table.reset_index()), synthetic)
         table.to_csv(tmp / "index.csv", index=False, lineterminator="\n")
-        corr = _rounded(res.corr_table)
+        corr = _labelled(_rounded(res.corr_table), synthetic)
         corr.to_csv(tmp / "correlations.csv", index=False, lineterminator="\n")
-        treatment = _rounded(res.treatment)
+        treatment = _labelled(_rounded(res.treatment), synthetic)
         treatment.to_csv(tmp / "treatment.csv", index=False, lineterminator="\n")
         (tmp / "index.md").write_text(index_markdown(res), "utf-8")
         draw_correlations(
-            res.corr_matrix, tmp / "correlations.png", f"{fw.name}: correlation of indicators with groups"
+            res.corr_matrix, tmp / "correlations.png", f"{head}{fw.name}: correlation of indicators with groups"
         )
         geom = res.units["geometry"].reindex(res.table.index).to_numpy()
         layer = gpd.GeoDataFrame(table, geometry=list(geom), crs=4326)
@@ -389,16 +406,17 @@ def write_index(res, out_dir: str | Path) -> Path:
             layer="index",
             driver="GPKG",
             engine="pyogrio",
-            layer_metadata={"DESCRIPTION": f"Composite index {fw.name} (innovation-clusters)"},
+            layer_metadata={"DESCRIPTION": (f"{notice} " if notice else "")
+                            + f"Composite index {fw.name} (innovation-clusters)"},
         )
         extra = {"correlations": corr, "treatment": treatment}
         if res.sensitivity is not None:
-            sens = _rounded(res.sensitivity)
+            sens = _labelled(_rounded(res.sensitivity), synthetic)
             sens.to_csv(tmp / "sensitivity.csv", index=False, lineterminator="\n")
             extra["sensitivity"] = sens
-            draw_uncertainty(res.table, tmp / "uncertainty.png", f"{fw.name}: rank uncertainty (top 30)")
+            draw_uncertainty(res.table, tmp / "uncertainty.png", f"{head}{fw.name}: rank uncertainty (top 30)")
         if res.leave_one_out is not None:
-            loo = _rounded(res.leave_one_out)
+            loo = _labelled(_rounded(res.leave_one_out), synthetic)
             loo.to_csv(tmp / "leave_one_out.csv", index=False, lineterminator="\n")
             extra["leave_one_out"] = loo
         for name, df in extra.items():
@@ -412,10 +430,12 @@ def write_index(res, out_dir: str | Path) -> Path:
             inputs["ranking"] = {"path": str(Path(run, "ranking.csv")), "sha256": _sha256(Path(run, "ranking.csv"))}
         u = res.uncertainty
         info = {
+            "synthetic": synthetic,
+            "notice": notice,
+            "synthetic_tables": list(res.info.get("synthetic_tables", [])),
             "tool": "innovation-clusters composite index",
             "framework": fw.name,
             "source": fw.source,
-            "synthetic": bool(res.info.get("synthetic")),
             "units": len(res.table),
             "top_n": fw.top_n,
             "indicators": [i.code for i in fw.indicators],
