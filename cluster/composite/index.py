@@ -160,6 +160,7 @@ def run_index(
     compare: str | Path | None = None,
     samples: int | None = None,
     seed: int | None = None,
+    max_samples: int | None = None,
     monte_carlo_on: bool = True,
     top_n: int | None = None,
     allow_synthetic: bool = False,
@@ -183,8 +184,9 @@ def run_index(
         ``table name -> file`` for the framework's ``[[table]]`` entries.
     compare : str or Path, optional
         CSV keyed by ``cluster_id`` with growth columns between two editions.
-    samples, seed : int, optional
-        Override ``[uncertainty] samples`` and ``seed``.
+    samples, seed, max_samples : int, optional
+        Override ``[uncertainty] samples``, ``seed`` and ``max_samples`` (the convergence
+        check doubles the samples up to it; equal to ``samples``: no doubling).
     monte_carlo_on : bool
         False: skip the uncertainty and sensitivity analysis.
     top_n : int, optional
@@ -226,7 +228,7 @@ def run_index(
                    "real tables, leave these out (their indicators are optional), or pass --allow-synthetic "
                    "for a demonstration (every output then says it is synthetic).")
         raise UserInputError(message)
-    unc = Uncertainty.from_framework(fw, samples=samples, seed=seed)
+    unc = Uncertainty.from_framework(fw, samples=samples, seed=seed, max_samples=max_samples)
     res = compute_index(fw, units, uncertainty=unc, monte_carlo_on=monte_carlo_on)
     res.info = {
         "run": run["path"],

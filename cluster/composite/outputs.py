@@ -12,7 +12,8 @@ Files (in the output directory):
                         ``sensitivity``, ``leave_one_out``
 ``correlations.csv``    the correlation audit; ``correlations.png`` its heat map
 ``treatment.csv``       the data-treatment log, one row per indicator
-``sensitivity.csv``     first- and total-order sensitivity indices per uncertain factor
+``sensitivity.csv``     first- and total-order sensitivity indices per uncertain factor, raw,
+                        with their 95 % bootstrap intervals and clipped to [0, 1]
 ``leave_one_out.csv``   rank shifts when each indicator is left out
 ``uncertainty.png``     rank intervals of the top units
 ``index.json``          framework, settings, inputs (SHA-256), versions
@@ -204,16 +205,38 @@ def index_markdown(res, n_top: int = 30) -> str:
             "",
         ]
         if len(res.sensitivity):
+            conv = res.mc.get("convergence", [])
+            widest = conv[-1]["widest_interval"] if conv else float("nan")
             lines += [
-                "First-order (S1) and total-order (ST) sensitivity indices of the mean absolute rank shift, "
-                "and the rank-variance-weighted mean of the units' own S1:",
+                "First-order (S1) and total-order (ST) Sobol' sensitivity indices of the mean absolute rank "
+                "shift (SALib's estimators, Saltelli 2010 and Jansen), each with its 95 % bootstrap interval, "
+                "and the rank-variance-weighted mean of the units' own S1. An index lies in [0, 1]: an estimate "
+                "outside it is sampling error, shown clipped (\\*) beside the raw estimate and its interval.",
                 "",
-                "| Factor | S1 | ST | Units' S1 |",
-                "|---|---:|---:|---:|",
+                f"Convergence: N = {res.mc.get('samples', 0):,} samples "
+                + ("(" + " → ".join(f"{c['samples']:,}: {c['widest_interval']:.3f}" for c in conv) + ", widest "
+                   "interval at each doubling)" if conv else "")
+                + ("; every interval is within the tolerance "
+                   if res.mc.get("converged") else "; NOT converged: the widest interval is still above the "
+                   "tolerance ")
+                + f"{u.tolerance:g} (`[uncertainty] tolerance`; widest {_fmt(widest, '.3f')}, at most "
+                f"{u.max_samples:,} samples).",
+                "",
+                "| Factor | S1 | S1 95 % interval | ST | ST 95 % interval | Units' S1 |",
+                "|---|---:|---|---:|---|---:|",
             ]
+
+            def shown(r, key):
+                raw, clipped = r[key], r[f"{key}_clipped"]
+                if np.isfinite(raw) and raw != clipped:
+                    return f"{_fmt(clipped, '.3f')}\\* (raw {_fmt(raw, '.3f')})"
+                return _fmt(raw, ".3f")
+
             for _, r in res.sensitivity.iterrows():
                 lines.append(
-                    f"| {r['factor']} | {_fmt(r['first_order'], '.3f')} | {_fmt(r['total_order'], '.3f')} | "
+                    f"| {r['factor']} | {shown(r, 'first_order')} | {_fmt(r['first_order_low'], '.3f')} – "
+                    f"{_fmt(r['first_order_high'], '.3f')} | {shown(r, 'total_order')} | "
+                    f"{_fmt(r['total_order_low'], '.3f')} – {_fmt(r['total_order_high'], '.3f')} | "
                     f"{_fmt(r['mean_unit_first_order'], '.3f')} |"
                 )
         else:
@@ -452,6 +475,12 @@ def write_index(res, out_dir: str | Path) -> Path:
                 "leave_one_out": u.leave_one_out,
                 "factors": res.mc.get("factors", []),
                 "replicates": res.mc.get("replicates", 0),
+                "samples_used": res.mc.get("samples", 0),
+                "tolerance": u.tolerance,
+                "max_samples": u.max_samples,
+                "converged": res.mc.get("converged"),
+                "convergence": res.mc.get("convergence", []),
+                "estimator": "SALib.analyze.sobol (Saltelli 2010 S1, Jansen ST), 95 % bootstrap intervals",
             },
             "sensitivity": None if res.sensitivity is None else _rounded(res.sensitivity).to_dict("records"),
             "versions": _versions(),
