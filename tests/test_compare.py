@@ -355,3 +355,17 @@ def test_compare_two_year_windows_of_the_demo(tmp_path):
     info = json.loads((out / "run.json").read_text())
     assert info["old"]["label"] == "2019–2020" and info["synthetic"] is True
     assert info["clusters_by_status"]["new"]["continuing"] > 10
+
+
+def test_footprint_caveat_when_the_older_run_kept_only_clustered_sites(tmp_path):
+    from cluster.editions.compare import compare_info, compare_markdown
+
+    c = compare_editions(OLD, NEW)
+    assert not OLD.sites_outside
+    assert "kept only its clustered sites" in compare_markdown(c)
+    assert compare_info(c)["footprint_sites"] == "clustered"
+    kept = Edition(OLD.clusters, OLD.sites, {**OLD.info, "config": {**OLD.info["config"],
+                                                                    "outputs": {"sites_outside": True}}}, "old")
+    c2 = compare_editions(kept, NEW)
+    assert "kept only its clustered sites" not in compare_markdown(c2)
+    assert compare_info(c2)["footprint_sites"] == "all"
