@@ -18,7 +18,7 @@ the other.
   0.1: each holds a real part of the other), or when either share is at least
   ``min_contained`` (default 0.5), whichever side is bigger: most of the smaller cluster
   lies in the bigger one. A small new cluster inside a large old one is therefore a
-  piece split off it (San Francisco 2013, all of it inside the 2000 "San Jose–San
+  piece split off it (San Francisco 2013, 95 % of it inside the 2000 "San Jose–San
   Francisco", of whose activity it holds a few percent), and a small old cluster inside
   a large new one merged into it, even when the large one continues as another cluster.
 * ``iou``, the intersection over union of the two polygons (areas in EPSG:6933), is
@@ -83,13 +83,14 @@ class Matching:
     ----------
     pairs : DataFrame
         Every pair of clusters whose polygons intersect: ``old_id``, ``new_id``,
-        ``old_in_new``, ``new_in_old`` (fractions), ``iou``, ``linked`` and ``status``
-        (of a linked pair: ``continuing``, ``split``, ``merged`` or ``regrouped``; None
-        when not linked).
+        ``old_in_new``, ``new_in_old`` (fractions), ``iou``, ``linked``, ``status`` (of a
+        linked pair: ``continuing``, ``split``, ``merged`` or ``regrouped``; None when not
+        linked) and ``group_status`` (the class of the pair's group).
     clusters : DataFrame
         One row per cluster of either edition: ``edition`` (``old``/``new``),
-        ``cluster_id``, ``group`` (1, 2, ...) and ``status`` (``continuing`` for both
-        ends of a continuing pair, else its group's class).
+        ``cluster_id``, ``group`` (1, 2, ...), ``status`` (``continuing`` for both ends of
+        a continuing pair, else the status of the cluster's main link, ``split`` or
+        ``merged``; ``new`` or ``gone`` without a link) and ``group_status``.
     method : str
         ``sites`` (shares of site activity) or ``areas`` (shares of polygon area).
     min_overlap : float
