@@ -41,11 +41,13 @@ index: $(STAMP)
 	$(BIN)/cluster index --run out --framework gihi $(DEMO_TABLES) --out out-index-gihi
 	$(BIN)/cluster index --run out --framework ecnu $(DEMO_TABLES) --out out-index-ecnu
 
-## The same on the `make clusters-real` output, into out-real-index-gihi/ and out-real-index-ecnu/
+## The same on the `make clusters-real` output from real inputs only, into out-real-index-gihi/ and
+## out-real-index-ecnu/: the demo tables are synthetic, so their (optional) indicators are left out
+## (`cluster index` refuses them with a real run unless --allow-synthetic)
 index-real: $(STAMP)
 	@test -f out-real/ranking.csv || $(MAKE) clusters-real
-	$(BIN)/cluster index --run out-real --framework gihi $(DEMO_TABLES) --out out-real-index-gihi
-	$(BIN)/cluster index --run out-real --framework ecnu $(DEMO_TABLES) --out out-real-index-ecnu
+	$(BIN)/cluster index --run out-real --framework gihi --out out-real-index-gihi
+	$(BIN)/cluster index --run out-real --framework ecnu --out out-real-index-ecnu
 
 ## Threshold sweep on the demo world (sweep.csv and heat maps), into out-sweep/
 sweep: $(STAMP)
@@ -90,5 +92,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py --sizes $(BENCH_SIZES)
 	$(BIN)/python benchmarks/bench_engines.py --records benchmarks/data/records-10M-s20240611
 
+## Everything the targets above write (each --out, the benchmark records), and the tools' caches
+## (tests/test_makefile.py checks that every --out of this file is listed here)
 clean:
-	rm -rf out out-real out-sweep out-index-* out-real-index-* out-demo.parquet .pytest_cache
+	rm -rf out out-real out-sweep out-pv2000 out-pv2013 out-compare out-index-gihi out-index-ecnu \
+	  out-real-index-gihi out-real-index-ecnu out-demo.parquet benchmarks/data \
+	  .pytest_cache .hypothesis .ruff_cache

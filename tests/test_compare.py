@@ -86,11 +86,74 @@ def test_without_sites_polygon_areas_decide():
     assert m.status_of("new")["n1"] == "continuing"
 
 
-def test_a_small_cluster_inside_a_continuing_one_is_new():
+def test_a_small_cluster_inside_a_continuing_one_split_off_it():
+    # Issue 25: all of "t" lay inside A, which continues as n1: t split off A (it was
+    # "new" before, as San Francisco 2013 inside San Jose–San Francisco 2000 was).
     new = _edition([("n1", "A", 0, 1, 0, 1, 9), ("t", "tiny", 0.9, 1.0, 0.9, 1.0, 0.1)],
                    [("n1", 0.5, 0.5, 9), ("t", 0.95, 0.95, 0.1)])
     old = _edition([("A", "A", 0, 1, 0, 1, 10)], [("A", 0.5, 0.5, 10), ("A", 0.95, 0.95, 0.2)])
-    assert match_editions(old, new).status_of("new").to_dict() == {"n1": "continuing", "t": "new"}
+    m = match_editions(old, new)
+    assert m.status_of("new").to_dict() == {"n1": "continuing", "t": "split"}
+    pair = m.pairs.set_index("new_id").loc["t"]
+    assert pair["status"] == "split" and pair["group_status"] == "split"
+
+
+def test_a_split_piece_that_also_absorbed_a_small_cluster():
+    # Old: big B (sites at 5.5 and 6.9) and small S inside the new n3; new: n2 continues B,
+    # n3 holds B's eastern site (20 % of B) and all of S. n3's main predecessor is B (90 %
+    # of n3): a split of B; S merged into n3. The group is regrouped.
+    old = _edition([("B", "B", 5, 7, 0, 1, 10), ("S", "S", 6.8, 7.2, 0.8, 1.2, 0.2)],
+                   [("B", 5.5, 0.5, 8), ("B", 6.9, 0.5, 2), ("S", 7.1, 1.1, 0.2)])
+    new = _edition([("n2", "B", 5, 6, 0, 1, 8), ("n3", "B east", 6.5, 7.5, 0, 1.5, 2.2)],
+                   [("n2", 5.5, 0.5, 8), ("n3", 6.9, 0.5, 2), ("n3", 7.1, 1.1, 0.2)])
+    c = compare_editions(old, new)
+    t = c.table.set_index(["old_id", "new_id"])
+    assert t.loc[("B", "n2"), "status"] == "continuing"
+    assert t.loc[("B", "n3"), "status"] == "split" and t.loc[("S", "n3"), "status"] == "merged"
+    assert set(t["group_status"]) == {"regrouped"}
+    # n3's footprint held B's eastern site and S before: 2.2 then and now.
+    assert t.loc[("B", "n3"), "old_same_footprint"] == pytest.approx(2.2)
+    assert t.loc[("B", "n3"), "growth_same_footprint"] == pytest.approx(0.0)
+    g = c.groups().iloc[0]
+    assert g["old_score"] == pytest.approx(10.2) and g["new_score"] == pytest.approx(10.2)
+    assert g["new_clusters"] == ["B", "B east"]
+
+
+def test_ties_of_main_links_go_to_the_better_rank():
+    # Old A is split in two halves of equal activity (each holds 50 %, min_contained): on
+    # the tie, A's main successor is the half of better rank (R, rank 1), which continues.
+    old = _edition([("A", "A", 0, 2, 0, 1, 10)], [("A", 0.5, 0.5, 5), ("A", 1.5, 0.5, 5)])
+    new = _edition([("L", "left", 0, 1, 0, 1, 5), ("R", "right", 1, 2, 0, 1, 5.1)],
+                   [("L", 0.5, 0.5, 5), ("R", 1.5, 0.5, 5)])
+    m = match_editions(old, new)
+    assert m.status_of("new").to_dict() == {"R": "continuing", "L": "split"}
+    # Swap the ranks: the other half continues.
+    new2 = _edition([("L", "left", 0, 1, 0, 1, 5.1), ("R", "right", 1, 2, 0, 1, 5)],
+                    [("L", 0.5, 0.5, 5), ("R", 1.5, 0.5, 5)])
+    assert match_editions(old, new2).status_of("new").to_dict() == {"L": "continuing", "R": "split"}
+
+
+def test_growth_on_the_same_footprint():
+    c = compare_editions(OLD, NEW)
+    t = c.table.set_index(["old_id", "new_id"])
+    # n5 (score 31) sits where F had 1: growth 30x, on its own footprint.
+    f = t.loc[("F", "n5")]
+    assert f["footprint"] == "new" and f["old_same_footprint"] == pytest.approx(1.0)
+    assert f["new_same_footprint"] == pytest.approx(31.0) and f["growth_same_footprint"] == pytest.approx(30.0)
+    # B split in n2 and n3: each part measured on its own footprint (no growth), the
+    # score falls from 10.5 to 8 for the continuing part because of the boundary.
+    b = t.loc[("B", "n2")]
+    assert b["old_same_footprint"] == pytest.approx(8.0) and b["growth_same_footprint"] == pytest.approx(0.0)
+    assert b["boundary_change"] and b["score_growth"] < -0.2
+    assert not t.loc[("A", "n1"), "boundary_change"]
+    # Gone E: the new activity inside its old footprint (none).
+    e = c.table[c.table["old_id"] == "E"].iloc[0]
+    assert e["footprint"] == "old" and e["new_same_footprint"] == 0.0 and e["growth_same_footprint"] == -1.0
+    assert e["group_growth_same_footprint"] == -1.0
+    # The split group B -> n2, n3 as a whole.
+    g = c.groups().set_index("group_status").loc["split"]
+    assert g["old_score"] == pytest.approx(10.5) and g["new_score"] == pytest.approx(10.0)
+    assert g["old_same_footprint"] == pytest.approx(10.0) and g["growth_same_footprint"] == pytest.approx(0.0)
 
 
 def test_compare_table_ranks_and_lists():
@@ -164,14 +227,21 @@ def test_compare_usage_errors_exit_2(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def patentsview(tmp_path_factory):
-    """PatentsView 2000 and 2013 clustered as published (--map), 2013 also with --previous."""
+    """PatentsView 2000 and 2013 clustered as published (--map), 2013 also with --previous;
+    at 10 km whatever patentsview.toml says, every site kept (sites_outside)."""
     root = tmp_path_factory.mktemp("pv")
-    cfg = str(REAL / "patentsview.toml")
+    cfg = root / "patentsview.toml"
+    text = (REAL / "patentsview.toml").read_text().replace('"patentsview_', f'"{REAL.as_posix()}/patentsview_')
+    if "sites_outside" not in text:
+        text += "\n[outputs]\nsites_outside = true\n"
+    cfg.write_text(text)
+    cfg = str(cfg)
     for year in (2000, 2013):
         src = str(REAL / f"patentsview_inventor_locations_{year}.csv")
-        assert main(["-q", "run", "--config", cfg, "--input", src, "--out", str(root / str(year))]) == 0
+        assert main(["-q", "run", "--config", cfg, "--eps-km", "10", "--input", src,
+                     "--out", str(root / str(year))]) == 0
     src = str(REAL / "patentsview_inventor_locations_2013.csv")
-    assert main(["-q", "run", "--input", src, "--map", "weight=n_inventors", "--metric", "patents",
+    assert main(["-q", "run", "--input", src, "--map", "weight=n_inventors", "--metric", "patents", "--eps-km", "10",
                  "--config", cfg, "--previous", str(root / "2000"), "--out", str(root / "2013p")]) == 0
     assert main(["-q", "compare", str(root / "2000"), str(root / "2013"), "--out", str(root / "cmp")]) == 0
     return root
@@ -184,6 +254,55 @@ def test_patentsview_2000_2013_risers_and_newcomers(patentsview):
     risers = md.split("## Ten biggest risers")[1]  # risers, fallers and fastest growing
     assert "| Beijing |" in newcomers and "| Shenzhen |" in newcomers
     assert "| Seoul |" in risers
+
+
+def _pv_table(root):
+    return pd.read_csv(root / "cmp" / "compare.csv", keep_default_na=False, na_values=[""])
+
+
+@pytest.mark.slow
+def test_patentsview_san_francisco_split_off_san_jose_san_francisco(patentsview):
+    """Issue 25: San Francisco 2013 was read as "continuing" from San Rafael (5 % of its
+    activity), rank +154. Its 2000 activity (2,413 inventors at its geocode, PatentsView
+    2000) lay inside "San Jose–San Francisco": it split off, with its own growth."""
+    t = _pv_table(patentsview)
+    sf = t[t["new_name"] == "San Francisco"]
+    main_row = sf[sf["old_name"] == "San Jose–San Francisco"].iloc[0]
+    assert main_row["status"] == "split" and main_row["boundary_change"]
+    assert main_row["new_in_old"] >= 0.9  # nearly all of San Francisco 2013 lay inside it
+    assert "continuing" not in set(sf["status"])
+    # Same footprint: San Francisco's 2000 activity (the 2,413 inventors at its geocode
+    # and its neighbours, world total 506,693) against its 2013 score.
+    assert 0.45 <= main_row["old_same_footprint"] <= 0.7
+    ratio = main_row["new_score"] / main_row["old_same_footprint"]
+    assert main_row["growth_same_footprint"] == pytest.approx(ratio - 1)
+    assert 0.8 <= main_row["growth_same_footprint"] <= 2.0
+    # San Jose continues San Jose–San Francisco; its rank change is labelled a boundary change.
+    sj = t[(t["old_name"] == "San Jose–San Francisco") & (t["status"] == "continuing")].iloc[0]
+    assert sj["new_name"] == "San Jose" and sj["boundary_change"]
+    md = (patentsview / "cmp" / "compare.md").read_text()
+    assert "San Francisco | US | 2 | 12 | split (San Jose–San Francisco)" in md
+    assert "+154" not in md
+
+
+@pytest.mark.slow
+def test_patentsview_tokyo_growth_beside_the_yokohama_split(patentsview):
+    """Tokyo–Yokohama 2000 (rank 1) -> Tokyo 2013 read as a 45 % fall of the score while
+    Yokohama split off; on Tokyo's own 2013 footprint the fall is smaller, and the group
+    (Tokyo, Yokohama, ...) is reported as a whole."""
+    t = _pv_table(patentsview)
+    tokyo = t[(t["old_name"] == "Tokyo–Yokohama") & (t["new_name"] == "Tokyo")].iloc[0]
+    yokohama = t[(t["old_name"] == "Tokyo–Yokohama") & (t["new_name"] == "Yokohama")].iloc[0]
+    assert tokyo["status"] == "continuing" and yokohama["status"] == "split"
+    assert tokyo["boundary_change"] and tokyo["group"] == yokohama["group"]
+    assert tokyo["score_growth"] < -0.4
+    assert -0.4 < tokyo["growth_same_footprint"] < -0.2
+    assert yokohama["growth_same_footprint"] > 0.3
+    assert tokyo["group_old_score"] == pytest.approx(tokyo["old_score"])
+    assert tokyo["group_new_score"] > tokyo["new_score"] + yokohama["new_score"] - 1e-6
+    md = (patentsview / "cmp" / "compare.md").read_text()
+    assert md.index("by growth on the same footprint") < md.index("## Newcomers")
+    assert "Tokyo–Yokohama → Tokyo, Yokohama" in md and "Ties: the better rank" in md
 
 
 @pytest.mark.slow
@@ -236,3 +355,17 @@ def test_compare_two_year_windows_of_the_demo(tmp_path):
     info = json.loads((out / "run.json").read_text())
     assert info["old"]["label"] == "2019–2020" and info["synthetic"] is True
     assert info["clusters_by_status"]["new"]["continuing"] > 10
+
+
+def test_footprint_caveat_when_the_older_run_kept_only_clustered_sites(tmp_path):
+    from cluster.editions.compare import compare_info, compare_markdown
+
+    c = compare_editions(OLD, NEW)
+    assert not OLD.sites_outside
+    assert "kept only its clustered sites" in compare_markdown(c)
+    assert compare_info(c)["footprint_sites"] == "clustered"
+    kept = Edition(OLD.clusters, OLD.sites, {**OLD.info, "config": {**OLD.info["config"],
+                                                                    "outputs": {"sites_outside": True}}}, "old")
+    c2 = compare_editions(kept, NEW)
+    assert "kept only its clustered sites" not in compare_markdown(c2)
+    assert compare_info(c2)["footprint_sites"] == "all"

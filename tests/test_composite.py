@@ -149,7 +149,7 @@ def test_ranks_ties_by_position_and_missing_last():
 def test_compute_index_leaves_its_input_unchanged():
     units = _units()
     before = units.copy()
-    compute_index(_framework(missing="mean"), units, uncertainty=Uncertainty(samples=5))
+    compute_index(_framework(missing="mean"), units, uncertainty=Uncertainty(samples=5, max_samples=10))
     pd.testing.assert_frame_equal(units, before)
 
 
@@ -194,7 +194,8 @@ def _bigger_units(n=25, seed=3):
 
 
 def test_zero_uncertainty_collapses_to_the_point_estimate():
-    zero = Uncertainty(samples=50, seed=1, weights=0.0, normalisation=(), aggregation=(), leave_one_out=False)
+    zero = Uncertainty(samples=50, max_samples=100, seed=1, weights=0.0, normalisation=(), aggregation=(),
+                       leave_one_out=False)
     res = compute_index(_framework(), _bigger_units(), uncertainty=zero)
     t = res.table
     assert (t["rank_median"] == t["index_rank"]).all()
@@ -211,6 +212,7 @@ def test_zero_uncertainty_collapses_to_the_point_estimate():
 def test_monte_carlo_reproducible_by_seed_and_intervals_contain_median():
     unc = Uncertainty(
         samples=60,
+        max_samples=120,
         seed=7,
         weights=0.3,
         normalisation=("minmax", "rank"),
@@ -233,6 +235,7 @@ def test_monte_carlo_reproducible_by_seed_and_intervals_contain_median():
 def test_single_uncertain_factor_explains_the_variance():
     unc = Uncertainty(
         samples=150,
+        max_samples=300,
         seed=0,
         weights=0.0,
         normalisation=("minmax", "rank", "distance"),
@@ -245,7 +248,7 @@ def test_single_uncertain_factor_explains_the_variance():
 
 
 def test_leave_one_out_table():
-    res = compute_index(_framework(), _bigger_units(), uncertainty=Uncertainty(samples=5, weights=0.1))
+    res = compute_index(_framework(), _bigger_units(), uncertainty=Uncertainty(samples=5, max_samples=10, weights=0.1))
     loo = res.leave_one_out
     assert loo["indicator"].tolist() == ["x1", "x2", "x3"]
     assert (loo["mean_abs_rank_shift"] > 0).all()
@@ -368,3 +371,56 @@ def test_group_without_data_is_left_out_and_its_siblings_reweighted():
     res = compute_index(fw, _units(), monte_carlo_on=False)
     assert "group d2: no indicator with data" in res.dropped
     assert res.table.loc[["A", "B", "C", "D"], "index_score"].tolist() == pytest.approx([0, 100 / 3, 200 / 3, 100])
+
+
+# --- sensitivity indices: SALib's estimators, intervals, clipping, convergence (issue 25) -------------
+
+
+def test_estimates_outside_the_unit_interval_are_clipped_with_their_interval():
+    from cluster.composite.uncertainty import sobol_indices
+
+    # One factor explains everything (Y = X1): S1 = ST = 1, estimated with sampling error,
+    # so some seeds give an estimate above 1; an inert factor (Y unchanged) gives 0.
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        yA, yB = rng.uniform(size=40), rng.uniform(size=40)
+        s = sobol_indices(yA, yB, np.column_stack([yB, yA]), ["x1", "inert"], seed)
+        if s.loc[0, "first_order"] > 1:
+            break
+    else:
+        pytest.fail("no estimate above 1 in 50 seeds")
+    r = s.iloc[0]
+    assert r["first_order_clipped"] == 1.0 and r["outside_unit_interval"]
+    assert r["first_order_low"] < 1.0 < r["first_order_high"]  # the interval says it is sampling error
+    assert r["first_order_low"] < r["first_order"] < r["first_order_high"]
+    inert = s.iloc[1]
+    assert inert["first_order"] == pytest.approx(0.0, abs=1e-12) and inert["total_order"] == pytest.approx(0.0)
+
+
+def test_intervals_narrow_until_the_tolerance():
+    unc = Uncertainty(samples=20, seed=2, weights=0.3, normalisation=("minmax", "rank"), leave_one_out=True,
+                      tolerance=0.3, max_samples=640)
+    res = compute_index(_framework(), _bigger_units(), uncertainty=unc)
+    conv = res.mc["convergence"]
+    assert [c["samples"] for c in conv] == [20 * 2**i for i in range(len(conv))]
+    assert res.mc["converged"] and conv[-1]["widest_interval"] <= 0.3 < conv[0]["widest_interval"]
+    assert res.mc["replicates"] == 2 * conv[-1]["samples"]
+    s = res.sensitivity
+    assert ((s["first_order_low"] <= s["first_order"]) & (s["first_order"] <= s["first_order_high"])).all()
+    assert ((s["total_order_high"] - s["total_order_low"]) <= 0.3).all()
+    # Capped: not converged, and said so.
+    capped = compute_index(_framework(), _bigger_units(),
+                           uncertainty=Uncertainty(**{**unc.__dict__, "tolerance": 0.01, "max_samples": 40}))
+    assert not capped.mc["converged"] and capped.mc["samples"] == 40
+
+
+def test_index_md_shows_clipped_estimates_with_their_interval():
+    from cluster.composite.outputs import index_markdown
+
+    unc = Uncertainty(samples=20, seed=2, weights=0.3, normalisation=("minmax", "rank"), max_samples=20)
+    res = compute_index(_framework(), _bigger_units(), uncertainty=unc)
+    res.sensitivity.loc[0, ["first_order", "first_order_low", "first_order_high", "first_order_clipped"]] = [
+        -0.024, -0.08, 0.03, 0.0]
+    md = index_markdown(res)
+    assert "0.000\\* (raw -0.024) | -0.080 – 0.030" in md
+    assert "NOT converged" in md or "within the tolerance" in md

@@ -82,6 +82,7 @@ name = "Toy"
 top_n = 0
 [uncertainty]
 samples = 20
+max_samples = 40
 seed = 3
 weights = 0.2
 normalisation = ["minmax", "rank"]
@@ -315,7 +316,8 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["gihi", "ecnu"])
 def test_shipped_frameworks_run_on_a_run_directory(tmp_path, name):
     res = run_index(
-        _run_dir(tmp_path), name, tmp_path / "o", tables={"universities": str(_points(tmp_path))}, samples=10
+        _run_dir(tmp_path), name, tmp_path / "o", tables={"universities": str(_points(tmp_path))}, samples=10,
+        max_samples=20,
     )
     assert len(res.table) == N and res.table["index_score"].notna().all()
     assert (tmp_path / "o" / "index.csv").is_file()

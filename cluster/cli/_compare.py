@@ -60,9 +60,12 @@ def compare_command(args) -> int:
     from cluster.editions.compare import status_counts
 
     counts = status_counts(comparison.matching)
-    log.info("clusters now: %s; before: %s; newcomers to the top tier: %s; risers: %s",
+    risers = comparison.risers_same_footprint()
+    log.info("clusters now: %s; before: %s; newcomers to the top tier: %s; risers by growth on the same "
+             "footprint: %s",
              ", ".join(f"{n} {s}" for s, n in counts["new"].items()),
              ", ".join(f"{n} {s}" for s, n in counts["old"].items()),
              "; ".join(comparison.newcomers()["new_name"].head(10)) or "none",
-             "; ".join(f"{r.new_name} +{r.rank_change}" for r in comparison.risers().itertuples()) or "none")
+             "; ".join(f"{n} {100 * g:+.0f} %" for n, g in zip(risers["new_name"], risers["growth_same_footprint"]))
+             or "none")
     return 0

@@ -10,7 +10,8 @@ Public API (see each module's docstring for the method):
 * :func:`run_index`: all of it from a run's output directory (or a clusters GeoDataFrame),
   writing ``index.csv``, ``index.md``, ``index.gpkg`` and the audit files.
 
-This subpackage imports from the rest of :mod:`cluster` only :mod:`cluster.errors`; it reads
+This subpackage imports from the rest of :mod:`cluster` only :mod:`cluster.errors`,
+:mod:`cluster.provenance` (synthetic tables) and a boundary helper; it reads
 a run from disk (``ranking.csv``, ``clusters.gpkg``/``clusters.parquet``, ``run.json``).
 """
 

@@ -62,7 +62,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Monte Carlo samples N (2N replicates; default [uncertainty] samples); 0 = no uncertainty analysis",
     )
     parser.add_argument(
+        "--max-samples",
+        type=_non_negative_int,
+        metavar="N",
+        help="largest N the convergence check of the sensitivity indices may double the samples to "
+        "(default [uncertainty] max_samples)",
+    )
+    parser.add_argument(
         "--seed", type=_non_negative_int, metavar="S", help="Monte Carlo seed (default [uncertainty] seed)"
+    )
+    parser.add_argument(
+        "--allow-synthetic",
+        action="store_true",
+        help="combine synthetic tables (the demo tables) with a real run, as a demonstration: every "
+        "output then says it is synthetic",
     )
     parser.add_argument(
         "--top",
@@ -85,10 +98,13 @@ def command(args) -> int:
         compare=args.compare,
         samples=samples if samples else None,
         seed=args.seed,
+        max_samples=args.max_samples,
         monte_carlo_on=samples != 0,
         top_n=args.top,
+        allow_synthetic=args.allow_synthetic,
     )
     if res.sensitivity is not None and len(res.sensitivity):
         s = res.sensitivity.sort_values("first_order", ascending=False, kind="stable").iloc[0]
-        log.info("largest first-order sensitivity index: %s (S1 = %.2f)", s["factor"], s["first_order"])
+        log.info("largest first-order sensitivity index: %s (S1 = %.2f, 95 %% interval %.2f–%.2f)", s["factor"],
+                 s["first_order_clipped"], s["first_order_low"], s["first_order_high"])
     return 0

@@ -13,16 +13,23 @@ clusters; they say nothing about real universities, companies or airports.
 * ``airports.csv``: one invented airport per city of >= 1,000,000 (two above 8 M):
   ``code``, ``lat``, ``lon`` (15-35 km from the centre), ``passengers_m`` (millions a year).
 
+Each table says it is synthetic in a sidecar, ``<name>.csv.provenance.json``
+(:func:`cluster.provenance.table_is_synthetic`), and ``cluster index`` refuses to join it to
+the clusters of a real run unless ``--allow-synthetic`` (every output then says so).
+
 Run ``python -m cluster.composite.demo_tables data/demo`` to rebuild them; same seed, same bytes.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from cluster.provenance import SYNTHETIC_TABLE_NOTICE, table_sidecar
 
 SEED = 14
 _SECTORS = ("software", "semiconductors", "pharma", "automotive", "energy", "finance", "telecom", "materials")
@@ -123,7 +130,7 @@ def write_tables(out_dir: str | Path, seed: int = SEED) -> list[Path]:
     Returns
     -------
     list of pathlib.Path
-        The files written.
+        The files written (each table and its provenance sidecar).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,6 +139,11 @@ def write_tables(out_dir: str | Path, seed: int = SEED) -> list[Path]:
         p = out / f"{name}.csv"
         df.to_csv(p, index=False, lineterminator="\n")
         paths.append(p)
+        sidecar = table_sidecar(p)
+        meta = {"synthetic": True, "notice": SYNTHETIC_TABLE_NOTICE,
+                "made_by": "python -m cluster.composite.demo_tables", "seed": seed}
+        sidecar.write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
+        paths.append(sidecar)
     return paths
 
 

@@ -57,7 +57,13 @@ _INDEX_KEYS = {"name", "description", "normalisation", "aggregation", "unit_labe
 _UNITS_KEYS = {"top_n"}
 _TREATMENT_KEYS = {"missing", "missing_group", "winsorise", "skew", "kurtosis", "max_winsorised", "fallback"}
 _NORM_KEYS = {"minmax", "zscore"}
-_UNC_KEYS = {"samples", "seed", "weights", "normalisation", "aggregation", "leave_one_out"}
+_UNC_KEYS = {"samples", "seed", "weights", "normalisation", "aggregation", "leave_one_out", "tolerance",
+             "max_samples"}
+#: Default convergence tolerance of the sensitivity indices: the samples are doubled until
+#: every 95 % bootstrap interval of S1 and ST is at most this wide (or max_samples is reached).
+MC_TOLERANCE = 0.1
+#: Default largest number of samples N the convergence check may reach.
+MC_MAX_SAMPLES = 12_800
 _CORR_KEYS = {"low", "high"}
 _GROUP_KEYS = {"code", "parent", "label", "weight", "aggregation", "normalisation"}
 _IND_KEYS = {
@@ -165,6 +171,8 @@ class Framework:
     mc_normalisation: tuple[str, ...] = ()
     mc_aggregation: tuple[str, ...] = ()
     mc_leave_one_out: bool = True
+    mc_tolerance: float = MC_TOLERANCE
+    mc_max_samples: int = MC_MAX_SAMPLES
     corr_low: float = 0.3
     corr_high: float = 0.9
     raw: dict = field(default_factory=dict, compare=False, repr=False)
@@ -616,6 +624,8 @@ def _settings(data: dict, problems) -> dict:
             values = []
         kw[f"mc_{key}"] = tuple(v for v in (_choice(v, allowed, "[uncertainty]", key, problems) for v in values) if v)
     kw["mc_leave_one_out"] = bool(unc.get("leave_one_out", True))
+    kw["mc_tolerance"] = _num(unc, "tolerance", MC_TOLERANCE, "[uncertainty]", problems, low=0)
+    kw["mc_max_samples"] = _num(unc, "max_samples", MC_MAX_SAMPLES, "[uncertainty]", problems, low=0, integer=True)
     kw["corr_low"] = _num(corr, "low", 0.3, "[correlation]", problems)
     kw["corr_high"] = _num(corr, "high", 0.9, "[correlation]", problems)
     return kw

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import UserInputError
 from .compute import correlations, evaluate, make_plan, results_table
 from .framework import Framework, load_framework
 from .indicators import check_columns, load_run, raw_indicators, unit_table
@@ -123,6 +124,33 @@ def compute_index(
     return res
 
 
+def synthetic_notice(run_synthetic: bool, tables: list) -> str | None:
+    """The line every output of a synthetic index starts with (None for a real one).
+
+    Parameters
+    ----------
+    run_synthetic : bool
+        The clusters come from the synthetic demo world.
+    tables : list of str
+        User tables marked synthetic.
+
+    Returns
+    -------
+    str or None
+        The notice.
+    """
+    if not run_synthetic and not tables:
+        return None
+    parts = []
+    if run_synthetic:
+        parts.append("the clusters are the synthetic demo world")
+    if tables:
+        parts.append(f"the tables {', '.join(tables)} are synthetic demo tables of invented institutions, "
+                     "companies and airports")
+    mix = ", mixed with real clusters: a demonstration, not a result" if tables and not run_synthetic else ""
+    return "SYNTHETIC DATA: " + "; ".join(parts) + mix + "."
+
+
 def run_index(
     source,
     framework: str | Path | Framework,
@@ -132,10 +160,16 @@ def run_index(
     compare: str | Path | None = None,
     samples: int | None = None,
     seed: int | None = None,
+    max_samples: int | None = None,
     monte_carlo_on: bool = True,
     top_n: int | None = None,
+    allow_synthetic: bool = False,
 ) -> IndexResult:
     """Build a composite index from a run and, with ``out``, write its outputs.
+
+    A user table marked synthetic (the demo tables: :func:`cluster.provenance.table_is_synthetic`)
+    is not combined with the clusters of a real run unless ``allow_synthetic``; the index is
+    then synthetic, and every output says so in its first lines.
 
     Parameters
     ----------
@@ -150,16 +184,24 @@ def run_index(
         ``table name -> file`` for the framework's ``[[table]]`` entries.
     compare : str or Path, optional
         CSV keyed by ``cluster_id`` with growth columns between two editions.
-    samples, seed : int, optional
-        Override ``[uncertainty] samples`` and ``seed``.
+    samples, seed, max_samples : int, optional
+        Override ``[uncertainty] samples``, ``seed`` and ``max_samples`` (the convergence
+        check doubles the samples up to it; equal to ``samples``: no doubling).
     monte_carlo_on : bool
         False: skip the uncertainty and sensitivity analysis.
     top_n : int, optional
         Override ``[units] top_n`` (0: every cluster).
+    allow_synthetic : bool, default False
+        Combine synthetic tables with a real run anyway (a demonstration).
 
     Returns
     -------
     IndexResult
+
+    Raises
+    ------
+    UserInputError
+        A synthetic table with a real run, without ``allow_synthetic``.
     """
     from dataclasses import replace
 
@@ -177,15 +219,26 @@ def run_index(
                 if p is not None and "://" not in str(p)]
         prepare_output_dir(Path(out), inputs=read)  # fail before the work, not after it
     units = unit_table(fw, run["clusters"], run["ranking"], run["sites"], tables=tables, compare=compare)
-    unc = Uncertainty.from_framework(fw, samples=samples, seed=seed)
-    res = compute_index(fw, units, uncertainty=unc, monte_carlo_on=monte_carlo_on)
-    synthetic = bool(run["info"].get("synthetic", False))
+    run_synthetic = bool(run["info"].get("synthetic", False))
     if "synthetic" in units.columns:
-        synthetic = synthetic or bool(np.asarray(units["synthetic"].fillna(False), bool).any())
+        run_synthetic = run_synthetic or bool(np.asarray(units["synthetic"].fillna(False), bool).any())
+    fake = list(units.attrs.get("synthetic_tables", []))
+    if fake and not run_synthetic and not allow_synthetic:
+        files = "; ".join(f"{n} = {units.attrs['tables'][n]}" for n in fake)
+        message = (f"Table(s) {files} are synthetic (their provenance sidecar says so) and the clusters of "
+                   f"run {run['path']} are real: the index would mix invented data into real results. Give "
+                   "real tables, leave these out (their indicators are optional), or pass --allow-synthetic "
+                   "for a demonstration (every output then says it is synthetic).")
+        raise UserInputError(message)
+    unc = Uncertainty.from_framework(fw, samples=samples, seed=seed, max_samples=max_samples)
+    res = compute_index(fw, units, uncertainty=unc, monte_carlo_on=monte_carlo_on)
     res.info = {
         "run": run["path"],
         "run_info": run["info"],
-        "synthetic": synthetic,
+        "synthetic": run_synthetic or bool(fake),
+        "synthetic_run": run_synthetic,
+        "synthetic_tables": fake,
+        "notice": synthetic_notice(run_synthetic, fake),
         "tables": units.attrs.get("tables", {}),
     }
     if out is not None:

@@ -41,6 +41,7 @@ import pandas as pd
 from cluster.stages.boundaries import cluster_area_km2
 
 from ..errors import UserInputError
+from ..provenance import table_is_synthetic
 from .framework import Framework, Table
 
 log = logging.getLogger(__name__)
@@ -352,9 +353,12 @@ def unit_table(
     Returns
     -------
     DataFrame
-        Indexed by ``cluster_id``; ``attrs["tables"]`` lists the tables joined and their files.
+        Indexed by ``cluster_id``; ``attrs["tables"]`` lists the tables joined and their files,
+        ``attrs["synthetic_tables"]`` those marked synthetic
+        (:func:`cluster.provenance.table_is_synthetic`).
     """
     tables = dict(tables or {})
+    synthetic = []
     known = {t.name for t in framework.tables}
     for name in tables:
         if name not in known:
@@ -380,7 +384,10 @@ def unit_table(
         new = join_table(units, t, p)
         units = pd.concat([units, new], axis=1)
         joined[t.name] = str(p)
+        if table_is_synthetic(p):
+            synthetic.append(t.name)
     units.attrs["tables"] = joined
+    units.attrs["synthetic_tables"] = synthetic
     return units
 
 

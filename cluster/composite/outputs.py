@@ -12,10 +12,16 @@ Files (in the output directory):
                         ``sensitivity``, ``leave_one_out``
 ``correlations.csv``    the correlation audit; ``correlations.png`` its heat map
 ``treatment.csv``       the data-treatment log, one row per indicator
-``sensitivity.csv``     first- and total-order sensitivity indices per uncertain factor
+``sensitivity.csv``     first- and total-order sensitivity indices per uncertain factor, raw,
+                        with their 95 % bootstrap intervals and clipped to [0, 1]
 ``leave_one_out.csv``   rank shifts when each indicator is left out
 ``uncertainty.png``     rank intervals of the top units
 ``index.json``          framework, settings, inputs (SHA-256), versions
+
+A synthetic index (demo clusters, or demo tables joined with ``--allow-synthetic``) says so
+in the first lines of every output: the notice heads ``index.md`` and the titles of the PNG
+files, every CSV (and layer) starts with a column ``synthetic`` (true on every row), and
+``index.json`` starts with ``synthetic`` and ``notice``.
 
 Floats are rounded (6 decimals) so that the same inputs and seed give byte-identical
 ``index.csv``. Everything is written into a hidden temporary directory next to the target,
@@ -114,7 +120,8 @@ def index_markdown(res, n_top: int = 30) -> str:
     fw, t = res.framework, res.table
     lines = [f"# {_md(fw.name)}", ""]
     if res.info.get("synthetic"):
-        lines += ["> **SYNTHETIC DEMO DATA: the clusters (and the demo user tables) are generated, not real.**", ""]
+        notice = res.info.get("notice") or "SYNTHETIC DATA: the clusters or the user tables are generated, not real."
+        lines = [f"> **{_md(notice)}**", "", f"# {_md(fw.name)} (synthetic)", ""]
     if fw.description:
         lines += [fw.description.strip(), ""]
     lines += [
@@ -186,16 +193,38 @@ def index_markdown(res, n_top: int = 30) -> str:
             "",
         ]
         if len(res.sensitivity):
+            conv = res.mc.get("convergence", [])
+            widest = conv[-1]["widest_interval"] if conv else float("nan")
             lines += [
-                "First-order (S1) and total-order (ST) sensitivity indices of the mean absolute rank shift, "
-                "and the rank-variance-weighted mean of the units' own S1:",
+                "First-order (S1) and total-order (ST) Sobol' sensitivity indices of the mean absolute rank "
+                "shift (SALib's estimators, Saltelli 2010 and Jansen), each with its 95 % bootstrap interval, "
+                "and the rank-variance-weighted mean of the units' own S1. An index lies in [0, 1]: an estimate "
+                "outside it is sampling error, shown clipped (\\*) beside the raw estimate and its interval.",
                 "",
-                "| Factor | S1 | ST | Units' S1 |",
-                "|---|---:|---:|---:|",
+                f"Convergence: N = {res.mc.get('samples', 0):,} samples "
+                + ("(" + " → ".join(f"{c['samples']:,}: {c['widest_interval']:.3f}" for c in conv) + ", widest "
+                   "interval at each doubling)" if conv else "")
+                + ("; every interval is within the tolerance "
+                   if res.mc.get("converged") else "; NOT converged: the widest interval is still above the "
+                   "tolerance ")
+                + f"{u.tolerance:g} (`[uncertainty] tolerance`; widest {_fmt(widest, '.3f')}, at most "
+                f"{u.max_samples:,} samples).",
+                "",
+                "| Factor | S1 | S1 95 % interval | ST | ST 95 % interval | Units' S1 |",
+                "|---|---:|---|---:|---|---:|",
             ]
+
+            def shown(r, key):
+                raw, clipped = r[key], r[f"{key}_clipped"]
+                if np.isfinite(raw) and raw != clipped:
+                    return f"{_fmt(clipped, '.3f')}\\* (raw {_fmt(raw, '.3f')})"
+                return _fmt(raw, ".3f")
+
             for _, r in res.sensitivity.iterrows():
                 lines.append(
-                    f"| {r['factor']} | {_fmt(r['first_order'], '.3f')} | {_fmt(r['total_order'], '.3f')} | "
+                    f"| {r['factor']} | {shown(r, 'first_order')} | {_fmt(r['first_order_low'], '.3f')} – "
+                    f"{_fmt(r['first_order_high'], '.3f')} | {shown(r, 'total_order')} | "
+                    f"{_fmt(r['total_order_low'], '.3f')} – {_fmt(r['total_order_high'], '.3f')} | "
                     f"{_fmt(r['mean_unit_first_order'], '.3f')} |"
                 )
         else:
@@ -317,6 +346,14 @@ def draw_uncertainty(table: pd.DataFrame, path: Path, title: str, n: int = 30) -
     fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
 
 
+def _labelled(df: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+    """``df`` with a first column ``synthetic`` (True on every row) when the index is synthetic."""
+    if not synthetic:
+        return df
+    return pd.concat([pd.DataFrame({"synthetic": np.ones(len(df), dtype=bool)}, index=df.index),
+                      df.drop(columns=["synthetic"], errors="ignore")], axis=1)
+
+
 def _versions() -> dict:
     import geopandas
     import matplotlib
@@ -358,15 +395,18 @@ def write_index(res, out_dir: str | Path) -> Path:
             if p and p != "<memory>" and "://" not in str(p)]
     with atomic_output_dir(out_dir, command="index", inputs=read, walked=False) as tmp:
         fw = res.framework
-        table = _rounded(res.table.reset_index())
+        synthetic = bool(res.info.get("synthetic"))
+        notice = res.info.get("notice") if synthetic else None
+        head = f"{notice}\n" if notice else ""
+        table = _labelled(_rounded(res.table.reset_index()), synthetic)
         table.to_csv(tmp / "index.csv", index=False, lineterminator="\n")
-        corr = _rounded(res.corr_table)
+        corr = _labelled(_rounded(res.corr_table), synthetic)
         corr.to_csv(tmp / "correlations.csv", index=False, lineterminator="\n")
-        treatment = _rounded(res.treatment)
+        treatment = _labelled(_rounded(res.treatment), synthetic)
         treatment.to_csv(tmp / "treatment.csv", index=False, lineterminator="\n")
         (tmp / "index.md").write_text(index_markdown(res), "utf-8")
         draw_correlations(
-            res.corr_matrix, tmp / "correlations.png", f"{fw.name}: correlation of indicators with groups"
+            res.corr_matrix, tmp / "correlations.png", f"{head}{fw.name}: correlation of indicators with groups"
         )
         geom = res.units["geometry"].reindex(res.table.index).to_numpy()
         layer = gpd.GeoDataFrame(table, geometry=list(geom), crs=4326)
@@ -375,16 +415,17 @@ def write_index(res, out_dir: str | Path) -> Path:
             layer="index",
             driver="GPKG",
             engine="pyogrio",
-            layer_metadata={"DESCRIPTION": f"Composite index {fw.name} (innovation-clusters)"},
+            layer_metadata={"DESCRIPTION": (f"{notice} " if notice else "")
+                            + f"Composite index {fw.name} (innovation-clusters)"},
         )
         extra = {"correlations": corr, "treatment": treatment}
         if res.sensitivity is not None:
-            sens = _rounded(res.sensitivity)
+            sens = _labelled(_rounded(res.sensitivity), synthetic)
             sens.to_csv(tmp / "sensitivity.csv", index=False, lineterminator="\n")
             extra["sensitivity"] = sens
-            draw_uncertainty(res.table, tmp / "uncertainty.png", f"{fw.name}: rank uncertainty (top 30)")
+            draw_uncertainty(res.table, tmp / "uncertainty.png", f"{head}{fw.name}: rank uncertainty (top 30)")
         if res.leave_one_out is not None:
-            loo = _rounded(res.leave_one_out)
+            loo = _labelled(_rounded(res.leave_one_out), synthetic)
             loo.to_csv(tmp / "leave_one_out.csv", index=False, lineterminator="\n")
             extra["leave_one_out"] = loo
         for name, df in extra.items():
@@ -398,10 +439,12 @@ def write_index(res, out_dir: str | Path) -> Path:
             inputs["ranking"] = {"path": str(Path(run, "ranking.csv")), "sha256": _sha256(Path(run, "ranking.csv"))}
         u = res.uncertainty
         info = {
+            "synthetic": synthetic,
+            "notice": notice,
+            "synthetic_tables": list(res.info.get("synthetic_tables", [])),
             "tool": "innovation-clusters composite index",
             "framework": fw.name,
             "source": fw.source,
-            "synthetic": bool(res.info.get("synthetic")),
             "units": len(res.table),
             "top_n": fw.top_n,
             "indicators": [i.code for i in fw.indicators],
@@ -418,6 +461,12 @@ def write_index(res, out_dir: str | Path) -> Path:
                 "leave_one_out": u.leave_one_out,
                 "factors": res.mc.get("factors", []),
                 "replicates": res.mc.get("replicates", 0),
+                "samples_used": res.mc.get("samples", 0),
+                "tolerance": u.tolerance,
+                "max_samples": u.max_samples,
+                "converged": res.mc.get("converged"),
+                "convergence": res.mc.get("convergence", []),
+                "estimator": "SALib.analyze.sobol (Saltelli 2010 S1, Jansen ST), 95 % bootstrap intervals",
             },
             "sensitivity": None if res.sensitivity is None else _rounded(res.sensitivity).to_dict("records"),
             "versions": _versions(),

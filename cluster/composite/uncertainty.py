@@ -22,12 +22,25 @@ observed ranks).
 absolute shift of the units' ranks from the nominal ranking; per unit, its rank. The
 *first-order sensitivity index* of factor ``i`` is ``S_i = Var(E[Y | X_i]) / Var(Y)``, the
 share of the variance of ``Y`` that factor ``i`` alone explains; the *total-order* index
-``ST_i`` adds its interactions. Both are estimated with Saltelli's pick-freeze design
-(Saltelli et al. 2010, *Comput. Phys. Commun.* 181, 259-270): for each factor the matrix
-``A_B^i`` (``A`` with factor ``i`` taken from ``B``), ``S_i = mean(f(B) (f(A_B^i) -
-f(A))) / V`` and Jansen's ``ST_i = mean((f(A) - f(A_B^i))^2) / (2V)``, ``V`` the variance
-over ``A`` and ``B``. Cost: ``N (k + 2)`` evaluations for ``k`` factors. Estimates carry
-Monte Carlo error of order ``1/sqrt(N)`` (small negative values mean zero).
+``ST_i`` adds its interactions. The design is Saltelli's pick-freeze (Saltelli et al. 2010,
+*Comput. Phys. Commun.* 181, 259-270): for each factor the matrix ``A_B^i`` (``A`` with
+factor ``i`` taken from ``B``); cost ``N (k + 2)`` evaluations for ``k`` factors. The
+estimators are SALib's (``SALib.analyze.sobol.analyze``, Herman & Usher 2017, *JOSS* 2(9),
+97): Saltelli 2010's ``S_i = mean(f(B) (f(A_B^i) - f(A))) / V`` and Jansen's ``ST_i =
+mean((f(A) - f(A_B^i))^2) / (2V)``, with **bootstrap confidence intervals**: SALib resamples
+the ``N`` rows ``BOOTSTRAP_RESAMPLES`` times and gives the half-width ``1.96 sd`` of the
+resampled estimates; the interval is the estimate ± that (95 %).
+
+A Sobol' index lies in ``[0, 1]``; an estimate outside it (``-0.02``, ``1.03``) is sampling
+error. The table keeps the raw estimate and its interval and shows the estimate clipped to
+``[0, 1]`` (``first_order_clipped``, ``total_order_clipped``, ``outside_unit_interval``).
+
+**Convergence.** Starting from ``samples``, ``N`` is doubled (new draws, earlier replicates
+kept) until every interval of ``S_i`` and ``ST_i`` is at most ``tolerance`` wide (default
+``0.1``, i.e. ± 0.05: two factors whose indices differ by more than 0.1 are told apart) or
+``N`` reaches ``max_samples`` (default 12,800); ``convergence`` records ``N`` and the widest
+interval at each step, and whether the tolerance was met. The rank intervals use every
+replicate drawn.
 
 **Leave-one-indicator-out** is also run deterministically, one indicator at a time: the
 mean and largest absolute rank shift each removal causes (``leave_one_out.csv``).
@@ -46,6 +59,12 @@ import pandas as pd
 
 from ..errors import UserInputError
 from .compute import Plan, evaluate, ranks
+from .framework import MC_MAX_SAMPLES, MC_TOLERANCE
+
+#: Bootstrap resamples of SALib's confidence intervals.
+BOOTSTRAP_RESAMPLES = 500
+#: Confidence level of the intervals.
+CONFIDENCE = 0.95
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +79,8 @@ class Uncertainty:
     normalisation: tuple[str, ...] = ()
     aggregation: tuple[str, ...] = ()
     leave_one_out: bool = True
+    tolerance: float = MC_TOLERANCE
+    max_samples: int = MC_MAX_SAMPLES
 
     @classmethod
     def from_framework(cls, fw, **overrides) -> Uncertainty:
@@ -70,6 +91,8 @@ class Uncertainty:
             normalisation=tuple(fw.mc_normalisation),
             aggregation=tuple(fw.mc_aggregation),
             leave_one_out=fw.mc_leave_one_out,
+            tolerance=fw.mc_tolerance,
+            max_samples=fw.mc_max_samples,
         )
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)
@@ -128,6 +151,62 @@ def _take(draws: dict, factor: str, other: dict) -> dict:
     return mixed
 
 
+def sobol_indices(yA: np.ndarray, yB: np.ndarray, yAB: np.ndarray, factors: list[str], seed: int) -> pd.DataFrame:
+    """First- and total-order Sobol' indices with bootstrap intervals (SALib's estimators).
+
+    Parameters
+    ----------
+    yA, yB : ndarray, shape (N,)
+        The output on the rows of ``A`` and ``B``.
+    yAB : ndarray, shape (N, k)
+        The output on ``A_B^i`` for each factor ``i``.
+    factors : list of str
+        Factor names (``k``).
+    seed : int
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    DataFrame
+        ``factor``, ``first_order`` with ``first_order_low``/``_high`` (95 % interval),
+        ``total_order`` with ``total_order_low``/``_high``, the estimates clipped to
+        ``[0, 1]`` (``first_order_clipped``, ``total_order_clipped``) and
+        ``outside_unit_interval``; NaN when ``Y`` does not vary.
+    """
+    cols = ["factor", "first_order", "first_order_low", "first_order_high", "first_order_clipped", "total_order",
+            "total_order_low", "total_order_high", "total_order_clipped", "outside_unit_interval"]
+    k = len(factors)
+    if k == 0:
+        return pd.DataFrame(columns=cols)
+    Y = np.column_stack([yA, yAB, yB])
+    if np.ptp(Y) <= np.finfo(float).eps * max(1.0, float(np.abs(Y).max())):
+        nan = np.full(k, np.nan)
+        s1 = s1c = st = stc = nan
+    else:
+        from SALib.analyze import sobol
+
+        problem = {"num_vars": k, "names": list(factors), "bounds": [[0.0, 1.0]] * k}
+        # SALib draws its resamples from the global generator when seed is 0: give it >= 1.
+        S = sobol.analyze(problem, Y.ravel(), calc_second_order=False, num_resamples=BOOTSTRAP_RESAMPLES,
+                          conf_level=CONFIDENCE, seed=int(seed) + 1)
+        s1, s1c, st, stc = (np.asarray(S[key], dtype=float) for key in ("S1", "S1_conf", "ST", "ST_conf"))
+    out = pd.DataFrame({"factor": list(factors), "first_order": s1, "first_order_low": s1 - s1c,
+                        "first_order_high": s1 + s1c, "first_order_clipped": np.clip(s1, 0.0, 1.0),
+                        "total_order": st, "total_order_low": st - stc, "total_order_high": st + stc,
+                        "total_order_clipped": np.clip(st, 0.0, 1.0)})
+    out["outside_unit_interval"] = (s1 < 0) | (s1 > 1) | (st < 0) | (st > 1)
+    return out[cols]
+
+
+def _widest(sens: pd.DataFrame) -> float:
+    """The widest interval of the table (0 without factors, inf when undefined)."""
+    if sens.empty:
+        return 0.0
+    w = np.concatenate([(sens["first_order_high"] - sens["first_order_low"]).to_numpy(dtype=float),
+                        (sens["total_order_high"] - sens["total_order_low"]).to_numpy(dtype=float)])
+    return float(np.max(w)) if np.isfinite(w).all() else 0.0 if np.isnan(w).all() else float("inf")
+
+
 def monte_carlo(plan: Plan, treated: np.ndarray, unc: Uncertainty, unit_ids) -> dict:
     """Uncertainty and sensitivity analysis (module docstring).
 
@@ -144,60 +223,86 @@ def monte_carlo(plan: Plan, treated: np.ndarray, unc: Uncertainty, unit_ids) -> 
     -------
     dict
         ``ranks`` (DataFrame: ``rank_nominal``, ``rank_median``, ``rank_p05``, ``rank_p95``,
-        ``s1_<factor>`` per unit), ``sensitivity`` (DataFrame: ``factor``, ``first_order``,
-        ``total_order``, ``mean_unit_first_order``), ``replicates`` (int), ``factors``.
+        ``s1_<factor>`` per unit), ``sensitivity`` (DataFrame: see :func:`sobol_indices`,
+        and ``mean_unit_first_order``), ``replicates`` (int), ``factors``, ``samples``
+        (``N`` reached), ``convergence`` (list of ``{"samples", "widest_interval"}``),
+        ``converged`` (bool), ``mean_abs_shift``.
     """
     if unc.samples <= 0:
         raise UserInputError("[uncertainty] samples must be > 0 for the Monte Carlo (or skip it with --samples 0).")
     n_units = treated.shape[0]
     nominal = ranks(evaluate(plan, treated)[1][:, -1])
     factors = unc.factors(len(plan.indicators))
-    N = unc.samples
     rng = np.random.default_rng(unc.seed)
-    A, B = _draw(rng, unc, factors, N, plan), _draw(rng, unc, factors, N, plan)
-    if factors:
-        RA = np.stack([_run(plan, treated, unc, A, j) for j in range(N)])
-        RB = np.stack([_run(plan, treated, unc, B, j) for j in range(N)])
-    else:  # no uncertainty: every replicate is the point estimate
-        RA = RB = np.tile(nominal, (N, 1))
+
+    def block(n):
+        A, B = _draw(rng, unc, factors, n, plan), _draw(rng, unc, factors, n, plan)
+        if not factors:  # no uncertainty: every replicate is the point estimate
+            return np.tile(nominal, (n, 1)), np.tile(nominal, (n, 1)), []
+        RA = np.stack([_run(plan, treated, unc, A, j) for j in range(n)])
+        RB = np.stack([_run(plan, treated, unc, B, j) for j in range(n)])
+        RAB = [np.stack([_run(plan, treated, unc, _take(A, f, B), j) for j in range(n)]) for f in factors]
+        return RA, RB, RAB
+
+    def shift(Rm):
+        return np.abs(Rm - nominal[None, :]).mean(axis=1)
+
+    N, new = 0, unc.samples
+    RA = RB = None
+    RAB: list = []
+    history = []
+    while True:
+        a, b, ab = block(new)
+        RA = a if RA is None else np.concatenate([RA, a])
+        RB = b if RB is None else np.concatenate([RB, b])
+        RAB = ab if not RAB else [np.concatenate([x, y]) for x, y in zip(RAB, ab)]
+        N += new
+        yA, yB = shift(RA), shift(RB)
+        yAB = np.column_stack([shift(r) for r in RAB]) if RAB else np.zeros((N, 0))
+        sens = sobol_indices(yA, yB, yAB, factors, unc.seed)
+        widest = _widest(sens)
+        history.append({"samples": N, "widest_interval": widest})
+        if widest <= unc.tolerance or N >= max(unc.max_samples, unc.samples):
+            break
+        new = min(N, max(unc.max_samples, unc.samples) - N)  # double N
+    converged = bool(history[-1]["widest_interval"] <= unc.tolerance)
+    if not converged:
+        log.warning("sensitivity indices: the widest 95 %% interval is %.3f after N = %d samples, above the "
+                    "tolerance %g ([uncertainty] tolerance, max_samples)", history[-1]["widest_interval"], N,
+                    unc.tolerance)
     R = np.concatenate([RA, RB])
     out = pd.DataFrame(index=pd.Index(list(unit_ids), name="cluster_id"))
     out["rank_nominal"] = nominal
     out["rank_median"] = np.quantile(R, 0.5, axis=0, method="inverted_cdf").astype(int)
     out["rank_p05"] = np.quantile(R, 0.05, axis=0, method="inverted_cdf").astype(int)
     out["rank_p95"] = np.quantile(R, 0.95, axis=0, method="inverted_cdf").astype(int)
-
-    def shift(Rm):
-        return np.abs(Rm - nominal[None, :]).mean(axis=1)
-
-    yA, yB = shift(RA), shift(RB)
-    V = np.var(np.concatenate([yA, yB]))
     VU = np.var(R, axis=0)
-    rows = []
-    for f in factors:
-        RAB = np.stack([_run(plan, treated, unc, _take(A, f, B), j) for j in range(N)])
-        yAB = shift(RAB)
-        s1 = float(np.mean(yB * (yAB - yA)) / V) if V > 0 else np.nan
-        st = float(np.mean((yA - yAB) ** 2) / (2 * V)) if V > 0 else np.nan
+    mean_units = []
+    for f, R_AB in zip(factors, RAB):
         with np.errstate(divide="ignore", invalid="ignore"):
-            s1u = np.where(VU > 0, np.mean(RB * (RAB - RA), axis=0) / VU, np.nan)
+            s1u = np.where(VU > 0, np.mean(RB * (R_AB - RA), axis=0) / VU, np.nan)
         out[f"s1_{f}"] = s1u
         # Units weighted by their rank variance: the factor's share of all rank movement.
-        mean_u = float(np.nansum(np.mean(RB * (RAB - RA), axis=0)) / VU.sum()) if VU.sum() > 0 else np.nan
-        rows.append({"factor": f, "first_order": s1, "total_order": st, "mean_unit_first_order": mean_u})
-    sens = pd.DataFrame(rows, columns=["factor", "first_order", "total_order", "mean_unit_first_order"])
+        mean_units.append(float(np.nansum(np.mean(RB * (R_AB - RA), axis=0)) / VU.sum()) if VU.sum() > 0 else np.nan)
+    sens["mean_unit_first_order"] = mean_units if factors else []
     log.info(
-        "Monte Carlo: %d replicates of %d unit(s) over %s; %d evaluations for the sensitivity indices",
+        "Monte Carlo: %d replicates of %d unit(s) over %s; %d evaluations for the sensitivity indices "
+        "(N = %d, widest 95 %% interval %.3f)",
         2 * N,
         n_units,
         ", ".join(factors) or "no uncertain input",
         N * len(factors),
+        N,
+        history[-1]["widest_interval"],
     )
     return {
         "ranks": out,
         "sensitivity": sens,
         "replicates": 2 * N,
         "factors": factors,
+        "samples": N,
+        "convergence": history,
+        "converged": converged,
         "mean_abs_shift": float(np.concatenate([yA, yB]).mean()),
     }
 

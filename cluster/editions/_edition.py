@@ -30,8 +30,10 @@ class Edition:
         The run's clusters in rank order (``cluster_id``, ``rank``, ``name``, ``tier``,
         counts, ``share_<metric>``, ``score``, intensity, polygons in EPSG:4326).
     sites : DataFrame or None
-        Sites counted in a cluster: ``cluster_id``, ``metric``, ``weight``, ``lat``,
-        ``lon`` (degrees); None when the folder has no ``sites`` layer.
+        The run's sites: ``cluster_id`` (None for a site in no cluster), ``metric``,
+        ``weight``, ``lat``, ``lon`` (degrees); those counted in a cluster, and the others
+        too when the run kept them (``[outputs] sites_outside``, or a run in memory);
+        None when the folder has no ``sites`` layer.
     info : dict
         The run's ``run.json``.
     label : str
@@ -52,6 +54,14 @@ class Edition:
     @property
     def eps_km(self) -> float:
         return float(self.info.get("config", {}).get("clustering", {}).get("eps_km", float("nan")))
+
+    @property
+    def sites_outside(self) -> bool:
+        """Whether :attr:`sites` holds the sites in no cluster too (else: clustered only)."""
+        if self.sites is None:
+            return False
+        return bool(self.info.get("config", {}).get("outputs", {}).get("sites_outside", False)
+                    or self.sites["cluster_id"].isna().any())
 
     @property
     def top_n(self) -> int:
@@ -152,20 +162,20 @@ def load_edition(folder: str | Path) -> Edition:
                     sites = pd.DataFrame({"cluster_id": layer["cluster_id"], "metric": layer["metric"].astype(str),
                                           "weight": layer["weight"].astype(float),
                                           "lat": layer.geometry.y.to_numpy(), "lon": layer.geometry.x.to_numpy()})
-                    sites = sites[sites["cluster_id"].notna()].reset_index(drop=True)
         except Exception as exc:  # pyogrio raises DataSourceError, KeyError, ... for a damaged file
             raise UserInputError(broken.format(f"clusters.gpkg: {exc}")) from None
     return Edition(clusters=clusters, sites=sites, info=info, label=str(folder))
 
 
 def edition_from_result(result, label: str) -> Edition:
-    """An edition from a :class:`~cluster.pipeline.RunResult` in memory (sites in a cluster only)."""
+    """An edition from a :class:`~cluster.pipeline.RunResult` in memory (every site, those
+    in no cluster with ``cluster_id`` None)."""
     s = result.sites
-    inside = s["cluster_id"].notna().to_numpy()
-    sites = pd.DataFrame({"cluster_id": s["cluster_id"].to_numpy()[inside],
-                          "metric": s["metric"].astype(str).to_numpy()[inside],
-                          "weight": s["weight"].to_numpy(dtype=float)[inside],
-                          "lat": s["lat"].to_numpy()[inside], "lon": s["lon"].to_numpy()[inside]})
+    cid = s["cluster_id"].astype(object)
+    sites = pd.DataFrame({"cluster_id": cid.where(cid.notna(), None).to_numpy(),
+                          "metric": s["metric"].astype(str).to_numpy(),
+                          "weight": s["weight"].to_numpy(dtype=float),
+                          "lat": s["lat"].to_numpy(), "lon": s["lon"].to_numpy()})
     info = json.loads(json.dumps(result.info, default=_json_default))
     return Edition(clusters=result.clusters, sites=sites, info=info, label=label)
 

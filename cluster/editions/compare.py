@@ -10,9 +10,33 @@ alone (``new`` or ``gone``), with
 * ``rank_change`` = old rank - new rank (positive: the cluster rose), ``score_change``
   and ``share_<metric>_change`` in percentage points of the world total,
   ``score_growth`` = new score / old score - 1, ``intensity_change``;
-* ``old_in_new``, ``new_in_old`` and ``iou`` (the overlap that matched them).
+* ``old_in_new``, ``new_in_old`` and ``iou`` (the overlap that matched them);
+* ``group_status``: the class of the row's group, and the group as a whole:
+  ``group_old_score`` and ``group_new_score`` (sums over its distinct old and new
+  clusters), ``group_old_same_footprint`` and ``group_new_same_footprint`` (sums over
+  its footprints: its new clusters', or a gone cluster's) and
+  ``group_growth_same_footprint``;
+* **growth on the same footprint.** A cluster's score can change because its boundary
+  moved (a piece split off, a neighbour merged in) as much as because its activity grew.
+  ``footprint`` says which polygon a row is measured on: the new cluster's (``new``, every
+  row with a new cluster) or, for a gone cluster, the old one's (``old``).
+  ``old_same_footprint`` and ``new_same_footprint`` are each edition's activity inside
+  that polygon, in the score's unit (percent of the world total, metrics weighted as in
+  the score): the new cluster's own score and the old edition's activity at every site of
+  its ``sites`` layer inside the new polygon, or the old cluster's score and the new
+  activity inside the old polygon. ``growth_same_footprint`` = new / old - 1 (empty when
+  there was nothing before). The older run should keep its sites outside clusters
+  (``[outputs] sites_outside = true``, as ``data/real/patentsview.toml`` does): else only
+  its clustered sites are counted, and ``run.json`` says so (``footprint_sites``);
+* ``boundary_change``: true when the rank and score changes of a pair come (also) from a
+  change of boundary: its group is not one continuing pair (a piece split off or merged
+  in, :mod:`~cluster.editions.matching`), or the old cluster's score and the
+  old activity inside the new footprint differ by more than ``BOUNDARY_TOLERANCE`` (10 %)
+  of the larger of the two.
 
-``compare.md`` lists, GII-style: newcomers to the top tier (top-tier clusters none of
+``compare.md`` leads with the ten biggest risers and fallers by same-footprint growth
+(clusters in either edition's top tier), then the split and merged groups (each group's
+total change, and each part), then, GII-style: newcomers to the top tier (top-tier clusters none of
 whose matched old clusters was in the old top tier), drop-outs (the reverse), the ten
 biggest risers and fallers by rank among continuing clusters in the new (risers) or old
 (fallers) top tier, and the ten fastest growing by score (sum of world shares) among
@@ -32,13 +56,16 @@ import numpy as np
 import pandas as pd
 
 from cluster.editions._edition import Edition
-from cluster.editions.matching import MIN_OVERLAP, Matching, match_editions
+from cluster.editions.matching import MIN_CONTAINED, MIN_OVERLAP, Matching, match_editions
 from cluster.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
 COMPARE_FILES = ("compare.csv", "compare.md", "compare.png", "run.json")
 TOP_K = 10
+#: A pair's rank and score changes are labelled a boundary change when the old score and
+#: the old activity inside the new footprint differ by more than this fraction.
+BOUNDARY_TOLERANCE = 0.1
 
 
 def check_comparable(old: Edition, new: Edition, *, force: bool = False) -> list[str]:
@@ -123,6 +150,70 @@ class Comparison:
         keep = keep[~other_top.reindex(keep.index).to_numpy(dtype=bool)]
         return keep.reset_index().sort_values(f"{side}_rank", kind="mergesort")
 
+    def footprints(self) -> pd.DataFrame:
+        """One row per footprint (a new cluster, or a gone old one) with its same-footprint
+        growth: a new cluster's row is that of its main link (continuing, else split, merged)."""
+        t = self.table
+        key = np.where(t["footprint"] == "new", "new:" + t["new_id"].astype(str), "old:" + t["old_id"].astype(str))
+        order = t["status"].map({"continuing": 0, "split": 1, "merged": 2, "regrouped": 3}).fillna(0)
+        first = t.assign(_key=key, _order=order).sort_values(["_key", "_order"], kind="mergesort")
+        return first.drop_duplicates("_key").drop(columns=["_key", "_order"]).sort_index()
+
+    @property
+    def growth_base(self) -> float:
+        """The least activity before (score unit) for a footprint's growth to be ranked:
+        the old edition's smallest cluster score. Less was no cluster: the cluster emerged
+        there (it is listed among the newcomers), and a growth on such a base says nothing."""
+        scores = self.old.clusters["score"] if "score" in self.old.clusters else pd.Series(dtype=float)
+        return float(scores.min()) if len(scores) else 0.0
+
+    def _growth_candidates(self) -> pd.DataFrame:
+        """Footprints of the top tiers: new top-tier clusters, continuations of old top-tier
+        clusters, gone old top-tier clusters; with at least :attr:`growth_base` before."""
+        f = self.footprints()
+        keep = ((f["new_tier"] == "top") | ((f["status"] == "continuing") & (f["old_tier"] == "top"))
+                | ((f["footprint"] == "old") & (f["old_tier"] == "top")))
+        return f[keep & f["growth_same_footprint"].notna() & (f["old_same_footprint"] >= self.growth_base)]
+
+    def risers_same_footprint(self, k: int = TOP_K) -> pd.DataFrame:
+        """Footprints of the top tiers (:meth:`footprints`) that grew most on the same
+        footprint (ties by new rank, then old rank)."""
+        c = self._growth_candidates()
+        return c.sort_values(["growth_same_footprint", "new_rank", "old_rank"], ascending=[False, True, True],
+                             kind="mergesort", na_position="last").head(k)
+
+    def fallers_same_footprint(self, k: int = TOP_K) -> pd.DataFrame:
+        """Footprints of the top tiers that shrank most on the same footprint (ties by old
+        rank, then new rank)."""
+        c = self._growth_candidates()
+        return c.sort_values(["growth_same_footprint", "old_rank", "new_rank"], ascending=[True, True, True],
+                             kind="mergesort", na_position="last").head(k)
+
+    def groups(self) -> pd.DataFrame:
+        """Split, merged and regrouped groups as wholes: ``group``, ``group_status``, the old
+        and new clusters (names in rank order), ``old_score`` and ``new_score`` (sums over
+        the group's clusters), ``score_change``, ``old_same_footprint`` (old activity inside
+        the new clusters' footprints) and ``growth_same_footprint``; in group order."""
+        t = self.table
+        t = t[t["group_status"].isin(["split", "merged", "regrouped"])]
+        rows = []
+        for g, part in t.groupby("group", sort=True):
+            olds = part.dropna(subset=["old_id"]).drop_duplicates("old_id").sort_values("old_rank")
+            news = part.dropna(subset=["new_id"]).drop_duplicates("new_id").sort_values("new_rank")
+            first = part.iloc[0]
+            rows.append({"group": g, "group_status": first["group_status"],
+                         "old_clusters": list(olds["old_name"]), "new_clusters": list(news["new_name"]),
+                         "old_top": bool((olds["old_tier"] == "top").any()),
+                         "new_top": bool((news["new_tier"] == "top").any()),
+                         "old_score": first["group_old_score"], "new_score": first["group_new_score"],
+                         "score_change": first["group_new_score"] - first["group_old_score"],
+                         "old_same_footprint": first["group_old_same_footprint"],
+                         "new_same_footprint": first["group_new_same_footprint"],
+                         "growth_same_footprint": first["group_growth_same_footprint"]})
+        cols = ["group", "group_status", "old_clusters", "new_clusters", "old_top", "new_top", "old_score",
+                "new_score", "score_change", "old_same_footprint", "new_same_footprint", "growth_same_footprint"]
+        return pd.DataFrame(rows, columns=cols)
+
     def risers(self, k: int = TOP_K) -> pd.DataFrame:
         """Continuing clusters of the new top tier that rose most (ties by new rank)."""
         t = self.table
@@ -150,6 +241,33 @@ def _side(edition: Edition, metrics: list, prefix: str) -> pd.DataFrame:
     df = pd.DataFrame({f"{prefix}_{v}": (c[k].to_numpy() if k in c.columns else np.nan) for k, v in cols.items()})
     df[f"{prefix}_id"] = df[f"{prefix}_id"].astype(str)
     return df
+
+
+def activity_inside(sites_of: Edition, polygons) -> np.ndarray:
+    """Activity of ``sites_of`` (every site of its ``sites`` layer, clustered or not, in
+    the score's unit: :meth:`Edition.site_activity`) inside each polygon.
+
+    Parameters
+    ----------
+    sites_of : Edition
+        The edition whose activity is measured.
+    polygons : GeoSeries
+        Footprints (EPSG:4326).
+
+    Returns
+    -------
+    numpy.ndarray
+        One sum per polygon; NaN when the edition has no sites layer.
+    """
+    import shapely
+
+    if sites_of.sites is None:
+        return np.full(len(polygons), np.nan)
+    act = sites_of.site_activity()
+    points = shapely.points(sites_of.sites["lon"].to_numpy(), sites_of.sites["lat"].to_numpy())
+    tree = shapely.STRtree(np.asarray(polygons.values))
+    pt, poly = tree.query(points, predicate="intersects")
+    return np.bincount(poly, weights=act[pt], minlength=len(polygons))
 
 
 def compare_editions(old: Edition, new: Edition, *, min_overlap: float = MIN_OVERLAP,
@@ -181,13 +299,15 @@ def compare_editions(old: Edition, new: Edition, *, min_overlap: float = MIN_OVE
     status = matching.clusters
     group_of = {(e, c): g for e, c, g in zip(status["edition"], status["cluster_id"], status["group"])}
     status_of = {(e, c): s for e, c, s in zip(status["edition"], status["cluster_id"], status["status"])}
-    rows = linked[["old_id", "new_id", "old_in_new", "new_in_old", "iou", "status"]].copy()
+    rows = linked[["old_id", "new_id", "old_in_new", "new_in_old", "iou", "status", "group_status"]].copy()
     lonely_old = sorted(set(status.loc[(status["edition"] == "old") & (status["status"] == "gone"), "cluster_id"]))
     lonely_new = sorted(set(status.loc[(status["edition"] == "new") & (status["status"] == "new"), "cluster_id"]))
     rows = pd.concat([rows, pd.DataFrame({"old_id": lonely_old, "new_id": None}),
                       pd.DataFrame({"old_id": None, "new_id": lonely_new})], ignore_index=True)
     rows["group"] = [group_of[("new", n)] if isinstance(n, str) else group_of[("old", o)]
                      for o, n in zip(rows["old_id"], rows["new_id"])]
+    rows["group_status"] = rows["group_status"].where(rows["status"].notna(),
+                                                      np.where(rows["new_id"].notna(), "new", "gone"))
     alone = rows["status"].isna().to_numpy()
     rows.loc[alone, "status"] = [status_of[("new", n)] if isinstance(n, str) else status_of[("old", o)]
                                  for o, n in zip(rows["old_id"][alone], rows["new_id"][alone])]
@@ -200,17 +320,57 @@ def compare_editions(old: Edition, new: Edition, *, min_overlap: float = MIN_OVE
     for m in metrics:
         table[f"share_{m}_change"] = table[f"new_share_{m}"] - table[f"old_share_{m}"]
     table["intensity_change"] = table["new_intensity_score"] - table["old_intensity_score"]
+    _same_footprint(table, old, new)
     for col in ("old_rank", "new_rank", "old_intensity_rank", "new_intensity_rank"):
         table[col] = table[col].astype("Int64")
     table = table.sort_values(["group", "new_rank", "old_rank"], kind="mergesort", na_position="last")
-    front = ["group", "status", "old_id", "old_name", "old_economies", "old_rank", "old_tier",
+    front = ["group", "status", "group_status", "old_id", "old_name", "old_economies", "old_rank", "old_tier",
              "new_id", "new_name", "new_economies", "new_rank", "new_tier", "rank_change",
+             "footprint", "old_same_footprint", "new_same_footprint", "growth_same_footprint", "boundary_change",
              "old_score", "new_score", "score_change", "score_growth"]
     shares = [c for m in metrics for c in (f"old_share_{m}", f"new_share_{m}", f"share_{m}_change")]
-    back = ["old_intensity_score", "new_intensity_score", "intensity_change", "old_intensity_rank",
+    back = ["group_old_score", "group_new_score", "group_old_same_footprint", "group_new_same_footprint",
+            "group_growth_same_footprint",
+            "old_intensity_score", "new_intensity_score", "intensity_change", "old_intensity_rank",
             "new_intensity_rank", "old_in_new", "new_in_old", "iou"]
     table = table[front + shares + back].reset_index(drop=True)
     return Comparison(table=table, matching=matching, old=old, new=new, metrics=metrics, warnings=warnings)
+
+
+def _same_footprint(table: pd.DataFrame, old: Edition, new: Edition) -> None:
+    """Add ``footprint``, ``old_same_footprint``, ``new_same_footprint``,
+    ``growth_same_footprint`` and ``boundary_change`` to ``table`` (in place)."""
+    old_in_new_fp = pd.Series(activity_inside(old, new.clusters.geometry),
+                              index=new.clusters["cluster_id"].astype(str).to_numpy())
+    new_in_old_fp = pd.Series(activity_inside(new, old.clusters.geometry),
+                              index=old.clusters["cluster_id"].astype(str).to_numpy())
+    has_new = table["new_id"].notna().to_numpy()
+    table["footprint"] = np.where(has_new, "new", "old")
+    table["old_same_footprint"] = np.where(has_new, table["new_id"].map(old_in_new_fp).to_numpy(dtype=float),
+                                           table["old_score"].to_numpy(dtype=float))
+    table["new_same_footprint"] = np.where(has_new, table["new_score"].to_numpy(dtype=float),
+                                           table["old_id"].map(new_in_old_fp).to_numpy(dtype=float))
+    o, n = table["old_same_footprint"].to_numpy(), table["new_same_footprint"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["growth_same_footprint"] = np.where(o > 0, n / o - 1.0, np.nan)
+        both = table["old_id"].notna().to_numpy() & has_new
+        old_score = table["old_score"].to_numpy(dtype=float)
+        moved = np.abs(old_score - o) > BOUNDARY_TOLERANCE * np.maximum(old_score, o)
+    table["boundary_change"] = both & ((table["group_status"] != "continuing").to_numpy() | moved)
+    # The group as a whole: sums over its distinct old and new clusters, and over its
+    # distinct footprints (its new clusters; a gone cluster's own).
+    olds = table.dropna(subset=["old_id"]).drop_duplicates("old_id").groupby("group")["old_score"].sum()
+    news = table.dropna(subset=["new_id"]).drop_duplicates("new_id").groupby("group")["new_score"].sum()
+    fp = table.assign(_fp=np.where(has_new, "n" + table["new_id"].astype(str), "o" + table["old_id"].astype(str)))
+    fp = fp.drop_duplicates("_fp").groupby("group")[["old_same_footprint", "new_same_footprint"]].sum()
+    totals = pd.DataFrame({"group_old_score": olds, "group_new_score": news,
+                           "group_old_same_footprint": fp["old_same_footprint"],
+                           "group_new_same_footprint": fp["new_same_footprint"]}).fillna(0.0)
+    o, n = totals["group_old_same_footprint"].to_numpy(), totals["group_new_same_footprint"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        totals["group_growth_same_footprint"] = np.where(o > 0, n / o - 1.0, np.nan)
+    for col in totals.columns:
+        table[col] = table["group"].map(totals[col]).to_numpy(dtype=float)
 
 
 def compare_csv_table(comparison: Comparison) -> pd.DataFrame:
@@ -228,7 +388,8 @@ def compare_csv_table(comparison: Comparison) -> pd.DataFrame:
     """
     t = comparison.table.copy()
     for c in t.columns:
-        if c.endswith(("_score", "_change", "_growth")) or "share_" in c or c in ("old_in_new", "new_in_old", "iou"):
+        if (c.endswith(("_score", "_change", "_growth", "_footprint")) or "share_" in c
+                or c in ("old_in_new", "new_in_old", "iou")):
             if c != "rank_change" and pd.api.types.is_float_dtype(t[c]):
                 t[c] = t[c].round(6)
     return t
@@ -272,10 +433,7 @@ def compare_markdown(comparison: Comparison, *, notice: str | None = None) -> st
               + "; before: " + ", ".join(f"{counts['old'].get(s, 0):,} {s}" for s in ("continuing", "gone", "split",
                                                                                     "merged", "regrouped")) + ".",
               "",
-              f"Clusters are matched by overlap ({c.matching.method}: two clusters are linked when each holds "
-              f"at least {100 * c.matching.min_overlap:g} % of the other's "
-              f"{'activity' if c.matching.method == 'sites' else 'area'}); rank change = old rank − new rank. "
-              "Every pair is in `compare.csv`.", ""]
+              "How clusters are matched, and ties decided: at the end. Every pair is in `compare.csv`.", ""]
     for w in c.warnings:
         lines += [f"> Compared anyway: {w}.", ""]
 
@@ -289,6 +447,53 @@ def compare_markdown(comparison: Comparison, *, notice: str | None = None) -> st
         out += ["| " + " | ".join(cells(r)) + " |" for _, r in df.iterrows()]
         return out
 
+    def growth_cells(r):
+        on = _md(r["new_name"]) if r["footprint"] == "new" else _md(r["old_name"]) + " (gone)"
+        link = r["status"] + (f" ({_md(r['old_name'])})" if r["footprint"] == "new" and isinstance(r["old_name"], str)
+                              and r["old_name"] != r["new_name"] else "")
+        return [on, _md(r["new_economies"] if r["footprint"] == "new" else r["old_economies"]),
+                _fmt(r["old_rank"], "d") or "–", _fmt(r["new_rank"], "d") or "–", link,
+                _fmt(r["old_same_footprint"], ".3f"), _fmt(r["new_same_footprint"], ".3f"),
+                _fmt(100 * r["growth_same_footprint"], "+.0f") + " %"]
+
+    growth_head = ["Cluster", "Economies", "Old cluster's rank", "New rank", "Status (old cluster)",
+                   "Before, same footprint", "Now", "Growth, same footprint"]
+    growth_note = ("Activity on the same ground: the new cluster's footprint (a gone cluster's: the old one's), "
+                   "each edition's activity inside it in percent of its world total. Clusters of either "
+                   f"edition's top tier with at least {c.growth_base:.3f} before (the smallest old cluster's score: "
+                   "less is a cluster that emerged, listed under the newcomers); `compare.csv` has every cluster.")
+    lines += table("Ten biggest risers by growth on the same footprint", c.risers_same_footprint(), growth_head,
+                   growth_cells, growth_note)
+    lines += table("Ten biggest fallers by growth on the same footprint", c.fallers_same_footprint(), growth_head,
+                   growth_cells, growth_note)
+    groups = c.groups()
+    groups = groups[groups["old_top"] | groups["new_top"]]
+    lines += ["", f"## Splits and merges in the top tiers ({len(groups)})", "",
+              "A group is the old and new clusters linked to each other. Its total change is the sum of its new "
+              "clusters' scores against the sum of its old clusters'; on the same footprint, against the old "
+              "activity inside its new clusters. Then each part (a pair of the group).", ""]
+    for _, g in groups.iterrows():
+        lines += [f"**Group {g['group']} ({g['group_status']}): " + _md(", ".join(g["old_clusters"])) + " → "
+                  + _md(", ".join(g["new_clusters"])) + f".** Score {g['old_score']:.3f} → {g['new_score']:.3f} "
+                  f"({g['score_change']:+.3f}); on the same footprint {g['old_same_footprint']:.3f} → "
+                  f"{g['new_same_footprint']:.3f} ({_fmt(100 * g['growth_same_footprint'], '+.0f') or 'n/a'} %).", "",
+                  "| Part | Old cluster (rank) | New cluster (rank) | Old in new | New in old | "
+                  "Before, same footprint | Now | Growth, same footprint |", "|---|---|---|---|---|---|---|---|"]
+        part = c.table[c.table["group"] == g["group"]]
+        for _, r in part.iterrows():
+            lines.append("| " + " | ".join([
+                r["status"], (_md(r["old_name"]) + f" ({_fmt(r['old_rank'], 'd')})") if pd.notna(r["old_id"]) else "–",
+                (_md(r["new_name"]) + f" ({_fmt(r['new_rank'], 'd')})") if pd.notna(r["new_id"]) else "–",
+                _fmt(100 * r["old_in_new"], ".0f") + " %" if pd.notna(r["old_in_new"]) else "",
+                _fmt(100 * r["new_in_old"], ".0f") + " %" if pd.notna(r["new_in_old"]) else "",
+                _fmt(r["old_same_footprint"], ".3f"), _fmt(r["new_same_footprint"], ".3f"),
+                (_fmt(100 * r["growth_same_footprint"], "+.0f") + " %") if pd.notna(r["growth_same_footprint"])
+                else ""]) + " |")
+        lines.append("")
+
+    def boundary(r) -> str:
+        return " (boundary change)" if r["boundary_change"] else ""
+
     share = "Score (sum of world shares, %)"
     lines += table("Newcomers to the top tier", c.newcomers(),
                    ["New rank", "Cluster", "Economies", "Status", "Old rank", share],
@@ -301,20 +506,48 @@ def compare_markdown(comparison: Comparison, *, notice: str | None = None) -> st
     lines += table("Ten biggest risers", c.risers(),
                    ["Cluster", "Economies", "Old rank", "New rank", "Change", "Score change"],
                    lambda r: [_md(r["new_name"]), _md(r["new_economies"]), str(r["old_rank"]), str(r["new_rank"]),
-                              f"+{r['rank_change']}", _fmt(r["score_change"], "+.3f")],
-                   "Continuing clusters of the new top tier.")
+                              f"+{r['rank_change']}{boundary(r)}", _fmt(r["score_change"], "+.3f")],
+                   "Continuing clusters of the new top tier, by rank. \"(boundary change)\": the change comes "
+                   "also from a piece split off or merged in, or a boundary that moved; see the growth on the "
+                   "same footprint above.")
     lines += table("Ten biggest fallers", c.fallers(),
                    ["Cluster", "Economies", "Old rank", "New rank", "Change", "Score change"],
                    lambda r: [_md(r["new_name"]), _md(r["new_economies"]), str(r["old_rank"]), str(r["new_rank"]),
-                              str(r["rank_change"]), _fmt(r["score_change"], "+.3f")],
-                   "Continuing clusters of the old top tier.")
+                              f"{r['rank_change']}{boundary(r)}", _fmt(r["score_change"], "+.3f")],
+                   "Continuing clusters of the old top tier, by rank (boundary changes labelled).")
     lines += table("Ten fastest growing by share", c.fastest_growing(),
                    ["Cluster", "Economies", "New rank", "Old score", "New score", "Growth"],
-                   lambda r: [_md(r["new_name"]), _md(r["new_economies"]), str(r["new_rank"]),
+                   lambda r: [_md(r["new_name"]) + boundary(r), _md(r["new_economies"]), str(r["new_rank"]),
                               _fmt(r["old_score"], ".3f"), _fmt(r["new_score"], ".3f"),
                               _fmt(100 * r["score_growth"], "+.0f") + " %"],
-                   "Continuing clusters of the new top tier, by relative growth of the score.")
+                   "Continuing clusters of the new top tier, by relative growth of the score (old cluster to "
+                   "new cluster, whatever their boundaries; boundary changes labelled).")
+    lines += ["", "## How clusters are matched", "", *_rule_lines(c)]
     return "\n".join(lines) + "\n"
+
+
+def _rule_lines(c: Comparison) -> list[str]:
+    """The matching rule, its ties and the footprint caveat, for ``compare.md``."""
+    what = "activity" if c.matching.method == "sites" else "area"
+    lines = [f"How clusters are matched ({c.matching.method}): an old and a new cluster are linked when each "
+             f"holds at least {100 * c.matching.min_overlap:g} % of the other's {what}, or when either holds at "
+             f"least {100 * MIN_CONTAINED:g} % of the other's (the smaller mostly inside the bigger: a piece split "
+             "off or merged in). An old cluster's main successor is the linked new cluster holding the largest "
+             "share of it; a new cluster's main predecessor the linked old cluster holding the largest share of "
+             "it. Ties: the better rank (of the successor, resp. the predecessor), then the smaller cluster id. "
+             "Groups are numbered by their best new rank, then best old rank. "
+             "A pair continues when each is the other's main link (holding at least "
+             f"{100 * MIN_CONTAINED:g} % when a cluster has several links); a new cluster whose main predecessor "
+             "continues as another cluster split off it; an old cluster whose main successor continues another "
+             "merged into it. Rank change = old rank − new rank; changes that come also from a boundary change "
+             "(a split or merged group, or an old score that differs from the old activity inside the new "
+             f"footprint by more than {100 * BOUNDARY_TOLERANCE:g} %) are labelled \"boundary change\". Every pair "
+             "is in `compare.csv`; a group's totals are in its columns `group_*`.", ""]
+    if c.old.sites is not None and not c.old.sites_outside:
+        lines += [f"> The older edition ({_md(c.old.label)}) kept only its clustered sites: the activity before "
+                  "on a new cluster's footprint counts those alone (re-run it with `[outputs] sites_outside = "
+                  "true` for every site).", ""]
+    return lines
 
 
 def status_counts(matching: Matching) -> dict:
@@ -358,6 +591,8 @@ def compare_info(comparison: Comparison) -> dict:
         "matching": {"method": c.matching.method, "min_overlap": c.matching.min_overlap,
                      "linked_pairs": int(len(cont))},
         "clusters_by_status": status_counts(c.matching),
+        "footprint_sites": ("all" if c.old.sites_outside else "clustered") if c.old.sites is not None else "none",
+        "boundary_tolerance": BOUNDARY_TOLERANCE,
         "newcomers_to_top": int(len(c.newcomers())), "dropouts_from_top": int(len(c.dropouts())),
         "warnings": list(c.warnings),
         "synthetic": bool(c.old.info.get("synthetic") or c.new.info.get("synthetic")),

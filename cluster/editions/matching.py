@@ -15,26 +15,42 @@ the other.
   when an edition has none, the shares are of polygon areas instead (equal-area
   projection EPSG:6933) and the result says ``method = "areas"``.
 * ``o`` and ``n`` are **linked** when both shares are at least ``min_overlap`` (default
-  0.1): each holds a real part of the other.
-* Clusters left without such a link are then linked one-sidedly when most of one
-  (``min_contained``, default 0.5) lies in the other: a cluster that grew around the
-  same place (San Francisco, small in PatentsView 2000, large in 2013: all of the old
-  one inside the new, a few percent of the new inside the old) or shrank. A small new
-  cluster inside a large old one that continues as another new cluster is not linked
-  to it: it is new, not a piece split off.
+  0.1: each holds a real part of the other), or when either share is at least
+  ``min_contained`` (default 0.5), whichever side is bigger: most of the smaller cluster
+  lies in the bigger one. A small new cluster inside a large old one is therefore a
+  piece split off it (San Francisco 2013, 95 % of it inside the 2000 "San Jose–San
+  Francisco", of whose activity it holds a few percent), and a small old cluster inside
+  a large new one merged into it, even when the large one continues as another cluster.
 * ``iou``, the intersection over union of the two polygons (areas in EPSG:6933), is
   reported with every pair, linked or not.
 
-**Classes.** The links form groups (connected components of old and new clusters); a
-group of one old and one new cluster is ``continuing``, a new cluster alone is ``new``,
-an old one alone ``gone``, one old and several new ``split``, several old and one new
-``merged``, several of both ``regrouped`` (rare: clusters that both split and merged).
-In a split, the successor holding the largest share of the old cluster's activity, if
-at least ``min_contained``, continues it (Tokyo 2000 -> Tokyo 2013 with 80 % of its
-activity, a satellite split off); the other pieces are ``split``. Likewise in a merger
-the predecessor holding the largest share of the new cluster continues into it and the
-others are ``merged`` (absorbed). A continuing pair is what ``--previous`` gives the
-old id to.
+**Classes.** The links form groups (connected components of old and new clusters); the
+group's class (``group_status``) is ``continuing`` for one old and one new cluster,
+``new`` for a new cluster alone, ``gone`` for an old one alone, ``split`` for one old and
+several new, ``merged`` for several old and one new, ``regrouped`` for several of both.
+
+Each linked pair then gets its own status from the main links. An old cluster's **main
+successor** is the linked new cluster holding the largest share of its activity
+(``old_in_new``); a new cluster's **main predecessor** the linked old cluster holding the
+largest share of the new one's (``new_in_old``). Ties are decided by the better rank
+(the smaller rank number: of the new cluster for a successor, of the old one for a
+predecessor), then by the smaller cluster id. A pair is
+
+* ``continuing`` when each is the other's main link and, if the old cluster has several
+  successors, the pair holds at least ``min_contained`` of the old cluster's activity
+  (and likewise of the new one's if it has several predecessors): Tokyo 2000 -> Tokyo
+  2013 with 80 % of its activity while Yokohama split off;
+* ``split`` when the old cluster is the new one's main predecessor but the old cluster
+  continues as another (or as none: split in pieces none of which holds
+  ``min_contained``): the new cluster split off it;
+* ``merged`` when the new cluster is the old one's main successor but the new cluster
+  continues another: the old cluster merged into it (or pieces of which none holds
+  ``min_contained`` merged);
+* ``regrouped`` for a minor link both ways (neither is the other's main link).
+
+A cluster's ``status`` is ``continuing`` if it is in a continuing pair, else the status
+of its main link (``split`` or ``merged``), ``new`` or ``gone`` without a link. A
+continuing pair is what ``--previous`` gives the old id to.
 
 Everything is deterministic: groups are numbered by their best new rank, then their
 best old rank.
@@ -52,7 +68,8 @@ from cluster.editions._edition import Edition
 
 #: Default minimum share of each cluster's activity inside the other for a link.
 MIN_OVERLAP = 0.1
-#: Default minimum share of one cluster inside the other for a one-sided link.
+#: Default minimum share of the smaller cluster inside the bigger for a link (and of a
+#: cluster with several links held by the pair that continues it).
 MIN_CONTAINED = 0.5
 STATUSES = ("continuing", "new", "gone", "split", "merged", "regrouped")
 _EQUAL_AREA = "EPSG:6933"
@@ -66,13 +83,14 @@ class Matching:
     ----------
     pairs : DataFrame
         Every pair of clusters whose polygons intersect: ``old_id``, ``new_id``,
-        ``old_in_new``, ``new_in_old`` (fractions), ``iou``, ``linked`` and ``status``
-        (of a linked pair: ``continuing``, ``split``, ``merged`` or ``regrouped``; None
-        when not linked).
+        ``old_in_new``, ``new_in_old`` (fractions), ``iou``, ``linked``, ``status`` (of a
+        linked pair: ``continuing``, ``split``, ``merged`` or ``regrouped``; None when not
+        linked) and ``group_status`` (the class of the pair's group).
     clusters : DataFrame
         One row per cluster of either edition: ``edition`` (``old``/``new``),
-        ``cluster_id``, ``group`` (1, 2, ...) and ``status`` (``continuing`` for both
-        ends of a continuing pair, else its group's class).
+        ``cluster_id``, ``group`` (1, 2, ...), ``status`` (``continuing`` for both ends of
+        a continuing pair, else the status of the cluster's main link, ``split`` or
+        ``merged``; ``new`` or ``gone`` without a link) and ``group_status``.
     method : str
         ``sites`` (shares of site activity) or ``areas`` (shares of polygon area).
     min_overlap : float
@@ -115,15 +133,25 @@ def _site_shares(sites_of: Edition, polygons_of: Edition, pairs: np.ndarray, fir
         return np.where(total[a] > 0, got / total[a], 0.0)
 
 
-def _links(pairs: np.ndarray, old_in_new: np.ndarray, new_in_old: np.ndarray, min_overlap: float,
-           min_contained: float) -> np.ndarray:
-    """Two-sided links (each holds ``min_overlap`` of the other), then one-sided links
-    (one holds ``min_contained`` of the other) between clusters left without a link."""
+def _links(old_in_new: np.ndarray, new_in_old: np.ndarray, min_overlap: float, min_contained: float) -> np.ndarray:
+    """Linked pairs: each holds ``min_overlap`` of the other, or either holds
+    ``min_contained`` of the other (most of the smaller lies in the bigger)."""
     two = (old_in_new >= min_overlap) & (new_in_old >= min_overlap)
-    old_linked = np.isin(pairs[0], pairs[0][two])
-    new_linked = np.isin(pairs[1], pairs[1][two])
-    one = ~two & (np.maximum(old_in_new, new_in_old) >= min_contained) & ~old_linked & ~new_linked
-    return two | one
+    return two | (np.maximum(old_in_new, new_in_old) >= min_contained)
+
+
+def _main_links(pairs: np.ndarray, linked: np.ndarray, share: np.ndarray, other_rank: np.ndarray,
+                other_id: np.ndarray, side: int) -> np.ndarray:
+    """For each linked pair, whether it is the main link of its cluster on ``side`` (0 old,
+    1 new): the largest ``share``, ties by the other cluster's better rank, then smaller id."""
+    idx = np.flatnonzero(linked)
+    order = np.lexsort((other_id[idx], other_rank[idx], -share[idx], pairs[side][idx]))
+    ordered = idx[order]
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = pairs[side][ordered][1:] != pairs[side][ordered][:-1]
+    main = np.zeros(len(linked), dtype=bool)
+    main[ordered[first]] = True
+    return main
 
 
 def match_editions(old: Edition, new: Edition, *, min_overlap: float = MIN_OVERLAP,
@@ -170,7 +198,7 @@ def match_editions(old: Edition, new: Edition, *, min_overlap: float = MIN_OVERL
         with np.errstate(divide="ignore", invalid="ignore"):
             old_in_new = np.where(ao > 0, inter / ao, 0.0)
             new_in_old = np.where(an > 0, inter / an, 0.0)
-    linked = _links(pairs, old_in_new, new_in_old, min_overlap, min_contained)
+    linked = _links(old_in_new, new_in_old, min_overlap, min_contained)
     pair_table = pd.DataFrame({"old_id": o_ids[pairs[0]], "new_id": n_ids[pairs[1]],
                                "old_in_new": old_in_new, "new_in_old": new_in_old, "iou": iou, "linked": linked})
 
@@ -194,25 +222,35 @@ def match_editions(old: Edition, new: Edition, *, min_overlap: float = MIN_OVERL
     g["group"] = np.arange(1, len(g) + 1)
     g["status"] = [_status(o, n) for o, n in zip(g["n_old"], g["n_new"])]
     nodes = nodes.join(g[["group", "status"]], on="comp")
-    # Pair status: a split's main successor (or a merger's main predecessor) continues.
-    comp_of_pair = comp[pairs[0]]
-    group_status = g["status"].reindex(comp_of_pair).to_numpy()
-    pair_status = np.where(linked, group_status, None).astype(object)
-    for status, share in (("split", old_in_new), ("merged", new_in_old)):
-        for c in g.index[g["status"] == status]:
-            idx = np.flatnonzero(linked & (comp_of_pair == c))
-            # Ties by position (pairs are sorted by old, then new cluster number).
-            main = idx[np.argmax(share[idx])]
-            if share[main] >= min_contained:
-                pair_status[main] = "continuing"
+    group_status = g["status"].reindex(comp[pairs[0]]).to_numpy()
+    pair_table["group_status"] = np.where(linked, group_status, None).astype(object)
+    # Pair status from the main links (see the module documentation).
+    main_succ = _main_links(pairs, linked, old_in_new, new_rank[pairs[1]], n_ids[pairs[1]], side=0)
+    main_pred = _main_links(pairs, linked, new_in_old, old_rank[pairs[0]], o_ids[pairs[0]], side=1)
+    n_succ = np.bincount(pairs[0][linked], minlength=n_old)[pairs[0]]
+    n_pred = np.bincount(pairs[1][linked], minlength=n_new)[pairs[1]]
+    mutual = main_succ & main_pred
+    holds = (((n_succ == 1) | (old_in_new >= min_contained))
+             & ((n_pred == 1) | (new_in_old >= min_contained)))
+    pair_status = np.full(len(linked), None, dtype=object)
+    pair_status[linked & main_pred] = "split"
+    pair_status[linked & main_succ & ~main_pred] = "merged"
+    # A main link both ways that holds too little: pieces of which none continues.
+    pair_status[linked & mutual & (n_succ == 1)] = "merged"
+    pair_status[linked & mutual & ~holds & (n_succ > 1)] = "split"
+    pair_status[linked & ~main_succ & ~main_pred] = "regrouped"
+    pair_status[linked & mutual & holds] = "continuing"
     pair_table["status"] = pair_status
-    cont = pair_table[pair_table["status"] == "continuing"]
-    status = nodes["status"].to_numpy(dtype=object)
-    is_old = nodes["edition"].to_numpy() == "old"
-    status[is_old & np.isin(nodes["cluster_id"], cont["old_id"])] = "continuing"
-    status[~is_old & np.isin(nodes["cluster_id"], cont["new_id"])] = "continuing"
-    nodes["status"] = status
-    clusters = nodes[["edition", "cluster_id", "group", "status"]].reset_index(drop=True)
+    # A cluster's status: that of its main link (continuing, split or merged), else new/gone.
+    main_status = {}
+    for i in np.flatnonzero(linked & main_succ):
+        main_status[("old", o_ids[pairs[0][i]])] = pair_status[i]
+    for i in np.flatnonzero(linked & main_pred):
+        main_status[("new", n_ids[pairs[1][i]])] = pair_status[i]
+    alone = {"old": "gone", "new": "new"}
+    nodes["group_status"] = nodes["status"]
+    nodes["status"] = [main_status.get((e, c), alone[e]) for e, c in zip(nodes["edition"], nodes["cluster_id"])]
+    clusters = nodes[["edition", "cluster_id", "group", "status", "group_status"]].reset_index(drop=True)
     return Matching(pairs=pair_table, clusters=clusters, method=method, min_overlap=float(min_overlap))
 
 

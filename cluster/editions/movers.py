@@ -2,7 +2,8 @@
 
 The new edition's clusters are filled by what happened to them (risen, fallen, same
 rank, new, split/merged); clusters that are gone are drawn as the old edition's
-outlines. Newcomers to the top tier and the biggest risers are labelled. Drawn on a
+outlines. Newcomers to the top tier and the biggest risers by growth on the same footprint
+are labelled. Drawn on a
 matplotlib :class:`~matplotlib.figure.Figure` (no pyplot state), like ``map.png``.
 """
 
@@ -68,11 +69,13 @@ def movers_figure(comparison, *, notice: str | None = None, n_labels: int = 20):
     ax.set_aspect("equal")
     ax.tick_params(colors="#8899aa", labelsize=7)
     title = (f"What moved: {comparison.old.label} → {comparison.new.label}; "
-             "labelled: newcomers to the top tier and the biggest risers (new rank)")
+             "labelled: newcomers to the top tier and the biggest risers by growth on the same footprint")
     ax.set_title((notice + "\n" if notice else "") + title, fontsize=10)
     ax.legend(handles=[Patch(color=v, label=k) for k, v in _COLOURS.items()], loc="lower left", fontsize=8,
               framealpha=0.8)
-    label_ids = list(dict.fromkeys(list(comparison.newcomers()["new_id"]) + list(comparison.risers()["new_id"])))
+    risers = comparison.risers_same_footprint()
+    risers = risers[risers["footprint"] == "new"]
+    label_ids = list(dict.fromkeys(list(risers["new_id"]) + list(comparison.newcomers()["new_id"])))
     rows = new[new["cluster_id"].astype(str).isin(label_ids[:n_labels])]
     if len(rows):
         vmax = float(new["score"].max()) if len(new) else 1.0
