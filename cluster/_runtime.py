@@ -76,10 +76,11 @@ def numba_cache_dir() -> str:
             chosen = str(directory)
             break
     if chosen is not None:
-        import numba
-
-        numba.config.CACHE_DIR = chosen
-        os.environ["NUMBA_CACHE_DIR"] = chosen  # worker processes (Dask) find the same kernels
+        # numba reads the variable when it is imported (and worker processes inherit it);
+        # when it is imported already, its config is set directly.
+        os.environ["NUMBA_CACHE_DIR"] = chosen
+        if "numba" in sys.modules:
+            sys.modules["numba"].config.CACHE_DIR = chosen
     return chosen or ""
 
 

@@ -41,11 +41,15 @@ class Probe:
         self.env = {**os.environ, "PYTHONPATH": str(tree), "XDG_CACHE_HOME": str(work / "cache"),
                     "NUMBA_CACHE_DIR": str(work / "numba")}
         self.records = work / "r.csv"
-        rows = ["metric,doc_id,lat,lon,institution,field"]
-        for i in range(40):
-            rows.append(f"patents,p{i},{48.1 + (i % 7) * 0.01},{11.5 + (i % 5) * 0.01},=HYPERLINK(\"x\"),+cmd")
-            rows.append(f"vc,v{i},{52.5 + (i % 3) * 0.01},{13.4 + (i % 4) * 0.01},@SUM(A1),-2+3")
-        self.records.write_text("\n".join(rows) + "\n")
+        import csv
+
+        with open(self.records, "w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(["metric", "doc_id", "lat", "lon", "institution", "field"])
+            for i in range(40):
+                w.writerow(["patents", f"p{i}", 48.1 + (i % 7) * 0.01, 11.5 + (i % 5) * 0.01, '=HYPERLINK("x")',
+                            "+cmd"])
+                w.writerow(["vc", f"v{i}", 52.5 + (i % 3) * 0.01, 13.4 + (i % 4) * 0.01, "@SUM(A1)", "-2+3"])
 
     def cluster(self, *args, timeout=120, env=None, **kw):
         cmd = [sys.executable, "-m", "cluster", *args]
@@ -113,9 +117,10 @@ def _(p):
     done = subprocess.run([sys.executable, "-c", driver, "-q", "run", "--input", str(p.records), "--out", str(out),
                            "--min-weight", "patents=3", "--min-weight", "vc=3", "--min-weight", "publications=3"],
                           capture_output=True, text=True, env={**p.env, "INNOVATION_CLUSTERS_SIDE_PROCESS": "1"},
-                          timeout=300)
+                          timeout=300, cwd=p.work)
     forks = [ln for ln in done.stdout.splitlines() if ln.startswith("FORKS")]
-    return forks == ["FORKS 0"], (forks[0] if forks else code(done))
+    wrote = (out / "map.png").is_file()
+    return forks == ["FORKS 0"] and wrote, f"{forks[0] if forks else code(done)}, map.png written: {wrote}"
 
 
 def _free_port():
