@@ -44,7 +44,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
-from cluster.errors import UserInputError
+from cluster.errors import EnvironmentFault, UserInputError, environment_fault
 
 __all__ = ["MANIFEST", "atomic_output_dir", "foreign_entries", "prepare_output_dir", "recover_interrupted",
            "remove_debris"]
@@ -209,6 +209,10 @@ def prepare_output_dir(out_dir: str | Path, *, inputs: Iterable[str | Path] = ()
         raise UserInputError(f"Output directory's parent {parent} does not exist. Create it or choose another {{out}}.")
     if not os.access(parent, os.W_OK):
         raise UserInputError(f"Cannot write in {parent}: permission denied. Choose another {{out}}.")
+    try:  # as the run will, before the work (root passes os.access in /proc, a read-only mount ...)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out_dir.name}.probe-", dir=parent))
+    except OSError as exc:
+        raise UserInputError(f"Cannot write in {parent} ({exc.strerror or exc}). Choose another {{out}}.") from None
     real = _resolved(out_dir)
     if _inside(_resolved(Path.cwd()), real):
         raise UserInputError(f"{{out}} {out_dir} is the current folder (or holds it), which a run cannot replace "
@@ -275,8 +279,13 @@ def _unregister(entry: Path | None) -> None:
 def make_temp_dir(out_dir: Path) -> Path:
     """A hidden temporary folder next to ``out_dir``, to be swapped into place when complete."""
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
-    # The pid in the name lets a later run tell a live writer from a killed one.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=parent))
+    try:
+        # The pid in the name lets a later run tell a live writer from a killed one.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=parent))
+    except OSError as exc:
+        fault = environment_fault(exc)
+        raise fault or EnvironmentFault(f"Cannot write in {parent} ({exc.strerror or exc}): it was writable when "
+                                        "the run started. Check the folder and run again.") from None
     # mkdtemp makes the folder private (0700); outputs get the usual permissions.
     umask = os.umask(0)
     os.umask(umask)

@@ -631,22 +631,26 @@ def test_first_run_announces_the_compilation_and_later_runs_use_the_cache(tmp_pa
     assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
 
 
-def test_cache_falls_back_to_a_writable_directory(tmp_path, monkeypatch):
+def test_cache_lives_under_the_user_cache_or_a_writable_fallback(tmp_path, monkeypatch):
     import numba
 
-    package_cache = dbscan_module.Path(dbscan_module.__file__).parent / "__pycache__"
+    from cluster import _runtime
+
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(numba.config, "CACHE_DIR", "")
-    real = dbscan_module._writable
-    monkeypatch.setattr(dbscan_module, "_writable", lambda d: d != package_cache and real(d))
-    dbscan_module._ensure_cache_dir()
+    assert _runtime.numba_cache_dir() == str(tmp_path / "innovation-clusters" / "numba")
     assert numba.config.CACHE_DIR == str(tmp_path / "innovation-clusters" / "numba")
     assert (tmp_path / "innovation-clusters" / "numba").is_dir()
+    # A read-only home: a folder of the user's in the temporary directory.
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    real = _runtime._writable
+    monkeypatch.setattr(_runtime, "_writable", lambda d: "innovation-clusters-numba" in str(d) and real(d))
+    assert "innovation-clusters-numba" in _runtime.numba_cache_dir()
     # NUMBA_CACHE_DIR, when set, wins: nothing is changed.
     monkeypatch.setattr(numba.config, "CACHE_DIR", "")
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
-    dbscan_module._ensure_cache_dir()
+    assert _runtime.numba_cache_dir() == str(tmp_path / "mine")
     assert numba.config.CACHE_DIR == ""
 
 
