@@ -229,20 +229,21 @@ def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict
         take = (place_cluster < 0) & (extra >= 0)
         place_cluster[take] = extra[take]
     parent = city_parents(places, np.flatnonzero(place_cluster >= 0))
+    activity = site_activity(sites, totals, config)
+    sel = inside >= 0
+    countries = site_countries(sites[sel], places)
+    economies = cluster_economies(countries, inside[sel], activity[sel], n, min_share=config.economy_min_share)
     if config.population_source == "raster":
         from cluster.stages.population import raster_population
 
         population = raster_population(geoms, config.population_raster)
     else:
-        population = cluster_population(place_cluster, places, parent, n)
-    activity = site_activity(sites, totals, config)
-    sel = inside >= 0
-    countries = site_countries(sites[sel], places)
-    economies = cluster_economies(countries, inside[sel], activity[sel], n, min_share=config.economy_min_share)
+        population = cluster_population(place_cluster, places, parent, n, economies)
     named = cluster_names(lat[sel], lon[sel], inside[sel], activity[sel], n, places, place_cluster=place_cluster,
                           parent=parent, economies=economies, radius_km=config.name_radius_km,
                           max_names=config.max_names, min_ratio=config.name_min_ratio,
-                          min_population=config.name_min_population)
+                          min_population=config.name_min_population,
+                          principal_min_share=config.principal_min_share)
     active = sel & (sites["weight"].to_numpy() > 0)
     extent, top_share = cluster_extent(lat[active], lon[active], inside[active], n, activity[active])
     return _Described(population=population, remote=remote, names=named.names, first_place=named.first_place,

