@@ -85,6 +85,7 @@ class Config:
     name_min_ratio: float = 0.12
     name_min_population: int = 150_000
     principal_min_share: float = 0.02
+    drop_fallback: bool = False
     economy_min_share: float = 0.05
     top_n: int = 100
     intensity_min_population: int = 100_000
@@ -147,6 +148,7 @@ class Config:
                 "name_min_ratio": self.name_min_ratio,
                 "name_min_population": self.name_min_population,
                 "principal_min_share": self.principal_min_share,
+                "drop_fallback": self.drop_fallback,
                 "economy_min_share": self.economy_min_share,
             },
             "ranking": {"top_n": self.top_n, "intensity_min_population": self.intensity_min_population,
@@ -173,6 +175,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "name_min_ratio": (int, float),
         "name_min_population": int,
         "principal_min_share": (int, float),
+        "drop_fallback": bool,
         "economy_min_share": (int, float),
     },
     "ranking": {"top_n": int, "intensity_min_population": int, "intensity_single_site": bool},
@@ -417,6 +420,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         name_min_ratio=float(p["name_min_ratio"]),
         name_min_population=p["name_min_population"],
         principal_min_share=float(p["principal_min_share"]),
+        drop_fallback=bool(p["drop_fallback"]),
         economy_min_share=float(p["economy_min_share"]),
         top_n=r["top_n"],
         intensity_min_population=r["intensity_min_population"],

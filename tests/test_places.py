@@ -102,7 +102,7 @@ def _name(places, lat, lon, act, *, reach_km=10.0, economies=None, **kw):
                         economies=economies or ["US"] * n, radius_km=kw.pop("radius_km", 25.0),
                         max_names=kw.pop("max_names", 3), min_ratio=kw.pop("min_ratio", 0.12),
                         min_population=kw.pop("min_population", 150_000),
-                        principal_min_share=kw.pop("principal_min_share", 0.0))
+                        principal_min_share=kw.pop("principal_min_share", 0.0), exclude=kw.pop("exclude", None))
     return got
 
 
@@ -287,3 +287,40 @@ def test_a_city_with_a_negligible_share_does_not_lead(places):
     got = _name(places, [33.0198, 32.7767], [-96.6989, -96.7970], [99.0, 1.0], reach_km=15.0,
                 principal_min_share=0.02)
     assert got.names[0].startswith("Plano"), got.names[0]
+
+
+# --- Geocode hygiene (issue 23) ---
+
+def test_fallback_points_are_flagged_with_what_was_detected(places):
+    from cluster.stages.places import fallback_sites
+
+    lat = [37.4138, 45.4831, 37.5665, 43.2123, 36.0, 37.4138]
+    lon = [127.5183, -76.2185, 126.978, -77.4300, 128.0, 127.5183]
+    weight = [5542.0, 1814.0, 20000.0, 458.0, 500.0, 10.0]
+    got = fallback_sites(lat, lon, weight, places, min_activity=77.0)
+    assert got[0] == "known geocoder point: Gyeonggi-do (KR) centroid"
+    assert got[1] == "no populated place within 10 km"          # west of Ottawa, in the woods
+    assert got[2] == ""                                         # Seoul: a city
+    assert got[3].startswith("83 per 1,000 inhabitants within 10 km")  # Webster, NY
+    assert got[4] in ("coordinates rounded to 1 decimal or fewer", "no populated place within 10 km")
+    assert got[5] == ""                                         # below min_activity: not checked
+
+
+def test_geocode_notes_report_the_share_at_flagged_points():
+    from cluster.stages.places import geocode_notes
+
+    flags = np.array(["no populated place within 10 km", "", ""], dtype=object)
+    notes, share = geocode_notes(flags, [45.4831, 45.42, 43.0], [-76.2185, -75.69, -79.0], [0, 0, 1],
+                                 [3.0, 1.0, 2.0], 2)
+    assert share.tolist() == [0.75, 0.0]
+    assert notes[0] == ("suspected fallback geocode at 45.4831, -76.2185 (no populated place within 10 km) "
+                        "holds 75% of the activity") and notes[1] == ""
+
+
+def test_a_cluster_is_not_named_after_a_fallback_point_when_it_has_activity_elsewhere(places):
+    # 1,814 listings on a point west of Ottawa (flagged), 40 in Ottawa itself.
+    lat, lon, act = [45.4831, 45.4215], [-76.2185, -75.6972], [1814.0, 40.0]
+    kw = dict(reach_km=40.0, economies=["CA"], principal_min_share=0.05)
+    assert not _name(places, lat, lon, act, **kw).names[0].startswith("Ottawa")
+    got = _name(places, lat, lon, act, exclude=np.array([True, False]), **kw)
+    assert got.names[0].startswith("Ottawa"), got.names[0]

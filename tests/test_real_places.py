@@ -178,3 +178,16 @@ def test_no_top_cluster_is_named_after_a_suburb_while_its_city_is_inside(runs):
             if d.min() <= res.config.eps_km and owner[d.argmin()] == r.cluster_id:
                 wrong.append((key, r.rank, r.name, city, round(float(d.min()), 1)))
     assert not wrong
+
+
+def test_fallback_points_are_flagged_and_can_be_left_out(runs):
+    res = runs[(2013, 15.0)]
+    c = res.clusters
+    yp = c[c["geocode_note"].str.contains("Gyeonggi-do")]
+    assert len(yp) == 1 and yp["intensity_score"].isna().all()
+    assert any("fallback geocodes" in w and "Gyeonggi-do" in w for w in res.info["warnings"])
+    dropped = cluster.run(REAL / "patentsview_inventor_locations_2013.csv", REAL / "patentsview.toml",
+                          min_share={"patents": 0.0005}, eps_km=15.0, drop_fallback=True)
+    assert not dropped.clusters["geocode_note"].str.contains("Gyeonggi-do").any()
+    assert dropped.info["world_totals"] == res.info["world_totals"]
+    assert any("left out of the clustering" in w for w in dropped.info["warnings"])

@@ -130,7 +130,18 @@ SUPPLEMENT = Path(__file__).with_name("gazetteer_supplement.csv")
 
 
 def read_supplement(path: Path = SUPPLEMENT) -> pd.DataFrame:
-    """The gazetteer supplement (:data:`SUPPLEMENT`) in :func:`load_places`' columns."""
+    """The gazetteer supplement (:data:`SUPPLEMENT`) in :func:`load_places`' columns.
+
+    Parameters
+    ----------
+    path : path-like, default :data:`SUPPLEMENT`
+        A CSV with the columns of :func:`load_places` (less ``section_of``) and ``source``.
+
+    Returns
+    -------
+    DataFrame
+        Its rows, ``source`` left out.
+    """
     df = pd.read_csv(path, dtype={"admin1": str, "country": str})
     df["population"] = df["population"].astype(np.int64)
     return df[_COLUMNS]
@@ -568,7 +579,7 @@ class ClusterNames:
 def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataFrame, *,
                   place_cluster: np.ndarray, parent: np.ndarray, economies, radius_km: float,
                   max_names: int, min_ratio: float, min_population: int = 0,
-                  principal_min_share: float = 0.0) -> ClusterNames:
+                  principal_min_share: float = 0.0, exclude=None) -> ClusterNames:
     """Name of each cluster after its main places, chosen from the places inside it.
 
     Candidates are the places the cluster holds (:func:`assign_places`) in one of its
@@ -604,6 +615,12 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
         Each cluster's economies, '/'-joined (:func:`cluster_economies`).
     radius_km, max_names, min_ratio, min_population, principal_min_share
         See the ``[places]`` section of the configuration.
+    exclude : bool array of shape (n,), optional
+        Sites left out of the naming when their cluster has activity elsewhere: suspected
+        fallback geocodes (:func:`fallback_sites`), whose activity says nothing of where
+        in their region it is (a point in the woods west of Ottawa does not make Kanata
+        the name of Ottawa's cluster); a cluster with nothing else is named after them,
+        and its ``geocode_note`` says so.
 
     Returns
     -------
@@ -627,6 +644,10 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
         s = site_order[site_bounds[c]:site_bounds[c + 1]]
         if len(s) == 0:
             continue
+        if exclude is not None:
+            kept = s[~np.asarray(exclude, dtype=bool)[s]]
+            if activity[kept].sum() > 0:
+                s = kept
         own = order[bounds[c]:bounds[c + 1]]
         in_economy = own[np.isin(country[own], list(set(str(economies[c]).split("/"))))]
         cand = in_economy if len(in_economy) else own
@@ -775,6 +796,202 @@ def cluster_economies(country, cluster, activity, n_clusters: int, *, min_share:
         keep = [k for k, a in zip(grp["k"], grp["a"]) if total > 0 and a >= min_share * total]
         out[int(c)] = "/".join(keep or [grp["k"].iloc[0]])
     return out
+
+
+# Points where a geocoder puts a whole first-level division when it finds nothing finer
+# (its centroid), seen in PatentsView with thousands of inventors each: Google's
+# Gyeonggi-do (named Yangp'yŏng after the town beside it), South Chungcheong, Karnataka
+# (Gadag-Betageri) and Maharashtra (Ambad). Degrees; a site within 0.5 km is one of them.
+KNOWN_CENTROIDS = {
+    "Gyeonggi-do (KR) centroid": (37.4138, 127.5183),
+    "South Chungcheong (KR) centroid": (36.5184, 126.8000),
+    "Karnataka (IN) centroid": (15.3173, 75.7139),
+    "Maharashtra (IN) centroid": (19.7515, 75.7139),
+}
+
+
+def fallback_sites(lat, lon, activity, places: pd.DataFrame, *, min_activity: float, radius_km: float = 10.0,
+                   per_1000: float = 50.0, known: dict | None = None) -> np.ndarray:
+    """Why each site looks like a geocoder's fallback point rather than a place ('' if not).
+
+    A geocoder that cannot place an address finer than its region puts it on one point
+    for the whole region (its centroid or its administrative centre): then a large share
+    of a region's activity sits on one coordinate where few people live. A site holding at
+    least ``min_activity`` is flagged, with what was detected, when
+
+    * it is within 0.5 km of a known centroid (:data:`KNOWN_CENTROIDS`);
+    * no populated place lies within ``radius_km`` (nobody lives there: Gyeonggi's
+      centroid in 2000, a point in the woods west of Ottawa);
+    * its activity exceeds ``per_1000`` per 1,000 inhabitants of the places within
+      ``radius_km`` (their people counted once, sections left out): 5 % of everyone
+      there inventing, when Hsinchu's science park or Silicon Valley's cities reach 1-2 %;
+    * both coordinates have one decimal or fewer (a point to 10 km: a region's, not an
+      address's; two decimals, 1 km, are common in published data and not flagged).
+
+    A city-level geocode holding a company town's inventors (Xerox at Webster, NY) can
+    be flagged too: a flag is for an analyst to check, not a verdict.
+
+    Parameters
+    ----------
+    lat, lon : arrays of shape (n,)
+        Sites, degrees.
+    activity : array of shape (n,)
+        Each site's activity, in the units of ``min_activity``.
+    places : DataFrame
+        From :func:`load_places`.
+    min_activity : float
+        Smallest activity a site needs to be flagged.
+    radius_km : float, default 10.0
+        Radius of a site's neighbourhood, km.
+    per_1000 : float, default 50.0
+        Activity per 1,000 inhabitants of the neighbourhood above which a site is flagged.
+    known : dict, optional
+        Name -> (lat, lon) of known centroids (default :data:`KNOWN_CENTROIDS`).
+
+    Returns
+    -------
+    ndarray of shape (n,), object
+        The reason ('' for a site that looks like a place).
+    """
+    from scipy.spatial import cKDTree
+
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    act = np.asarray(activity, float)
+    out = np.full(len(lat), "", dtype=object)
+    check = np.flatnonzero(act >= min_activity)
+    if len(check) == 0:
+        return out
+    xyz = unit_vectors(lat[check], lon[check])
+    known = KNOWN_CENTROIDS if known is None else known
+    if known:
+        names = list(known)
+        ktree = cKDTree(unit_vectors([known[k][0] for k in names], [known[k][1] for k in names]))
+        dist, j = ktree.query(xyz, k=1, distance_upper_bound=chord_for_km(0.5))
+        for i in np.flatnonzero(np.isfinite(dist)):
+            out[check[i]] = f"known geocoder point: {names[j[i]]}"
+    pop = places["population"].to_numpy(dtype=float)
+    section = places["section_of"].to_numpy() if "section_of" in places else np.full(len(places), -1)
+    near = _tree(places).query_ball_point(xyz, chord_for_km(radius_km))
+    for i, rows in enumerate(near):
+        k = check[i]
+        if out[k]:
+            continue
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            out[k] = f"no populated place within {radius_km:g} km"
+            continue
+        counted = rows[(section[rows] < 0) | ~np.isin(section[rows], rows)]
+        local = pop[counted].sum()
+        if local > 0 and act[k] / local * 1000.0 > per_1000:
+            out[k] = (f"{act[k] / local * 1000.0:.0f} per 1,000 inhabitants within {radius_km:g} km "
+                      f"({local:,.0f} people)")
+    rounded = (np.round(lat[check], 1) == lat[check]) & (np.round(lon[check], 1) == lon[check])
+    for k in check[rounded]:
+        if not out[k]:
+            out[k] = "coordinates rounded to 1 decimal or fewer"
+    return out
+
+
+def fallback_thresholds(sites: pd.DataFrame, totals: dict, share: float = 1e-4) -> np.ndarray:
+    """Smallest weight at which :func:`fallback_sites` checks each site.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Sites (``metric``).
+    totals : dict
+        World total weight per metric.
+    share : float, default 1e-4
+        Fraction of the metric's world total (0.01 %: 77 inventor listings in PatentsView
+        2013).
+
+    Returns
+    -------
+    ndarray of shape (n_sites,)
+        Weights (infinite for a metric absent from the input).
+    """
+    world = sites["metric"].astype(str).map(lambda m: totals.get(m, 0.0)).to_numpy(dtype=float)
+    return np.where(world > 0, share * world, np.inf)
+
+
+def drop_fallback_sites(sites: pd.DataFrame, totals: dict, places: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """The sites less the suspected fallback points (``[places] drop_fallback = true``).
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Weighted sites (``metric``, ``lat``, ``lon``, ``weight``).
+    totals : dict
+        World total weight per metric.
+    places : DataFrame
+        From :func:`load_places`.
+
+    Returns
+    -------
+    kept : DataFrame
+        The sites :func:`fallback_sites` does not flag.
+    note : str or None
+        What was left out (for the run's warnings), None when nothing was.
+    """
+    flags = fallback_sites(sites["lat"].to_numpy(), sites["lon"].to_numpy(), sites["weight"].to_numpy(), places,
+                           min_activity=fallback_thresholds(sites, totals))
+    out = flags != ""
+    if not out.any():
+        return sites, None
+    gone = sites[out]
+    listed = "; ".join(f"{r.lat:.4f}, {r.lon:.4f} ({r.metric}, weight {r.weight:,.0f}: {why})"
+                       for r, why in zip(gone.itertuples(), flags[out]))
+    return (sites[~out].reset_index(drop=True),
+            f"{int(out.sum())} suspected fallback geocode(s) left out of the clustering ([places] drop_fallback; "
+            f"still counted in the world totals): {listed}")
+
+
+def geocode_notes(fallback: np.ndarray, lat, lon, cluster, activity, n_clusters: int, *,
+                  min_share: float = 0.2) -> list[str]:
+    """What each cluster's outputs say about suspected fallback points inside it.
+
+    Parameters
+    ----------
+    fallback : array of shape (n,), object
+        :func:`fallback_sites` of the sites inside clusters.
+    lat, lon, cluster, activity : arrays of shape (n,)
+        The same sites, their cluster number and activity.
+    n_clusters : int
+        Number of clusters.
+    min_share : float, default 0.2
+        Share of a cluster's activity flagged points must hold to be reported.
+
+    Returns
+    -------
+    notes : list of str
+        Per cluster: '' or e.g. "suspected fallback geocode at 37.4138, 127.5180 (known
+        geocoder point: Gyeonggi-do (KR) centroid) holds 98 % of the activity".
+    share : ndarray of shape (n_clusters,)
+        Share of each cluster's activity at flagged sites.
+    """
+    out = [""] * n_clusters
+    cluster, act = np.asarray(cluster, dtype=np.int64), np.asarray(activity, float)
+    total = np.bincount(cluster, weights=act, minlength=n_clusters)
+    flagged = np.flatnonzero(np.asarray(fallback, dtype=object) != "")
+    held = np.bincount(cluster[flagged], weights=act[flagged], minlength=n_clusters)
+    shares = np.divide(held, total, out=np.zeros(n_clusters), where=total > 0)
+    if len(flagged) == 0:
+        return out, shares
+    frame = pd.DataFrame({"c": cluster[flagged], "lat": np.asarray(lat)[flagged],
+                          "lon": np.asarray(lon)[flagged], "why": np.asarray(fallback)[flagged],
+                          "a": act[flagged]})
+    frame = frame.groupby(["c", "lat", "lon", "why"], as_index=False, sort=True)["a"].sum()
+    frame = frame.sort_values(["c", "a", "lat", "lon"], ascending=[True, False, True, True], kind="mergesort")
+    for c, grp in frame.groupby("c", sort=True):
+        c = int(c)
+        share = grp["a"].sum() / total[c] if total[c] > 0 else 0.0
+        if share < min_share:
+            continue
+        head = grp.iloc[0]
+        more = f" and {len(grp) - 1} more point(s)" if len(grp) > 1 else ""
+        out[c] = (f"suspected fallback geocode at {head['lat']:.4f}, {head['lon']:.4f} ({head['why']}){more} "
+                  f"holds {share:.0%} of the activity")
+    return out, shares
 
 
 def site_countries(sites: pd.DataFrame, places: pd.DataFrame) -> np.ndarray:
