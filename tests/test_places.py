@@ -324,3 +324,21 @@ def test_a_cluster_is_not_named_after_a_fallback_point_when_it_has_activity_else
     assert not _name(places, lat, lon, act, **kw).names[0].startswith("Ottawa")
     got = _name(places, lat, lon, act, exclude=np.array([True, False]), **kw)
     assert got.names[0].startswith("Ottawa"), got.names[0]
+
+
+@pytest.mark.parametrize("name, country, shown", [
+    ("Yangp'yŏng", "KR", "Yangpyeong"),      # McCune-Reischauer -> Revised Romanization
+    ("Wŏnju", "KR", "Wonju"),
+    ("Kimhae", "KR", "Gimhae"),
+    ("T’aebaek", "KR", "Taebaek"),
+    ("Pohang", "KR", "Pohang"),              # already RR: unchanged
+    ("Cheonan", "KR", "Cheonan"),
+    ("Nizhniy Novgorod", "RU", "Nizhny Novgorod"),
+    ("Orël", "RU", "Oryol"),
+    ("Ryazan’", "RU", "Ryazan"),
+    ("Hachiōji", "JP", "Hachioji"),
+    ("Moskva", "RU", "Moscow"),
+    ("Malmö", "SE", "Malmö"),
+])
+def test_one_romanisation_per_country_and_english_exonyms(name, country, shown):
+    assert display_name(name, country) == shown

@@ -228,15 +228,70 @@ def _ranked_groups(cluster: np.ndarray, key: np.ndarray, activity: np.ndarray) -
 
 
 # Names as a GII reader knows them, where GeoNames gives the local form (the GII writes
-# Cologne, Zurich); extend as needed. Korean city names lose the "-si" (city) suffix.
+# Cologne, Zurich): English exonyms; extend as needed.
 EXONYMS = {"Köln": "Cologne", "Zürich": "Zurich", "München": "Munich", "Nürnberg": "Nuremberg",
            "Genève": "Geneva", "Wien": "Vienna", "Praha": "Prague", "Göteborg": "Gothenburg",
-           "København": "Copenhagen", "Den Haag": "The Hague", "Frankfurt": "Frankfurt am Main"}
+           "København": "Copenhagen", "Den Haag": "The Hague", "Frankfurt": "Frankfurt am Main",
+           "Moskva": "Moscow", "Sankt-Peterburg": "Saint Petersburg", "Sankt Gallen": "St. Gallen",
+           "Warszawa": "Warsaw", "Roma": "Rome", "Napoli": "Naples", "Torino": "Turin", "Firenze": "Florence",
+           "Venezia": "Venice", "Lisboa": "Lisbon", "Athína": "Athens", "Bruxelles": "Brussels",
+           "Antwerpen": "Antwerp", "Gent": "Ghent", "Beograd": "Belgrade", "Bucureşti": "Bucharest",
+           "Chinju": "Jinju", "Kyiv": "Kyiv"}
+
+_MR_MARKS = ("ŏ", "ŭ", "Ŏ", "Ŭ", "'", "’", "‘")
+
+
+def _korean_rr(name: str) -> str:
+    """A McCune-Reischauer name (GeoNames' older Korean entries) in the Revised Romanization,
+    the official system since 2000: Yangp'yŏng -> Yangpyeong, Wŏnju -> Wonju, Kimhae -> Gimhae.
+
+    Written here (no maintained package converts romanisations without Hangul): an
+    unaspirated initial k, t, p, ch becomes g, d, b, j and the aspiration mark goes
+    (k' -> k); ŏ, ŭ become eo, eu (o, u after w). A name without MR marks is taken as RR
+    already, but for an initial K (RR writes g for the common initial consonant).
+    """
+    words = []
+    for word in name.split(" "):
+        marked = any(m in word for m in _MR_MARKS)
+        parts = []
+        for part in word.split("-"):
+            if marked and part:
+                aspirated = len(part) > 1 and part[1] in "'’‘" or part[:2] in ("Ch", "ch") and part[2:3] in ("'", "’")
+                if not aspirated:
+                    for mr, rr in (("Ch", "J"), ("K", "G"), ("T", "D"), ("P", "B")):
+                        if part.startswith(mr):
+                            part = rr + part[len(mr):]
+                            break
+                for w, rr in (("wŏ", "wo"), ("Wŏ", "Wo"), ("wŭ", "wu"), ("ŏ", "eo"), ("ŭ", "eu"), ("Ŏ", "Eo"), ("Ŭ", "Eu")):
+                    part = part.replace(w, rr)
+                for mark in ("'", "’", "‘"):
+                    part = part.replace(mark, "")
+            elif part.startswith("K") and not part.startswith("Kh"):
+                part = "G" + part[1:]
+            parts.append(part)
+        words.append("-".join(parts))
+    return " ".join(words)
+
+
+def _russian_english(name: str) -> str:
+    """GeoNames' Russian names (BGN/PCGN with soft signs) as English writes them: soft signs
+    dropped, ë as yo, the adjective ending -iy as -y (Nizhniy Novgorod -> Nizhny Novgorod,
+    Orël -> Oryol, Ryazan' -> Ryazan)."""
+    import re
+
+    name = re.sub(r"[’'ʹ]", "", name).replace("ë", "yo").replace("Ë", "Yo")
+    return re.sub(r"(?<=[a-z])(iy|yy)\b", "y", name)
 
 
 def display_name(name: str, country: str = "") -> str:
-    """The name a reader of the GII knows: an English exonym where there is one
-    (:data:`EXONYMS`), Korean cities without their "-si" suffix (Icheon-si -> Icheon).
+    """The name a reader of the GII knows, one romanisation per country.
+
+    * English exonyms where there is one (:data:`EXONYMS`: Cologne, Zurich, Moscow);
+    * KR: the Revised Romanization (:func:`_korean_rr`: Yangp'yŏng -> Yangpyeong), cities
+      without their "-si" suffix (Icheon-si -> Icheon);
+    * RU: English usage (:func:`_russian_english`: Nizhniy Novgorod -> Nizhny Novgorod);
+    * JP: Hepburn without macrons, as English writes it (Hachiōji -> Hachioji, Ōita -> Oita);
+    * elsewhere GeoNames' name as it is (local diacritics kept: Malmö, Kraków).
 
     Parameters
     ----------
@@ -251,12 +306,21 @@ def display_name(name: str, country: str = "") -> str:
 
     Examples
     --------
-    >>> display_name("Köln"), display_name("Icheon-si", "KR")
-    ('Cologne', 'Icheon')
+    >>> display_name("Köln"), display_name("Icheon-si", "KR"), display_name("Yangp'yŏng", "KR")
+    ('Cologne', 'Icheon', 'Yangpyeong')
+    >>> display_name("Nizhniy Novgorod", "RU"), display_name("Hachiōji", "JP")
+    ('Nizhny Novgorod', 'Hachioji')
     """
     name = EXONYMS.get(name, name)
-    if country == "KR" and name.endswith("-si"):
-        name = name[:-3]
+    if country == "KR":
+        if name.endswith("-si"):
+            name = name[:-3]
+        name = _korean_rr(name)
+    elif country == "RU":
+        name = _russian_english(name)
+    elif country == "JP":
+        for macron, plain in (("ō", "o"), ("ū", "u"), ("Ō", "O"), ("Ū", "U"), ("ā", "a"), ("ē", "e"), ("ī", "i")):
+            name = name.replace(macron, plain)
     return name
 
 
