@@ -239,6 +239,7 @@ EXONYMS = {"Köln": "Cologne", "Zürich": "Zurich", "München": "Munich", "Nürn
            "Chinju": "Jinju", "Kyiv": "Kyiv"}
 
 _MR_MARKS = ("ŏ", "ŭ", "Ŏ", "Ŭ", "'", "’", "‘")
+_MR_VOWELS = (("wŏ", "wo"), ("Wŏ", "Wo"), ("wŭ", "wu"), ("ŏ", "eo"), ("ŭ", "eu"), ("Ŏ", "Eo"), ("Ŭ", "Eu"))
 
 
 def _korean_rr(name: str) -> str:
@@ -262,7 +263,7 @@ def _korean_rr(name: str) -> str:
                         if part.startswith(mr):
                             part = rr + part[len(mr):]
                             break
-                for w, rr in (("wŏ", "wo"), ("Wŏ", "Wo"), ("wŭ", "wu"), ("ŏ", "eo"), ("ŭ", "eu"), ("Ŏ", "Eo"), ("Ŭ", "Eu")):
+                for w, rr in _MR_VOWELS:
                     part = part.replace(w, rr)
                 for mark in ("'", "’", "‘"):
                     part = part.replace(mark, "")
