@@ -86,6 +86,7 @@ class Config:
     name_min_population: int = 150_000
     principal_min_share: float = 0.02
     drop_fallback: bool = False
+    name_overrides: str = ""
     economy_min_share: float = 0.05
     top_n: int = 100
     intensity_min_population: int = 100_000
@@ -149,6 +150,7 @@ class Config:
                 "name_min_population": self.name_min_population,
                 "principal_min_share": self.principal_min_share,
                 "drop_fallback": self.drop_fallback,
+                "name_overrides": self.name_overrides,
                 "economy_min_share": self.economy_min_share,
             },
             "ranking": {"top_n": self.top_n, "intensity_min_population": self.intensity_min_population,
@@ -176,6 +178,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "name_min_population": int,
         "principal_min_share": (int, float),
         "drop_fallback": bool,
+        "name_overrides": str,
         "economy_min_share": (int, float),
     },
     "ranking": {"top_n": int, "intensity_min_population": int, "intensity_single_site": bool},
@@ -421,6 +424,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         name_min_population=p["name_min_population"],
         principal_min_share=float(p["principal_min_share"]),
         drop_fallback=bool(p["drop_fallback"]),
+        name_overrides=p["name_overrides"],
         economy_min_share=float(p["economy_min_share"]),
         top_n=r["top_n"],
         intensity_min_population=r["intensity_min_population"],

@@ -191,3 +191,38 @@ def test_fallback_points_are_flagged_and_can_be_left_out(runs):
     assert not dropped.clusters["geocode_note"].str.contains("Gyeonggi-do").any()
     assert dropped.info["world_totals"] == res.info["world_totals"]
     assert any("left out of the clustering" in w for w in dropped.info["warnings"])
+
+
+def test_name_overrides_apply_last_and_carry_over_with_previous(runs, tmp_path):
+    first = runs[(2000, 15.0)].clusters
+    target = first[first["name"].str.startswith("Dallas")].iloc[0]
+    table = tmp_path / "names.csv"
+    table.write_text("cluster_id,lat,lon,name\n"
+                     f"{target['cluster_id']},,,Dallas–Fort Worth\n"
+                     ",51.5074,-0.1278,London\n"
+                     ",0.0,-30.0,Nowhere\n", encoding="utf-8")
+    old = cluster.run(REAL / "patentsview_inventor_locations_2000.csv", REAL / "patentsview.toml",
+                      min_share={"patents": 0.0005}, eps_km=15.0, name_overrides=str(table))
+    c = old.clusters
+    assert c.loc[c["cluster_id"] == target["cluster_id"], "name"].tolist() == ["Dallas–Fort Worth"]
+    assert (c["name"] == "London").sum() == 1
+    by = {a["name"]: a["by"] for a in old.info["name_overrides"]}
+    assert by == {"Dallas–Fort Worth": "id", "London": "point", "Nowhere": "unmatched"}
+    assert any("match no cluster" in w for w in old.info["warnings"])
+    old.write(tmp_path / "2000")
+    # The next edition, with no table of its own: the continuing clusters keep the names.
+    new = cluster.run(REAL / "patentsview_inventor_locations_2013.csv", REAL / "patentsview.toml",
+                      min_share={"patents": 0.0005}, eps_km=15.0, previous=tmp_path / "2000")
+    n = new.clusters
+    assert n.loc[n["cluster_id"] == target["cluster_id"], "name"].tolist() == ["Dallas–Fort Worth"]
+    assert {a["by"] for a in new.info["name_overrides"]} == {"previous"}
+
+
+def test_a_bad_name_overrides_table_is_refused_with_its_line(tmp_path):
+    from cluster.errors import UserInputError
+
+    table = tmp_path / "names.csv"
+    table.write_text("cluster_id,lat,lon,name\n,91,0,Pole\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match="line 2"):
+        cluster.run(REAL / "patentsview_inventor_locations_2013.csv", REAL / "patentsview.toml",
+                    name_overrides=str(table))

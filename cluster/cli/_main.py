@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                         "ranking.csv); 0 = off (default: [bootstrap] replicates, 0)")
     r.add_argument("--geojson", action="store_true",
                    help="also write clusters.geojson (RFC 7946; default: [outputs] geojson)")
+    r.add_argument("--names", metavar="CSV",
+                   help="name overrides applied last: columns name and cluster_id or lat,lon "
+                        "(default: [places] name_overrides)")
     r.add_argument("--previous", metavar="DIR",
                    help="output folder of the previous edition: clusters continuing one of its clusters "
                         "(matched by overlap, as `cluster compare` does) keep its cluster_id")
@@ -160,7 +163,7 @@ def _cmd_run(args) -> int:
     from cluster.outputs._atomic import prepare_output_dir
 
     config = load_config(args.config, {**run_overrides(args), "eps_km": args.eps_km, "bootstrap": args.bootstrap,
-                                       "geojson": args.geojson})
+                                       "geojson": args.geojson, "name_overrides": args.names})
     prepare_output_dir(Path(args.out))  # fail before the work, not after it
     previous = None
     if args.previous:

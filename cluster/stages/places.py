@@ -1081,3 +1081,100 @@ def site_countries(sites: pd.DataFrame, places: pd.DataFrame) -> np.ndarray:
         given = given.copy()
         given[missing] = places["country"].to_numpy()[near]
     return given
+
+
+def read_name_overrides(path) -> pd.DataFrame:
+    """The name overrides table (``[places] name_overrides``), checked.
+
+    Parameters
+    ----------
+    path : path-like
+        A CSV with a ``name`` column and, per row, a ``cluster_id`` or both ``lat`` and
+        ``lon`` (degrees).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``cluster_id`` (str, '' when by point), ``lat``, ``lon`` (NaN when by id),
+        ``name``, ``row`` (the file's line number).
+
+    Raises
+    ------
+    UserInputError
+        A missing file, no ``name`` column, or a row naming neither a cluster nor a valid
+        point (with its line and column).
+    """
+    from cluster.errors import UserInputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"Name overrides file {path} does not exist. Set [places] name_overrides "
+                             "(or --names) to a CSV with columns name and cluster_id or lat,lon.")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "name" not in df.columns or not ({"cluster_id"} <= set(df.columns) or {"lat", "lon"} <= set(df.columns)):
+        raise UserInputError(f"Name overrides file {path}: columns {list(df.columns)}; it needs a name column "
+                             "and cluster_id, or lat and lon.")
+    out = pd.DataFrame({"cluster_id": df.get("cluster_id", pd.Series([""] * len(df))).str.strip(),
+                        "lat": pd.to_numeric(df.get("lat", pd.Series([""] * len(df))), errors="coerce"),
+                        "lon": pd.to_numeric(df.get("lon", pd.Series([""] * len(df))), errors="coerce"),
+                        "name": df["name"].str.strip(), "row": np.arange(len(df)) + 2})
+    for r in out.itertuples():
+        if not r.name:
+            raise UserInputError(f"Name overrides file {path}, line {r.row}, column name: empty. Give the name.")
+        point = np.isfinite(r.lat) and np.isfinite(r.lon) and abs(r.lat) <= 90 and abs(r.lon) <= 180
+        if not r.cluster_id and not point:
+            raise UserInputError(f"Name overrides file {path}, line {r.row}, columns cluster_id/lat/lon: neither "
+                                 "a cluster id nor a point in degrees. Give one of them.")
+    return out
+
+
+def apply_name_overrides(clusters, overrides: pd.DataFrame, carried=()) -> tuple[list, list]:
+    """Names after the overrides: the table's rows, then names carried from a previous
+    edition (by cluster id) for the clusters the table does not name.
+
+    Parameters
+    ----------
+    clusters : GeoDataFrame
+        The run's clusters (``cluster_id``, ``name``, boundary polygons in EPSG:4326).
+    overrides : DataFrame
+        :func:`read_name_overrides` (may be empty). A row by point names the cluster whose
+        boundary holds it; a row matching no cluster is reported, not applied.
+    carried : sequence of dict
+        ``{"cluster_id", "name"}`` applied in the previous edition (its run.json).
+
+    Returns
+    -------
+    names : list of str
+        One per cluster, in the table's order.
+    applied : list of dict
+        ``cluster_id``, ``name``, ``was`` and ``by`` (``"id"``, ``"point"``, ``"previous"``
+        or ``"unmatched"``, the latter with no cluster) per override, for run.json.
+    """
+    import shapely
+
+    names = clusters["name"].astype(str).tolist()
+    ids = clusters["cluster_id"].astype(str).tolist()
+    where = {cid: i for i, cid in enumerate(ids)}
+    applied, done = [], set()
+    geoms = np.asarray(clusters.geometry.values)
+    for r in overrides.itertuples():
+        if r.cluster_id:
+            i, by = where.get(r.cluster_id), "id"
+        else:
+            hit = np.flatnonzero(shapely.contains_xy(geoms, r.lon, r.lat)) if len(geoms) else []
+            i, by = (int(hit[0]) if len(hit) else None), "point"
+        if i is None:
+            applied.append({"cluster_id": r.cluster_id or None, "name": r.name, "was": None, "by": "unmatched",
+                            **({} if r.cluster_id else {"lat": float(r.lat), "lon": float(r.lon)})})
+            continue
+        applied.append({"cluster_id": ids[i], "name": r.name, "was": names[i], "by": by})
+        names[i] = r.name
+        done.add(i)
+    for item in carried:
+        i = where.get(str(item.get("cluster_id")))
+        if i is None or i in done or item.get("by") == "unmatched":
+            continue
+        applied.append({"cluster_id": ids[i], "name": item["name"], "was": names[i], "by": "previous"})
+        names[i] = item["name"]
+        done.add(i)
+    return names, applied
