@@ -84,7 +84,7 @@ class Config:
     max_names: int = 3
     name_min_ratio: float = 0.12
     name_min_population: int = 150_000
-    principal_min_share: float = 0.02
+    principal_min_share: float = 0.01
     drop_fallback: bool = False
     name_overrides: str = ""
     economy_min_share: float = 0.05

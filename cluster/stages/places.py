@@ -10,20 +10,25 @@ most): the discs of radius ``eps_km / 2`` that draw a boundary would leave out a
 whose activity is in the cluster but whose GeoNames point is a few km from the geocodes
 (Bengaluru, Shenzhen, Suwon on PatentsView).
 
-* **Population** is the sum of the people of the places a cluster holds, districts and
-  neighbourhoods left out (:func:`section_places`: their people are in their city's
-  figure). GeoNames populations are those of each place's municipality or city proper,
-  of varying dates; a prefecture-sized entry (Shenzhen, Chongqing) carries its whole
-  area's people; villages below the chosen size class are missing. The figure tracks the
-  settlements the cluster covers, usually below a metropolitan-area figure (which counts
-  the whole commuting zone) and above the core city's. A raster grid (GHS-POP,
+* **Population** is the sum of the people of the distinct places a cluster holds in its
+  economies: the place hierarchy (:func:`section_places`: districts, administrative parts,
+  whole-country and metropolitan entries, duplicates) keeps a section's people out when a
+  place above it is held (:func:`cluster_population`). GeoNames populations are those of
+  each place's municipality or city proper, of varying dates; a prefecture-sized entry
+  (Shenzhen, Chongqing) carries its whole area's people; villages below the chosen size
+  class are missing; cities GeoNames lists only as administrative units (Yongin) come
+  from :data:`SUPPLEMENT`. The figure tracks the settlements the cluster covers, usually
+  below a metropolitan-area figure and above the core city's. A raster grid (GHS-POP,
   ``[population] source = "raster"``) is the exact alternative.
 * **Names** come from the places inside the cluster and in its economies, no districts:
-  each site's activity goes to the most populous such place within ``name_radius_km``,
-  so a suburb gives way to its city when the city is in the cluster, and the places with
-  the most activity make the name, in the form a GII reader knows (:func:`display_name`:
-  Cologne, Zurich). Two clusters never share a place, so a second cluster near a city
-  takes the names of its own places (Oakland–Fremont beside San Jose–San Francisco).
+  each site's activity goes to the most populous such place within ``name_radius_km`` of
+  its nearest one; the principal city (the most populous place with at least
+  ``principal_min_share`` of the activity) leads, the others follow by activity, in the
+  form a GII reader knows (:func:`display_name`: Cologne, Zurich, Yangpyeong). Two
+  clusters never share a place, so a second cluster near a city takes the names of its
+  own places (Oakland–Fremont beside San Jose). Suspected fallback geocodes
+  (:func:`fallback_sites`) are flagged and left out of the names when the cluster has
+  activity elsewhere; overrides (:func:`apply_name_overrides`) are applied last.
 * **Economies**: the ISO codes holding at least ``economy_min_share`` of the activity.
 """
 
