@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import cluster
@@ -226,3 +227,19 @@ def test_a_bad_name_overrides_table_is_refused_with_its_line(tmp_path):
     with pytest.raises(UserInputError, match="line 2"):
         cluster.run(REAL / "patentsview_inventor_locations_2013.csv", REAL / "patentsview.toml",
                     name_overrides=str(table))
+
+
+def test_one_location_is_one_whatever_the_metric(runs):
+    # Yokohama's two geocodes, 0.56 km apart, are one location (2013, 10 km).
+    c = runs[(2013, 10.0)].clusters
+    yokohama = c[c["name"] == "Yokohama"].iloc[0]
+    assert yokohama["single_site"] and yokohama["extent_km"] < 1.0 and np.isnan(yokohama["intensity_score"])
+    # Patents and Crunchbase VC rounds on (almost) the same point: one location too
+    # (Phoenix and Charlotte kept an intensity when one metric's share was below 90 %).
+    both = cluster.run([REAL / "patentsview_inventor_sites_2013.csv", REAL / "crunchbase_us_rounds_2013-10.csv"],
+                       REAL / "config.toml")
+    c = both.clusters
+    for name in ("Phoenix", "Charlotte"):
+        row = c[c["name"] == name].iloc[0]
+        assert row["single_site"] and row["intensity_note"].startswith("activity at one location"), name
+    assert not c[c["name"] == "San Diego"]["single_site"].iloc[0]
