@@ -38,7 +38,8 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
         Output folder of the previous edition (an earlier ``cluster run``): clusters that
         continue one of its clusters (matched by overlap, see
         :mod:`cluster.editions.matching`) take its id, so an id means the same place
-        across editions (:func:`cluster.editions.reuse_ids`).
+        across editions (:func:`cluster.editions.reuse_ids`); names the previous edition
+        took from ``[places] name_overrides`` carry over to them.
     **overrides
         Parameters that win over ``config``, by name: ``eps_km`` (DBSCAN radius, km),
         ``min_weight`` / ``min_share`` (mapping metric -> core threshold in weight units
@@ -56,7 +57,8 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     ------
     UserInputError
         Invalid records (every problem with its row and column), a missing file or
-        previous edition, or an invalid configuration (:class:`~cluster.errors.ConfigError`).
+        previous edition, a bad name overrides table, or an invalid configuration
+        (:class:`~cluster.errors.ConfigError`).
 
     Examples
     --------
@@ -66,10 +68,38 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     >>> res.clusters.loc[:4, ["rank", "name", "economies", "score"]]  # doctest: +SKIP
     """
     config = load_config(config, overrides)
+    table = None
+    if config.name_overrides:
+        from cluster.stages.places import read_name_overrides
+
+        table = read_name_overrides(config.name_overrides)  # fail before the work
     if previous is None:
-        return run_edition(data, config)
+        return _named(run_edition(data, config), table, ())
     from cluster.editions import Edition, load_edition, reuse_ids
 
     # Fail before the work, not after it.
     edition = previous if isinstance(previous, Edition) else load_edition(previous)
-    return reuse_ids(run_edition(data, config), edition)
+    return _named(reuse_ids(run_edition(data, config), edition), table, edition.info.get("name_overrides", ()))
+
+
+def _named(result: RunResult, table, carried) -> RunResult:
+    """The run with the name overrides applied last (after the ids are final)."""
+    if table is None and not carried:
+        return result
+    import dataclasses
+
+    import pandas as pd
+
+    from cluster.stages.places import apply_name_overrides
+
+    table = table if table is not None else pd.DataFrame(columns=["cluster_id", "lat", "lon", "name", "row"])
+    names, applied = apply_name_overrides(result.clusters, table, carried)
+    clusters = result.clusters.copy()
+    clusters["name"] = names
+    info = {**result.info, "name_overrides": applied}
+    unmatched = [a for a in applied if a["by"] == "unmatched"]
+    if unmatched:
+        info["warnings"] = list(info.get("warnings", [])) + [
+            f"{len(unmatched)} name override(s) match no cluster: "
+            + "; ".join(f"{a['name']} ({a.get('cluster_id') or (a.get('lat'), a.get('lon'))})" for a in unmatched)]
+    return dataclasses.replace(result, clusters=clusters, info=info)

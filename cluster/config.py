@@ -84,6 +84,9 @@ class Config:
     max_names: int = 3
     name_min_ratio: float = 0.12
     name_min_population: int = 150_000
+    principal_min_share: float = 0.01
+    drop_fallback: bool = False
+    name_overrides: str = ""
     economy_min_share: float = 0.05
     top_n: int = 100
     intensity_min_population: int = 100_000
@@ -146,6 +149,9 @@ class Config:
                 "max_names": self.max_names,
                 "name_min_ratio": self.name_min_ratio,
                 "name_min_population": self.name_min_population,
+                "principal_min_share": self.principal_min_share,
+                "drop_fallback": self.drop_fallback,
+                "name_overrides": self.name_overrides,
                 "economy_min_share": self.economy_min_share,
             },
             "ranking": {"top_n": self.top_n, "intensity_min_population": self.intensity_min_population,
@@ -172,6 +178,9 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_names": int,
         "name_min_ratio": (int, float),
         "name_min_population": int,
+        "principal_min_share": (int, float),
+        "drop_fallback": bool,
+        "name_overrides": str,
         "economy_min_share": (int, float),
     },
     "ranking": {"top_n": int, "intensity_min_population": int, "intensity_single_site": bool},
@@ -357,7 +366,7 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where} must be >= 0, got {c[key]!r}.")
     if number("max_names", "[places] max_names", integer=True) and c["max_names"] < 1:
         problems.append(f"[places] max_names must be >= 1, got {c['max_names']!r}.")
-    for key in ("name_min_ratio", "economy_min_share"):
+    for key in ("name_min_ratio", "principal_min_share", "economy_min_share"):
         if number(key, f"[places] {key}") and not 0 <= c[key] <= 1:
             problems.append(f"[places] {key} must be in [0, 1], got {c[key]!r}.")
     if not (isinstance(c["memory_limit"], str) and _MEMORY.fullmatch(c["memory_limit"].strip())):
@@ -424,6 +433,9 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         max_names=p["max_names"],
         name_min_ratio=float(p["name_min_ratio"]),
         name_min_population=p["name_min_population"],
+        principal_min_share=float(p["principal_min_share"]),
+        drop_fallback=bool(p["drop_fallback"]),
+        name_overrides=p["name_overrides"],
         economy_min_share=float(p["economy_min_share"]),
         top_n=r["top_n"],
         intensity_min_population=r["intensity_min_population"],

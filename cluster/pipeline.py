@@ -129,10 +129,6 @@ def _stage(name: str, timings: dict):
     log.info("stage %s done in %.2f s", name, timings[name])
 
 
-#: A cluster is ``single_site`` when one location holds at least this share of its activity.
-SINGLE_SITE_SHARE = 0.9
-
-
 @dataclass(frozen=True)
 class _Described:
     """What the places stage adds to each cluster (index = cluster number)."""
@@ -145,6 +141,8 @@ class _Described:
     area_km2: np.ndarray
     extent_km: np.ndarray
     single_site: np.ndarray
+    geocode_note: list
+    fallback: np.ndarray
 
 
 def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict, config: Config) -> _Described:
@@ -156,10 +154,13 @@ def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict
         cluster_economies,
         cluster_names,
         cluster_population,
+        fallback_sites,
+        fallback_thresholds,
+        geocode_notes,
         load_places,
         site_countries,
     )
-    from cluster.stages.ranking import site_activity
+    from cluster.stages.ranking import SINGLE_SITE_KM, site_activity
 
     n = len(geoms)
     places = load_places(config.geonames_min_population)
@@ -180,25 +181,30 @@ def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict
         take = (place_cluster < 0) & (extra >= 0)
         place_cluster[take] = extra[take]
     parent = city_parents(places, np.flatnonzero(place_cluster >= 0))
+    activity = site_activity(sites, totals, config)
+    sel = inside >= 0
+    countries = site_countries(sites[sel], places)
+    economies = cluster_economies(countries, inside[sel], activity[sel], n, min_share=config.economy_min_share)
     if config.population_source == "raster":
         from cluster.stages.population import raster_population
 
         population = raster_population(geoms, config.population_raster)
     else:
-        population = cluster_population(place_cluster, places, parent, n)
-    activity = site_activity(sites, totals, config)
-    sel = inside >= 0
-    countries = site_countries(sites[sel], places)
-    economies = cluster_economies(countries, inside[sel], activity[sel], n, min_share=config.economy_min_share)
+        population = cluster_population(place_cluster, places, parent, n, economies)
+    flags = fallback_sites(lat[sel], lon[sel], sites["weight"].to_numpy()[sel], places,
+                           min_activity=fallback_thresholds(sites[sel], totals))
+    notes, fallback_share = geocode_notes(flags, lat[sel], lon[sel], inside[sel], activity[sel], n)
     named = cluster_names(lat[sel], lon[sel], inside[sel], activity[sel], n, places, place_cluster=place_cluster,
                           parent=parent, economies=economies, radius_km=config.name_radius_km,
                           max_names=config.max_names, min_ratio=config.name_min_ratio,
-                          min_population=config.name_min_population)
+                          min_population=config.name_min_population,
+                          principal_min_share=config.principal_min_share, exclude=flags != "")
     active = sel & (sites["weight"].to_numpy() > 0)
-    extent, top_share = cluster_extent(lat[active], lon[active], inside[active], n, activity[active])
+    extent, _ = cluster_extent(lat[active], lon[active], inside[active], n, activity[active])
     return _Described(population=population, remote=remote, names=named.names, first_place=named.first_place,
                       economies=economies, area_km2=cluster_area_km2(geoms), extent_km=extent,
-                      single_site=top_share >= SINGLE_SITE_SHARE)
+                      single_site=extent <= SINGLE_SITE_KM, geocode_note=notes,
+                      fallback=fallback_share >= 0.5)
 
 
 def _assemble(ranked, described: _Described, inside: np.ndarray, geoms: list, config: Config,
@@ -215,7 +221,8 @@ def _assemble(ranked, described: _Described, inside: np.ndarray, geoms: list, co
         "anchor_lat": ranked.anchor[:, 0], "anchor_lon": ranked.anchor[:, 1],
         "n_sites": np.bincount(inside[sel], minlength=n) if n else np.zeros(0, int),
         "area_km2": np.round(described.area_km2, 3), "extent_km": np.round(described.extent_km, 3),
-        "single_site": described.single_site, "first_place": described.first_place,
+        "single_site": described.single_site, "geocode_note": described.geocode_note,
+        "first_place": described.first_place,
         "geometry": geoms,
     })
     table = ranked.table.merge(extra, on="cluster_id", how="left", validate="one_to_one")
@@ -233,9 +240,20 @@ def _single_site_warning(clusters: pd.DataFrame) -> str | None:
     if flagged.empty:
         return None
     listed = "; ".join(f"{r.rank}. {r.name}" for r in flagged.itertuples())
-    return (f"{len(flagged)} top-tier cluster(s) hold 90 % or more of their activity at one location (column "
-            f"single_site; no intensity computed): a city-level geocode, or a geocoder's fallback point for a "
-            f"whole region; check them: {listed}")
+    from cluster.stages.ranking import SINGLE_SITE_KM
+
+    return (f"{len(flagged)} top-tier cluster(s) hold all their activity at one location (within "
+            f"{SINGLE_SITE_KM:g} km; column single_site; no intensity computed): a city-level geocode, or a "
+            f"geocoder's fallback point for a whole region; check them: {listed}")
+
+
+def _fallback_warning(clusters: pd.DataFrame) -> str | None:
+    flagged = clusters[(clusters["tier"] == "top") & (clusters["geocode_note"] != "")]
+    if flagged.empty:
+        return None
+    listed = "; ".join(f"{r.rank}. {r.name}: {r.geocode_note}" for r in flagged.itertuples())
+    return (f"{len(flagged)} top-tier cluster(s) hold suspected fallback geocodes (column geocode_note; "
+            f"[places] drop_fallback = true leaves them out): {listed}")
 
 
 def _counts_info(sites: pd.DataFrame, clusters: pd.DataFrame, counts: pd.DataFrame, totals: dict,
@@ -293,8 +311,13 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     from cluster.stages.profiles import cluster_profiles, top_columns
     from cluster.stages.ranking import rank_sites
 
+    site_table, dropped = prepared.sites, None
+    if config.drop_fallback:
+        from cluster.stages.places import drop_fallback_sites, load_places
+
+        site_table, dropped = drop_fallback_sites(site_table, totals, load_places(config.geonames_min_population))
     with _stage("dbscan", timings):
-        sites, thresholds = cluster_metrics(prepared.sites, config, totals)
+        sites, thresholds = cluster_metrics(site_table, config, totals)
     with _stage("overlay", timings):
         component = overlay(sites, config.eps_km)
     with _stage("boundaries", timings):
@@ -309,12 +332,14 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     with _stage("ranking", timings):
         ranked = rank_sites(sites, inside, len(geoms), totals, config, population=described.population,
                             remote=described.remote if config.population_source == "geonames" else None,
-                            single_site=None if config.intensity_single_site else described.single_site)
+                            single_site=None if config.intensity_single_site else described.single_site,
+                            fallback=None if config.intensity_single_site else described.fallback)
         clusters = _assemble(ranked, described, inside, geoms, config, synthetic)
-        warnings = list(prepared.warnings)
-        if (note := _single_site_warning(clusters)) is not None:
-            log.warning(note)
-            warnings.append(note)
+        warnings = list(prepared.warnings) + ([dropped] if dropped else [])
+        for note in (_single_site_warning(clusters), _fallback_warning(clusters)):
+            if note is not None:
+                log.warning(note)
+                warnings.append(note)
         id_of = np.asarray(ranked.ids, dtype=object)
         sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if len(geoms) else None,
                                                  None))

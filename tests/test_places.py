@@ -101,7 +101,8 @@ def _name(places, lat, lon, act, *, reach_km=10.0, economies=None, **kw):
     got = cluster_names(lat, lon, cluster, np.asarray(act, float), n, places, place_cluster=owner, parent=parent,
                         economies=economies or ["US"] * n, radius_km=kw.pop("radius_km", 25.0),
                         max_names=kw.pop("max_names", 3), min_ratio=kw.pop("min_ratio", 0.12),
-                        min_population=kw.pop("min_population", 150_000))
+                        min_population=kw.pop("min_population", 150_000),
+                        principal_min_share=kw.pop("principal_min_share", 0.0), exclude=kw.pop("exclude", None))
     return got
 
 
@@ -195,3 +196,157 @@ def test_the_cached_section_of_column_is_section_places_of_any_subset(places):
     held = np.r_[rows, _row(places, "The Bronx", "US"), _row(places, "Shinjuku", "JP")]
     without = places.drop(columns="section_of")
     assert (city_parents(without, held) == city_parents(places, held)).all()
+
+
+# --- Place hierarchy (issue 23): administrative parts, duplicates, metropolitan figures ---
+
+@pytest.mark.parametrize("part", ["Kowloon", "New Territories", "Hong Kong Island", "Sha Tin", "Kowloon City"])
+def test_the_parts_of_a_city_state_are_sections_of_it(places, part):
+    # Hong Kong's GeoNames entry holds the whole territory (7.40 M): its administrative
+    # parts (admin1 "00") and districts are in it, whatever their division code.
+    parent = city_parents(places, [_row(places, part, "HK")])
+    assert places["name"][root_city(parent)[_row(places, part, "HK")]] == "Hong Kong"
+
+
+def test_singapores_new_towns_and_their_duplicates_are_in_singapore(places):
+    for town in ("Ulu Bedok", "Bedok New Town", "Jurong West", "Woodlands"):
+        assert places["name"][section_places(places, [_row(places, town, "SG")])[0]] == "Singapore"
+
+
+def test_an_entry_repeated_with_the_same_population_is_one_settlement():
+    # Two entries of one settlement (same population, 1.2 km apart) and a town of its own.
+    frame = pd.DataFrame({"geonameid": [1, 2, 3], "name": ["Ulu A", "A New Town", "B"],
+                          "lat": [1.3333, 1.3264, 1.40], "lon": [103.9333, 103.9417, 103.70],
+                          "country": ["XX"] * 3, "population": [276_990, 276_990, 276_990],
+                          "admin1": ["00", "04", "04"]})
+    assert section_places(frame).tolist() == [-1, 0, -1]
+
+
+def test_a_metropolitan_figure_holds_its_neighbours_of_another_division(places):
+    # GeoNames' Taipei (7.87 M) is the Taipei-Keelung metropolitan figure: New Taipei City
+    # (another first-level division, 4.0 M) is in it; Taoyuan (24 km) is not.
+    assert places["name"][section_places(places, [_row(places, "New Taipei City", "TW")])[0]] == "Taipei"
+    assert section_places(places, [_row(places, "Taoyuan", "TW")])[0] == -1
+
+
+def _held_within(places, lat, lon, km):
+    d = haversine_km(lat, lon, places["lat"].to_numpy(), places["lon"].to_numpy())
+    return np.where(d <= km, 0, -1)
+
+
+@pytest.mark.parametrize("lat, lon, km, economies, reference", [
+    # Census and Statistics Department, 2021 Population Census: 7,413,070.
+    (22.35, 114.15, 25.0, ["HK"], 7_413_070),
+    # Department of Statistics Singapore, Census of Population 2020: 5,685,807.
+    (1.35, 103.82, 25.0, ["SG"], 5_685_807),
+    # Ministry of the Interior, household registration Dec 2020: Taipei City 2,602,418,
+    # New Taipei City 4,030,954, Keelung 367,577 (Taipei-Keelung metropolitan area).
+    (25.04, 121.51, 12.0, ["TW"], 7_000_949),
+])
+def test_populations_of_city_states_and_metropolitan_figures_are_not_added_up(places, lat, lon, km, economies,
+                                                                               reference):
+    owner = _held_within(places, lat, lon, km)
+    parent = city_parents(places, np.flatnonzero(owner >= 0))
+    got = cluster_population(owner, places, parent, 1, economies=["/".join(economies)])[0]
+    assert abs(got / reference - 1) <= 0.3, got
+
+
+def test_population_leaves_out_places_of_economies_without_activity(places):
+    # Johor Bahru (MY) is within reach of Singapore's sites, but the cluster is SG's alone.
+    owner = _held_within(places, 1.35, 103.82, 25.0)
+    parent = city_parents(places, np.flatnonzero(owner >= 0))
+    sg = cluster_population(owner, places, parent, 1, economies=["SG"])[0]
+    both = cluster_population(owner, places, parent, 1, economies=["SG/MY"])[0]
+    jb = places["population"][_row(places, "Johor Bahru", "MY")]
+    assert sg == places["population"][_row(places, "Singapore", "SG")] and both >= sg + jb
+
+
+def test_a_section_of_a_section_is_not_counted_when_the_city_is_held(places):
+    # Neighbourhood -> borough -> city: only the city's figure counts.
+    nyc, bronx = _row(places, "New York City", "US"), _row(places, "The Bronx", "US")
+    owner = np.full(len(places), -1)
+    owner[[nyc, bronx]] = 0
+    parent = np.full(len(places), -1)
+    parent[bronx] = nyc
+    fake = len(places) - 1  # any third place, made a section of the Bronx
+    owner[fake], parent[fake] = 0, bronx
+    assert cluster_population(owner, places, parent, 1)[0] == places["population"][nyc]
+
+
+# --- Principal city (issue 23) ---
+
+def test_the_principal_city_leads_even_with_less_activity_than_a_suburb(places):
+    # Plano (more patents) and Dallas: Dallas is the principal city and comes first.
+    got = _name(places, [33.0198, 32.7767, 32.7504], [-96.6989, -96.7970, -97.3345], [1043.0, 900.0, 318.0],
+                reach_km=15.0, principal_min_share=0.02)
+    assert got.names[0].startswith("Dallas"), got.names[0]
+
+
+def test_a_city_with_a_negligible_share_does_not_lead(places):
+    # Dallas holds 1 % of the activity: Plano leads.
+    got = _name(places, [33.0198, 32.7767], [-96.6989, -96.7970], [99.0, 1.0], reach_km=15.0,
+                principal_min_share=0.02)
+    assert got.names[0].startswith("Plano"), got.names[0]
+
+
+# --- Geocode hygiene (issue 23) ---
+
+def test_fallback_points_are_flagged_with_what_was_detected(places):
+    from cluster.stages.places import fallback_sites
+
+    lat = [37.4138, 45.4831, 37.5665, 43.2123, 36.0, 37.4138]
+    lon = [127.5183, -76.2185, 126.978, -77.4300, 128.0, 127.5183]
+    weight = [5542.0, 1814.0, 20000.0, 458.0, 500.0, 10.0]
+    got = fallback_sites(lat, lon, weight, places, min_activity=77.0)
+    assert got[0] == "known geocoder point: Gyeonggi-do (KR) centroid"
+    assert got[1] == "no populated place within 10 km"          # west of Ottawa, in the woods
+    assert got[2] == ""                                         # Seoul: a city
+    assert got[3].startswith("83 per 1,000 inhabitants within 10 km")  # Webster, NY
+    assert got[4] in ("coordinates rounded to 1 decimal or fewer", "no populated place within 10 km")
+    assert got[5] == ""                                         # below min_activity: not checked
+
+
+def test_geocode_notes_report_the_share_at_flagged_points():
+    from cluster.stages.places import geocode_notes
+
+    flags = np.array(["no populated place within 10 km", "", ""], dtype=object)
+    notes, share = geocode_notes(flags, [45.4831, 45.42, 43.0], [-76.2185, -75.69, -79.0], [0, 0, 1],
+                                 [3.0, 1.0, 2.0], 2)
+    assert share.tolist() == [0.75, 0.0]
+    assert notes[0] == ("suspected fallback geocode at 45.4831, -76.2185 (no populated place within 10 km) "
+                        "holds 75% of the activity") and notes[1] == ""
+
+
+def test_a_cluster_is_not_named_after_a_fallback_point_when_it_has_activity_elsewhere(places):
+    # 1,814 listings on a point west of Ottawa (flagged), 40 in Ottawa itself.
+    lat, lon, act = [45.4831, 45.4215], [-76.2185, -75.6972], [1814.0, 40.0]
+    kw = dict(reach_km=40.0, economies=["CA"], principal_min_share=0.05)
+    assert not _name(places, lat, lon, act, **kw).names[0].startswith("Ottawa")
+    got = _name(places, lat, lon, act, exclude=np.array([True, False]), **kw)
+    assert got.names[0].startswith("Ottawa"), got.names[0]
+
+
+@pytest.mark.parametrize("name, country, shown", [
+    ("Yangp'yŏng", "KR", "Yangpyeong"),      # McCune-Reischauer -> Revised Romanization
+    ("Wŏnju", "KR", "Wonju"),
+    ("Kimhae", "KR", "Gimhae"),
+    ("T’aebaek", "KR", "Taebaek"),
+    ("Pohang", "KR", "Pohang"),              # already RR: unchanged
+    ("Cheonan", "KR", "Cheonan"),
+    ("Nizhniy Novgorod", "RU", "Nizhny Novgorod"),
+    ("Orël", "RU", "Oryol"),
+    ("Ryazan’", "RU", "Ryazan"),
+    ("Hachiōji", "JP", "Hachioji"),
+    ("Moskva", "RU", "Moscow"),
+    ("Malmö", "SE", "Malmö"),
+])
+def test_one_romanisation_per_country_and_english_exonyms(name, country, shown):
+    assert display_name(name, country) == shown
+
+
+def test_a_city_of_its_own_leads_before_a_district_of_a_city_elsewhere(places):
+    # Suginami (a ward of Tokyo, which another cluster holds) and Mito in one cluster.
+    lat, lon = [35.6995, 36.3658, 35.6895], [139.6364, 140.4711, 139.6917]
+    got = _name(places, lat, lon, [3.0, 2.0, 9.0], cluster=np.array([0, 0, 1]), economies=["JP", "JP"],
+                reach_km=5.0, principal_min_share=0.01)
+    assert got.names[0].startswith("Mito") and got.names[1].startswith("Tokyo"), got.names

@@ -118,12 +118,28 @@ def test_intensity_leaders_are_known_hubs_not_artefacts(runs):
 
 
 def test_the_single_geocode_artefact_is_flagged_and_kept_out_of_intensity(runs):
+    # 5,851 inventor listings at 37.5833 N 139.917 E in 2000 (86 per 1,000 people living
+    # within 10 km): a geocoder's point for Fukushima prefecture, not a place.
     c = runs[("2000", 10)].clusters
     aizu = c[c["name"].str.contains("Aizu")]
-    assert len(aizu) == 1 and aizu["single_site"].iloc[0]
-    assert aizu["intensity_score"].isna().iloc[0] and aizu["intensity_note"].iloc[0] == "activity at one location"
-    warning = [w for w in runs[("2000", 10)].info["warnings"] if "one location" in w]
+    assert len(aizu) == 1 and "suspected fallback geocode at 37.5833, 139.9170" in aizu["geocode_note"].iloc[0]
+    assert aizu["intensity_score"].isna().iloc[0]
+    assert aizu["intensity_note"].iloc[0].startswith("activity mostly at suspected fallback geocodes")
+    warning = [w for w in runs[("2000", 10)].info["warnings"] if "fallback geocodes" in w]
     assert warning and "Aizu-Wakamatsu" in warning[0]
+
+
+def test_single_site_is_one_location_whatever_the_metric_or_share(runs):
+    # San Diego holds over 90 % of its patents on one geocode but has other sites: a city
+    # with an intensity. A cluster is single-site only when all its sites are within 1 km.
+    for key, res in runs.items():
+        c = res.clusters
+        sd = c[c["name"] == "San Diego"].iloc[0]
+        assert not sd["single_site"] and sd["intensity_score"] > 0, key
+        single = c[c["single_site"]]
+        assert (single["extent_km"] <= 1.0).all() and single["intensity_score"].isna().all()
+        assert (single["intensity_note"] != "").all()
+        assert single["intensity_note"].str.startswith("activity at one location (all sites within 1 km)").any()
 
 
 def test_shape_columns_are_filled(runs):

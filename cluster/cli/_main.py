@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                         "ranking.csv); 0 = off (default: [bootstrap] replicates, 0)")
     r.add_argument("--geojson", action="store_true",
                    help="also write clusters.geojson (RFC 7946; default: [outputs] geojson)")
+    r.add_argument("--names", metavar="CSV",
+                   help="name overrides applied last: columns name and cluster_id or lat,lon "
+                        "(default: [places] name_overrides)")
     r.add_argument("--previous", metavar="DIR",
                    help="output folder of the previous edition: clusters continuing one of its clusters "
                         "(matched by overlap, as `cluster compare` does) keep its cluster_id")
@@ -164,8 +167,9 @@ def _cmd_run(args) -> int:
     from cluster.config import load_config
 
     config = load_config(args.config, {**run_overrides(args), "eps_km": args.eps_km, "bootstrap": args.bootstrap,
-                                       "geojson": args.geojson})
-    prepare_output_dir(Path(args.out), inputs=input_paths(args))  # fail before the work, not after it
+                                       "geojson": args.geojson, "name_overrides": args.names})
+    # Fail before the work, not after it.
+    prepare_output_dir(Path(args.out), inputs=[*input_paths(args), *([args.names] if args.names else [])])
     previous = None
     if args.previous:
         from cluster.editions import load_edition

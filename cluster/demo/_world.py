@@ -231,7 +231,7 @@ class _Places(NamedTuple):
 
 @functools.lru_cache(maxsize=1)
 def _load_places() -> _Places:
-    df = load_places(_PLACES_MIN_POPULATION)  # sorted by geonameid
+    df = load_places(_PLACES_MIN_POPULATION, supplement=False)  # sorted by geonameid
     # A few places carry population 0 (unknown); they are in the 1,000+ set, so count
     # them at the set's floor rather than dropping them.
     pop = np.maximum(df["population"].to_numpy(dtype=np.float64), float(_PLACES_MIN_POPULATION))

@@ -73,7 +73,8 @@ def ranking_table(clusters, metrics) -> pd.DataFrame:
             + [f"share_{m}" for m in metrics] + ["score", "population"]
             + [f"{m}_per_million" for m in metrics]
             + ["intensity_score", "intensity_rank", "tier", "anchor_lat", "anchor_lon", "n_sites", "synthetic"]
-            + [c for c in ("intensity_note", "area_km2", "extent_km", "single_site") if c in clusters.columns])
+            + [c for c in ("intensity_note", "area_km2", "extent_km", "single_site", "geocode_note")
+               if c in clusters.columns])
     if "rank_ci_low" in clusters.columns:  # only when the bootstrap ran ([bootstrap] replicates > 0)
         cols[1:1] = ["rank_ci_low", "rank_ci_high"]
     # Profiles (top_field_<metric>, top_institution_<metric>): only when the records have them.

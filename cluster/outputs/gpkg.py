@@ -44,10 +44,13 @@ _FIXED = {
     "anchor_lon": ("Anchor longitude", "Longitude of the heaviest location (degrees)"),
     "n_sites": ("Sites", "Weighted sites inside the boundary"),
     "intensity_note": ("Intensity note", "Why intensity is empty (population missing or too small, no settlement "
-                       "near, activity at one location), else empty"),
+                       "near, activity at suspected fallback geocodes or at one location), else empty"),
     "area_km2": ("Area (km²)", "Geodesic area of the boundary on the clustering's sphere, km²"),
     "extent_km": ("Extent (km)", "Largest great-circle distance between two of the cluster's locations, km"),
-    "single_site": ("Single site", "One location holds >= 90 % of the activity (a city-level geocode, or an artefact)"),
+    "single_site": ("Single site", "All sites with activity within 1 km of one another, whatever the metric "
+                    "(a city-level geocode, or an artefact)"),
+    "geocode_note": ("Geocode note", "Suspected geocoder fallback points holding >= 20 % of the activity, "
+                     "with what was detected, else empty"),
     "synthetic": ("Synthetic", "True when the input is the synthetic demo world"),
 }
 _SITES = {

@@ -14,9 +14,11 @@ Formulas (``m`` runs over the metrics present in the input):
 * intensities are left empty, with the reason in ``intensity_note``, for clusters with
   no population found, a population below ``intensity_min_population`` (per-capita
   figures of a small town say nothing about a cluster), no settlement within ``eps_km``
-  of their sites (their population comes from places farther away), or 90 % or more
-  of their activity at one location (``single_site``: one geocode holding a city's or a
-  region's records, whose per-capita figure cannot be told from an artefact);
+  of their sites (their population comes from places farther away), half or more of
+  their activity at suspected fallback geocodes (``fallback``: see ``geocode_note``), or
+  all of it at one location (``single_site``: every site with activity within
+  :data:`SINGLE_SITE_KM` of one another, whatever the metric: one geocode holding a
+  city's or a region's records, whose per-capita figure cannot be told from an artefact);
 * ``intensity_rank`` ranks the top tier by ``intensity_score`` (empty where it is).
 """
 
@@ -31,6 +33,12 @@ from cluster.stages.boundaries import counts_inside
 from cluster.stages.sites import metric_codes
 
 _GEOHASH = "0123456789bcdefghjkmnpqrstuvwxyz"
+
+#: A cluster is ``single_site`` when all its sites with activity, whatever their metric,
+#: lie within this distance of one another (km): distinct coordinates closer than this
+#: are one location (two geocodes of Yokohama 0.56 km apart), and a city whose records
+#: are spread over several geocodes (San Diego, Austin) keeps its intensity.
+SINGLE_SITE_KM = 1.0
 
 
 def geohash(lat: float, lon: float, precision: int = 7) -> str:
@@ -101,7 +109,7 @@ def assign_cluster_ids(anchor_lat, anchor_lon, precision: int = 7) -> list[str]:
 
 def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights: dict[str, float],
                   population, cluster_ids, *, top_n: int, intensity_min_population: int = 0,
-                  remote=None, single_site=None) -> pd.DataFrame:
+                  remote=None, single_site=None, fallback=None) -> pd.DataFrame:
     """Score and rank clusters.
 
     Parameters
@@ -129,6 +137,8 @@ def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights:
         Clusters whose activity sits at one location (a geocode holding a whole city's or
         region's records): no intensity either, since per-capita figures on one geocode
         cannot tell a city from a geocoder's fallback point.
+    fallback : bool array of shape (n_clusters,), optional
+        Clusters with half or more of their activity at suspected fallback geocodes.
 
     Returns
     -------
@@ -144,9 +154,12 @@ def rank_clusters(counts: pd.DataFrame, totals: dict[str, float], score_weights:
     pop = np.asarray(population, dtype=float)
     far = np.zeros(len(df), dtype=bool) if remote is None else np.asarray(remote, dtype=bool)
     one = np.zeros(len(df), dtype=bool) if single_site is None else np.asarray(single_site, dtype=bool)
-    note = np.select([pop <= 0, pop < intensity_min_population, far, one],
+    fell = np.zeros(len(df), dtype=bool) if fallback is None else np.asarray(fallback, dtype=bool)
+    note = np.select([pop <= 0, pop < intensity_min_population, far, fell, one],
                      ["no population found", f"population below {intensity_min_population:,}",
-                      "no settlement within eps_km of its sites", "activity at one location"], "")
+                      "no settlement within eps_km of its sites",
+                      "activity mostly at suspected fallback geocodes (see geocode_note)",
+                      f"activity at one location (all sites within {SINGLE_SITE_KM:g} km)"], "")
     pop_m = np.where(note == "", pop / 1e6, np.nan)
     for m in metrics:
         if totals.get(m, 0.0) > 0:
@@ -254,7 +267,7 @@ class RankedClusters:
 
 
 def rank_sites(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, totals: dict[str, float], config,
-               *, population=None, remote=None, single_site=None) -> RankedClusters:
+               *, population=None, remote=None, single_site=None, fallback=None) -> RankedClusters:
     """Count, anchor, name by id and rank clusters from the cluster each site counts towards.
 
     The one ranking block shared by a run (:mod:`cluster.pipeline`, where ``inside`` comes
@@ -280,6 +293,8 @@ def rank_sites(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, totals:
         Clusters whose population comes from places beyond ``eps_km`` (no intensity).
     single_site : bool array of shape (n_clusters,), optional
         Clusters whose activity sits at one location (no intensity).
+    fallback : bool array of shape (n_clusters,), optional
+        Clusters whose activity sits mostly at suspected fallback geocodes (no intensity).
 
     Returns
     -------
@@ -293,5 +308,5 @@ def rank_sites(sites: pd.DataFrame, inside: np.ndarray, n_clusters: int, totals:
     pop = np.zeros(n_clusters) if population is None else population
     table = rank_clusters(counts, totals, {m.name: m.score_weight for m in config.metrics}, pop, ids,
                           top_n=config.top_n, intensity_min_population=config.intensity_min_population,
-                          remote=remote, single_site=single_site)
+                          remote=remote, single_site=single_site, fallback=fallback)
     return RankedClusters(table=table, ids=ids, anchor=anchor, counts=counts)
