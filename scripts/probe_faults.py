@@ -352,7 +352,9 @@ def _(p):
     w = p.d("c12")
     proc = subprocess.Popen([sys.executable, "-m", "cluster", "run", "-q", "--out", str(w / "out"),
                              "--demo-records", "300000"], env=p.env, cwd=w, stderr=subprocess.DEVNULL)
-    time.sleep(12)
+    deadline = time.monotonic() + 240
+    while not any(".tmp-" in x.name for x in w.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # SIGTERM while the outputs are being written
     proc.send_signal(signal.SIGTERM)
     proc.wait(60)
     left = [x.name for x in w.iterdir() if ".tmp-" in x.name]
