@@ -68,6 +68,8 @@ class Config:
 
     metrics: tuple[MetricConfig, ...]
     eps_km: float = 10.0
+    clustering_method: str = "dbscan"
+    selection: str = "eom"
     year_start: int | None = None
     year_end: int | None = None
     input_layer: str = ""
@@ -120,7 +122,8 @@ class Config:
             "input": {"year_start": self.year_start or 0, "year_end": self.year_end or 0,
                       "layer": self.input_layer,
                       **({"files": _plain(self.input_files)} if self.input_files else {})},
-            "clustering": {"eps_km": self.eps_km},
+            "clustering": {"eps_km": self.eps_km, "method": self.clustering_method,
+                           "selection": self.selection},
             "metrics": {
                 m.name: {
                     k: v
@@ -159,7 +162,7 @@ class Config:
 # The schema: section -> key -> type. Metric tables are checked by _METRIC_KEYS.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "input": {"year_start": int, "year_end": int, "layer": str},
-    "clustering": {"eps_km": (int, float)},
+    "clustering": {"eps_km": (int, float), "method": str, "selection": str},
     "boundaries": {"method": str, "disc_segments": int, "concave_ratio": (int, float),
                    "concave_margin_km": (int, float)},
     "population": {"source": str, "raster_path": str},
@@ -323,6 +326,10 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where} score_weight must be >= 0, got {sw!r}.")
     if number("eps_km", "[clustering] eps_km") and not (math.isfinite(c["eps_km"]) and 0 < c["eps_km"] <= 20_000):
         problems.append(f"[clustering] eps_km must be in (0, 20000] km, got {c['eps_km']!r}.")
+    if c["clustering_method"] not in ("dbscan", "hdbscan"):
+        problems.append(f"[clustering] method must be \"dbscan\" or \"hdbscan\", got {c['clustering_method']!r}.")
+    if c["selection"] not in ("eom", "leaf"):
+        problems.append(f"[clustering] selection must be \"eom\" or \"leaf\", got {c['selection']!r}.")
     if number("bootstrap_replicates", "[bootstrap] replicates", integer=True) and c["bootstrap_replicates"] < 0:
         problems.append(f"[bootstrap] replicates must be >= 0 (0 = off), got {c['bootstrap_replicates']!r}.")
     if number("bootstrap_confidence", "[bootstrap] confidence") and not 0 < c["bootstrap_confidence"] < 1:
@@ -397,6 +404,8 @@ def _build(doc: dict[str, Any], source: str) -> Config:
     fields = dict(
         metrics=tuple(metrics),
         eps_km=float(c["eps_km"]),
+        clustering_method=c["method"],
+        selection=c["selection"],
         year_start=i["year_start"] or None,
         year_end=i["year_end"] or None,
         input_layer=i["layer"],
@@ -434,7 +443,8 @@ def _build(doc: dict[str, Any], source: str) -> Config:
 
 
 # Keyword overrides that are not plain TOML keys: name -> (section, key).
-_OVERRIDE_ALIASES = {"bootstrap": ("bootstrap", "replicates"), "geojson": ("outputs", "geojson"),
+_OVERRIDE_ALIASES = {"bootstrap": ("bootstrap", "replicates"),
+                     "clustering_method": ("clustering", "method"), "geojson": ("outputs", "geojson"),
                      "input_layer": ("input", "layer"),
                      "boundary_method": ("boundaries", "method"),
                      "population_source": ("population", "source"),

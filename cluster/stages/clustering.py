@@ -1,8 +1,12 @@
 """Stages 3 and 4: density clustering per metric, then the overlay of their footprints.
 
-Per metric, sites are clustered with exact DBSCAN on the sphere
-(:func:`cluster.engine.dbscan.dbscan_sphere`): a site is *core* when the weight of its metric
-within ``eps_km`` (itself included) reaches the metric's threshold.
+Per metric, sites are clustered on the sphere by the configured method
+(``[clustering] method``): exact DBSCAN (:func:`cluster.engine.dbscan.dbscan_sphere`), where a
+site is *core* when the weight of its metric within ``eps_km`` (itself included) reaches
+the metric's threshold, or exact HDBSCAN* (:func:`cluster.engine.hdbscan.hdbscan_sphere`),
+where a site's core distance is the distance at which that weight is reached, each
+branch of the density hierarchy is cut at its own level, clusters weigh at least the
+threshold and none is split below ``eps_km`` (its floor).
 
 Overlay rule. The footprint of a per-metric cluster is the union of discs of radius
 ``eps_km / 2`` around its member sites (core and border). Two footprints overlap exactly
@@ -11,7 +15,10 @@ final clusters are the connected components of the graph joining member sites (o
 metric) closer than ``eps_km``. Per-metric clusters are themselves connected in that
 graph (DBSCAN chains core sites within ``eps_km``, and border sites hang within
 ``eps_km`` of a core site), so one more DBSCAN pass with every member site as a core
-(``min_weight`` = 1, unit weights) computes the components exactly.
+(``min_weight`` = 1, unit weights) computes the components exactly. An HDBSCAN* cluster
+need not be connected at ``eps_km`` (a sparse region's sites may lie further apart), so
+the components are taken of that graph together with the per-metric clusters themselves:
+a per-metric cluster is never cut by the overlay, and for DBSCAN this changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import pandas as pd
 
 from cluster.config import Config
 from cluster.engine.dbscan import dbscan_sphere
+from cluster.engine.hdbscan import hdbscan_sphere
 from cluster.stages.sites import metric_codes
 
 log = logging.getLogger(__name__)
@@ -59,9 +67,8 @@ def cluster_metrics(sites: pd.DataFrame, config: Config, totals: dict[str, float
         thresholds[m.name] = m.threshold(totals.get(m.name, 0.0))
         if len(idx) == 0:
             continue
-        lab, cm = dbscan_sphere(out["lat"].to_numpy()[idx], out["lon"].to_numpy()[idx],
-                                out["weight"].to_numpy()[idx], eps_km=config.eps_km,
-                                min_weight=thresholds[m.name])
+        lab, cm = _cluster_one(out["lat"].to_numpy()[idx], out["lon"].to_numpy()[idx],
+                               out["weight"].to_numpy()[idx], config, thresholds[m.name])
         n = int(lab.max()) + 1 if len(lab) else 0
         label[idx] = np.where(lab >= 0, lab + offset, -1)
         core[idx] = cm
@@ -73,6 +80,14 @@ def cluster_metrics(sites: pd.DataFrame, config: Config, totals: dict[str, float
     out["metric_cluster"] = label
     out["core"] = core
     return out, thresholds
+
+
+def _cluster_one(lat, lon, weight, config: Config, threshold: float):
+    """Labels and core flags of one metric's sites by the configured method."""
+    if config.clustering_method == "hdbscan":
+        return hdbscan_sphere(lat, lon, weight, min_weight=threshold, floor_km=config.eps_km,
+                              method=config.selection)
+    return dbscan_sphere(lat, lon, weight, eps_km=config.eps_km, min_weight=threshold)
 
 
 def overlay(sites: pd.DataFrame, eps_km: float) -> np.ndarray:
@@ -99,8 +114,27 @@ def overlay(sites: pd.DataFrame, eps_km: float) -> np.ndarray:
         return comp
     lab, _ = dbscan_sphere(sites["lat"].to_numpy()[member], sites["lon"].to_numpy()[member],
                            np.ones(len(member)), eps_km=eps_km, min_weight=1.0)
-    # Every member site is core with min_weight 1, so there is no noise here.
+    # Every member site is core with min_weight 1, so there is no noise here. Joined
+    # with the per-metric clusters (which DBSCAN's already are connected in that graph).
+    lab = _joined(lab, sites["metric_cluster"].to_numpy()[member])
     comp[member] = lab
     log.info("overlay: %s per-metric clusters merged into %s clusters",
              f"{sites['metric_cluster'].max() + 1:,}", f"{lab.max() + 1:,}")
     return comp
+
+
+def _joined(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Components of the union of two partitions of the same items (labels >= 0),
+    numbered by their first item."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    na, nb = int(a.max()) + 1, int(b.max()) + 1
+    graph = coo_matrix((np.ones(len(a)), (a, na + b)), shape=(na + nb, na + nb))
+    _, comp = connected_components(graph, directed=False)
+    comp = comp[a]
+    first = np.full(int(comp.max()) + 1, len(comp), np.int64)
+    np.minimum.at(first, comp, np.arange(len(comp)))
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[comp]
