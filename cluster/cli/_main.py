@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--eps-km", type=_float_list, required=True, metavar="KM,KM,...",
                     help="radii to try, comma-separated (e.g. 5,10,20); hdbscan: floor radii")
     sw.add_argument("--method", type=_methods, default=None, metavar="M[,M]",
-                    help="methods to try: dbscan, hdbscan or dbscan,hdbscan (default: [clustering] method)")
+                    help="methods to try, comma-separated: dbscan, dbscan/S (two-level DBSCAN with "
+                         "split_scale S, e.g. dbscan/4) and hdbscan (default: the configured method)")
     sw.add_argument("--reference", metavar="CSV",
                     help="reference metros for the consistency check: a CSV of city points with columns "
                          "name, lat, lon, group (cities of one group belong together); default: the built-in "

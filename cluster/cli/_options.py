@@ -100,10 +100,22 @@ def _float_list(text: str) -> list[float]:
 
 
 def _methods(text: str) -> list[str]:
+    """``dbscan``, ``dbscan/S`` (two-level, split_scale S >= 1) or ``hdbscan``, comma-separated."""
     values = [v.strip() for v in text.split(",") if v.strip()]
-    bad = [v for v in values if v not in ("dbscan", "hdbscan")]
+
+    def ok(v):
+        base, sep, scale = v.partition("/")
+        if base == "hdbscan" and not sep:
+            return True
+        try:
+            return base == "dbscan" and (not sep or float(scale) >= 1)
+        except ValueError:
+            return False
+
+    bad = [v for v in values if not ok(v)]
     if not values or bad:
-        raise argparse.ArgumentTypeError(f"expected dbscan, hdbscan or both comma-separated, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected methods among dbscan, dbscan/S (S >= 1: two-level with "
+                                         f"split_scale S) and hdbscan, comma-separated, got {text!r}")
     return list(dict.fromkeys(values))
 
 

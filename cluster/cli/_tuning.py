@@ -41,7 +41,7 @@ def sweep_command(args) -> int:
     from cluster.outputs.files import write_json
     from cluster.stages.ranking import site_activity
     from cluster.tuning.consistency import consistency_table, load_reference, write_consistency
-    from cluster.tuning.sweep import rank_ranges, round_table, run_sweep, write_heatmaps
+    from cluster.tuning.sweep import method_name, rank_ranges, round_table, run_sweep, write_heatmaps
 
     out = Path(args.out)
     prepare_output_dir(out)  # fail before the work, not after it
@@ -51,7 +51,7 @@ def sweep_command(args) -> int:
     table, memberships = run_sweep(sites, totals, config, args.eps_km, args.min_weight_scale, args.method)
     timings["sweep"] = round(time.perf_counter() - t0, 3)
     table = round_table(table)
-    key0 = (config.clustering_method, float(config.eps_km), 1.0)
+    key0 = (method_name(config), float(config.eps_km), 1.0)
     ranges = rank_ranges(memberships, key0, site_activity(sites, totals, config))
     consistency = None if reference is None else consistency_table(sites, memberships, reference)
     with atomic_output_dir(out) as tmp:
@@ -64,7 +64,7 @@ def sweep_command(args) -> int:
         info.update({"command": "sweep", "eps_km": sorted(set(args.eps_km)),
                      "min_weight_scale": sorted(set(args.min_weight_scale)),
                      "methods": sorted(set(table["method"])),
-                     "baseline": {"method": config.clustering_method, "eps_km": config.eps_km,
+                     "baseline": {"method": method_name(config), "eps_km": config.eps_km,
                                   "min_weight_scale": 1.0},
                      "reference": None if reference is None else (args.reference or "built-in GII metros"),
                      "files": files, "timings_s": timings})
@@ -76,11 +76,11 @@ def sweep_command(args) -> int:
         write_json(tmp / "run.json", info)
     base = table[table["baseline"]]
     log.info("sweep: %d combinations in %.1f s; baseline (%s, eps %g km) has %d clusters; wrote %s",
-             len(table), timings["sweep"], config.clustering_method, config.eps_km,
+             len(table), timings["sweep"], method_name(config), config.eps_km,
              int(base["n_clusters"].iloc[0]) if len(base) else -1, out / "sweep.csv")
     if consistency is not None:
         for _, row in consistency.iterrows():
-            log.info("metros: %-7s %5g km x%-4g %3d merged, %3d split, %2d missing%s", row["method"],
+            log.info("metros: %-9s %5g km x%-4g %3d merged, %3d split, %2d missing%s", row["method"],
                      row["eps_km"], row["min_weight_scale"], row["n_merged"], row["n_split"],
                      row["n_missing"], "  <- fewest errors" if row["best"] else "")
     return 0

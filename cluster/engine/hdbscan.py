@@ -228,7 +228,7 @@ def _condense(left, right, dist, size, lam_leaf, min_size):
     relabel = np.full(n_nodes, -1, np.int64)
     fall_to = np.full(n_nodes, -1, np.int64)  # falling out of this cluster ...
     fall_lam = np.zeros(n_nodes)  # ... at this density
-    cap = 2 * n
+    cap = 3 * n  # a row per site, and one per cluster (at most 2 n - 2)
     rp = np.empty(cap, np.int64)
     rc = np.empty(cap, np.int64)
     rl = np.empty(cap, np.float64)

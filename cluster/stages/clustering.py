@@ -44,7 +44,7 @@ def cluster_metrics(sites: pd.DataFrame, config: Config, totals: dict[str, float
     sites : DataFrame
         From :func:`cluster.stages.sites.reduce_to_sites` (``metric, lat, lon, weight`` ...).
     config : Config
-        ``eps_km`` and each metric's ``min_weight`` / ``min_share``.
+        ``eps_km``, the method, ``core_scale`` and each metric's ``min_weight`` / ``min_share``.
     totals : dict
         World total weight per metric (for ``min_share``).
 
@@ -54,7 +54,7 @@ def cluster_metrics(sites: pd.DataFrame, config: Config, totals: dict[str, float
         A copy with ``metric_cluster`` (int64, unique across metrics, -1 for noise) and
         ``core`` (bool).
     thresholds : dict
-        The core threshold used per metric, in weight units.
+        The core threshold used per metric (``core_scale`` times the metric's), in weight units.
     """
     out = sites.copy()
     label = np.full(len(out), -1, dtype=np.int64)
@@ -64,7 +64,8 @@ def cluster_metrics(sites: pd.DataFrame, config: Config, totals: dict[str, float
     code = metric_codes(out, config.metric_names)
     for i, m in enumerate(config.metrics):
         idx = np.flatnonzero(code == i)
-        thresholds[m.name] = m.threshold(totals.get(m.name, 0.0))
+        # The core threshold: core_scale times the metric's (the least weight of a cluster).
+        thresholds[m.name] = m.threshold(totals.get(m.name, 0.0)) * config.core_scale
         if len(idx) == 0:
             continue
         lab, cm = _cluster_one(out["lat"].to_numpy()[idx], out["lon"].to_numpy()[idx],
@@ -86,8 +87,40 @@ def _cluster_one(lat, lon, weight, config: Config, threshold: float):
     """Labels and core flags of one metric's sites by the configured method."""
     if config.clustering_method == "hdbscan":
         return hdbscan_sphere(lat, lon, weight, min_weight=threshold, floor_km=config.eps_km,
-                              method=config.selection)
-    return dbscan_sphere(lat, lon, weight, eps_km=config.eps_km, min_weight=threshold)
+                              min_cluster_weight=threshold / config.core_scale, method=config.selection)
+    labels, core = dbscan_sphere(lat, lon, weight, eps_km=config.eps_km, min_weight=threshold)
+    if config.split_scale == 1.0 or not core.any():
+        return labels, core
+    return _split(labels, core, *dbscan_sphere(lat, lon, weight, eps_km=config.eps_km,
+                                               min_weight=threshold * config.split_scale))
+
+
+def _split(labels, core, dense, dense_core):
+    """Two-level DBSCAN: the core sites of the clusters at the higher density (``dense``,
+    ``dense_core``), and the clusters at the threshold (``labels``, ``core``) that hold no
+    site core at the higher one. Clusters are numbered by their lowest index, as DBSCAN
+    numbers them.
+
+    A site core at the higher density is core at the threshold, so each dense cluster lies
+    inside one cluster at the threshold and the two sets are disjoint. Border sites of
+    the dense clusters are left out: two dense clusters' cores are more than ``eps_km``
+    apart, but their borders need not be, and the overlay would join them again (their
+    footprints, discs of ``eps_km / 2``, would overlap). The activity around a dense
+    cluster's cores still counts within its footprint.
+    """
+    reached = np.zeros(int(labels.max()) + 1, bool)
+    reached[labels[dense_core]] = True
+    keep = (labels >= 0) & ~reached[np.maximum(labels, 0)]
+    out = np.where(dense_core, dense, -1)
+    out[keep] = labels[keep] + int(dense.max()) + 1
+    out_core = np.where(keep, core, dense_core)
+    member = np.flatnonzero(out >= 0)
+    if len(member):
+        _, first, inverse = np.unique(out[member], return_index=True, return_inverse=True)
+        rank = np.empty(len(first), np.int64)
+        rank[np.argsort(member[first], kind="stable")] = np.arange(len(first))
+        out[member] = rank[inverse]
+    return out, out_core
 
 
 def overlay(sites: pd.DataFrame, eps_km: float) -> np.ndarray:

@@ -87,6 +87,31 @@ def compare(base: Membership, other: Membership, activity: np.ndarray) -> dict:
     }
 
 
+def method_name(config: Config) -> str:
+    """The sweep's name of a config's method: ``dbscan``, ``dbscan/S`` or ``hdbscan``."""
+    if config.clustering_method == "dbscan" and config.split_scale != 1.0:
+        return f"dbscan/{config.split_scale:g}"
+    return config.clustering_method
+
+
+def method_config(config: Config, name: str) -> Config:
+    """``config`` with the method a sweep names (:func:`method_name`'s inverse).
+
+    Parameters
+    ----------
+    config : Config
+        The base configuration.
+    name : str
+        ``dbscan``, ``dbscan/S`` (S >= 1, the ``split_scale``) or ``hdbscan``.
+
+    Returns
+    -------
+    Config
+    """
+    base, _, scale = name.partition("/")
+    return replace(config, clustering_method=base, split_scale=float(scale) if scale else 1.0)
+
+
 def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, scales,
               methods=None) -> tuple[pd.DataFrame, dict]:
     """Every (method, eps_km, scale) combination against the baseline (the config's, scale 1).
@@ -104,7 +129,8 @@ def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, sca
     scales : iterable of float
         Multipliers of every metric's threshold.
     methods : iterable of str, optional
-        ``"dbscan"`` and/or ``"hdbscan"``; default the config's method.
+        ``"dbscan"``, ``"dbscan/S"`` (two-level DBSCAN with ``split_scale`` S) and/or
+        ``"hdbscan"`` (:func:`method_config`); default the config's method.
 
     Returns
     -------
@@ -118,15 +144,15 @@ def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, sca
     activity = site_activity(sites, totals, config)
     eps_values = sorted({float(e) for e in eps_values})
     scales = sorted({float(s) for s in scales})
-    methods = list(dict.fromkeys(methods or [config.clustering_method]))
-    key0 = (config.clustering_method, float(config.eps_km), 1.0)
+    methods = list(dict.fromkeys(methods or [method_name(config)]))
+    key0 = (method_name(config), float(config.eps_km), 1.0)
     t0 = time.perf_counter()
     memberships = {key0: membership_ranking(sites, config, totals)}
     seconds = {key0: time.perf_counter() - t0}
     base = memberships[key0]
     rows = []
     for method in methods:
-        cfg = replace(config, clustering_method=method)
+        cfg = method_config(config, method)
         for eps in eps_values:
             for scale in scales:
                 key = (method, eps, scale)
@@ -310,7 +336,8 @@ def write_heatmaps(table: pd.DataFrame, out_dir, *, baseline_eps: float, notice:
             plot_heatmap(table, column, ax, baseline_eps=baseline_eps, method=method)
             if notice:
                 ax.set_title(f"{ax.get_title()}\n{notice}", fontsize=8)
-            name = f"heatmap_{column}.png" if i == 0 else f"heatmap_{column}_{method}.png"
+            name = (f"heatmap_{column}.png" if i == 0
+                    else f"heatmap_{column}_{str(method).replace('/', '_split')}.png")
             fig.savefig(out_dir / name, metadata={"Software": None}, bbox_inches="tight")
             names.append(name)
     return names
