@@ -54,7 +54,8 @@ def test_antimeridian_blob_is_one_cluster_and_longitude_is_periodic():
 
 def test_weight_equals_duplicated_points():
     rng = np.random.default_rng(2)
-    pts = np.vstack([_blob(40.0, -74.0, 30, 3.0, rng), _blob(40.5, -73.0, 20, 3.0, rng), _blob(35.0, 139.0, 5, 50, rng)])
+    pts = np.vstack([_blob(40.0, -74.0, 30, 3.0, rng), _blob(40.5, -73.0, 20, 3.0, rng),
+                     _blob(35.0, 139.0, 5, 50, rng)])
     w = rng.integers(1, 4, len(pts))
     weighted, _ = hdbscan_sphere(pts[:, 0], pts[:, 1], w.astype(float), min_weight=6, min_cluster_weight=8)
     rep = np.repeat(np.arange(len(pts)), w)

@@ -1,0 +1,98 @@
+"""HDBSCAN* on the sphere against DBSCAN, same records, same process, same run.
+
+What is timed: ``cluster.engine.hdbscan.hdbscan_sphere`` (floor = ``EPS_KM``) and
+``cluster.engine.dbscan.dbscan_sphere`` (radius ``EPS_KM``), both with the core threshold
+0.05 % of the records, end to end from records to labels, on the city-level records of
+:mod:`bench_dbscan` (GeoNames places, p ~ population**1.2, 90 % on the place point, the
+rest jittered and rounded to 0.01 degree). Each is run ``REPEATS`` times after a
+warm-up (numba compiles or loads its cache); the median is reported, and the ratio is
+of the two medians in this one run, so the machine's load weighs on both alike.
+
+HDBSCAN*'s minimum spanning tree is Prim's algorithm on the complete graph: O(u^2)
+time for u distinct sites, O(u) memory. DBSCAN costs about u times the sites within
+two radii. The ratio therefore grows with the number of sites; the sizes here are
+modest (the machine is shared), and the results file says how many sites each had.
+
+Usage: ``python benchmarks/bench_hdbscan.py [N ...]`` (default 30000 100000 300000);
+writes ``benchmarks/results/bench_hdbscan.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from bench_dbscan import EPS_KM, MIN_SHARE, SEED, make_records  # noqa: E402
+
+REPEATS = 3
+
+
+def _median_time(fn) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), out
+
+
+def main(sizes) -> None:
+    import numba
+    import sklearn
+
+    from cluster.engine.dbscan import dbscan_sphere
+    from cluster.engine.hdbscan import hdbscan_sphere
+
+    warm = make_records(2000, SEED)
+    dbscan_sphere(*warm, eps_km=EPS_KM, min_weight=5.0)
+    hdbscan_sphere(*warm, min_weight=5.0, floor_km=EPS_KM)
+    rows = []
+    for n in sizes:
+        lat, lon = make_records(n, SEED)
+        sites = len(np.unique(np.column_stack([lat, lon]), axis=0))
+        min_weight = MIN_SHARE * n
+        t_db, (lab_db, _) = _median_time(lambda: dbscan_sphere(lat, lon, eps_km=EPS_KM, min_weight=min_weight))
+        t_h, (lab_h, _) = _median_time(lambda: hdbscan_sphere(lat, lon, min_weight=min_weight, floor_km=EPS_KM))
+        rows.append({"records": n, "sites": sites, "dbscan_s": round(t_db, 4), "hdbscan_s": round(t_h, 4),
+                     "ratio": round(t_h / t_db, 2), "dbscan_clusters": int(lab_db.max() + 1),
+                     "hdbscan_clusters": int(lab_h.max() + 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    info = {
+        "description": "hdbscan_sphere (floor eps_km) vs dbscan_sphere (radius eps_km), same records, same run; "
+                       "median of %d runs after a warm-up" % REPEATS,
+        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+                    "scikit-learn": sklearn.__version__},
+        "input": {"generator": "benchmarks/bench_dbscan.py make_records (GeoNames places, city-level)",
+                  "seed": SEED},
+        "parameters": {"eps_km": EPS_KM, "min_share": MIN_SHARE, "hdbscan_selection": "eom"},
+        "results": rows,
+    }
+    out = ROOT / "benchmarks" / "results"
+    (out / "bench_hdbscan.json").write_text(json.dumps(info, indent=2) + "\n")
+    lines = ["# HDBSCAN* on the sphere vs DBSCAN (same records, same run)", "",
+             f"`benchmarks/bench_hdbscan.py`: eps_km = {EPS_KM:g} (HDBSCAN*'s floor), core threshold "
+             f"{MIN_SHARE:.2%} of the records, median of {REPEATS} runs; {info['machine']['cpus']} CPUs "
+             "shared with other jobs.", "",
+             "| records | distinct sites | DBSCAN (s) | HDBSCAN* (s) | ratio | clusters DBSCAN / HDBSCAN* |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['records']:,} | {r['sites']:,} | {r['dbscan_s']:.3f} | {r['hdbscan_s']:.3f} | "
+                     f"{r['ratio']:.1f} | {r['dbscan_clusters']} / {r['hdbscan_clusters']} |")
+    lines += ["", "HDBSCAN*'s spanning tree is O(u^2) in the u distinct sites (Prim on the complete "
+              "mutual-reachability graph), memory O(u); the ratio grows with u."]
+    (out / "bench_hdbscan.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [30_000, 100_000, 300_000])
