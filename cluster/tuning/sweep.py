@@ -88,7 +88,18 @@ def compare(base: Membership, other: Membership, activity: np.ndarray) -> dict:
 
 
 def method_name(config: Config) -> str:
-    """The sweep's name of a config's method: ``dbscan``, ``dbscan/S`` or ``hdbscan``."""
+    """The sweep's name of a config's method.
+
+    Parameters
+    ----------
+    config : Config
+        A configuration.
+
+    Returns
+    -------
+    str
+        ``dbscan``, ``dbscan/S`` (two-level, ``split_scale`` S) or ``hdbscan``.
+    """
     if config.clustering_method == "dbscan" and config.split_scale != 1.0:
         return f"dbscan/{config.split_scale:g}"
     return config.clustering_method
