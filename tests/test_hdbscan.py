@@ -182,3 +182,38 @@ def test_many_heavy_single_sites():
     assert labels.min() >= 0 and labels.max() + 1 >= 2
     again, _ = hdbscan_sphere(lat, lon, w, min_weight=3.0, floor_km=5.0)
     assert np.array_equal(labels, again)
+
+
+def test_two_level_dbscan_splits_dense_metros_and_keeps_sparse_ones():
+    """Two dense towns joined by a thin corridor, and a sparse town far away: at the
+    threshold the corridor joins the dense towns; at split_scale times it they come
+    apart, and the sparse town, never that dense, stays a cluster."""
+    rng = np.random.default_rng(8)
+    a = _blob(40.0, -75.0, 80, 2.0, rng)
+    lat_b, lon_b = offsets_km(40.0, -75.0, 60.0, 0.0)
+    b = _blob(lat_b, lon_b, 80, 2.0, rng)
+    corridor = np.array([offsets_km(40.0, -75.0, x, 0.0) for x in np.arange(6.0, 56.0, 4.0)])
+    lat_c, lon_c = offsets_km(40.0, -75.0, 0.0, 300.0)
+    sparse = np.array([offsets_km(lat_c, lon_c, 3.0 * i, 0.0) for i in range(6)])
+    pts = np.vstack([a, b, corridor, sparse])
+    n_a, n_b, n_c = 80, 80, len(corridor)
+    sites = pd.DataFrame({"metric": pd.Categorical(["patents"] * len(pts), ["patents", "publications", "vc"]),
+                          "lat": pts[:, 0], "lon": pts[:, 1], "weight": 1.0})
+    totals = {"patents": float(len(pts)), "publications": 0.0, "vc": 0.0}
+    plain = load_config({"clustering": {"eps_km": 5.0}}, {"min_weight": {"patents": 3.0}})
+    lab = cluster_metrics(sites, plain, totals)[0]["metric_cluster"].to_numpy()
+    assert lab[0] == lab[n_a] >= 0  # one cluster through the corridor
+    two = load_config({"clustering": {"eps_km": 5.0, "split_scale": 4}}, {"min_weight": {"patents": 3.0}})
+    out = cluster_metrics(sites, two, totals)[0]
+    lab = out["metric_cluster"].to_numpy()
+    a_lab, b_lab = set(lab[:n_a][lab[:n_a] >= 0]), set(lab[n_a:n_a + n_b][lab[n_a:n_a + n_b] >= 0])
+    assert len(a_lab) == 1 and len(b_lab) == 1 and a_lab != b_lab
+    assert (lab[n_a + n_b + 2:n_a + n_b + n_c - 2] == -1).all()  # the corridor is noise at the dense level
+    s_lab = lab[-6:]
+    assert len(set(s_lab)) == 1 and s_lab[0] >= 0 and s_lab[0] not in a_lab | b_lab
+    # Clusters numbered 0, 1, ... by their first site, as DBSCAN numbers them.
+    assert sorted(set(lab[lab >= 0])) == [0, 1, 2] and lab[0] == 0
+    # The overlay leaves them apart: the dense clusters keep their core sites only.
+    assert len(set(overlay(out, two.eps_km)[lab >= 0])) == 3
+    with pytest.raises(Exception, match="split_scale applies"):
+        load_config({"clustering": {"method": "hdbscan", "split_scale": 2}})
