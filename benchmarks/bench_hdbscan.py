@@ -23,6 +23,7 @@ import json
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -61,15 +62,15 @@ def main(sizes) -> None:
         lat, lon = make_records(n, SEED)
         sites = len(np.unique(np.column_stack([lat, lon]), axis=0))
         min_weight = MIN_SHARE * n
-        t_db, (lab_db, _) = _median_time(lambda: dbscan_sphere(lat, lon, eps_km=EPS_KM, min_weight=min_weight))
-        t_h, (lab_h, _) = _median_time(lambda: hdbscan_sphere(lat, lon, min_weight=min_weight, floor_km=EPS_KM))
+        t_db, (lab_db, _) = _median_time(partial(dbscan_sphere, lat, lon, eps_km=EPS_KM, min_weight=min_weight))
+        t_h, (lab_h, _) = _median_time(partial(hdbscan_sphere, lat, lon, min_weight=min_weight, floor_km=EPS_KM))
         rows.append({"records": n, "sites": sites, "dbscan_s": round(t_db, 4), "hdbscan_s": round(t_h, 4),
                      "ratio": round(t_h / t_db, 2), "dbscan_clusters": int(lab_db.max() + 1),
                      "hdbscan_clusters": int(lab_h.max() + 1)})
         print(json.dumps(rows[-1]), flush=True)
     info = {
         "description": "hdbscan_sphere (floor eps_km) vs dbscan_sphere (radius eps_km), same records, same run; "
-                       "median of %d runs after a warm-up" % REPEATS,
+                       f"median of {REPEATS} runs after a warm-up",
         "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
                     "scikit-learn": sklearn.__version__},
