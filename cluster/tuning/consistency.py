@@ -200,7 +200,8 @@ def consistency_table(sites: pd.DataFrame, memberships: dict, reference: pd.Data
 
 
 def plot_consistency(table: pd.DataFrame, ax) -> None:
-    """Merged and split pairs per setting as stacked bars on ``ax``, the best outlined.
+    """Merged and split pairs per setting as stacked bars on ``ax`` (missing cities as dots),
+    the best marked.
 
     Parameters
     ----------
@@ -220,10 +221,16 @@ def plot_consistency(table: pd.DataFrame, ax) -> None:
     split = table["n_split"].to_numpy()
     ax.bar(x, merged, color="#d62728", label="merged (reference keeps apart)")
     ax.bar(x, split, bottom=merged, color="#1f77b4", label="split (reference keeps together)")
+    ax.plot(x, table["n_missing"].to_numpy(), "k.", label="missing (no cluster within reach)")
+    top = max(1, int((merged + split).max()), int(table["n_missing"].max()))
     for i in np.flatnonzero(table["best"].to_numpy()):
-        ax.bar(x[i], merged[i] + split[i], fill=False, edgecolor="black", lw=2, label="fewest errors")
+        ax.annotate("fewest errors", (x[i], merged[i] + split[i]), xytext=(x[i], merged[i] + split[i] + 0.25 * top),
+                    ha="center", fontsize=8, arrowprops={"arrowstyle": "->", "color": "black"})
+    ax.set_ylim(0, 1.35 * top)
     ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("city pairs")
+    for i in np.flatnonzero(table["best"].to_numpy()):
+        ax.get_xticklabels()[i].set_fontweight("bold")
+    ax.set_ylabel("city pairs (dots: cities)")
     ax.set_title("Metro consistency with the reference (fewer is better)")
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)

@@ -135,6 +135,14 @@ def plot_kdist(table: pd.DataFrame, ax, *, eps_km: float | None = None, metric: 
     ax.step(x[finite], d[finite], where="post", lw=1.2, color="#1f77b4")
     ax.set_yscale("log")
     ax.set_xlim(0, 100)
+    if finite.any():
+        ax.set_ylim(bottom=max(float(d[finite].min()), 0.1))
+    zero = table["kdist_km"].to_numpy() == 0
+    if zero.any():
+        w = table["weight"].to_numpy()
+        ax.text(0.01, 0.97, f"{100.0 * w[zero].sum() / max(w.sum(), 1e-300):.1f} % of the activity at sites "
+                "that alone reach k_weight (k-distance 0, left of the curve)", transform=ax.transAxes,
+                fontsize=8, va="top")
     ax.set_xlabel("activity at sites with k-distance up to y (% of the metric's weight)")
     ax.set_ylabel("k-distance (km, log scale)")
     title = f"Weighted k-distance of {metric} sites" if metric else "Weighted k-distance"
@@ -147,7 +155,7 @@ def plot_kdist(table: pd.DataFrame, ax, *, eps_km: float | None = None, metric: 
         core = int(np.sum(d <= eps_km))
         ax.axhline(eps_km, color="red", ls="--", lw=1,
                    label=f"eps_km = {eps_km:g}: {share:.1f} % of the activity core ({core:,} of {len(d):,} sites)")
-        ax.legend(loc="upper left")
+        ax.legend(loc="center left")
     ax.grid(True, which="both", alpha=0.3)
 
 
