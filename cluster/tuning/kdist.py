@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
-from cluster.engine.hdbscan import core_chords
+from cluster.engine.geo import unit_vectors
+from cluster.engine.hdbscan import chord_km, core_chords
 
 
 def chord_to_km(chord) -> np.ndarray:
@@ -40,7 +40,7 @@ def chord_to_km(chord) -> np.ndarray:
     ndarray
         Distance in km on the sphere of radius :data:`cluster.engine.geo.EARTH_RADIUS_KM`.
     """
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.asarray(chord, dtype=float) / 2.0, 0.0, 1.0))
+    return chord_km(chord)
 
 
 def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.ndarray:

@@ -16,6 +16,8 @@ parameters the ranks therefore equal a run's ranks up to the polygon's edge effe
 
 Comparisons with the baseline (columns of ``sweep.csv``):
 
+* ``method``: ``dbscan``, ``dbscan/S`` (two-level DBSCAN, ``split_scale`` S) or ``hdbscan``
+  (radius = HDBSCAN*'s floor), see :func:`method_config`;
 * ``n_clusters``; ``share_in_clusters_<m>`` and ``share_in_top_<m>``: percent of the world
   total of metric ``m`` counted in all clusters / in the top tier;
 * ``top_overlap``: fraction of the baseline's top-tier clusters whose matched cluster is in
