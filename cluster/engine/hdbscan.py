@@ -168,47 +168,45 @@ def _prim(x, y, z, core2):
 
     Returns the edges (a, b, squared mutual-reachability chord) in the order Prim adds
     them, from site 0. Ties go to the lowest site index, so the tree depends on the
-    site order only.
+    site order only. The sites not yet in the tree are kept packed at the front of
+    their own arrays (a leaving site swapped with the last), so that each step scans
+    contiguous memory.
     """
     n = x.size
     a = np.empty(max(n - 1, 0), np.int64)
     b = np.empty(max(n - 1, 0), np.int64)
     d = np.empty(max(n - 1, 0), np.float64)
+    # Position 0 is site 0 (the tree's root): the rest are positions 1..n-1, packed.
+    X, Y, Z, C = x.copy(), y.copy(), z.copy(), core2.copy()
+    ids = np.arange(n)
     best = np.full(n, np.inf)
     src = np.full(n, -1, np.int64)
-    rest = np.arange(n)  # sites not in the tree, rest[:m]
-    m = n - 1
-    rest[0] = n - 1  # site 0 is in the tree
-    cur = 0
+    px, py, pz, pc, cur = X[0], Y[0], Z[0], C[0], 0
+    lo = 1  # remaining sites: positions lo..m-1
+    m = n
     for step in range(n - 1):
-        px, py, pz, pc = x[cur], y[cur], z[cur], core2[cur]
-        nxt_j = -1
-        nxt = n
-        nd = np.inf
-        for j in range(m):
-            q = rest[j]
-            dx = px - x[q]
-            dy = py - y[q]
-            dz = pz - z[q]
-            r = dx * dx + dy * dy + dz * dz
-            if pc > r:
-                r = pc
-            if core2[q] > r:
-                r = core2[q]
-            if r < best[q]:
-                best[q] = r
-                src[q] = cur
-            bq = best[q]
-            if bq < nd or (bq == nd and q < nxt):
-                nd = bq
-                nxt = q
-                nxt_j = j
-        a[step] = src[nxt]
-        b[step] = nxt
+        # Two passes: the update alone runs faster than with the argmin fused in.
+        for j in range(lo, m):
+            dx = px - X[j]
+            dy = py - Y[j]
+            dz = pz - Z[j]
+            r = max(dx * dx + dy * dy + dz * dz, pc, C[j])
+            if r < best[j]:
+                best[j] = r
+                src[j] = cur
+        k = lo
+        nd = best[lo]
+        for j in range(lo + 1, m):
+            bj = best[j]
+            if bj < nd or (bj == nd and ids[j] < ids[k]):
+                nd = bj
+                k = j
+        a[step] = src[k]
+        b[step] = ids[k]
         d[step] = nd
+        px, py, pz, pc, cur = X[k], Y[k], Z[k], C[k], ids[k]
         m -= 1
-        rest[nxt_j] = rest[m]
-        cur = nxt
+        X[k], Y[k], Z[k], C[k], ids[k], best[k], src[k] = X[m], Y[m], Z[m], C[m], ids[m], best[m], src[m]
     return a, b, d
 
 
