@@ -60,7 +60,8 @@ def main(sizes) -> None:
 
     def two_level(lat, lon, min_weight):
         labels, core = dbscan_sphere(lat, lon, eps_km=EPS_KM, min_weight=min_weight)
-        return _split(labels, core, *dbscan_sphere(lat, lon, eps_km=EPS_KM, min_weight=SPLIT * min_weight))
+        dense, dense_core = dbscan_sphere(lat, lon, eps_km=EPS_KM, min_weight=SPLIT * min_weight)
+        return _split(lat, lon, np.ones(len(lat)), EPS_KM, min_weight, labels, core, dense, dense_core)
 
     warm = make_records(2000, SEED)
     dbscan_sphere(*warm, eps_km=EPS_KM, min_weight=5.0)

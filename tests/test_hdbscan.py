@@ -187,7 +187,8 @@ def test_many_heavy_single_sites():
 def test_two_level_dbscan_splits_dense_metros_and_keeps_sparse_ones():
     """Two dense towns joined by a thin corridor, and a sparse town far away: at the
     threshold the corridor joins the dense towns; at split_scale times it they come
-    apart, and the sparse town, never that dense, stays a cluster."""
+    apart, the middle of the corridor (farther than eps_km from both) is a cluster of its
+    own, and the sparse town, never that dense, stays a cluster."""
     rng = np.random.default_rng(8)
     a = _blob(40.0, -75.0, 80, 2.0, rng)
     lat_b, lon_b = offsets_km(40.0, -75.0, 60.0, 0.0)
@@ -208,12 +209,13 @@ def test_two_level_dbscan_splits_dense_metros_and_keeps_sparse_ones():
     lab = out["metric_cluster"].to_numpy()
     a_lab, b_lab = set(lab[:n_a][lab[:n_a] >= 0]), set(lab[n_a:n_a + n_b][lab[n_a:n_a + n_b] >= 0])
     assert len(a_lab) == 1 and len(b_lab) == 1 and a_lab != b_lab
-    assert (lab[n_a + n_b + 2:n_a + n_b + n_c - 2] == -1).all()  # the corridor is noise at the dense level
+    middle = lab[n_a + n_b + 3:n_a + n_b + n_c - 3]  # > 5 km from both towns' dense cores
+    assert len(set(middle)) == 1 and middle[0] >= 0 and middle[0] not in a_lab | b_lab
     s_lab = lab[-6:]
-    assert len(set(s_lab)) == 1 and s_lab[0] >= 0 and s_lab[0] not in a_lab | b_lab
+    assert len(set(s_lab)) == 1 and s_lab[0] >= 0 and s_lab[0] not in a_lab | b_lab | {middle[0]}
     # Clusters numbered 0, 1, ... by their first site, as DBSCAN numbers them.
-    assert sorted(set(lab[lab >= 0])) == [0, 1, 2] and lab[0] == 0
-    # The overlay leaves them apart: the dense clusters keep their core sites only.
-    assert len(set(overlay(out, two.eps_km)[lab >= 0])) == 3
+    assert sorted(set(lab[lab >= 0])) == [0, 1, 2, 3] and lab[0] == 0
+    # The overlay leaves them apart: where a cluster was split, only core sites are kept.
+    assert len(set(overlay(out, two.eps_km)[lab >= 0])) == 4
     with pytest.raises(Exception, match="split_scale applies"):
         load_config({"clustering": {"method": "hdbscan", "split_scale": 2}})
