@@ -128,8 +128,8 @@ def _split(lat, lon, weight, eps_km, threshold, labels, core, dense, dense_core)
     out_core = np.where(keep, core, dense_core)
     rest = np.flatnonzero(in_split & core & ~dense_core)
     if len(rest):
-        xyz = unit_vectors(lat, lon)
-        dist, _ = cKDTree(xyz[dense_core]).query(xyz[rest], k=1, distance_upper_bound=chord_for_km(eps_km))
+        dist, _ = cKDTree(unit_vectors(lat[dense_core], lon[dense_core])).query(
+            unit_vectors(lat[rest], lon[rest]), k=1, distance_upper_bound=chord_for_km(eps_km))
         rest = rest[~np.isfinite(dist)]
     if len(rest):
         groups, _ = dbscan_sphere(lat[rest], lon[rest], np.ones(len(rest)), eps_km=eps_km, min_weight=1.0)
