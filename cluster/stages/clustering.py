@@ -6,7 +6,11 @@ site is *core* when the weight of its metric within ``eps_km`` (itself included)
 the metric's threshold, or exact HDBSCAN* (:func:`cluster.engine.hdbscan.hdbscan_sphere`),
 where a site's core distance is the distance at which that weight is reached, each
 branch of the density hierarchy is cut at its own level, clusters weigh at least the
-threshold and none is split below ``eps_km`` (its floor).
+threshold and none is split below ``eps_km`` (its floor). With ``split_scale`` > 1, DBSCAN
+is two-level (:func:`_split`): a cluster that holds sites core at ``split_scale`` times
+the threshold is replaced by its clusters at that density (New York and Philadelphia,
+joined at the threshold by the New Jersey corridor, come apart), one that never reaches
+it stays whole.
 
 Overlay rule. The footprint of a per-metric cluster is the union of discs of radius
 ``eps_km / 2`` around its member sites (core and border). Two footprints overlap exactly
