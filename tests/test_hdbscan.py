@@ -219,3 +219,19 @@ def test_two_level_dbscan_splits_dense_metros_and_keeps_sparse_ones():
     assert len(set(overlay(out, two.eps_km)[lab >= 0])) == 4
     with pytest.raises(Exception, match="split_scale applies"):
         load_config({"clustering": {"method": "hdbscan", "split_scale": 2}})
+
+
+def test_core_distances_in_small_batches_are_the_same(monkeypatch):
+    """Neighbour lists are queried in batches of bounded memory; the batch size changes
+    nothing."""
+    import cluster.engine.hdbscan as engine
+    from cluster.engine.geo import unit_vectors
+
+    rng = np.random.default_rng(9)
+    lat, lon = rng.uniform(40, 50, 3000), rng.uniform(0, 20, 3000)
+    w = rng.uniform(0.1, 3.0, 3000)
+    xyz = unit_vectors(lat, lon)
+    whole = engine.core_chords(xyz, w, 40.0)
+    monkeypatch.setattr(engine, "_QUERY_BYTES", 24 * 64 * 7)
+    assert np.array_equal(engine.core_chords(xyz, w, 40.0), whole)
+    assert np.isfinite(whole).all()

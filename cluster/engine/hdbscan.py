@@ -50,7 +50,8 @@ What is ours and what is a library's
 ------------------------------------
 * Core distances: :class:`scipy.spatial.cKDTree` on 3-D unit vectors (chords order pairs
   as great-circle distances do), asking for more neighbours only for the sites that have
-  not yet reached ``min_weight``: no library computes *weighted* core distances.
+  not yet reached ``min_weight``, in batches of bounded memory (64 MB): no library
+  computes *weighted* core distances.
 * Minimum spanning tree: ours, Prim's algorithm on the complete mutual-reachability
   graph in numba, O(u^2) time and O(u) memory for u sites, exact (squared chords,
   compared exactly; ties to the lowest site index). scipy's
@@ -97,6 +98,8 @@ from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 __all__ = ["SELECTION_METHODS", "core_chords", "hdbscan_sphere"]
 
 SELECTION_METHODS = ("eom", "leaf")
+# Memory of one batch of neighbour lists in core_chords (distances, indices, sums).
+_QUERY_BYTES = 64 << 20
 # Distances below this (km) count as this: densities stay finite.
 _MIN_DISTANCE_KM = 1e-6
 
@@ -133,13 +136,19 @@ def core_chords(xyz: np.ndarray, weight: np.ndarray, k_weight: float, *, k0: int
     todo = np.arange(n)
     k = min(k0, n)
     while len(todo):
-        dist, idx = tree.query(xyz[todo], k=k)
-        dist, idx = dist.reshape(len(todo), -1), idx.reshape(len(todo), -1)
-        cum = np.cumsum(weight[idx], axis=1)
-        reached = cum[:, -1] >= need
-        first = np.argmax(cum >= need, axis=1)
-        out[todo[reached]] = dist[reached, first[reached]]
-        todo = todo[~reached]
+        # Rows at a time so that the neighbour lists stay within _QUERY_BYTES.
+        rows = max(1, _QUERY_BYTES // (24 * k))
+        left = []
+        for start in range(0, len(todo), rows):
+            part = todo[start:start + rows]
+            dist, idx = tree.query(xyz[part], k=k)
+            dist, idx = dist.reshape(len(part), -1), idx.reshape(len(part), -1)
+            cum = np.cumsum(weight[idx], axis=1)
+            reached = cum[:, -1] >= need
+            first = np.argmax(cum >= need, axis=1)
+            out[part[reached]] = dist[reached, first[reached]]
+            left.append(part[~reached])
+        todo = np.concatenate(left)
         if k == n:
             break
         k = min(4 * k, n)
