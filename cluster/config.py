@@ -68,6 +68,10 @@ class Config:
 
     metrics: tuple[MetricConfig, ...]
     eps_km: float = 10.0
+    clustering_method: str = "dbscan"
+    selection: str = "eom"
+    core_scale: float = 1.0
+    split_scale: float = 1.0
     year_start: int | None = None
     year_end: int | None = None
     input_layer: str = ""
@@ -124,7 +128,9 @@ class Config:
             "input": {"year_start": self.year_start or 0, "year_end": self.year_end or 0,
                       "layer": self.input_layer,
                       **({"files": _plain(self.input_files)} if self.input_files else {})},
-            "clustering": {"eps_km": self.eps_km},
+            "clustering": {"eps_km": self.eps_km, "method": self.clustering_method,
+                           "selection": self.selection, "core_scale": self.core_scale,
+                           "split_scale": self.split_scale},
             "metrics": {
                 m.name: {
                     k: v
@@ -167,7 +173,8 @@ class Config:
 # The schema: section -> key -> type. Metric tables are checked by _METRIC_KEYS.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "input": {"year_start": int, "year_end": int, "layer": str},
-    "clustering": {"eps_km": (int, float)},
+    "clustering": {"eps_km": (int, float), "method": str, "selection": str, "core_scale": (int, float),
+                   "split_scale": (int, float)},
     "boundaries": {"method": str, "disc_segments": int, "concave_ratio": (int, float),
                    "concave_margin_km": (int, float)},
     "population": {"source": str, "raster_path": str},
@@ -335,6 +342,19 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where} score_weight must be >= 0, got {sw!r}.")
     if number("eps_km", "[clustering] eps_km") and not (math.isfinite(c["eps_km"]) and 0 < c["eps_km"] <= 20_000):
         problems.append(f"[clustering] eps_km must be in (0, 20000] km, got {c['eps_km']!r}.")
+    if c["clustering_method"] not in ("dbscan", "hdbscan"):
+        problems.append(f"[clustering] method must be \"dbscan\" or \"hdbscan\", got {c['clustering_method']!r}.")
+    if number("core_scale", "[clustering] core_scale") and not (
+            math.isfinite(c["core_scale"]) and c["core_scale"] >= 1):
+        problems.append(f"[clustering] core_scale must be a number >= 1, got {c['core_scale']!r}.")
+    if number("split_scale", "[clustering] split_scale") and not (
+            math.isfinite(c["split_scale"]) and c["split_scale"] >= 1):
+        problems.append(f"[clustering] split_scale must be a number >= 1, got {c['split_scale']!r}.")
+    elif c["split_scale"] != 1 and c["clustering_method"] != "dbscan":
+        problems.append(f"[clustering] split_scale applies to method = \"dbscan\" only; set it to 1 "
+                        f"for {c['clustering_method']!r}.")
+    if c["selection"] not in ("eom", "leaf"):
+        problems.append(f"[clustering] selection must be \"eom\" or \"leaf\", got {c['selection']!r}.")
     if number("bootstrap_replicates", "[bootstrap] replicates", integer=True) and c["bootstrap_replicates"] < 0:
         problems.append(f"[bootstrap] replicates must be >= 0 (0 = off), got {c['bootstrap_replicates']!r}.")
     if number("bootstrap_confidence", "[bootstrap] confidence") and not 0 < c["bootstrap_confidence"] < 1:
@@ -417,6 +437,10 @@ def _build(doc: dict[str, Any], source: str) -> Config:
     fields = dict(
         metrics=tuple(metrics),
         eps_km=float(c["eps_km"]),
+        clustering_method=c["method"],
+        selection=c["selection"],
+        core_scale=float(c["core_scale"]),
+        split_scale=float(c["split_scale"]),
         year_start=i["year_start"] or None,
         year_end=i["year_end"] or None,
         input_layer=i["layer"],
@@ -458,7 +482,8 @@ def _build(doc: dict[str, Any], source: str) -> Config:
 
 
 # Keyword overrides that are not plain TOML keys: name -> (section, key).
-_OVERRIDE_ALIASES = {"bootstrap": ("bootstrap", "replicates"), "geojson": ("outputs", "geojson"),
+_OVERRIDE_ALIASES = {"bootstrap": ("bootstrap", "replicates"),
+                     "clustering_method": ("clustering", "method"), "geojson": ("outputs", "geojson"),
                      "input_layer": ("input", "layer"),
                      "boundary_method": ("boundaries", "method"),
                      "population_source": ("population", "source"),

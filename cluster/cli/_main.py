@@ -19,6 +19,7 @@ from cluster._progress import set_enabled as set_progress
 from cluster.cli._options import (
     _float_list,
     _fraction,
+    _methods,
     _positive_int,
     _year_window,
     add_run_options,
@@ -99,9 +100,16 @@ def _parser() -> argparse.ArgumentParser:
                                     "compare with the baseline (the configured eps_km and thresholds, scale 1). "
                                     "Writes sweep.csv, heatmap_*.png and run.json into --out. Counts come from "
                                     "site memberships (no boundary polygons); see cluster/sweep.py.")
-    add_run_options(sw, eps=False)
+    add_run_options(sw, eps=False, method=False)
     sw.add_argument("--eps-km", type=_float_list, required=True, metavar="KM,KM,...",
-                    help="radii to try, comma-separated (e.g. 5,10,20)")
+                    help="radii to try, comma-separated (e.g. 5,10,20); hdbscan: floor radii")
+    sw.add_argument("--method", type=_methods, default=None, metavar="M[,M]",
+                    help="methods to try, comma-separated: dbscan, dbscan/S (two-level DBSCAN with "
+                         "split_scale S, e.g. dbscan/4) and hdbscan (default: the configured method)")
+    sw.add_argument("--reference", metavar="CSV",
+                    help="reference metros for the consistency check: a CSV of city points with columns "
+                         "name, lat, lon, group (cities of one group belong together); default: the built-in "
+                         "GII clusters (cluster/tuning/data/gii_metros.csv); 'none' to skip")
     sw.add_argument("--min-weight-scale", type=_float_list, default=[1.0], metavar="S,S,...",
                     help="multipliers of every metric's threshold, comma-separated (default 1)")
 
@@ -110,8 +118,10 @@ def _parser() -> argparse.ArgumentParser:
                                     "of its nearest sites (itself included) reaches --k-weight; sorted "
                                     "descending and plotted on a log scale with eps_km marked. Writes "
                                     "kdist.png, kdist.csv and run.json into --out.")
-    add_run_options(kd, metric_constant=False)
-    kd.add_argument("--metric", required=True, metavar="M", help="metric whose sites are measured")
+    add_run_options(kd)
+    kd.add_argument("--of-metric", metavar="M",
+                    help="metric whose sites are measured (default: the only metric with records); "
+                         "--metric, as in `run`, names the metric of the --input before it")
     kd.add_argument("--k-weight", type=float, metavar="W",
                     help="cumulative weight to reach (default: the metric's configured threshold)")
 

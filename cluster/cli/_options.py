@@ -99,9 +99,29 @@ def _float_list(text: str) -> list[float]:
     return values
 
 
-def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True) -> None:
+def _methods(text: str) -> list[str]:
+    """``dbscan``, ``dbscan/S`` (two-level, split_scale S >= 1) or ``hdbscan``, comma-separated."""
+    values = [v.strip() for v in text.split(",") if v.strip()]
+
+    def ok(v):
+        base, sep, scale = v.partition("/")
+        if base == "hdbscan" and not sep:
+            return True
+        try:
+            return base == "dbscan" and (not sep or float(scale) >= 1)
+        except ValueError:
+            return False
+
+    bad = [v for v in values if not ok(v)]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"expected methods among dbscan, dbscan/S (S >= 1: two-level with "
+                                         f"split_scale S) and hdbscan, comma-separated, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True, method: bool = True) -> None:
     """Input, config and output options shared by run, sweep and kdist (``metric_constant``:
-    offer ``--metric`` as the per-input constant; kdist has its own ``--metric``)."""
+    offer ``--metric`` as the per-input constant; ``method``: a single ``--method``)."""
     parser.add_argument("--input", "-i", action="append", metavar="PATH", default=[],
                         help="records: a file (CSV, Parquet, GeoParquet, GeoPackage; CSV may be compressed), a "
                              "directory of them (hive-partitioned Parquet too) or a glob like 'data/**/*.parquet'; "
@@ -121,7 +141,12 @@ def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True) -
     parser.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (see `cluster config`)")
     parser.add_argument("--out", "-o", metavar="DIR", default="out", help="output directory (default: out)")
     if eps:
-        parser.add_argument("--eps-km", type=float, metavar="KM", help="DBSCAN radius in km (overrides config)")
+        parser.add_argument("--eps-km", type=float, metavar="KM",
+                            help="DBSCAN radius in km; with --method hdbscan the floor radius (overrides config)")
+    if method:
+        parser.add_argument("--method", choices=("dbscan", "hdbscan"),
+                            help="density clustering: dbscan (one radius) or hdbscan (each region at its own "
+                                 "density, not split below eps_km); [clustering] method")
     parser.add_argument("--min-weight", type=_min_weight, action="append", default=[], metavar="METRIC=VALUE",
                         help="core threshold of one metric in weight units, e.g. patents=500; repeatable")
     parser.add_argument("--min-share", type=_min_share, action="append", default=[], metavar="METRIC=SHARE",
@@ -156,8 +181,10 @@ def run_overrides(args) -> dict:
         raise UserInputError(message)
     files = {args.input[i]: spec for i, spec in sorted((getattr(args, "input_specs", None) or {}).items())}
     return {"layer": args.layer, "memory_limit": args.memory_limit, "scheduler": args.scheduler,
-            "scheduler_timeout": args.scheduler_timeout, "top_n": args.top, "year_start": args.year_start,
-            "year_end": args.year_end,
+            "scheduler_timeout": args.scheduler_timeout, "top_n": args.top,
+            "clustering_method": getattr(args, "method", None) if isinstance(getattr(args, "method", None), str)
+            else None,
+            "year_start": args.year_start, "year_end": args.year_end,
             "min_weight": dict(args.min_weight), "min_share": dict(args.min_share),
             "input_files": files or None}
 

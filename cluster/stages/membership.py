@@ -106,8 +106,10 @@ def scaled_config(config: Config, totals: dict, eps_km: float, scale: float) -> 
     Config
         Thresholds as ``min_weight`` (weight units).
     """
+    # A metric without records (threshold 0: a single-metric input under the default
+    # config's three metrics) keeps its own setting: it has no sites to cluster.
     metrics = tuple(replace(m, min_weight=m.threshold(totals.get(m.name, 0.0)) * scale, min_share=None)
-                    for m in config.metrics)
+                    if m.threshold(totals.get(m.name, 0.0)) > 0 else m for m in config.metrics)
     return replace(config, eps_km=float(eps_km), metrics=metrics)
 
 

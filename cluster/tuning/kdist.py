@@ -8,9 +8,14 @@ distance), so the sorted curve shows how many sites are core at every radius; th
 "knee", where the curve leaves the dense plateau, is the classic choice of radius.
 Sites whose metric has less than ``k_weight`` in total get an infinite distance.
 
-Neighbours are found with a k-d tree on 3-D unit vectors (chord distance, which orders
-points as the great-circle distance does), asking for more neighbours only for the
-sites that have not yet reached ``k_weight``.
+The curve is *weighted*: its x axis is the cumulative share of the metric's activity
+(sites by increasing k-distance), not the number of sites. Counted by site, the tens of
+thousands of small rural sites fill the axis and the curve has no knee; counted by
+activity, the axis is where the activity is, and the curve reads "x % of the activity
+lies at sites that are core at radius y".
+
+The distances are the engine's core distances (:func:`cluster.engine.hdbscan.core_chords`,
+a k-d tree on 3-D unit vectors), the very ones HDBSCAN* uses.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cluster.engine.dbscan import CORE_RTOL
-from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
+from cluster.engine.geo import unit_vectors
+from cluster.engine.hdbscan import chord_km, core_chords
 
 
 def chord_to_km(chord) -> np.ndarray:
@@ -35,7 +40,7 @@ def chord_to_km(chord) -> np.ndarray:
     ndarray
         Distance in km on the sphere of radius :data:`cluster.engine.geo.EARTH_RADIUS_KM`.
     """
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.asarray(chord, dtype=float) / 2.0, 0.0, 1.0))
+    return chord_km(chord)
 
 
 def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.ndarray:
@@ -47,6 +52,8 @@ def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.nda
         Sites in degrees and their (positive) weights.
     k_weight : float
         Cumulative weight to reach, > 0.
+    k0 : int, default=16
+        Neighbours asked for first.
 
     Returns
     -------
@@ -54,32 +61,15 @@ def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.nda
         Distance in km (0 when a site alone weighs ``k_weight``); ``inf`` when all
         sites together weigh less.
     """
-    from scipy.spatial import cKDTree
-
     if not k_weight > 0:
         raise ValueError(f"k_weight must be > 0, got {k_weight!r}")
     weight = np.asarray(weight, dtype=float)
-    n = len(weight)
-    out = np.full(n, np.inf)
-    if n == 0 or weight.sum() < k_weight * (1.0 - CORE_RTOL):
-        return out
-    xyz = unit_vectors(lat, lon)
-    tree = cKDTree(xyz)
-    todo = np.arange(n)
-    k = min(k0, n)
-    while len(todo):
-        dist, idx = tree.query(xyz[todo], k=k)
-        dist, idx = dist.reshape(len(todo), -1), idx.reshape(len(todo), -1)
-        cum = np.cumsum(weight[idx], axis=1)
-        # The engine's core test, tolerance included, so "core iff k-distance <= eps_km".
-        reached = cum[:, -1] >= k_weight * (1.0 - CORE_RTOL)
-        first = np.argmax(cum >= k_weight * (1.0 - CORE_RTOL), axis=1)
-        done = todo[reached]
-        out[done] = chord_to_km(dist[reached, first[reached]])
-        todo = todo[~reached]
-        if k == n:
-            break
-        k = min(4 * k, n)
+    if len(weight) == 0:
+        return np.empty(0)
+    chords = core_chords(unit_vectors(lat, lon), weight, k_weight, k0=k0)
+    out = np.full(len(weight), np.inf)
+    done = np.isfinite(chords)
+    out[done] = chord_to_km(chords[done])
     return out
 
 
@@ -98,7 +88,9 @@ def kdist_table(sites: pd.DataFrame, metric: str, k_weight: float) -> pd.DataFra
     Returns
     -------
     DataFrame
-        ``order`` (1 = largest distance), ``lat``, ``lon``, ``weight``, ``kdist_km``.
+        ``order`` (1 = largest distance), ``lat``, ``lon``, ``weight``, ``kdist_km``,
+        ``activity_pct``: percent of the metric's weight at sites whose k-distance is at
+        most this one's (the weighted curve's x).
     """
     s = sites[sites["metric"].astype(str) == metric]
     d = weighted_kdist(s["lat"].to_numpy(), s["lon"].to_numpy(), s["weight"].to_numpy(), k_weight)
@@ -106,12 +98,19 @@ def kdist_table(sites: pd.DataFrame, metric: str, k_weight: float) -> pd.DataFra
                           "weight": s["weight"].to_numpy(), "kdist_km": d})
     table = table.sort_values(["kdist_km", "lat", "lon"], ascending=[False, True, True], kind="mergesort")
     table.insert(0, "order", np.arange(1, len(table) + 1))
+    total = table["weight"].sum()
+    # Ascending k-distance: the weight at or below each distance (ties share one value).
+    up = table["weight"].to_numpy()[::-1].cumsum()[::-1]
+    d = table["kdist_km"].to_numpy()
+    first = np.r_[True, d[1:] != d[:-1]]  # first row of each run of equal distances
+    up = up[np.maximum.accumulate(np.where(first, np.arange(len(d)), 0))]
+    table["activity_pct"] = 100.0 * up / total if total > 0 else np.nan
     return table.reset_index(drop=True)
 
 
 def plot_kdist(table: pd.DataFrame, ax, *, eps_km: float | None = None, metric: str = "",
                k_weight: float | None = None) -> None:
-    """Draw the sorted k-distance curve on ``ax`` (log-scale y in km), ``eps_km`` marked.
+    """Draw the weighted k-distance curve on ``ax``: x = cumulative activity (%), y = km (log).
 
     Parameters
     ----------
@@ -120,7 +119,7 @@ def plot_kdist(table: pd.DataFrame, ax, *, eps_km: float | None = None, metric: 
     ax : matplotlib.axes.Axes
         Where to draw.
     eps_km : float, optional
-        Radius to mark, km, with the number of sites core at it.
+        Radius to mark, km, with the share of the activity core at it.
     metric : str, optional
         Named in the title.
     k_weight : float, optional
@@ -130,21 +129,33 @@ def plot_kdist(table: pd.DataFrame, ax, *, eps_km: float | None = None, metric: 
     -------
     None
     """
-    d = table["kdist_km"].to_numpy()
+    d = table["kdist_km"].to_numpy()[::-1]
+    x = table["activity_pct"].to_numpy()[::-1]
     finite = np.isfinite(d) & (d > 0)
-    ax.plot(table["order"].to_numpy()[finite], d[finite], lw=1.2, color="#1f77b4")
+    ax.step(x[finite], d[finite], where="post", lw=1.2, color="#1f77b4")
     ax.set_yscale("log")
-    ax.set_xlabel("sites, sorted by k-distance (descending)")
+    ax.set_xlim(0, 100)
+    if finite.any():
+        ax.set_ylim(bottom=max(float(d[finite].min()), 0.1))
+    zero = table["kdist_km"].to_numpy() == 0
+    if zero.any():
+        w = table["weight"].to_numpy()
+        ax.text(0.01, 0.97, f"{100.0 * w[zero].sum() / max(w.sum(), 1e-300):.1f} % of the activity at sites "
+                "that alone reach k_weight (k-distance 0, left of the curve)", transform=ax.transAxes,
+                fontsize=8, va="top")
+    ax.set_xlabel("activity at sites with k-distance up to y (% of the metric's weight)")
     ax.set_ylabel("k-distance (km, log scale)")
     title = f"Weighted k-distance of {metric} sites" if metric else "Weighted k-distance"
     if k_weight is not None:
         title += f" (k_weight {k_weight:.4g})"
     ax.set_title(title)
     if eps_km is not None:
+        w = table["weight"].to_numpy()
+        share = 100.0 * w[table["kdist_km"].to_numpy() <= eps_km].sum() / max(w.sum(), 1e-300)
         core = int(np.sum(d <= eps_km))
         ax.axhline(eps_km, color="red", ls="--", lw=1,
-                   label=f"eps_km = {eps_km:g} ({core:,} of {len(d):,} sites core)")
-        ax.legend(loc="upper right")
+                   label=f"eps_km = {eps_km:g}: {share:.1f} % of the activity core ({core:,} of {len(d):,} sites)")
+        ax.legend(loc="center left")
     ax.grid(True, which="both", alpha=0.3)
 
 
@@ -175,6 +186,7 @@ def write_kdist(table: pd.DataFrame, out_dir, *, eps_km: float, metric: str, k_w
 
     t = table.copy()
     t["kdist_km"] = t["kdist_km"].round(6)
+    t["activity_pct"] = t["activity_pct"].round(6)
     t.to_csv(out_dir / "kdist.csv", index=False, lineterminator="\n")
     fig = Figure(figsize=(8, 5), dpi=100)  # not pyplot: no global state, no backend switch
     ax = fig.subplots()

@@ -1,11 +1,13 @@
-"""Tuning the density thresholds: a grid of radii and threshold scales against the baseline.
+"""Tuning the density thresholds: a grid of methods, radii and threshold scales.
 
 ``cluster sweep`` reads and reduces the records to sites once, then for every
-``(eps_km, min_weight_scale)`` combination reruns the density clustering and the overlay
+``(method, eps_km, min_weight_scale)`` combination reruns the density clustering and the overlay
 (:func:`cluster.stages.clustering.cluster_metrics`, :func:`cluster.stages.clustering.overlay`) with the
 radius and every metric's configured threshold multiplied by the scale, and ranks the
-clusters. The baseline is the configured default (``eps_km`` and thresholds from the
-config, scale 1).
+clusters. The baseline is the configured default (method, ``eps_km`` and thresholds from
+the config, scale 1). Which setting is *right* is for :mod:`cluster.tuning.consistency`
+(reference metros); :func:`rank_ranges` gives each baseline cluster's range of ranks
+across the settings.
 
 Counts come from site memberships (the one difference from ``cluster run``; see
 :mod:`cluster.stages.membership`): member sites plus the noise sites within ``eps_km / 2``
@@ -14,6 +16,8 @@ parameters the ranks therefore equal a run's ranks up to the polygon's edge effe
 
 Comparisons with the baseline (columns of ``sweep.csv``):
 
+* ``method``: ``dbscan``, ``dbscan/S`` (two-level DBSCAN, ``split_scale`` S) or ``hdbscan``
+  (radius = HDBSCAN*'s floor), see :func:`method_config`;
 * ``n_clusters``; ``share_in_clusters_<m>`` and ``share_in_top_<m>``: percent of the world
   total of metric ``m`` counted in all clusters / in the top tier;
 * ``top_overlap``: fraction of the baseline's top-tier clusters whose matched cluster is in
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -84,8 +89,45 @@ def compare(base: Membership, other: Membership, activity: np.ndarray) -> dict:
     }
 
 
-def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, scales) -> tuple[pd.DataFrame, dict]:
-    """Every (eps_km, scale) combination against the baseline (config eps_km, scale 1).
+def method_name(config: Config) -> str:
+    """The sweep's name of a config's method.
+
+    Parameters
+    ----------
+    config : Config
+        A configuration.
+
+    Returns
+    -------
+    str
+        ``dbscan``, ``dbscan/S`` (two-level, ``split_scale`` S) or ``hdbscan``.
+    """
+    if config.clustering_method == "dbscan" and config.split_scale != 1.0:
+        return f"dbscan/{config.split_scale:g}"
+    return config.clustering_method
+
+
+def method_config(config: Config, name: str) -> Config:
+    """``config`` with the method a sweep names (:func:`method_name`'s inverse).
+
+    Parameters
+    ----------
+    config : Config
+        The base configuration.
+    name : str
+        ``dbscan``, ``dbscan/S`` (S >= 1, the ``split_scale``) or ``hdbscan``.
+
+    Returns
+    -------
+    Config
+    """
+    base, _, scale = name.partition("/")
+    return replace(config, clustering_method=base, split_scale=float(scale) if scale else 1.0)
+
+
+def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, scales,
+              methods=None) -> tuple[pd.DataFrame, dict]:
+    """Every (method, eps_km, scale) combination against the baseline (the config's, scale 1).
 
     Parameters
     ----------
@@ -94,53 +136,112 @@ def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, sca
     totals : dict
         World total weight per metric.
     config : Config
-        The baseline: its ``eps_km`` and thresholds at scale 1.
+        The baseline: its method, ``eps_km`` and thresholds at scale 1.
     eps_values : iterable of float
-        Radii to try, km.
+        Radii to try, km (hdbscan: floor radii).
     scales : iterable of float
         Multipliers of every metric's threshold.
+    methods : iterable of str, optional
+        ``"dbscan"``, ``"dbscan/S"`` (two-level DBSCAN with ``split_scale`` S) and/or
+        ``"hdbscan"`` (:func:`method_config`); default the config's method.
 
     Returns
     -------
     table : DataFrame
-        One row per combination (eps ascending, then scale), columns as in the module
-        docstring, plus ``baseline`` (bool).
+        One row per combination (method, then eps ascending, then scale), columns as in
+        the module docstring, plus ``method`` and ``baseline`` (bool).
     memberships : dict
-        ``(eps_km, scale) -> Membership`` (the baseline included), e.g. to map them.
+        ``(method, eps_km, scale) -> Membership`` (the baseline included), e.g. to map them.
     """
     metrics = list(config.metric_names)
     activity = site_activity(sites, totals, config)
     eps_values = sorted({float(e) for e in eps_values})
     scales = sorted({float(s) for s in scales})
-    key0 = (float(config.eps_km), 1.0)
+    methods = list(dict.fromkeys(methods or [method_name(config)]))
+    key0 = (method_name(config), float(config.eps_km), 1.0)
     t0 = time.perf_counter()
     memberships = {key0: membership_ranking(sites, config, totals)}
     seconds = {key0: time.perf_counter() - t0}
     base = memberships[key0]
     rows = []
-    for eps in eps_values:
-        for scale in scales:
-            key = (eps, scale)
-            if key not in memberships:
-                t0 = time.perf_counter()
-                with quiet_stages():
-                    memberships[key] = membership_ranking(sites, config, totals, eps_km=eps, scale=scale)
-                seconds[key] = time.perf_counter() - t0
-            mem = memberships[key]
-            row = {"eps_km": eps, "min_weight_scale": scale, "n_clusters": mem.n_clusters}
-            counts = mem.ranking
-            for m in metrics:
-                tot = totals.get(m, 0.0)
-                row[f"share_in_clusters_{m}"] = 100 * counts[m].sum() / tot if tot > 0 else float("nan")
-                row[f"share_in_top_{m}"] = (100 * counts.loc[counts["tier"] == "top", m].sum() / tot
-                                            if tot > 0 else float("nan"))
-            row.update(compare(base, mem, activity))
-            row["baseline"] = key == key0
-            row["seconds"] = seconds[key]
-            rows.append(row)
-            log.info("sweep eps %g km, scale %g: %d clusters, spearman %.3f, ARI %.3f (%.2f s)",
-                     eps, scale, mem.n_clusters, row["spearman"], row["adjusted_rand"], seconds[key])
-    return pd.DataFrame(rows), memberships
+    for method in methods:
+        cfg = method_config(config, method)
+        for eps in eps_values:
+            for scale in scales:
+                key = (method, eps, scale)
+                if key not in memberships:
+                    t0 = time.perf_counter()
+                    with quiet_stages():
+                        memberships[key] = membership_ranking(sites, cfg, totals, eps_km=eps, scale=scale)
+                    seconds[key] = time.perf_counter() - t0
+                mem = memberships[key]
+                row = {"method": method, "eps_km": eps, "min_weight_scale": scale, "n_clusters": mem.n_clusters}
+                counts = mem.ranking
+                for m in metrics:
+                    tot = totals.get(m, 0.0)
+                    row[f"share_in_clusters_{m}"] = 100 * counts[m].sum() / tot if tot > 0 else float("nan")
+                    row[f"share_in_top_{m}"] = (100 * counts.loc[counts["tier"] == "top", m].sum() / tot
+                                                if tot > 0 else float("nan"))
+                row.update(compare(base, mem, activity))
+                row["baseline"] = key == key0
+                row["seconds"] = seconds[key]
+                rows.append(row)
+                log.info("sweep %s eps %g km, scale %g: %d clusters, spearman %.3f, ARI %.3f (%.2f s)",
+                         method, eps, scale, mem.n_clusters, row["spearman"], row["adjusted_rand"], seconds[key])
+    swept = {(r["method"], r["eps_km"], r["min_weight_scale"]) for r in rows}
+    return pd.DataFrame(rows), {k: v for k, v in memberships.items() if k in swept or k == key0}
+
+
+def rank_ranges(memberships: dict, baseline_key, activity: np.ndarray) -> pd.DataFrame:
+    """Each baseline cluster's range of ranks over the swept settings.
+
+    Parameters
+    ----------
+    memberships : dict
+        ``(method, eps_km, scale) -> Membership`` (:func:`run_sweep`).
+    baseline_key : tuple
+        The baseline's key in ``memberships``.
+    activity : ndarray of shape (n_sites,)
+        Each site's score contribution, the weight of the matching
+        (:func:`cluster.stages.membership.match_clusters`).
+
+    Returns
+    -------
+    DataFrame
+        In baseline rank order: ``cluster_id``, ``rank`` (baseline), ``rank_min``,
+        ``rank_max`` (over the settings where the cluster has a match), ``n_settings``
+        (settings with a match) of ``n_swept`` (all settings); ``rank_min_setting`` and
+        ``rank_max_setting`` name a setting where each extreme is reached.
+    """
+    base = memberships[baseline_key]
+    n = base.n_clusters
+    lo = base.rank.astype(np.int64).copy()
+    hi = lo.copy()
+    lo_at = [baseline_key] * n
+    hi_at = [baseline_key] * n
+    found = np.zeros(n, np.int64)
+    keys = sorted(memberships)
+    for key in keys:
+        mem = memberships[key]
+        for c, d in match_clusters(base.component, mem.component, activity).items():
+            r = int(mem.rank[d])
+            found[c] += 1
+            if r < lo[c]:
+                lo[c], lo_at[c] = r, key
+            if r > hi[c]:
+                hi[c], hi_at[c] = r, key
+    ranking = base.ranking
+    ids = ranking["cluster_id"].to_numpy()
+    order = np.argsort(base.rank, kind="stable")
+
+    def name(key):
+        return f"{key[0]} {key[1]:g} km x{key[2]:g}"
+
+    table = pd.DataFrame({"cluster_id": ids, "rank": base.rank[order], "rank_min": lo[order],
+                          "rank_max": hi[order], "n_settings": found[order], "n_swept": len(keys),
+                          "rank_min_setting": [name(lo_at[c]) for c in order],
+                          "rank_max_setting": [name(hi_at[c]) for c in order]})
+    return table
 
 
 def round_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -164,7 +265,8 @@ def round_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def plot_heatmap(table: pd.DataFrame, column: str, ax, *, baseline_eps: float | None = None) -> None:
+def plot_heatmap(table: pd.DataFrame, column: str, ax, *, baseline_eps: float | None = None,
+                 method: str | None = None) -> None:
     """Heat map of ``column`` over eps_km (rows) x min_weight_scale (columns) on ``ax``.
 
     Parameters
@@ -177,11 +279,18 @@ def plot_heatmap(table: pd.DataFrame, column: str, ax, *, baseline_eps: float | 
         Where to draw.
     baseline_eps : float, optional
         The baseline's radius, km: its cell (scale 1) is outlined.
+    method : str, optional
+        The method whose rows are shown; default the first in the table.
 
     Returns
     -------
     None
     """
+    if "method" in table.columns:
+        method = method if method is not None else table["method"].iloc[0]
+        table = table[table["method"] == method]
+        if not table["baseline"].any():
+            baseline_eps = None
     grid = table.pivot(index="eps_km", columns="min_weight_scale", values=column).sort_index()
     values = grid.to_numpy(dtype=float)
     im = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
@@ -189,7 +298,7 @@ def plot_heatmap(table: pd.DataFrame, column: str, ax, *, baseline_eps: float | 
     ax.set_yticks(range(grid.shape[0]), [f"{v:g}" for v in grid.index])
     ax.set_xlabel("min_weight_scale (threshold multiplier)")
     ax.set_ylabel("eps_km")
-    ax.set_title(column)
+    ax.set_title(f"{column} ({method})" if method else column)
     finite = values[np.isfinite(values)]
     mid = (finite.min() + finite.max()) / 2 if len(finite) else 0
     for i in range(values.shape[0]):
@@ -207,6 +316,9 @@ def plot_heatmap(table: pd.DataFrame, column: str, ax, *, baseline_eps: float | 
 
 def write_heatmaps(table: pd.DataFrame, out_dir, *, baseline_eps: float, notice: str | None = None) -> list[str]:
     """``heatmap_<column>.png`` for each of :data:`HEATMAP_COLUMNS` into ``out_dir``.
+
+    With several methods, the first method's maps are ``heatmap_<column>.png`` and
+    another's ``heatmap_<column>_<method>.png``.
 
     Parameters
     ----------
@@ -227,16 +339,18 @@ def write_heatmaps(table: pd.DataFrame, out_dir, *, baseline_eps: float, notice:
     from matplotlib.figure import Figure
 
     names = []
-    for column in HEATMAP_COLUMNS:
-        # A Figure of its own, not pyplot: no global state, no backend switch, so a
-        # notebook's inline plots keep working after a sweep.
-        fig = Figure(figsize=(6, 4.5), dpi=100)
-        ax = fig.subplots()
-        plot_heatmap(table, column, ax, baseline_eps=baseline_eps)
-        if notice:
-            ax.set_title(f"{column}\n{notice}", fontsize=8)
-        name = f"heatmap_{column}.png"
-        fig.savefig(out_dir / name, metadata={"Software": None}, bbox_inches="tight")
-        names.append(name)
+    methods = list(dict.fromkeys(table["method"])) if "method" in table.columns else [None]
+    for i, method in enumerate(methods):
+        for column in HEATMAP_COLUMNS:
+            # A Figure of its own, not pyplot: no global state, no backend switch, so a
+            # notebook's inline plots keep working after a sweep.
+            fig = Figure(figsize=(6, 4.5), dpi=100)
+            ax = fig.subplots()
+            plot_heatmap(table, column, ax, baseline_eps=baseline_eps, method=method)
+            if notice:
+                ax.set_title(f"{ax.get_title()}\n{notice}", fontsize=8)
+            name = (f"heatmap_{column}.png" if i == 0
+                    else f"heatmap_{column}_{str(method).replace('/', '_split')}.png")
+            fig.savefig(out_dir / name, metadata={"Software": None}, bbox_inches="tight")
+            names.append(name)
     return names
-
