@@ -45,13 +45,16 @@ def sweep_command(args) -> int:
     from cluster.tuning.sweep import method_name, rank_ranges, round_table, run_sweep, write_heatmaps
 
     out = Path(args.out)
-    prepare_output_dir(out)  # fail before the work, not after it
+    prepare_output_dir(out, inputs=input_paths(args))  # fail before the work, not after it
     reference = None if (args.reference or "").lower() == "none" else load_reference(args.reference)
     config, sites, totals, notice, info, timings = _config_and_sites(args)
     t0 = time.perf_counter()
     table, memberships = run_sweep(sites, totals, config, args.eps_km, args.min_weight_scale, args.method)
     timings["sweep"] = round(time.perf_counter() - t0, 3)
     table = round_table(table)
+    key0 = (method_name(config), float(config.eps_km), 1.0)
+    ranges = rank_ranges(memberships, key0, site_activity(sites, totals, config))
+    consistency = None if reference is None else consistency_table(sites, memberships, reference)
     with atomic_output_dir(out, command="sweep", inputs=input_paths(args)) as tmp:
         table.to_csv(tmp / "sweep.csv", index=False, lineterminator="\n")
         ranges.to_csv(tmp / "rank_ranges.csv", index=False, lineterminator="\n")
