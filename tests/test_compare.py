@@ -8,6 +8,7 @@ inventor locations 2000 and 2013 (data/real/, see data/README.md) for the done c
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,7 @@ def patentsview(tmp_path_factory):
     text = (REAL / "patentsview.toml").read_text().replace('"patentsview_', f'"{REAL.as_posix()}/patentsview_')
     if "sites_outside" not in text:
         text += "\n[outputs]\nsites_outside = true\n"
+    text = re.sub(r"(?m)^split_scale = .*$", "split_scale = 1.0", text)  # plain DBSCAN at 10 km
     cfg.write_text(text)
     cfg = str(cfg)
     for year in (2000, 2013):
@@ -343,7 +345,7 @@ def test_patentsview_different_radius_exit_2_unless_forced(patentsview, tmp_path
     (other / "run.json").write_text(json.dumps(info))
     assert main(["-q", "compare", str(patentsview / "2000"), str(other), "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
-    assert "eps_km 15 in" in err and "--force" in err
+    assert "eps_km 10 in" in err and "--force" in err
     assert main(["-q", "compare", str(patentsview / "2000"), str(other), "--force", "--out", str(tmp_path / "c")]) == 0
 
 

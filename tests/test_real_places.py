@@ -100,7 +100,8 @@ SETTINGS = [(year, eps) for year in (2013, 2000) for eps in (10.0, 15.0, 20.0)]
 @pytest.fixture(scope="module")
 def runs():
     return {(year, eps): cluster.run(REAL / f"patentsview_inventor_locations_{year}.csv",
-                                     REAL / "patentsview.toml", min_share={"patents": 0.0005}, eps_km=eps)
+                                     REAL / "patentsview.toml", min_share={"patents": 0.0005}, eps_km=eps,
+                                     split_scale=1.0)
             for year, eps in SETTINGS}
 
 
@@ -188,7 +189,7 @@ def test_fallback_points_are_flagged_and_can_be_left_out(runs):
     assert len(yp) == 1 and yp["intensity_score"].isna().all()
     assert any("fallback geocodes" in w and "Gyeonggi-do" in w for w in res.info["warnings"])
     dropped = cluster.run(REAL / "patentsview_inventor_locations_2013.csv", REAL / "patentsview.toml",
-                          min_share={"patents": 0.0005}, eps_km=15.0, drop_fallback=True)
+                          min_share={"patents": 0.0005}, eps_km=15.0, split_scale=1.0, drop_fallback=True)
     assert not dropped.clusters["geocode_note"].str.contains("Gyeonggi-do").any()
     assert dropped.info["world_totals"] == res.info["world_totals"]
     assert any("left out of the clustering" in w for w in dropped.info["warnings"])
@@ -203,7 +204,7 @@ def test_name_overrides_apply_last_and_carry_over_with_previous(runs, tmp_path):
                      ",51.5074,-0.1278,London\n"
                      ",0.0,-30.0,Nowhere\n", encoding="utf-8")
     old = cluster.run(REAL / "patentsview_inventor_locations_2000.csv", REAL / "patentsview.toml",
-                      min_share={"patents": 0.0005}, eps_km=15.0, name_overrides=str(table))
+                      min_share={"patents": 0.0005}, eps_km=15.0, split_scale=1.0, name_overrides=str(table))
     c = old.clusters
     assert c.loc[c["cluster_id"] == target["cluster_id"], "name"].tolist() == ["Dallas–Fort Worth"]
     assert (c["name"] == "London").sum() == 1
@@ -213,7 +214,7 @@ def test_name_overrides_apply_last_and_carry_over_with_previous(runs, tmp_path):
     old.write(tmp_path / "2000")
     # The next edition, with no table of its own: the continuing clusters keep the names.
     new = cluster.run(REAL / "patentsview_inventor_locations_2013.csv", REAL / "patentsview.toml",
-                      min_share={"patents": 0.0005}, eps_km=15.0, previous=tmp_path / "2000")
+                      min_share={"patents": 0.0005}, eps_km=15.0, split_scale=1.0, previous=tmp_path / "2000")
     n = new.clusters
     assert n.loc[n["cluster_id"] == target["cluster_id"], "name"].tolist() == ["Dallas–Fort Worth"]
     assert {a["by"] for a in new.info["name_overrides"]} == {"previous"}
@@ -237,7 +238,7 @@ def test_one_location_is_one_whatever_the_metric(runs):
     # Patents and Crunchbase VC rounds on (almost) the same point: one location too
     # (Phoenix and Charlotte kept an intensity when one metric's share was below 90 %).
     both = cluster.run([REAL / "patentsview_inventor_sites_2013.csv", REAL / "crunchbase_us_rounds_2013-10.csv"],
-                       REAL / "config.toml")
+                       REAL / "config.toml", eps_km=10.0, split_scale=1.0)  # plain DBSCAN, as issue 23 saw it
     c = both.clusters
     for name in ("Phoenix", "Charlotte"):
         row = c[c["name"] == name].iloc[0]
