@@ -20,7 +20,8 @@ __all__ = ["run"]
 
 
 def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = None, *,
-        previous=None, **overrides) -> RunResult:
+        previous=None, columns: Mapping[str, str] | None = None, metric: str | None = None,
+        **overrides) -> RunResult:
     """Find, describe and rank the clusters of geocoded activity records.
 
     Parameters
@@ -34,6 +35,13 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     config : Config, path-like or mapping, optional
         A :class:`~cluster.config.Config`, a TOML file or a mapping in the TOML layout
         (see :func:`~cluster.config.load_config`); default the shipped defaults.
+    columns : mapping, optional
+        Column mapping of the input, as ``--map`` on the command line: record column ->
+        the input's column read as it, e.g. ``{"weight": "n_inventors", "lat": "latitude"}``
+        (the same for every file given; per file, use ``[input.files]`` in ``config``).
+    metric : str, optional
+        The metric of every row, as ``--metric``, for inputs without a ``metric`` column
+        (e.g. ``"patents"``).
     previous : path-like or Edition, optional
         Output folder of the previous edition (an earlier ``cluster run``): clusters that
         continue one of its clusters (matched by overlap, see
@@ -64,7 +72,10 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     >>> from cluster.demo import generate_demo
     >>> res = cluster.run(generate_demo(50_000, seed=1), eps_km=15)  # doctest: +SKIP
     >>> res.clusters.loc[:4, ["rank", "name", "economies", "score"]]  # doctest: +SKIP
+    >>> res = cluster.run("inventors.csv", columns={"weight": "n_inventors"}, metric="patents")  # doctest: +SKIP
     """
+    if columns or metric:
+        data, overrides = _map_input(data, dict(columns or {}), metric, overrides)
     config = load_config(config, overrides)
     if previous is None:
         return run_edition(data, config)
@@ -73,3 +84,27 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     # Fail before the work, not after it.
     edition = previous if isinstance(previous, Edition) else load_edition(previous)
     return reuse_ids(run_edition(data, config), edition)
+
+
+def _map_input(data, columns: dict, metric: str | None, overrides: dict):
+    """``columns``/``metric`` as ``--map``/``--metric``: for files, the ``[input.files]``
+    override the command line makes; for a frame, the same mapping applied now
+    (:func:`cluster.stages._mapping.apply_mapping`, the same rules and messages)."""
+    import pandas as pd
+
+    constants = {} if metric is None else {"metric": str(metric).strip()}
+    if isinstance(data, pd.DataFrame):
+        from pathlib import Path
+
+        from cluster.stages._mapping import InputMapping, apply_mapping
+
+        mapped = apply_mapping(data, InputMapping(columns={str(k): str(v) for k, v in columns.items()},
+                                                  constants=constants), Path("<DataFrame>"))
+        if hasattr(data, "geometry") and "geometry" not in mapped:
+            mapped["geometry"] = data.geometry
+        mapped.attrs.update(data.attrs)
+        return mapped, overrides
+    paths = [data] if isinstance(data, (str, os.PathLike)) else list(data or [])
+    spec = {"map": {str(k): str(v) for k, v in columns.items()}, "set": constants}
+    files = {**{str(p): spec for p in paths}, **dict(overrides.get("input_files") or {})}
+    return data, {**overrides, "input_files": files}

@@ -248,8 +248,9 @@ def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | N
     gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio",
                 layer_metadata={"DESCRIPTION": description}, VERSION=GPKG_VERSION)
     wrote("clusters.gpkg: clusters")
-    if result.sites is not None and "cluster_id" in result.sites:
-        write_sites_layer(tmp / "clusters.gpkg", result.sites, outside=config.sites_outside)
+    sites = result.sites_table  # the table as stored (no point objects to build)
+    if sites is not None and "cluster_id" in sites:
+        write_sites_layer(tmp / "clusters.gpkg", sites, outside=config.sites_outside)
     wrote("clusters.gpkg: sites")
     finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
                       default_json=json_default, economy_min_share=config.economy_min_share)
