@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from cluster._progress import setting as progress_setting
 from cluster.config import Config, load_config
 from cluster.pipeline import RunResult
 from cluster.pipeline import run as run_edition
@@ -21,7 +22,7 @@ __all__ = ["run"]
 
 def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = None, *,
         previous=None, columns: Mapping[str, str] | None = None, metric: str | None = None,
-        **overrides) -> RunResult:
+        progress: bool | None = None, **overrides) -> RunResult:
     """Find, describe and rank the clusters of geocoded activity records.
 
     Parameters
@@ -47,6 +48,10 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
         continue one of its clusters (matched by overlap, see
         :mod:`cluster.editions.matching`) take its id, so an id means the same place
         across editions (:func:`cluster.editions.reuse_ids`).
+    progress : bool, optional
+        Progress bars for the waits of two seconds or more (engine compilation, scan,
+        boundaries, names, bootstrap): True or False; default on in a notebook or on a
+        terminal (:mod:`cluster._progress`).
     **overrides
         Parameters that win over ``config``, by name: ``eps_km`` (DBSCAN radius, km),
         ``min_weight`` / ``min_share`` (mapping metric -> core threshold in weight units
@@ -77,13 +82,14 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
     if columns or metric:
         data, overrides = _map_input(data, dict(columns or {}), metric, overrides)
     config = load_config(config, overrides)
-    if previous is None:
-        return run_edition(data, config)
-    from cluster.editions import Edition, load_edition, reuse_ids
+    with progress_setting(progress):
+        if previous is None:
+            return run_edition(data, config)
+        from cluster.editions import Edition, load_edition, reuse_ids
 
-    # Fail before the work, not after it.
-    edition = previous if isinstance(previous, Edition) else load_edition(previous)
-    return reuse_ids(run_edition(data, config), edition)
+        # Fail before the work, not after it.
+        edition = previous if isinstance(previous, Edition) else load_edition(previous)
+        return reuse_ids(run_edition(data, config), edition)
 
 
 def _map_input(data, columns: dict, metric: str | None, overrides: dict):

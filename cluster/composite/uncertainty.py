@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._progress import bar
 from ..errors import UserInputError
 from .compute import Plan, evaluate, ranks
 
@@ -155,9 +156,15 @@ def monte_carlo(plan: Plan, treated: np.ndarray, unc: Uncertainty, unit_ids) -> 
     N = unc.samples
     rng = np.random.default_rng(unc.seed)
     A, B = _draw(rng, unc, factors, N, plan), _draw(rng, unc, factors, N, plan)
+    shown = bar(desc="Monte Carlo", total=N * (len(factors) + 2) if factors else 1, unit="evaluation")
+
+    def run(draws, j):
+        shown.update()
+        return _run(plan, treated, unc, draws, j)
+
     if factors:
-        RA = np.stack([_run(plan, treated, unc, A, j) for j in range(N)])
-        RB = np.stack([_run(plan, treated, unc, B, j) for j in range(N)])
+        RA = np.stack([run(A, j) for j in range(N)])
+        RB = np.stack([run(B, j) for j in range(N)])
     else:  # no uncertainty: every replicate is the point estimate
         RA = RB = np.tile(nominal, (N, 1))
     R = np.concatenate([RA, RB])
@@ -175,7 +182,7 @@ def monte_carlo(plan: Plan, treated: np.ndarray, unc: Uncertainty, unit_ids) -> 
     VU = np.var(R, axis=0)
     rows = []
     for f in factors:
-        RAB = np.stack([_run(plan, treated, unc, _take(A, f, B), j) for j in range(N)])
+        RAB = np.stack([run(_take(A, f, B), j) for j in range(N)])
         yAB = shift(RAB)
         s1 = float(np.mean(yB * (yAB - yA)) / V) if V > 0 else np.nan
         st = float(np.mean((yA - yAB) ** 2) / (2 * V)) if V > 0 else np.nan
@@ -185,6 +192,7 @@ def monte_carlo(plan: Plan, treated: np.ndarray, unc: Uncertainty, unit_ids) -> 
         # Units weighted by their rank variance: the factor's share of all rank movement.
         mean_u = float(np.nansum(np.mean(RB * (RAB - RA), axis=0)) / VU.sum()) if VU.sum() > 0 else np.nan
         rows.append({"factor": f, "first_order": s1, "total_order": st, "mean_unit_first_order": mean_u})
+    shown.close()
     sens = pd.DataFrame(rows, columns=["factor", "first_order", "total_order", "mean_unit_first_order"])
     log.info(
         "Monte Carlo: %d replicates of %d unit(s) over %s; %d evaluations for the sensitivity indices",

@@ -102,17 +102,17 @@ class SphericalDBSCAN(ClusterMixin, BaseEstimator):
                              f"({X.shape[1]} feature(s)) instead.")
         lat = np.ascontiguousarray(X[:, 0])
         lon = np.ascontiguousarray(X[:, 1])
-        _require(lat, -90.0, 90.0, "X", owner,
-                 "hold finite latitudes in [-90, 90] degrees in column 0", where="row")
-        _require(lon, -math.inf, math.inf, "X", owner,
-                 "hold finite longitudes in degrees in column 1", where="row")
-        if sample_weight is not None:
-            # ours first (it names the first bad index), then scikit-learn's, which refuses
-            # weights that are all zero (no point could ever be core).
-            _check_weight(sample_weight, X.shape[0], "sample_weight", owner)
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        _announce_compilation()
-        labels, core = _dbscan(lat, lon, sample_weight, eps_km, min_weight)
+        with _announce_compilation():
+            _require(lat, -90.0, 90.0, "X", owner,
+                     "hold finite latitudes in [-90, 90] degrees in column 0", where="row")
+            _require(lon, -math.inf, math.inf, "X", owner,
+                     "hold finite longitudes in degrees in column 1", where="row")
+            if sample_weight is not None:
+                # ours first (it names the first bad index), then scikit-learn's, which
+                # refuses weights that are all zero (no point could ever be core).
+                _check_weight(sample_weight, X.shape[0], "sample_weight", owner)
+                sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            labels, core = _dbscan(lat, lon, sample_weight, eps_km, min_weight)
         self.labels_ = labels
         self.core_sample_indices_ = np.flatnonzero(core).astype(np.int64, copy=False)
         self.components_ = X[self.core_sample_indices_].copy()

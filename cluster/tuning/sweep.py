@@ -37,6 +37,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from cluster._progress import progress
 from cluster.config import Config
 from cluster.stages.membership import Membership, match_clusters, membership_ranking, quiet_stages
 from cluster.stages.ranking import site_activity
@@ -118,28 +119,28 @@ def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, sca
     seconds = {key0: time.perf_counter() - t0}
     base = memberships[key0]
     rows = []
-    for eps in eps_values:
-        for scale in scales:
-            key = (eps, scale)
-            if key not in memberships:
-                t0 = time.perf_counter()
-                with quiet_stages():
-                    memberships[key] = membership_ranking(sites, config, totals, eps_km=eps, scale=scale)
-                seconds[key] = time.perf_counter() - t0
-            mem = memberships[key]
-            row = {"eps_km": eps, "min_weight_scale": scale, "n_clusters": mem.n_clusters}
-            counts = mem.ranking
-            for m in metrics:
-                tot = totals.get(m, 0.0)
-                row[f"share_in_clusters_{m}"] = 100 * counts[m].sum() / tot if tot > 0 else float("nan")
-                row[f"share_in_top_{m}"] = (100 * counts.loc[counts["tier"] == "top", m].sum() / tot
-                                            if tot > 0 else float("nan"))
-            row.update(compare(base, mem, activity))
-            row["baseline"] = key == key0
-            row["seconds"] = seconds[key]
-            rows.append(row)
-            log.info("sweep eps %g km, scale %g: %d clusters, spearman %.3f, ARI %.3f (%.2f s)",
-                     eps, scale, mem.n_clusters, row["spearman"], row["adjusted_rand"], seconds[key])
+    grid = [(eps, scale) for eps in eps_values for scale in scales]
+    for eps, scale in progress(grid, desc="sweep", unit="combination"):
+        key = (eps, scale)
+        if key not in memberships:
+            t0 = time.perf_counter()
+            with quiet_stages():
+                memberships[key] = membership_ranking(sites, config, totals, eps_km=eps, scale=scale)
+            seconds[key] = time.perf_counter() - t0
+        mem = memberships[key]
+        row = {"eps_km": eps, "min_weight_scale": scale, "n_clusters": mem.n_clusters}
+        counts = mem.ranking
+        for m in metrics:
+            tot = totals.get(m, 0.0)
+            row[f"share_in_clusters_{m}"] = 100 * counts[m].sum() / tot if tot > 0 else float("nan")
+            row[f"share_in_top_{m}"] = (100 * counts.loc[counts["tier"] == "top", m].sum() / tot
+                                        if tot > 0 else float("nan"))
+        row.update(compare(base, mem, activity))
+        row["baseline"] = key == key0
+        row["seconds"] = seconds[key]
+        rows.append(row)
+        log.info("sweep eps %g km, scale %g: %d clusters, spearman %.3f, ARI %.3f (%.2f s)",
+                 eps, scale, mem.n_clusters, row["spearman"], row["adjusted_rand"], seconds[key])
     return pd.DataFrame(rows), memberships
 
 
