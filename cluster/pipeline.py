@@ -171,26 +171,29 @@ class RunResult:
         return write_outputs(self, out_dir)
 
     def plot(self, ax=None, *, n_labels: int = 20):
-        """World map of the clusters coloured by score, the top ``n_labels`` labelled.
+        """The map of ``map.png``: clusters coloured by rank class, the top ``n_labels``
+        labelled beside their clusters, a panel per crowded region.
 
         Parameters
         ----------
         ax : matplotlib.axes.Axes, optional
-            Where to draw; by default a new figure (pyplot, so it shows inline in a
-            notebook).
+            Where to draw the world map alone (no panels); by default a new pyplot figure
+            with the whole ``map.png`` layout (so it shows inline in a notebook).
         n_labels : int, default 20
             Clusters labelled, in rank order.
 
         Returns
         -------
         matplotlib.axes.Axes
+            The world map (the panels are the figure's other axes).
         """
-        from cluster.outputs.maps import plot_clusters
+        from cluster.outputs.maps import map_figure, plot_clusters
 
         if ax is None:
             import matplotlib.pyplot as plt
 
-            _, ax = plt.subplots(figsize=(16, 7))
+            fig = map_figure(self.clusters, notice=self.info.get("notice"), n_labels=n_labels, fig=plt.figure())
+            return fig.axes[0]
         return plot_clusters(self.clusters, ax, n_labels=n_labels, notice=self.info.get("notice"))
 
 
