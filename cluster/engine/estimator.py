@@ -112,6 +112,8 @@ class SphericalDBSCAN(ClusterMixin, BaseEstimator):
                 # refuses weights that are all zero (no point could ever be core).
                 _check_weight(sample_weight, X.shape[0], "sample_weight", owner)
                 sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+                if not sample_weight.any():  # scikit-learn before 1.7 lets all-zero weights through
+                    raise ValueError("Sample weights must contain at least one non-zero number.")
             labels, core = _dbscan(lat, lon, sample_weight, eps_km, min_weight)
         self.labels_ = labels
         self.core_sample_indices_ = np.flatnonzero(core).astype(np.int64, copy=False)
