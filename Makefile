@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install clusters clusters-real compare-real index index-real demo sweep test test-fast lint fuzz bench clean
+.PHONY: install clusters clusters-real compare-real index index-real demo sweep gallery notebooks test test-fast lint fuzz bench clean
 
 # What a run needs, and nothing more (the first `make clusters` waits for this only).
 $(STAMP): pyproject.toml
@@ -57,6 +57,15 @@ index-real: $(STAMP)
 ## Threshold sweep on the demo world (sweep.csv and heat maps), into out-sweep/
 sweep: $(STAMP)
 	$(BIN)/cluster sweep --eps-km 5,7.5,10,15,20 --min-weight-scale 0.5,1,2,4 --out out-sweep
+
+## The README's gallery (docs/gallery/): the demo and real maps, the sweep, the comparison, the index
+gallery: $(STAMP)
+	$(MAKE) clusters clusters-real sweep compare-real index
+	$(BIN)/python scripts/gallery.py
+
+## The notebooks executed in place, committed with their outputs (needs the test extras)
+notebooks: $(TEST_STAMP)
+	$(BIN)/python scripts/run_notebooks.py
 
 ## The demo world as a Parquet file
 demo: $(STAMP)
