@@ -100,3 +100,12 @@ def test_columns_and_metric_as_map_and_metric(tmp_path):
         np.testing.assert_allclose(r.clusters["patents"], cli["patents"])
     with pytest.raises(cluster.UserInputError, match="latitud"):
         cluster.run(pat, columns={"lat": "latitud"}, metric="patents")
+
+
+def test_rank_intervals_in_the_table_when_bootstrapped():
+    from cluster.outputs.notebook import top_table
+
+    res = cluster.run(_records(), min_weight=THRESHOLDS, top_n=1, bootstrap=2, progress=False)
+    table = top_table(res)
+    assert "rank 90% interval" in table.columns
+    assert all("–" in v for v in table["rank 90% interval"])

@@ -95,7 +95,7 @@ def top_table(result, n: int = TOP_ROWS) -> pd.DataFrame:
     c = result.clusters.head(n)
     cols = {"rank": "rank"}
     if "rank_ci_low" in c:
-        cols["rank_ci"] = "rank 90% CI"
+        cols["rank_ci"] = f"rank {100 * result.config.bootstrap_confidence:g}% interval"
     cols.update({"name": "name", "economies": "economies", "score": "score"})
     for m in _present(result):
         cols[f"share_{m}"] = f"{m} %"
