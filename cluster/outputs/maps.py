@@ -281,8 +281,8 @@ def plot_clusters(clusters, ax, *, n_labels: int = 20, notice: str | None = None
     shown = min(n_labels, int(inside.sum()))
     title = f"Science-and-technology clusters: {len(clusters):,} clusters, top {shown} labelled"
     ax.set_title(notice + "\n" + title if notice else title, fontsize=11)
-    if colorbar:
-        _legend(ax, classes)
+    if colorbar:  # beside the map: on any extent, inside it would hide clusters and labels
+        _legend(ax, classes, loc="center left", bbox_to_anchor=(1.01, 0.5))
     if len(clusters):
         place_labels(ax, clusters[inside].head(n_labels), vmax=vmax, bubbles=clusters[inside])
     return ax
