@@ -4,15 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install clusters clusters-real compare-real index index-real demo sweep test test-fast lint fuzz stress bench clean
+.PHONY: install clusters clusters-real compare-real index index-real demo sweep gallery notebooks test test-fast lint fuzz stress bench clean
 
+# What a run needs, and nothing more (the first `make clusters` waits for this only).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e .
 	@echo "compiling the clustering engine once (about 15 s; numba caches it for every later run)"
 	$(BIN)/python -c "from cluster.engine.dbscan import warm_up; warm_up()"
 	touch $(STAMP)
+
+# The test extras on top (pytest, ruff, the optional features: raster, Dask, S3; the notebook runner).
+TEST_STAMP := $(VENV)/.installed-test
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
@@ -53,21 +60,30 @@ index-real: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/cluster sweep --eps-km 5,7.5,10,15,20 --min-weight-scale 0.5,1,2,4 --out out-sweep
 
+## The README's gallery (docs/gallery/): the demo and real maps, the sweep, the comparison, the index
+gallery: $(STAMP)
+	$(MAKE) clusters clusters-real sweep compare-real index
+	$(BIN)/python scripts/gallery.py
+
+## The notebooks executed in place, committed with their outputs (needs the test extras)
+notebooks: $(TEST_STAMP)
+	$(BIN)/python scripts/run_notebooks.py
+
 ## The demo world as a Parquet file
 demo: $(STAMP)
 	$(BIN)/cluster demo --out out-demo.parquet
 
 ## Every test (what CI runs), the lint included
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 ## The edit loop: every test but the slow ones (subprocess, browser, notebook)
-test-fast: $(STAMP)
+test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 ## A long fuzzing run of the readers (FUZZ_EXAMPLES per input format; make test runs 10)
 FUZZ_EXAMPLES ?= 500
-fuzz: $(STAMP)
+fuzz: $(TEST_STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s tests/test_fuzz.py
 
 ## 50 runs (demo and PatentsView 2013) two at a time under a busy loop on every core; fails on any
@@ -78,7 +94,7 @@ stress: $(STAMP)
 	$(BIN)/python scripts/stress.py --runs $(STRESS_RUNS) --timeout $(STRESS_TIMEOUT)
 
 ## ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade); also checked by `make test`
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check cluster tests benchmarks scripts
 
 ## DBSCAN engine against scikit-learn, then the whole pipeline (this checkout, the project before
@@ -86,8 +102,8 @@ lint: $(STAMP)
 ## benchmarks/results/; generated records in benchmarks/data/, reused). 100 M: BENCH_SIZES=1M,10M,100M.
 ## Then the reduction alone in DuckDB, Polars and Arrow on the 10 M records (why DuckDB).
 BENCH_SIZES ?= 1M,10M
-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+bench: $(TEST_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_dbscan.py
 	$(BIN)/python benchmarks/bench_pipeline.py --sizes $(BENCH_SIZES)
 	$(BIN)/python benchmarks/bench_engines.py --records benchmarks/data/records-10M-s20240611

@@ -9,6 +9,7 @@ The public API, for notebooks and scripts (the ``cluster`` command line calls th
     res.write("out")                                 # GeoPackage, GeoParquet, CSV, maps, run.json
 
 * :func:`run`, :class:`RunResult`: the whole pipeline (:mod:`cluster.pipeline`);
+* :func:`sweep`, :func:`kdist`: the threshold tools (``cluster sweep``, ``cluster kdist``);
 * :func:`load_config`, :class:`Config`, :class:`MetricConfig`: validated parameters;
 * :func:`dbscan_sphere`, :class:`SphericalDBSCAN`: the exact weighted DBSCAN on the
   sphere (:mod:`cluster.engine`);
@@ -22,13 +23,14 @@ threshold tools in :mod:`cluster.tuning`, the synthetic demo world in :mod:`clus
 from cluster._version import __version__
 from cluster.errors import ConfigError, InputDataError, UserInputError
 
-__all__ = ["Config", "ConfigError", "InputDataError", "MetricConfig", "RunResult", "SphericalDBSCAN",
-           "UserInputError", "__version__", "dbscan_sphere", "load_config", "run"]
+__all__ = ["Config", "ConfigError", "InputDataError", "KdistResult", "MetricConfig", "RunResult", "SphericalDBSCAN",
+           "SweepResult", "UserInputError", "__version__", "dbscan_sphere", "kdist", "load_config", "run", "sweep"]
 
 # The rest is imported on first use (PEP 562), so that `import cluster` and the commands
 # that need no clustering (`cluster --help`, `cluster config`, `cluster demo`) do not
 # wait for pandas, geopandas, numba and scikit-learn.
-_LAZY = {"run": "cluster._api", "RunResult": "cluster.pipeline", "Config": "cluster.config",
+_LAZY = {"run": "cluster._api", "sweep": "cluster._api", "kdist": "cluster._api", "SweepResult": "cluster._api",
+         "KdistResult": "cluster._api", "RunResult": "cluster.pipeline", "Config": "cluster.config",
          "MetricConfig": "cluster.config", "load_config": "cluster.config",
          "SphericalDBSCAN": "cluster.engine.estimator", "dbscan_sphere": "cluster.engine.dbscan"}
 

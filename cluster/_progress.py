@@ -1,10 +1,18 @@
-"""Progress bars for the long loops (tqdm), shown only to someone watching.
+"""Progress bars for the long waits (tqdm), shown only to someone watching.
 
-A bar appears when progress is on and standard error is a terminal: a run in a pipe, a
-log file, CI or a notebook prints none. The command line turns progress off with
-``-q`` (:func:`set_enabled`); ``set_enabled(True)`` forces bars even without a
-terminal. Bars show only for loops lasting over a second (tqdm's ``delay``) and are
-cleared when done, so a fast run looks as before.
+A bar appears when progress is on and someone is watching: standard error is a terminal,
+or the code runs in a Jupyter kernel (a notebook; a widget bar through ``tqdm.auto``
+when ipywidgets is installed, the ``[notebook]`` extra, else a text bar). A run in a
+pipe, a log file or CI prints none. The command line turns progress off with ``-q``
+(:func:`set_enabled`), the API with ``progress=False`` (:func:`setting`);
+``set_enabled(True)`` forces bars even without a terminal, and tqdm's own
+``TQDM_DISABLE=1`` silences them all. Bars show only for waits lasting over a second
+(tqdm's ``delay``) and are cleared when done, so a fast run looks as before.
+
+Where a user waits: the scan of the records (DuckDB's own bar), the boundaries, the
+names, writing the outputs, the bootstrap replicates, the sweep's combinations, the
+index's Monte Carlo, and the engine's one-time compilation (:func:`waiting`: a bar with
+no total, showing the time elapsed).
 
 A base module: it imports only the standard library and (lazily) tqdm, so every layer
 may use it.
@@ -13,9 +21,12 @@ may use it.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 
-__all__ = ["bar", "enabled", "progress", "set_enabled"]
+__all__ = ["bar", "enabled", "progress", "set_enabled", "setting", "waiting"]
 
 # None: automatic (on when standard error is a terminal).
 _enabled: bool | None = None
@@ -48,10 +59,68 @@ def enabled() -> bool:
     """
     if _enabled is not None:
         return _enabled
+    if in_notebook():
+        return True
     try:
         return sys.stderr is not None and sys.stderr.isatty()
     except (AttributeError, ValueError):  # a replaced or closed stream
         return False
+
+
+@contextmanager
+def setting(value: bool | None):
+    """Progress on (True), off (False) or as it was (None) inside a ``with`` block.
+
+    Parameters
+    ----------
+    value : bool or None
+        The API's ``progress=`` argument; None leaves the setting alone.
+
+    Yields
+    ------
+    None
+    """
+    global _enabled
+    before = _enabled
+    if value is not None:
+        _enabled = bool(value)
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (IPython's ZMQ shell).
+
+    Returns
+    -------
+    bool
+    """
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # an IPython without a shell
+        return False
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _tqdm():
+    """tqdm's class for where the output goes: a widget in a notebook (when ipywidgets is
+    installed: ``tqdm.auto``), text on standard error elsewhere."""
+    if in_notebook():
+        try:
+            import ipywidgets  # noqa: F401  (tqdm.auto would warn and fall back without it)
+            from tqdm.auto import tqdm
+
+            return tqdm
+        except ImportError:
+            pass
+    from tqdm import tqdm
+
+    return tqdm
 
 
 def progress(iterable: Iterable, *, desc: str, total: int | None = None, unit: str = "it") -> Iterable:
@@ -75,8 +144,7 @@ def progress(iterable: Iterable, *, desc: str, total: int | None = None, unit: s
     """
     if not enabled():
         return iterable
-    from tqdm import tqdm
-
+    tqdm = _tqdm()
     return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False, file=sys.stderr, delay=DELAY_S,
                 dynamic_ncols=True)
 
@@ -120,8 +188,48 @@ def bar(*, desc: str, total: int, unit: str = "it"):
     """
     if not enabled():
         return _NoBar()
-    from tqdm import tqdm
-
+    tqdm = _tqdm()
     return tqdm(desc=desc, total=total, unit=unit, leave=False, file=sys.stderr, delay=DELAY_S,
                 dynamic_ncols=True)
 
+
+
+@contextmanager
+def waiting(desc: str, *, every_s: float = 0.5):
+    """A bar with no total for a wait that is not a loop (e.g. numba compiling): it shows
+    ``desc`` and the seconds elapsed, refreshed by a thread, once the wait passes the
+    delay; cleared at the end.
+
+    Parameters
+    ----------
+    desc : str
+        What is being waited for.
+    every_s : float, default 0.5
+        Refresh interval in seconds.
+
+    Yields
+    ------
+    None
+    """
+    if not enabled():
+        yield
+        return
+    tqdm = _tqdm()
+    shown = tqdm(desc=desc, total=None, leave=False, file=sys.stderr, delay=DELAY_S,
+                 bar_format="{desc}: {elapsed}", dynamic_ncols=True)
+    done = threading.Event()
+    start = time.monotonic()
+
+    def tick():
+        while not done.wait(every_s):
+            if time.monotonic() - start >= DELAY_S:  # refresh() itself ignores the delay
+                shown.refresh()
+
+    thread = threading.Thread(target=tick, name="progress-waiting", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        shown.close()

@@ -44,7 +44,35 @@ log = logging.getLogger(__name__)
 
 
 
-@dataclass(frozen=True)
+class _SitesField:
+    """The ``sites`` field of :class:`RunResult`: stored as given (a plain table, what
+    the writers and the tools below read as :attr:`RunResult.sites_table`), read as a
+    GeoDataFrame of points built on first access (a point object per site costs memory
+    and time that a run which never looks at them should not pay)."""
+
+    def __set_name__(self, owner, name):
+        self._table, self._frame = f"_{name}_table", f"_{name}_frame"
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:  # no default: the field is required
+            raise AttributeError("sites")
+        frame = obj.__dict__.get(self._frame)
+        if frame is None:
+            table = obj.__dict__[self._table]
+            if table is None:
+                return None
+            from cluster.outputs.notebook import sites_geoframe
+
+            frame = sites_geoframe(table)
+            obj.__dict__[self._frame] = frame
+        return frame
+
+    def __set__(self, obj, value):
+        obj.__dict__[self._table] = value
+        obj.__dict__.pop(self._frame, None)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
 class RunResult:
     """What a run produces, before it is written anywhere.
 
@@ -55,9 +83,11 @@ class RunResult:
         in percent, ``score``, ``population``, ``<metric>_per_million``,
         ``intensity_score``, ranks, tier, anchor coordinates in degrees) and the boundary
         polygon (EPSG:4326).
-    sites : DataFrame
-        Unique weighted sites with ``metric_cluster``, ``core`` and ``cluster_id``
-        (None outside every cluster).
+    sites : GeoDataFrame
+        Unique weighted sites (``metric``, ``lat``, ``lon``, ``weight``) with
+        ``metric_cluster``, ``core``, ``cluster_id`` (None outside every cluster) and
+        point geometry (EPSG:4326), built on first access; :attr:`sites_table` is the
+        same table without geometry.
     info : dict
         Parameters, input fingerprints, counts, world totals, thresholds, versions and
         stage timings (what ``run.json`` holds).
@@ -74,13 +104,54 @@ class RunResult:
     >>> res = cluster.run("records.csv", eps_km=15)  # doctest: +SKIP
     >>> res.clusters[["rank", "name", "score"]].head()  # doctest: +SKIP
     >>> res.write("out")  # doctest: +SKIP
+
+    In a notebook a result shows its parameters, counts, warnings and top 10 as a table;
+    ``res.explore()`` shows the interactive map of ``map.html``.
     """
 
     clusters: gpd.GeoDataFrame
-    sites: pd.DataFrame
+    sites: gpd.GeoDataFrame = _SitesField()
     info: dict
     config: Config
     profiles: pd.DataFrame | None = None
+
+    @property
+    def sites_table(self) -> pd.DataFrame | None:
+        """:attr:`sites` as stored: a plain table with ``lat``/``lon``, no geometry."""
+        return self.__dict__["_sites_table"]
+
+    def __repr__(self) -> str:
+        from cluster.outputs.notebook import result_repr
+
+        return result_repr(self)
+
+    def _repr_html_(self) -> str:
+        from cluster.outputs.notebook import result_html
+
+        return result_html(self)
+
+    def explore(self, *, metrics=None, height_px: int = 560):
+        """The interactive map of ``map.html`` inside a notebook, offline.
+
+        The same page as ``map.html`` (vendored Leaflet, Natural Earth borders, a layer per
+        view, popups, search), in an ``<iframe srcdoc>``: nothing is loaded from the
+        internet and nothing is written.
+
+        Parameters
+        ----------
+        metrics : sequence of str, optional
+            Metrics with a layer each (default: the configured metrics).
+        height_px : int, default 560
+            Height of the map in the notebook.
+
+        Returns
+        -------
+        cluster.outputs.notebook.MapView
+            Displays itself in a notebook; ``.save(path)`` writes the page, ``.html`` is it.
+        """
+        from cluster.outputs.notebook import explore
+
+        return explore(self, metrics=metrics, height_px=height_px)
 
     def write(self, out_dir: str | os.PathLike) -> Path:
         """Write every output into ``out_dir`` atomically, as ``cluster run`` does.
@@ -97,26 +168,29 @@ class RunResult:
         return write_outputs(self, out_dir)
 
     def plot(self, ax=None, *, n_labels: int = 20):
-        """World map of the clusters coloured by score, the top ``n_labels`` labelled.
+        """The map of ``map.png``: clusters coloured by rank class, the top ``n_labels``
+        labelled beside their clusters, a panel per crowded region.
 
         Parameters
         ----------
         ax : matplotlib.axes.Axes, optional
-            Where to draw; by default a new figure (pyplot, so it shows inline in a
-            notebook).
+            Where to draw the world map alone (no panels); by default a new pyplot figure
+            with the whole ``map.png`` layout (so it shows inline in a notebook).
         n_labels : int, default 20
             Clusters labelled, in rank order.
 
         Returns
         -------
         matplotlib.axes.Axes
+            The world map (the panels are the figure's other axes).
         """
-        from cluster.outputs.maps import plot_clusters
+        from cluster.outputs.maps import map_figure, plot_clusters
 
         if ax is None:
             import matplotlib.pyplot as plt
 
-            _, ax = plt.subplots(figsize=(16, 7))
+            fig = map_figure(self.clusters, notice=self.info.get("notice"), n_labels=n_labels, fig=plt.figure())
+            return fig.axes[0]
         return plot_clusters(self.clusters, ax, n_labels=n_labels, notice=self.info.get("notice"))
 
 

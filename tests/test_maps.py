@@ -119,7 +119,8 @@ def test_labels_never_overlap_nor_leave_their_frame():
     fig = map_figure(clusters, n_labels=20, notice="SYNTHETIC")
     labels = _labels(fig)
     texts = [t.get_text() for _, t, _ in labels]
-    assert sorted(texts, key=lambda s: int(s.split(".")[0])) == [f"{i + 1}. {p[0]}" for i, p in enumerate(CROWD[:20])]
+    # the first twenty, and the panels' next top clusters (Daejeon in East Asia, Lyon in Europe)
+    assert sorted(texts, key=lambda s: int(s.split(".")[0])) == [f"{i + 1}. {p[0]}" for i, p in enumerate(CROWD)]
     renderer = fig.canvas.get_renderer()
     for i, (ax, t, box) in enumerate(labels):
         frame = ax.get_window_extent(renderer)
@@ -152,7 +153,75 @@ def test_crowded_regions_get_panels():
     assert where["1. Paris"] == "Europe" and where["18. Sydney"] == ""
     scattered = _clusters([p for p in CROWD if p[0] in ("Paris", "Tokyo–Yokohama", "Boston", "Sydney")])
     assert crowded_regions(scattered) == []
-    assert len(map_figure(scattered).axes) == 2  # the world map and its colour bar
+    assert len(map_figure(scattered).axes) == 1  # the world map (its legend inside)
+
+
+def _tiered(points, n_top=100):
+    clusters = _clusters(points)
+    clusters["tier"] = np.where(clusters["rank"] <= n_top, "top", "emerging")
+    return clusters
+
+
+# US-heavy data (as PatentsView with US venture deals): the first twenty are American or
+# East Asian, Europe's clusters rank 21 and below.
+US_HEAVY = ([(f"US city {i}", -120 + 2.5 * i, 33 + (i % 5) * 2.5) for i in range(14)]
+            + [(f"JP city {i}", 130 + 2 * i, 33 + (i % 3)) for i in range(6)]
+            + [("London", -0.13, 51.51), ("Paris", 2.35, 48.86), ("Munich", 11.58, 48.14),
+               ("Stockholm", 18.07, 59.33), ("Lagos", 3.4, 6.45)])
+
+
+def test_europe_gets_a_panel_when_it_holds_top_clusters_outside_the_first_twenty():
+    clusters = _tiered(US_HEAVY)
+    assert "Europe" in [name for name, _ in crowded_regions(clusters)]
+    fig = map_figure(clusters, n_labels=20)
+    where = {t.get_text(): ax.get_title(loc="left") for ax, t, _ in _labels(fig)}
+    for name, rank in (("London", 21), ("Paris", 22), ("Munich", 23), ("Stockholm", 24)):
+        assert where[f"{rank}. {name}"] == "Europe"
+    assert "25. Lagos" not in where  # not in a panel, not among the first twenty
+
+
+def test_emerging_clusters_do_not_make_a_panel():
+    clusters = _tiered(US_HEAVY, n_top=20)
+    assert "Europe" not in [name for name, _ in crowded_regions(clusters)]
+
+
+def test_colour_classes_separate_the_top_tier():
+    from cluster.outputs.maps import rank_classes
+
+    n = 243
+    clusters = _tiered([(f"c{i}", 0.0, 0.0) for i in range(n)])
+    clusters["score"] = 36.0 / np.arange(1, n + 1) ** 1.3  # falls fast, as real scores do
+    classes = rank_classes(clusters)
+    assert [len(set(classes.index[a:b])) for a, b in ((0, 10), (10, 25), (25, 50), (50, 100), (100, n))] == [1] * 5
+    assert list(classes.index[[0, 10, 25, 50, 100]]) == [0, 1, 2, 3, 4]
+    assert classes.labels[0].startswith("ranks 1–10") and classes.labels[-1] == f"emerging, ranks 101–{n}"
+    assert len({tuple(c) for c in classes.colours}) == 5
+    # the old linear scale of the score gave ranks 11-100 nearly the same colour
+    rgba = classes.rgba()
+    assert not np.allclose(rgba[10], rgba[60], atol=0.05)
+    # a small top tier: fewer classes, the first ones darkest
+    small = rank_classes(_tiered([(f"c{i}", 0.0, 0.0) for i in range(8)], n_top=5))
+    assert small.labels == ["ranks 1–5  (score ≥ 4.9)", "emerging, ranks 6–8"]  # linspace(10, 1, 8)[4]
+
+
+def test_result_plot_places_labels_as_map_png(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    clusters = _tiered(US_HEAVY)
+    png = map_figure(clusters, n_labels=20)
+    fig = plt.figure()
+    try:
+        mine = map_figure(clusters, n_labels=20, fig=fig)
+
+        def spots(f):
+            return sorted((t.get_text(), ax.get_title(loc="left"), *np.round(t.get_position(), 6))
+                          for ax, t, _ in _labels(f))
+        assert spots(mine) == spots(png) and len(spots(png)) >= 20
+    finally:
+        plt.close(fig)
 
 
 def test_plot_clusters_draws_borders_on_any_axes():

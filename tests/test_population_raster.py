@@ -4,8 +4,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
 from helpers import make_records, offsets_km
 from shapely.geometry import box
 
@@ -16,6 +14,10 @@ from cluster.pipeline import cluster_records
 from cluster.stages.boundaries import cluster_polygon
 from cluster.stages.population import raster_population, raster_sums
 from cluster.stages.read import validate_frame
+
+# The optional extra [raster] (make test installs it); without it, see test_packaging.py.
+rasterio = pytest.importorskip("rasterio")
+Affine = pytest.importorskip("affine").Affine
 
 CELL = 0.01  # degrees
 

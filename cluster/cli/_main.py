@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
                "`cluster COMMAND --help` describes each command.",
     )
     logging_options(p, 0)
+    from cluster._version import __version__
+
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                   help="print the version (innovation-clusters X.Y.Z) and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", parents=[common], help="cluster records and write boundaries and rankings",

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._progress import bar
 from ..errors import UserInputError
 from .compute import Plan, evaluate, ranks
 from .framework import MC_MAX_SAMPLES, MC_TOLERANCE
@@ -239,9 +240,14 @@ def monte_carlo(plan: Plan, treated: np.ndarray, unc: Uncertainty, unit_ids) -> 
         A, B = _draw(rng, unc, factors, n, plan), _draw(rng, unc, factors, n, plan)
         if not factors:  # no uncertainty: every replicate is the point estimate
             return np.tile(nominal, (n, 1)), np.tile(nominal, (n, 1)), []
-        RA = np.stack([_run(plan, treated, unc, A, j) for j in range(n)])
-        RB = np.stack([_run(plan, treated, unc, B, j) for j in range(n)])
-        RAB = [np.stack([_run(plan, treated, unc, _take(A, f, B), j) for j in range(n)]) for f in factors]
+        with bar(desc=f"Monte Carlo (N = {N + n})", total=n * (len(factors) + 2), unit="evaluation") as shown:
+            def run(draws, j):
+                shown.update()
+                return _run(plan, treated, unc, draws, j)
+
+            RA = np.stack([run(A, j) for j in range(n)])
+            RB = np.stack([run(B, j) for j in range(n)])
+            RAB = [np.stack([run(_take(A, f, B), j) for j in range(n)]) for f in factors]
         return RA, RB, RAB
 
     def shift(Rm):

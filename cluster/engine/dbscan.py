@@ -105,6 +105,7 @@ import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from numbers import Real
 
 import numba
@@ -689,15 +690,26 @@ def compile_cache_state() -> tuple[bool | None, str | None]:
 _checked_cache = False
 
 
-def _announce_compilation() -> None:
-    """Log once per process, before a cold cache makes the first call wait, why it waits."""
+def _announce_compilation():
+    """Once per process, before a cold cache makes the first call wait: say why it waits
+    (a log line) and show it (a progress bar with the time elapsed, :func:`cluster._progress.waiting`).
+
+    Returns
+    -------
+    context manager
+        To hold around the first call's work; a no-op when the kernels are cached.
+    """
     global _checked_cache
     if _checked_cache:
-        return
+        return nullcontext()
     _checked_cache = True
     warm, directory = compile_cache_state()
     if warm is False:
         log.info("compiling the clustering engine once (about 15 s); later runs use the cache in %s", directory)
+        from cluster._progress import waiting
+
+        return waiting("compiling the clustering engine (once)")
+    return nullcontext()
 
 
 def warm_up() -> None:
@@ -881,16 +893,16 @@ def dbscan_sphere(lat, lon, weight=None, *, eps_km, min_weight):
     ([0, 0, 0, -1], [True, True, True, False])
     """
     owner = "dbscan_sphere"
-    _announce_compilation()
-    eps_km = _check_positive(eps_km, "eps_km", owner)
-    min_weight = _check_positive(min_weight, "min_weight", owner)
-    lat = np.ascontiguousarray(_as_float_array(lat, "lat", owner, 1))
-    lon = np.ascontiguousarray(_as_float_array(lon, "lon", owner, 1))
-    if lon.shape[0] != lat.shape[0]:
-        raise ValueError(f"The 'lon' parameter of {owner} must have one value per latitude "
-                         f"({lat.shape[0]}). Got {lon.shape[0]} values instead.")
-    _require(lat, -90.0, 90.0, "lat", owner, "hold finite latitudes in [-90, 90] degrees")
-    _require(lon, -math.inf, math.inf, "lon", owner, "hold finite longitudes in degrees")
-    weight = _check_weight(weight, lat.shape[0], "weight", owner)
-    return _dbscan(lat, lon, weight, eps_km, min_weight)
+    with _announce_compilation():
+        eps_km = _check_positive(eps_km, "eps_km", owner)
+        min_weight = _check_positive(min_weight, "min_weight", owner)
+        lat = np.ascontiguousarray(_as_float_array(lat, "lat", owner, 1))
+        lon = np.ascontiguousarray(_as_float_array(lon, "lon", owner, 1))
+        if lon.shape[0] != lat.shape[0]:
+            raise ValueError(f"The 'lon' parameter of {owner} must have one value per latitude "
+                             f"({lat.shape[0]}). Got {lon.shape[0]} values instead.")
+        _require(lat, -90.0, 90.0, "lat", owner, "hold finite latitudes in [-90, 90] degrees")
+        _require(lon, -math.inf, math.inf, "lon", owner, "hold finite longitudes in degrees")
+        weight = _check_weight(weight, lat.shape[0], "weight", owner)
+        return _dbscan(lat, lon, weight, eps_km, min_weight)
 

@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from cluster.engine.dbscan import (
     _announce_compilation,
-    _as_float_array,
     _check_positive,
     _check_weight,
     _dbscan,
@@ -50,6 +50,16 @@ class SphericalDBSCAN(ClusterMixin, BaseEstimator):
         ``[lat, lon]`` in degrees of each core point.
     n_features_in_ : int
         Always 2.
+    feature_names_in_ : ndarray of shape (2,), object
+        The column names of ``X`` when it was fitted on a DataFrame with string column
+        names (e.g. ``["lat", "lon"]``); absent otherwise.
+
+    Notes
+    -----
+    Input is checked with scikit-learn's own validators (``validate_data``,
+    ``_check_sample_weight``), so it is refused as every scikit-learn estimator refuses it,
+    in the same words: complex numbers, sparse matrices, empty arrays, NaN or infinity,
+    negative or all-zero weights. The latitude/longitude checks come after.
 
     Examples
     --------
@@ -80,26 +90,34 @@ class SphericalDBSCAN(ClusterMixin, BaseEstimator):
             Fitted estimator.
         """
         owner = type(self).__name__
-        _announce_compilation()
         eps_km = _check_positive(self.eps_km, "eps_km", owner)
         min_weight = _check_positive(self.min_weight, "min_weight", owner)
-        X = _as_float_array(X, "X", owner, 2)
+        # scikit-learn's validator: refuses complex, sparse, empty, NaN/inf and
+        # non-numeric input in scikit-learn's words, sets n_features_in_ and, for a
+        # DataFrame, feature_names_in_.
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=1)
         if X.shape[1] != 2:
             raise ValueError(f"The 'X' parameter of {owner} must be an array of shape (n, 2) "
                              f"holding [lat, lon] in degrees. Got an array of shape {X.shape} "
-                             f"instead.")
+                             f"({X.shape[1]} feature(s)) instead.")
         lat = np.ascontiguousarray(X[:, 0])
         lon = np.ascontiguousarray(X[:, 1])
-        _require(lat, -90.0, 90.0, "X", owner,
-                 "hold finite latitudes in [-90, 90] degrees in column 0", where="row")
-        _require(lon, -math.inf, math.inf, "X", owner,
-                 "hold finite longitudes in degrees in column 1", where="row")
-        weight = _check_weight(sample_weight, X.shape[0], "sample_weight", owner)
-        labels, core = _dbscan(lat, lon, weight, eps_km, min_weight)
+        with _announce_compilation():
+            _require(lat, -90.0, 90.0, "X", owner,
+                     "hold finite latitudes in [-90, 90] degrees in column 0", where="row")
+            _require(lon, -math.inf, math.inf, "X", owner,
+                     "hold finite longitudes in degrees in column 1", where="row")
+            if sample_weight is not None:
+                # ours first (it names the first bad index), then scikit-learn's, which
+                # refuses weights that are all zero (no point could ever be core).
+                _check_weight(sample_weight, X.shape[0], "sample_weight", owner)
+                sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+                if not sample_weight.any():  # scikit-learn before 1.7 lets all-zero weights through
+                    raise ValueError("Sample weights must contain at least one non-zero number.")
+            labels, core = _dbscan(lat, lon, sample_weight, eps_km, min_weight)
         self.labels_ = labels
         self.core_sample_indices_ = np.flatnonzero(core).astype(np.int64, copy=False)
         self.components_ = X[self.core_sample_indices_].copy()
-        self.n_features_in_ = 2
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):

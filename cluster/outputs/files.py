@@ -41,7 +41,7 @@ import pandas as pd
 from cluster._atomic import atomic_output_dir
 from cluster._progress import bar
 from cluster.outputs._text import md_escape
-from cluster.outputs.gpkg import finish_geopackage, write_sites_layer
+from cluster.outputs.gpkg import GPKG_VERSION, finish_geopackage, write_sites_layer
 from cluster.outputs.maps import draw_map
 from cluster.outputs.report import REPORT_FILES, write_report
 from cluster.outputs.webmap import write_map_html
@@ -248,13 +248,15 @@ def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | N
     config, clusters, profiles = result.config, result.clusters, getattr(result, "profiles", None)
     table = ranking_table(clusters, metrics)
     gdf = clusters.copy()
-    gdf["intensity_rank"] = gdf["intensity_rank"].astype("float64")  # GPKG has no nullable int64 via all drivers
     description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
+    # Nullable integers (intensity_rank, rank_ci_*) stay INTEGER fields (empty = NULL);
+    # VERSION: see cluster.outputs.gpkg.GPKG_VERSION.
     gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio",
-                layer_metadata={"DESCRIPTION": description})
+                layer_metadata={"DESCRIPTION": description}, VERSION=GPKG_VERSION)
     wrote("clusters.gpkg: clusters")
-    if result.sites is not None and "cluster_id" in result.sites:
-        write_sites_layer(tmp / "clusters.gpkg", result.sites, outside=config.sites_outside)
+    sites = result.sites_table  # the table as stored (no point objects to build)
+    if sites is not None and "cluster_id" in sites:
+        write_sites_layer(tmp / "clusters.gpkg", sites, outside=config.sites_outside)
     wrote("clusters.gpkg: sites")
     finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
                       default_json=json_default, economy_min_share=config.economy_min_share)

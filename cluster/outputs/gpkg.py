@@ -27,6 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# The GeoPackage version written (GDAL's VERSION creation option). GDAL 3.9+ writes 1.4 by
+# default, which GDAL before 3.7 (QGIS LTRs, Ubuntu 22.04/Debian 12's GDAL 3.4/3.6) opens
+# with "may only be partially supported"; nothing written here needs 1.3 or 1.4, and 1.2
+# is read without a warning by every GDAL since 2.2.
+GPKG_VERSION = "1.2"
+
 # Titles and descriptions of the clusters layer's fixed columns; metric columns are
 # described from the metric's label (see column_docs).
 _FIXED = {
@@ -165,7 +171,8 @@ def write_sites_layer(path: Path, sites: pd.DataFrame, *, outside: bool) -> None
 
     pyogrio.write_arrow(sites_table(sites, outside=outside), path, layer="sites", driver="GPKG",
                         geometry_name="geometry", geometry_type="Point", crs="EPSG:4326",
-                        layer_metadata={"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"})
+                        layer_metadata={"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"},
+                        VERSION=GPKG_VERSION)
 
 
 def sites_frame(sites: pd.DataFrame, *, outside: bool):

@@ -13,12 +13,25 @@ a leader line from the bubble's edge to the label's nearest corner or side (cros
 fits nowhere is left out rather than drawn over another (and reported by
 :func:`place_labels`).
 
+Colours (:func:`rank_classes`): a linear scale of the score gives rank 1 the dark end
+and leaves nearly every other cluster the same pale yellow (the score falls fast with
+rank: on the real data rank 1 scores 36, rank 20 scores 2). Clusters are coloured by rank
+class instead, the classes of the top tier (1–10, 11–25, 26–50, 51–top_n) from dark to
+light and the emerging clusters palest, with a legend that gives each class's score
+range; bubble sizes still grow with the score.
+
 Dense regions: the world map of 16 inches cannot hold twenty labels in Europe or East
 Asia. :func:`map_figure` adds a panel below the world map for each region of
-:data:`REGIONS` holding at least ``min_in_region`` of the labelled clusters (at most
-three, west to east); those clusters are labelled in their panel (equirectangular with
-the aspect of the panel's middle latitude, so shapes look right there) and the world map
-outlines the region instead, labelling the rest.
+:data:`REGIONS` holding at least ``min_in_region`` clusters of the top tier (at most
+three, west to east), so a region with top clusters gets a panel even when none of them
+is in the first twenty (London, Paris and Munich on US-heavy data). Each panel
+(equirectangular with the aspect of its middle latitude, so shapes look right there)
+labels its top-tier clusters in rank order, at least ``panel_labels`` of them and every
+one of the first ``n_labels``; the world map outlines the region and labels the rest of
+the first ``n_labels``.
+
+:meth:`cluster.pipeline.RunResult.plot` draws this same figure on a pyplot figure, so a
+notebook shows what ``map.png`` shows.
 
 Everything is drawn on a :class:`matplotlib.figure.Figure` of its own with the Agg
 canvas, never through pyplot, so writing outputs changes no global matplotlib state
@@ -33,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["REGIONS", "draw_basemap", "draw_map", "map_figure", "place_labels", "plot_clusters"]
+__all__ = ["REGIONS", "draw_basemap", "draw_map", "map_figure", "place_labels", "plot_clusters", "rank_classes"]
 
 WORLD = (-180.0, 180.0, -58.0, 78.0)  # lon0, lon1, lat0, lat1 (Antarctica left out)
 
@@ -46,16 +59,92 @@ REGIONS = (
 
 _OCEAN, _LAND, _COAST, _BORDER = "#d9e6f1", "#f7f5f0", "#8599ab", "#b9b2a5"
 _TEXT, _LEADER = "#1b1b1b", "#3d3d3d"
-_CMAP_RANGE = (0.25, 1.0)  # of YlOrRd: the palest yellows vanish on the land colour
 _FONT_PT = 7.5
 
 
-def _cmap():
-    import matplotlib
-    from matplotlib.colors import ListedColormap
+# Rank classes of the top tier (upper ends; the last class ends at the tier's size).
+_CLASS_ENDS = (10, 25, 50)
+# Positions in YlOrRd of the classes from the emerging ones (palest) to ranks 1-10.
+_CLASS_SHADES = (0.2, 0.42, 0.6, 0.78, 0.97)
 
+
+@dataclass(frozen=True)
+class RankClasses:
+    """Colour classes of the clusters by rank (see :func:`rank_classes`).
+
+    Attributes
+    ----------
+    index : ndarray of int
+        Class of each cluster, 0 = the first ranks.
+    labels : list of str
+        Legend text per class: the ranks and the score range.
+    colours : ndarray of shape (n_classes, 4)
+        RGBA per class.
+    """
+
+    index: np.ndarray
+    labels: list
+    colours: np.ndarray
+
+    def rgba(self, mask=None) -> np.ndarray:
+        """RGBA per cluster (``mask``: a boolean selection of the clusters)."""
+        idx = self.index if mask is None else self.index[np.asarray(mask)]
+        return self.colours[idx] if len(idx) else np.zeros((0, 4))
+
+
+def rank_classes(clusters) -> RankClasses:
+    """Classes of the top tier by rank (1–10, 11–25, 26–50, 51–top_n) and one of the
+    emerging clusters, coloured dark (first ranks) to pale.
+
+    Parameters
+    ----------
+    clusters : DataFrame
+        A run's clusters in rank order (``rank``, ``score``; ``tier`` when there is one,
+        else the first 100 make the top tier).
+
+    Returns
+    -------
+    RankClasses
+    """
+    import matplotlib
+
+    n = len(clusters)
+    rank = clusters["rank"].to_numpy(dtype=np.int64) if n else np.zeros(0, np.int64)
+    score = clusters["score"].to_numpy(dtype=float) if n else np.zeros(0)
+    if "tier" in clusters:
+        n_top = int((clusters["tier"] == "top").sum())
+    else:
+        n_top = min(n, 100)
+    ends = [e for e in _CLASS_ENDS if e < n_top] + ([n_top] if n_top else [])
+    index = np.searchsorted(np.asarray(ends), rank, side="left") if n else np.zeros(0, np.int64)
+    labels, start = [], 1
+    for k, end in enumerate(ends):
+        sel = index == k
+        low = float(np.nanmin(score[sel])) if sel.any() else float("nan")
+        labels.append(f"ranks {start}–{end}  (score ≥ {low:.2g})" if end > start else f"rank {start}")
+        start = end + 1
+    if (index == len(ends)).any():
+        labels.append(f"emerging, ranks {start}–{int(rank.max())}")
     base = matplotlib.colormaps["YlOrRd"]
-    return ListedColormap(base(np.linspace(*_CMAP_RANGE, 256)), name="YlOrRd_cut")
+    shades = list(_CLASS_SHADES[::-1][:len(ends)])
+    # fewer top classes (a small tier): keep the darkest shades for the first ranks
+    colours = base(np.array(shades + [_CLASS_SHADES[0]]))[:len(labels)] if labels else np.zeros((0, 4))
+    return RankClasses(index=np.asarray(index, dtype=np.int64), labels=labels, colours=colours)
+
+
+def _legend(ax, classes: RankClasses, **kw) -> None:
+    """The colour classes as a legend of round markers (rank ranges, score ranges)."""
+    from matplotlib.lines import Line2D
+
+    if not classes.labels:
+        return
+    handles = [Line2D([], [], marker="o", linestyle="none", markersize=8, markerfacecolor=c,
+                      markeredgecolor="#5a1a00", markeredgewidth=0.4, label=lab)
+               for c, lab in zip(classes.colours, classes.labels)]
+    options = {"loc": "lower left", "fontsize": 7, "title": "colour: rank class", "title_fontsize": 7.5,
+               "framealpha": 0.9, "borderpad": 0.5, "handletextpad": 0.3}
+    options.update(kw)
+    ax.legend(handles=handles, **options).set_zorder(6)
 
 
 def _label_text(r) -> str:
@@ -124,18 +213,17 @@ def _polygon_collection(geometries, **style):
     return PathCollection(paths, **style)
 
 
-def _draw_clusters(ax, clusters, norm, cmap, *, outline: bool) -> None:
+def _draw_clusters(ax, clusters, colors, vmax: float, *, outline: bool) -> None:
     if not len(clusters):
         return
     score = clusters["score"].to_numpy()
-    colors = cmap(norm(score))  # (n, 4) RGBA
     ax.add_collection(_polygon_collection(clusters.geometry.to_numpy(), facecolors=colors,
                                           edgecolors="#5a1a00" if outline else "none",
                                           linewidths=0.3 if outline else 0, zorder=2), autolim=False)
     pts = clusters[["anchor_lon", "anchor_lat"]].to_numpy()
     # Bubbles: clusters are a few pixels wide at these scales, their score must still show.
     order = np.argsort(-score, kind="stable")  # big ones below small ones
-    ax.scatter(pts[order, 0], pts[order, 1], s=_bubble_area(score[order], norm.vmax), c=colors[order],
+    ax.scatter(pts[order, 0], pts[order, 1], s=_bubble_area(score[order], vmax), c=colors[order],
                alpha=0.8, edgecolors="#5a1a00", linewidths=0.4, zorder=3)
 
 
@@ -173,7 +261,7 @@ def plot_clusters(clusters, ax, *, n_labels: int = 20, notice: str | None = None
     notice : str, optional
         First line of the title (e.g. the synthetic-data notice).
     colorbar : bool, default True
-        Add a colour bar of the score.
+        Add the legend of the colour classes (:func:`rank_classes`).
     extent : (lon0, lon1, lat0, lat1), optional
         Degrees shown; default the world without Antarctica (-180..180, -58..78).
     places : ignored
@@ -184,30 +272,33 @@ def plot_clusters(clusters, ax, *, n_labels: int = 20, notice: str | None = None
     matplotlib.axes.Axes
         ``ax``.
     """
-    from matplotlib.cm import ScalarMappable
-
     extent = WORLD if extent is None else tuple(float(v) for v in extent)
-    norm, cmap = _norm(clusters), _cmap()
+    vmax, classes = _vmax(clusters), rank_classes(clusters)
     draw_basemap(ax, extent)
-    _draw_clusters(ax, clusters, norm, cmap, outline=extent != WORLD)
+    _draw_clusters(ax, clusters, classes.rgba(), vmax, outline=extent != WORLD)
     _frame(ax, 1.0 if extent == WORLD else 1 / math.cos(math.radians((extent[2] + extent[3]) / 2)))
     inside = _inside(clusters, extent)
     shown = min(n_labels, int(inside.sum()))
     title = f"Science-and-technology clusters: {len(clusters):,} clusters, top {shown} labelled"
     ax.set_title(notice + "\n" + title if notice else title, fontsize=11)
-    if colorbar:
-        ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, pad=0.01,
-                           label="score (sum of world shares, %)")
+    if colorbar:  # beside the map: on any extent, inside it would hide clusters and labels
+        _legend(ax, classes, loc="center left", bbox_to_anchor=(1.01, 0.5))
     if len(clusters):
-        place_labels(ax, clusters[inside].head(n_labels), vmax=norm.vmax, bubbles=clusters[inside])
+        place_labels(ax, clusters[inside].head(n_labels), vmax=vmax, bubbles=clusters[inside])
     return ax
 
 
-def _norm(clusters):
-    from matplotlib.colors import Normalize
-
+def _vmax(clusters) -> float:
+    """The largest score (sets the bubble sizes)."""
     score = clusters["score"].to_numpy() if len(clusters) else np.zeros(0)
-    return Normalize(vmin=0, vmax=max(float(np.nanmax(score)) if len(score) else 1.0, 1e-9))
+    return max(float(np.nanmax(score)) if len(score) else 1.0, 1e-9)
+
+
+def _top_tier(clusters):
+    """The clusters of the top tier (the first 100 without a ``tier`` column)."""
+    if "tier" in clusters:
+        return clusters[(clusters["tier"] == "top").to_numpy()]
+    return clusters.head(100)
 
 
 def _inside(clusters, extent) -> np.ndarray:
@@ -217,30 +308,65 @@ def _inside(clusters, extent) -> np.ndarray:
 
 
 def crowded_regions(clusters, *, n_labels: int = 20, min_in_region: int = 3) -> list[tuple[str, tuple]]:
-    """The regions of :data:`REGIONS` holding at least ``min_in_region`` of the top
-    ``n_labels`` clusters, at most three, west to east.
+    """The regions of :data:`REGIONS` holding at least ``min_in_region`` clusters of the
+    top tier, at most three (the fullest), west to east.
 
     Parameters
     ----------
     clusters : DataFrame
-        A run's clusters in rank order (``anchor_lat``, ``anchor_lon``).
+        A run's clusters in rank order (``anchor_lat``, ``anchor_lon``; ``tier``, else
+        the first 100 count as the top tier).
     n_labels : int, default 20
-        How many of the first clusters count.
+        Ignored (kept for callers: panels used to count the labelled clusters only).
     min_in_region : int, default 3
-        Clusters a region must hold to count as crowded.
+        Top-tier clusters a region must hold to get a panel.
 
     Returns
     -------
     list of (str, tuple)
         Region name and extent ``(lon_min, lon_max, lat_min, lat_max)``.
     """
-    top = clusters.head(n_labels)
+    top = _top_tier(clusters)
     hits = [(name, ext, int(_inside(top, ext).sum())) for name, ext in REGIONS]
     hits = sorted([h for h in hits if h[2] >= min_in_region], key=lambda h: -h[2])[:3]
     return [(name, ext) for name, ext, _ in sorted(hits, key=lambda h: h[1][0])]
 
 
-def map_figure(clusters, *, notice: str | None = None, n_labels: int = 20, min_in_region: int = 3, places=None):
+def figure_size(clusters, *, notice: str | None = None, min_in_region: int = 3) -> tuple[float, float]:
+    """Width and height in inches of :func:`map_figure` for ``clusters``.
+
+    Parameters
+    ----------
+    clusters : DataFrame
+        A run's clusters in rank order.
+    notice : str, optional
+        The title's first line, if any.
+    min_in_region : int, default 3
+        As in :func:`map_figure`.
+
+    Returns
+    -------
+    (float, float)
+    """
+    return _layout(crowded_regions(clusters, min_in_region=min_in_region), notice)[:2]
+
+
+def _layout(regions, notice):
+    """Inches: width, height, left margin, map width and height, title height, panel cell."""
+    width, left, map_w = 16.0, 0.45, 14.3
+    title_h = 0.75 if notice else 0.5
+    map_h = map_w * (WORLD[3] - WORLD[2]) / 360
+    n = len(regions)
+    cell_w = min((width - 2 * left - 0.35 * (n - 1)) / n, 11.0) if n else 0
+    ratios = [(e[3] - e[2]) / math.cos(math.radians((e[2] + e[3]) / 2)) / (e[1] - e[0]) for _, e in regions]
+    cell_h = cell_w * max(ratios) if n else 0
+    panels_h = cell_h + 0.75 if n else 0
+    height = title_h + map_h + 0.35 + panels_h
+    return width, height, left, map_w, map_h, title_h, cell_w, cell_h
+
+
+def map_figure(clusters, *, notice: str | None = None, n_labels: int = 20, min_in_region: int = 3,
+               panel_labels: int = 12, places=None, fig=None):
     """The ``map.png`` figure: the world map, and below it a panel per crowded region.
 
     Parameters
@@ -252,51 +378,55 @@ def map_figure(clusters, *, notice: str | None = None, n_labels: int = 20, min_i
     n_labels : int, default 20
         Clusters labelled, in rank order (each in its region's panel if it has one).
     min_in_region : int, default 3
-        Labelled clusters a region of :data:`REGIONS` must hold to get a panel.
+        Top-tier clusters a region of :data:`REGIONS` must hold to get a panel.
+    panel_labels : int, default 12
+        Top-tier clusters each panel labels at least (in rank order), besides those of
+        the first ``n_labels`` inside it.
     places : ignored
         Formerly a backdrop of populated places.
+    fig : matplotlib.figure.Figure, optional
+        An empty figure to draw on (e.g. pyplot's, for a notebook), resized to the map's
+        size; default a new figure on an Agg canvas of its own.
 
     Returns
     -------
     matplotlib.figure.Figure
-        On an Agg canvas of its own (labels are measured with its renderer).
+        Labels are measured with its canvas's renderer.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.cm import ScalarMappable
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    regions = crowded_regions(clusters, n_labels=n_labels, min_in_region=min_in_region)
+    regions = crowded_regions(clusters, min_in_region=min_in_region)
     # Layout in inches: title, world map (plate carrée, 360 x 136 degrees), panels row.
-    width, left, map_w = 16.0, 0.45, 14.3
-    title_h = 0.75 if notice else 0.5
-    map_h = map_w * (WORLD[3] - WORLD[2]) / 360
+    width, height, left, map_w, map_h, title_h, cell_w, cell_h = _layout(regions, notice)
     n = len(regions)
-    cell_w = min((width - 2 * left - 0.35 * (n - 1)) / n, 11.0) if n else 0
-    ratios = [(e[3] - e[2]) / math.cos(math.radians((e[2] + e[3]) / 2)) / (e[1] - e[0]) for _, e in regions]
-    cell_h = cell_w * max(ratios) if n else 0
-    panels_h = cell_h + 0.75 if n else 0
-    height = title_h + map_h + 0.35 + panels_h
-    fig = Figure(figsize=(width, height), dpi=110)
+    if fig is None:
+        fig = Figure(figsize=(width, height), dpi=110)
 
-    class _Canvas(FigureCanvasAgg):
-        def draw_idle(self, *args, **kwargs):
-            # geopandas asks for a redraw after every layer it plots; on an Agg canvas that is
-            # a full draw of the figure each time (eight wasted draws). savefig draws once, and
-            # place_labels applies the aspect it measures with.
-            pass
+        class _Canvas(FigureCanvasAgg):
+            def draw_idle(self, *args, **kwargs):
+                # A full draw of the figure each time something asks for a redraw: savefig
+                # draws once, and place_labels applies the aspect it measures with.
+                pass
 
-    _Canvas(fig)
+        _Canvas(fig)
+    else:
+        # map.png's size and resolution: labels are placed in pixels, so they land where
+        # they land in map.png
+        fig.set_size_inches(width, height)
+        fig.set_dpi(110)
 
     def box(x, y_top, w, h):  # inches from the top-left corner -> figure fraction
         return [x / width, 1 - (y_top + h) / height, w / width, h / height]
 
-    norm, cmap = _norm(clusters), _cmap()
+    vmax, classes = _vmax(clusters), rank_classes(clusters)
     world = fig.add_axes(box(left, title_h, map_w, map_h))
     draw_basemap(world, WORLD)
-    _draw_clusters(world, clusters, norm, cmap, outline=False)
+    _draw_clusters(world, clusters, classes.rgba(), vmax, outline=False)
     _frame(world, 1.0)
     top = clusters.head(n_labels)
+    tier = _top_tier(clusters)
     in_panel = np.zeros(len(top), dtype=bool)
     for name, ext in regions:
         in_panel |= _inside(top, ext)
@@ -306,24 +436,27 @@ def map_figure(clusters, *, notice: str | None = None, n_labels: int = 20, min_i
                        color="#374151", style="italic", va="bottom", zorder=3.5)
     title = f"Science-and-technology clusters: {len(clusters):,} clusters, top {len(top)} labelled"
     if n:
-        title += " (" + ", ".join(name for name, _ in regions) + " in the panels below)"
+        title += (" (" + ", ".join(name for name, _ in regions) + " in the panels below, each with its top "
+                  f"{panel_labels} or more)")
     fig.text(left / width, 1 - 0.12 / height, notice + "\n" + title if notice else title, fontsize=11,
              va="top", ha="left")
-    cax = fig.add_axes(box(left + map_w + 0.25, title_h + map_h * 0.2, 0.16, map_h * 0.6))
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, label="score (sum of world shares, %)")
-    cax.tick_params(labelsize=7)
+    _legend(world, classes)
     axes = []
     for i, (name, ext) in enumerate(regions):
         x = left + i * (cell_w + 0.35) + (width - 2 * left - n * cell_w - 0.35 * (n - 1)) / 2
         ax = fig.add_axes(box(x, title_h + map_h + 0.35 + 0.3, cell_w, cell_h))
         draw_basemap(ax, ext)
-        drawn = clusters[_inside(clusters, ext)]
-        _draw_clusters(ax, drawn, norm, cmap, outline=True)
+        sel = _inside(clusters, ext)
+        drawn = clusters[sel]
+        _draw_clusters(ax, drawn, classes.rgba(sel), vmax, outline=True)
         _frame(ax, 1 / math.cos(math.radians((ext[2] + ext[3]) / 2)), title=name)
-        axes.append((ax, top[_inside(top, ext)], drawn))
-    place_labels(world, top[~in_panel], vmax=norm.vmax, bubbles=clusters)
+        # its top-tier clusters: at least panel_labels, and all of the first n_labels
+        local = tier[_inside(tier, ext)]
+        wanted = max(panel_labels, int(_inside(top, ext).sum()))
+        axes.append((ax, local.head(wanted), drawn))
+    place_labels(world, top[~in_panel], vmax=vmax, bubbles=clusters)
     for ax, rows, drawn in axes:
-        place_labels(ax, rows, vmax=norm.vmax, bubbles=drawn)
+        place_labels(ax, rows, vmax=vmax, bubbles=drawn)
     return fig
 
 

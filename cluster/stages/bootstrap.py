@@ -25,6 +25,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from cluster._progress import progress
 from cluster.config import Config
 from cluster.stages.membership import match_clusters, membership_ranking, quiet_stages
 from cluster.stages.ranking import site_activity
@@ -149,7 +150,7 @@ def rank_intervals(records: pd.DataFrame, sites: pd.DataFrame, totals: dict, con
     ranks = np.zeros((n_rep, len(clusters)), dtype=np.int64)
     unmatched = 0
     base = sites[["metric", "lat", "lon"]]
-    for r in range(n_rep):
+    for r in progress(range(n_rep), desc="bootstrap", unit="replicate"):
         w = replicate_weights(units, len(sites), rng)
         keep = np.flatnonzero(w > 0)
         rep_sites = base.iloc[keep].assign(weight=w[keep]).reset_index(drop=True)

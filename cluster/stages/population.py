@@ -68,9 +68,14 @@ def raster_sums(geoms: list, raster_path: str | Path) -> np.ndarray:
     UserInputError
         When the file is missing, not a raster GDAL can read, or has no CRS.
     """
-    import rasterio
-    from exactextract import exact_extract
-
+    try:
+        import rasterio
+        from exactextract import exact_extract
+    except ImportError:
+        message = ("Population from a raster grid ([population] source = \"raster\") needs rasterio and "
+                   "exactextract, an optional extra: pip install 'innovation-clusters[raster]' "
+                   "(or set [population] source = \"geonames\").")
+        raise UserInputError(message) from None
     path = Path(raster_path)
     if not path.is_file():
         raise UserInputError(f"Population raster {path} does not exist. Set [population] raster_path "

@@ -42,6 +42,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from cluster._progress import progress
 from cluster.config import Config
 from cluster.stages.membership import Membership, match_clusters, membership_ranking, quiet_stages
 from cluster.stages.ranking import site_activity
@@ -164,30 +165,29 @@ def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, sca
     seconds = {key0: time.perf_counter() - t0}
     base = memberships[key0]
     rows = []
-    for method in methods:
-        cfg = method_config(config, method)
-        for eps in eps_values:
-            for scale in scales:
-                key = (method, eps, scale)
-                if key not in memberships:
-                    t0 = time.perf_counter()
-                    with quiet_stages():
-                        memberships[key] = membership_ranking(sites, cfg, totals, eps_km=eps, scale=scale)
-                    seconds[key] = time.perf_counter() - t0
-                mem = memberships[key]
-                row = {"method": method, "eps_km": eps, "min_weight_scale": scale, "n_clusters": mem.n_clusters}
-                counts = mem.ranking
-                for m in metrics:
-                    tot = totals.get(m, 0.0)
-                    row[f"share_in_clusters_{m}"] = 100 * counts[m].sum() / tot if tot > 0 else float("nan")
-                    row[f"share_in_top_{m}"] = (100 * counts.loc[counts["tier"] == "top", m].sum() / tot
-                                                if tot > 0 else float("nan"))
-                row.update(compare(base, mem, activity))
-                row["baseline"] = key == key0
-                row["seconds"] = seconds[key]
-                rows.append(row)
-                log.info("sweep %s eps %g km, scale %g: %d clusters, spearman %.3f, ARI %.3f (%.2f s)",
-                         method, eps, scale, mem.n_clusters, row["spearman"], row["adjusted_rand"], seconds[key])
+    grid = [(method, eps, scale) for method in methods for eps in eps_values for scale in scales]
+    configs = {method: method_config(config, method) for method in methods}
+    for method, eps, scale in progress(grid, desc="sweep", unit="combination"):
+        key = (method, eps, scale)
+        if key not in memberships:
+            t0 = time.perf_counter()
+            with quiet_stages():
+                memberships[key] = membership_ranking(sites, configs[method], totals, eps_km=eps, scale=scale)
+            seconds[key] = time.perf_counter() - t0
+        mem = memberships[key]
+        row = {"method": method, "eps_km": eps, "min_weight_scale": scale, "n_clusters": mem.n_clusters}
+        counts = mem.ranking
+        for m in metrics:
+            tot = totals.get(m, 0.0)
+            row[f"share_in_clusters_{m}"] = 100 * counts[m].sum() / tot if tot > 0 else float("nan")
+            row[f"share_in_top_{m}"] = (100 * counts.loc[counts["tier"] == "top", m].sum() / tot
+                                        if tot > 0 else float("nan"))
+        row.update(compare(base, mem, activity))
+        row["baseline"] = key == key0
+        row["seconds"] = seconds[key]
+        rows.append(row)
+        log.info("sweep %s eps %g km, scale %g: %d clusters, spearman %.3f, ARI %.3f (%.2f s)",
+                 method, eps, scale, mem.n_clusters, row["spearman"], row["adjusted_rand"], seconds[key])
     swept = {(r["method"], r["eps_km"], r["min_weight_scale"]) for r in rows}
     return pd.DataFrame(rows), {k: v for k, v in memberships.items() if k in swept or k == key0}
 
