@@ -389,6 +389,7 @@ def write_index(res, out_dir: str | Path) -> Path:
     import pyogrio
 
     from cluster._atomic import atomic_output_dir
+    from cluster.outputs.gpkg import GPKG_VERSION
 
     out_dir = Path(out_dir)
     read = [p for p in [res.info.get("run"), *res.info.get("tables", {}).values()]
@@ -417,6 +418,7 @@ def write_index(res, out_dir: str | Path) -> Path:
             engine="pyogrio",
             layer_metadata={"DESCRIPTION": (f"{notice} " if notice else "")
                             + f"Composite index {fw.name} (innovation-clusters)"},
+            VERSION=GPKG_VERSION,
         )
         extra = {"correlations": corr, "treatment": treatment}
         if res.sensitivity is not None:
@@ -429,7 +431,8 @@ def write_index(res, out_dir: str | Path) -> Path:
             loo.to_csv(tmp / "leave_one_out.csv", index=False, lineterminator="\n")
             extra["leave_one_out"] = loo
         for name, df in extra.items():
-            pyogrio.write_dataframe(df, tmp / "index.gpkg", layer=name, driver="GPKG", append=False)
+            pyogrio.write_dataframe(df, tmp / "index.gpkg", layer=name, driver="GPKG", append=False,
+                                    VERSION=GPKG_VERSION)
         inputs = {}
         for label, p in [("framework", fw.source), *res.info.get("tables", {}).items()]:
             if Path(p).is_file():

@@ -896,13 +896,19 @@ def dbscan_sphere(lat, lon, weight=None, *, eps_km, min_weight):
     with _announce_compilation():
         eps_km = _check_positive(eps_km, "eps_km", owner)
         min_weight = _check_positive(min_weight, "min_weight", owner)
-        lat = np.ascontiguousarray(_as_float_array(lat, "lat", owner, 1))
-        lon = np.ascontiguousarray(_as_float_array(lon, "lon", owner, 1))
-        if lon.shape[0] != lat.shape[0]:
-            raise ValueError(f"The 'lon' parameter of {owner} must have one value per latitude "
-                             f"({lat.shape[0]}). Got {lon.shape[0]} values instead.")
-        _require(lat, -90.0, 90.0, "lat", owner, "hold finite latitudes in [-90, 90] degrees")
-        _require(lon, -math.inf, math.inf, "lon", owner, "hold finite longitudes in degrees")
-        weight = _check_weight(weight, lat.shape[0], "weight", owner)
+        lat, lon, weight = check_points(lat, lon, weight, owner)
         return _dbscan(lat, lon, weight, eps_km, min_weight)
+
+
+def check_points(lat, lon, weight, owner: str):
+    """Validated contiguous float64 latitudes, longitudes (degrees) and weights (or None),
+    for the engine's public functions (``owner`` names the function in messages)."""
+    lat = np.ascontiguousarray(_as_float_array(lat, "lat", owner, 1))
+    lon = np.ascontiguousarray(_as_float_array(lon, "lon", owner, 1))
+    if lon.shape[0] != lat.shape[0]:
+        raise ValueError(f"The 'lon' parameter of {owner} must have one value per latitude "
+                         f"({lat.shape[0]}). Got {lon.shape[0]} values instead.")
+    _require(lat, -90.0, 90.0, "lat", owner, "hold finite latitudes in [-90, 90] degrees")
+    _require(lon, -math.inf, math.inf, "lon", owner, "hold finite longitudes in degrees")
+    return lat, lon, _check_weight(weight, lat.shape[0], "weight", owner)
 

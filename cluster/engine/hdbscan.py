@@ -84,14 +84,13 @@ import math
 import numpy as np
 from numba import njit
 
+from cluster._runtime import rebuild_damaged_cache
 from cluster.engine.dbscan import (
     CORE_RTOL,
     _announce_compilation,
-    _as_float_array,
     _check_positive,
-    _check_weight,
     _fold,
-    _require,
+    check_points,
 )
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
@@ -415,6 +414,7 @@ def _sites_hdbscan(lat, lon, weight, min_weight, min_cluster_weight, floor_km, m
     return labels
 
 
+@rebuild_damaged_cache
 def hdbscan_sphere(lat, lon, weight=None, *, min_weight, min_cluster_weight=None, floor_km=0.0,
                    method="eom"):
     """Exact weighted HDBSCAN* of points on the sphere.
@@ -470,14 +470,7 @@ def hdbscan_sphere(lat, lon, weight=None, *, min_weight, min_cluster_weight=None
     if method not in SELECTION_METHODS:
         raise ValueError(f"The 'method' parameter of {owner} must be one of "
                          f"{', '.join(SELECTION_METHODS)}. Got {method!r} instead.")
-    lat = np.ascontiguousarray(_as_float_array(lat, "lat", owner, 1))
-    lon = np.ascontiguousarray(_as_float_array(lon, "lon", owner, 1))
-    if lon.shape[0] != lat.shape[0]:
-        raise ValueError(f"The 'lon' parameter of {owner} must have one value per latitude "
-                         f"({lat.shape[0]}). Got {lon.shape[0]} values instead.")
-    _require(lat, -90.0, 90.0, "lat", owner, "hold finite latitudes in [-90, 90] degrees")
-    _require(lon, -math.inf, math.inf, "lon", owner, "hold finite longitudes in degrees")
-    weight = _check_weight(weight, lat.shape[0], "weight", owner)
+    lat, lon, weight = check_points(lat, lon, weight, owner)
     n = lat.shape[0]
     if n == 0:
         return np.empty(0, np.int64), np.empty(0, bool)
