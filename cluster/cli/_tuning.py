@@ -38,6 +38,7 @@ def _config_and_sites(args, eps_km=None):
 
 def sweep_command(args) -> int:
     from cluster.outputs._atomic import atomic_output_dir, prepare_output_dir
+    from cluster.outputs._text import write_csv
     from cluster.outputs.files import write_json
     from cluster.tuning.sweep import round_table, run_sweep, write_heatmaps
 
@@ -49,7 +50,7 @@ def sweep_command(args) -> int:
     timings["sweep"] = round(time.perf_counter() - t0, 3)
     table = round_table(table)
     with atomic_output_dir(out) as tmp:
-        table.to_csv(tmp / "sweep.csv", index=False, lineterminator="\n")
+        write_csv(table, tmp / "sweep.csv")
         files = ["sweep.csv"] + write_heatmaps(table, tmp, baseline_eps=config.eps_km, notice=notice)
         info.update({"command": "sweep", "eps_km": sorted(set(args.eps_km)),
                      "min_weight_scale": sorted(set(args.min_weight_scale)),

@@ -363,6 +363,8 @@ def write_index(res, out_dir: str | Path) -> Path:
     import geopandas as gpd
     import pyogrio
 
+    from cluster.outputs._text import write_csv
+
     out_dir = Path(out_dir)
     prepare_output_dir(out_dir)
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
@@ -373,11 +375,11 @@ def write_index(res, out_dir: str | Path) -> Path:
     try:
         fw = res.framework
         table = _rounded(res.table.reset_index())
-        table.to_csv(tmp / "index.csv", index=False, lineterminator="\n")
+        write_csv(table, tmp / "index.csv")
         corr = _rounded(res.corr_table)
-        corr.to_csv(tmp / "correlations.csv", index=False, lineterminator="\n")
+        write_csv(corr, tmp / "correlations.csv")
         treatment = _rounded(res.treatment)
-        treatment.to_csv(tmp / "treatment.csv", index=False, lineterminator="\n")
+        write_csv(treatment, tmp / "treatment.csv")
         (tmp / "index.md").write_text(index_markdown(res), "utf-8")
         draw_correlations(
             res.corr_matrix, tmp / "correlations.png", f"{fw.name}: correlation of indicators with groups"
@@ -394,12 +396,12 @@ def write_index(res, out_dir: str | Path) -> Path:
         extra = {"correlations": corr, "treatment": treatment}
         if res.sensitivity is not None:
             sens = _rounded(res.sensitivity)
-            sens.to_csv(tmp / "sensitivity.csv", index=False, lineterminator="\n")
+            write_csv(sens, tmp / "sensitivity.csv")
             extra["sensitivity"] = sens
             draw_uncertainty(res.table, tmp / "uncertainty.png", f"{fw.name}: rank uncertainty (top 30)")
         if res.leave_one_out is not None:
             loo = _rounded(res.leave_one_out)
-            loo.to_csv(tmp / "leave_one_out.csv", index=False, lineterminator="\n")
+            write_csv(loo, tmp / "leave_one_out.csv")
             extra["leave_one_out"] = loo
         for name, df in extra.items():
             pyogrio.write_dataframe(df, tmp / "index.gpkg", layer=name, driver="GPKG", append=False)

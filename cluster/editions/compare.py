@@ -382,12 +382,13 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
     """
     from cluster.editions.movers import draw_movers
     from cluster.outputs._atomic import atomic_output_dir
+    from cluster.outputs._text import write_csv
     from cluster.outputs.files import write_json
 
     out_dir = Path(out_dir)
     notice = comparison.new.info.get("notice") or comparison.old.info.get("notice")
     with atomic_output_dir(out_dir) as tmp:
-        compare_csv_table(comparison).to_csv(tmp / "compare.csv", index=False, lineterminator="\n")
+        write_csv(compare_csv_table(comparison), tmp / "compare.csv")
         (tmp / "compare.md").write_text(compare_markdown(comparison, notice=notice), "utf-8")
         draw_movers(comparison, tmp / "compare.png", notice=notice)
         write_json(tmp / "run.json", compare_info(comparison))

@@ -37,7 +37,7 @@ import pandas as pd
 from cluster._progress import bar
 from cluster.outputs._atomic import atomic_output_dir
 from cluster.outputs._side import submit
-from cluster.outputs._text import md_escape
+from cluster.outputs._text import md_escape, write_csv
 from cluster.outputs.gpkg import finish_geopackage, write_sites_layer
 from cluster.outputs.maps import draw_map
 from cluster.outputs.report import REPORT_FILES, write_report
@@ -263,7 +263,7 @@ def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | N
         wrote("clusters.geojson")
     write_map_html(tmp / "map.html", clusters, metrics, labels, notice=notice)
     wrote("map.html")
-    table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
+    write_csv(table, tmp / "ranking.csv")
     wrote("ranking.csv")
     (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")
     wrote("ranking.md")
@@ -298,7 +298,7 @@ def write_profiles_csv(path: Path, profiles: pd.DataFrame, clusters) -> None:
     df = df[["rank", "cluster_id", "name", "metric", "kind", "position", "value", "weight", "share"]]
     df["weight"] = df["weight"].round(4)
     df["share"] = df["share"].round(6)
-    df.to_csv(path, index=False, lineterminator="\n")
+    write_csv(df, path)
 
 
 def write_json(path: Path, info: dict) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cluster.outputs._text import md_escape
+from cluster.outputs._text import md_escape, write_csv
 
 REPORT_FILES = ("report.md", "report_economies.csv", "report_top_metrics.csv", "report_top_intensity.csv",
                 "report_top_tier_shares.csv")
@@ -309,4 +309,4 @@ def write_report(out_dir: Path, clusters: pd.DataFrame, info: dict, metrics: Seq
     (out_dir / "report.md").write_text(report_markdown(tables, info, metrics, notice=notice, top_n=top_n), "utf-8")
     for name, key in (("report_economies.csv", "economies"), ("report_top_metrics.csv", "metrics"),
                       ("report_top_intensity.csv", "intensity"), ("report_top_tier_shares.csv", "shares")):
-        tables[key].to_csv(out_dir / name, index=False, lineterminator="\n")
+        write_csv(tables[key], out_dir / name)
