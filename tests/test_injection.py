@@ -148,3 +148,54 @@ def test_index_csv_holds_no_formula(tmp_path):
     assert any(n.startswith("'=HYPERLINK") for n in t["name"])
     md = (tmp_path / "ix" / "index.md").read_text("utf-8")
     assert "<script>" not in md
+
+
+# --- Markdown: user text from the configuration and a framework stays text -------------------
+
+_HOSTILE_MD = ["<script>alert(1)</script>", "[click](javascript:alert(1))", "a|b", "`tick`", "*bold*", "# head"]
+
+
+def _md_clean(text):
+    """No raw tag, no live link, no stray table column from the hostile corpus."""
+    assert "<script>" not in text and "](javascript" not in text, text
+    assert "*bold*" not in text and "\n# head" not in text
+
+
+def test_ranking_markdown_escapes_metric_names():
+    from test_escaping import _clusters
+
+    from cluster.outputs.files import ranking_markdown
+
+    table = _clusters("Town")
+    metric = "<script>alert(1)</script>"
+    table[metric] = 1.0
+    table[f"top_field_{metric}"] = "*bold*"
+    info = {"counts": {"clusters": 1, "top": 1, "emerging": 0, "records_used": 1, "sites": 1},
+            "config": {"clustering": {"eps_km": 10}}}
+    md = ranking_markdown(table, info, [metric], None)
+    _md_clean(md)
+    head = [line for line in md.splitlines() if line.startswith("| Rank | Cluster | Economies")][0]
+    assert head.count("|") - head.count("\\|") == 7
+
+
+def test_index_markdown_escapes_the_framework_text(tmp_path):
+    from test_composite_io import _FW, _fw, _points, _run_dir
+
+    from cluster.composite import run_index
+
+    text = _FW.replace('name = "Toy"', 'name = "Toy"\ndescription = """First <script>alert(1)</script>.\n\n'
+                                         'See [click](javascript:alert(1)) and *bold*.\n# head"""')
+    text = text.replace('code = "size"\nparent = "index"', 'code = "size"\nparent = "index"\nlabel = "a|b *bold*"')
+    text = text.replace('code = "vc"\nparent = "size"', 'code = "v`c|x"\nparent = "size"\nlabel = "<script>"')
+    res = run_index(_run_dir(tmp_path), _fw(tmp_path, text), tmp_path / "ix", tables={"uni": str(_points(tmp_path))},
+                    samples=8)
+    md = (tmp_path / "ix" / "index.md").read_text("utf-8")
+    _md_clean(md)
+    assert "First \\<script\\>alert\\(1\\)\\</script\\>." in md  # the description, escaped, paragraphs kept
+    assert "`` v`c\\|x ``" in md  # a code with a backtick and a pipe is one code span
+    for line in md.splitlines():  # every table row keeps its number of columns
+        if line.startswith("| ") and "Rank" not in line:
+            assert line.count("|") - line.count("\\|") >= 3
+    corr = [line for line in md.splitlines() if "v`c" in line and line.startswith("| ")]
+    assert corr and all(line.count("|") - line.count("\\|") in (5, 6, 10) for line in corr)
+    assert len(res.table) > 0

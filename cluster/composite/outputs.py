@@ -98,10 +98,15 @@ def _sha256(path) -> str:
 
 
 def _md(text) -> str:
-    out = str(text)
-    for ch in "\\`*_{}[]<>()#+!|":
-        out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", " ")
+    from cluster.outputs._text import md_escape
+
+    return md_escape(text)
+
+
+def _code(text) -> str:
+    from cluster.outputs._text import md_code
+
+    return md_code(text)
 
 
 def _fmt(x, spec=".2f") -> str:
@@ -128,10 +133,12 @@ def index_markdown(res, n_top: int = 30) -> str:
     if res.info.get("synthetic"):
         lines += ["> **SYNTHETIC DEMO DATA: the clusters (and the demo user tables) are generated, not real.**", ""]
     if fw.description:
-        lines += [fw.description.strip(), ""]
+        from cluster.outputs._text import md_paragraphs
+
+        lines += [md_paragraphs(fw.description), ""]
     lines += [
-        f"{len(t)} units (clusters of run `{_md(res.info.get('run', ''))}`), {len(fw.indicators)} indicators, "
-        f"framework `{_md(Path(fw.source).name)}`.",
+        f"{len(t)} units (clusters of run {_code(res.info.get('run', ''))}), {len(fw.indicators)} indicators, "
+        f"framework {_code(Path(fw.source).name)}.",
         "",
         "## Framework",
         "",
@@ -141,18 +148,18 @@ def index_markdown(res, n_top: int = 30) -> str:
         for c in fw.children(code):
             if hasattr(c, "column"):
                 den = (
-                    f" / {c.denominator} × {c.scale:g}"
+                    f" / {_md(c.denominator)} × {c.scale:g}"
                     if c.denominator
                     else (f" × {c.scale:g}" if c.scale != 1 else "")
                 )
                 lines.append(
-                    f"{'  ' * depth}- `{c.code}` {_md(c.label)}: `{c.column}`{den}, direction "
+                    f"{'  ' * depth}- {_code(c.code)} {_md(c.label)}: {_code(c.column)}{den}, direction "
                     f"{'+' if c.direction > 0 else '−'}, weight {c.weight:g}, "
                     f"{fw.indicator_normalisation(c)}"
                 )
             else:
                 lines.append(
-                    f"{'  ' * depth}- **{_md(c.label)}** (`{c.code}`), weight {c.weight:g}, "
+                    f"{'  ' * depth}- **{_md(c.label)}** ({_code(c.code)}), weight {c.weight:g}, "
                     f"{fw.group_aggregation(c)} mean of:"
                 )
                 tree(c.code, depth + 1)
@@ -164,7 +171,7 @@ def index_markdown(res, n_top: int = 30) -> str:
     if res.info.get("tables"):
         lines += [
             "",
-            "User tables: " + "; ".join(f"{_md(k)} = `{_md(v)}`" for k, v in res.info["tables"].items()) + ".",
+            "User tables: " + "; ".join(f"{_md(k)} = {_code(v)}" for k, v in res.info["tables"].items()) + ".",
         ]
     dims = [g for g in fw.children(fw.root.code) if not hasattr(g, "column")]
     mc = "rank_p05" in t.columns
@@ -207,7 +214,7 @@ def index_markdown(res, n_top: int = 30) -> str:
             ]
             for _, r in res.sensitivity.iterrows():
                 lines.append(
-                    f"| {r['factor']} | {_fmt(r['first_order'], '.3f')} | {_fmt(r['total_order'], '.3f')} | "
+                    f"| {_md(r['factor'])} | {_fmt(r['first_order'], '.3f')} | {_fmt(r['total_order'], '.3f')} | "
                     f"{_fmt(r['mean_unit_first_order'], '.3f')} |"
                 )
         else:
@@ -222,7 +229,7 @@ def index_markdown(res, n_top: int = 30) -> str:
         ]
         for _, r in res.leave_one_out.sort_values("mean_abs_rank_shift", ascending=False, kind="stable").iterrows():
             lines.append(
-                f"| `{r['indicator']}` | {r['mean_abs_rank_shift']:.2f} | {r['max_abs_rank_shift']} | "
+                f"| {_code(r['indicator'])} | {r['mean_abs_rank_shift']:.2f} | {r['max_abs_rank_shift']} | "
                 f"{r['units_moved']} |"
             )
     lines += [
@@ -238,7 +245,8 @@ def index_markdown(res, n_top: int = 30) -> str:
     ]
     for _, r in res.corr_table.iterrows():
         lines.append(
-            f"| `{r['code']}` | `{r['parent']}` | {_fmt(r['r_parent'])} | {_fmt(r['r_index'])} | {_md(r['flag'])} |"
+            f"| {_code(r['code'])} | {_code(r['parent'])} | {_fmt(r['r_parent'])} | {_fmt(r['r_index'])} | "
+            f"{_md(r['flag'])} |"
         )
     tr = res.treatment
     lines += [
@@ -254,7 +262,7 @@ def index_markdown(res, n_top: int = 30) -> str:
     ]
     for _, r in tr.iterrows():
         lines.append(
-            f"| `{r['indicator']}` | {r['n_missing']} | {r['missing_rule']} | {_fmt(r['skew'])} | "
+            f"| {_code(r['indicator'])} | {r['n_missing']} | {r['missing_rule']} | {_fmt(r['skew'])} | "
             f"{_fmt(r['kurtosis'])} | {r['treatment']} | {r['winsorised_high'] + r['winsorised_low']} | "
             f"{_fmt(r['skew_after'])} | {_fmt(r['kurtosis_after'])} |"
         )

@@ -235,7 +235,7 @@ def compare_csv_table(comparison: Comparison) -> pd.DataFrame:
 
 
 def _md(text) -> str:
-    from cluster.outputs.files import md_escape
+    from cluster.outputs._text import md_escape
 
     return "" if text is None or (isinstance(text, float) and np.isnan(text)) else md_escape(text)
 
@@ -266,7 +266,7 @@ def compare_markdown(comparison: Comparison, *, notice: str | None = None) -> st
     counts = status_counts(c.matching)
     n_old, n_new = len(c.old.clusters), len(c.new.clusters)
     lines += [f"{n_old:,} clusters before, {n_new:,} now (top tiers of {c.old.top_n} and {c.new.top_n}); "
-              f"metrics {', '.join(c.metrics)}. Clusters now: "
+              f"metrics {', '.join(_md(m) for m in c.metrics)}. Clusters now: "
               + ", ".join(f"{counts['new'].get(s, 0):,} {s}" for s in ("continuing", "new", "split", "merged",
                                                                       "regrouped"))
               + "; before: " + ", ".join(f"{counts['old'].get(s, 0):,} {s}" for s in ("continuing", "gone", "split",
@@ -277,7 +277,7 @@ def compare_markdown(comparison: Comparison, *, notice: str | None = None) -> st
               f"{'activity' if c.matching.method == 'sites' else 'area'}); rank change = old rank − new rank. "
               "Every pair is in `compare.csv`.", ""]
     for w in c.warnings:
-        lines += [f"> Compared anyway: {w}.", ""]
+        lines += [f"> Compared anyway: {_md(w)}.", ""]
 
     def table(title, df, head, cells, note=""):
         out = ["", f"## {title} ({len(df)})", ""]

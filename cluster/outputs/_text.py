@@ -2,8 +2,9 @@
 
 Two rules, each in one place, used by every writer of the tool:
 
-* :func:`md_escape`: text from the data or the user (cluster names, institutions, fields,
-  metric labels, a framework's description) inside Markdown;
+* :func:`md_escape` (and :func:`md_code`, :func:`md_paragraphs`): text from the data or the
+  user (cluster names, institutions, fields, metric names, a framework's labels, codes and
+  description) inside Markdown;
 * :func:`csv_safe` / :func:`write_csv`: every CSV file the tool writes. A spreadsheet
   (Excel, LibreOffice, Google Sheets) runs a cell that begins with ``=``, ``+``, ``-``,
   ``@``, a tab or a carriage return as a formula (CSV injection). As OWASP advises
@@ -49,6 +50,40 @@ def md_escape(text: str) -> str:
     for ch in "\\`*_{}[]<>()#+!|":
         out = out.replace(ch, "\\" + ch)
     return out.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+
+
+def md_code(text: str) -> str:
+    """Text from the data or the user as a Markdown code span (codes, column names, paths).
+
+    The fence is one backtick longer than the longest run of backticks inside (CommonMark),
+    the text goes on one line, and ``|`` is escaped (GitHub's tables split a row at a bare
+    ``|`` even inside a code span; ``\\|`` shows as ``|`` there).
+
+    Parameters
+    ----------
+    text : str
+        Any text.
+
+    Returns
+    -------
+    str
+        The code span, fences included.
+
+    Examples
+    --------
+    >>> md_code("pubs_pm")
+    '`pubs_pm`'
+    >>> md_code("a`b")
+    '`` a`b ``'
+    """
+    out = str(text).replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("|", "\\|")
+    longest, run = 0, 0
+    for ch in out:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if longest or out.startswith(" ") or out.endswith(" ") else ""
+    return f"{fence}{pad}{out}{pad}{fence}"
 
 
 def md_paragraphs(text: str) -> str:

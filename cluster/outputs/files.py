@@ -120,7 +120,7 @@ def ranking_markdown(table: pd.DataFrame, info: dict, metrics, notice: str | Non
         "orders the top tier by score per million inhabitants.",
         "",
     ]
-    head = ["Rank", "Cluster", "Economies"] + [m for m in metrics] + ["Score", "Intensity rank"]
+    head = ["Rank", "Cluster", "Economies"] + [md_escape(m) for m in metrics] + ["Score", "Intensity rank"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---:", "---", "---"] + ["---:"] * (len(metrics) + 2)) + "|")
     for _, r in top.iterrows():
@@ -156,7 +156,7 @@ def profile_markdown(top: pd.DataFrame, metrics) -> list[str]:
     lines = ["", "## Profiles", "",
              "Top field and top institution of each cluster per metric, by fractional count "
              "(all values and their shares in `profiles.csv`).", "",
-             "| " + " | ".join(["Rank", "Cluster"] + [f"Top {kind} ({m})" for m, kind in cols]) + " |",
+             "| " + " | ".join(["Rank", "Cluster"] + [f"Top {kind} ({md_escape(m)})" for m, kind in cols]) + " |",
              "|" + "|".join(["---:", "---"] + ["---"] * len(cols)) + "|"]
     for _, r in top.iterrows():
         cells = [str(r["rank"]), md_escape(r["name"])]
