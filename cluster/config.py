@@ -21,6 +21,13 @@ from cluster.errors import ConfigError
 
 GEONAMES_LEVELS = (500, 1000, 5000, 15000)
 
+# Limits of a configuration, named in the messages that refuse it.
+MAX_METRICS = 100  # the GII uses 3; each metric is clustered on its own, so 100 is far past any study
+MAX_CONFIG_BYTES = 1 << 20  # the shipped file is ~10 KB; a 1 MiB file is a wrong file (or a hostile one)
+# A metric name is matched against the records' metric column, which is read in lower case,
+# and becomes column names (share_<metric>, <metric>_per_million): lower-case letters, digits, _.
+_METRIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
 
 @dataclass(frozen=True)
 class MetricConfig:
@@ -233,7 +240,15 @@ def _merge(user: Mapping[str, Any], origin: str) -> dict[str, Any]:
             # A user who lists metrics replaces the default set: a patents-only study
             # should not carry empty publication and VC columns.
             doc["metrics"] = {}
+            if len(body) > MAX_METRICS:  # refused before anything is done per metric
+                raise ConfigError(f"{origin}: {len(body):,} [metrics.NAME] tables: a configuration holds at most "
+                                  f"{MAX_METRICS} metrics (MAX_METRICS). Keep the metrics the study ranks by.")
+            lowered: dict[str, str] = {}
             for name, table in body.items():
+                problem = _metric_name_problem(name, lowered)
+                if problem:
+                    problems.append(f"{origin}: {problem}")
+                    continue
                 if not isinstance(table, dict):
                     problems.append(f"{origin}: [metrics.{name}] must be a table.")
                     continue
@@ -256,6 +271,23 @@ def _merge(user: Mapping[str, Any], origin: str) -> dict[str, Any]:
     if problems:
         raise ConfigError("Invalid configuration:\n  - " + "\n  - ".join(problems))
     return doc
+
+
+def _metric_name_problem(name, seen: dict[str, str]) -> str:
+    """Why ``[metrics.NAME]`` cannot be a metric name (or ""); ``seen``: lower-case -> name."""
+    text = str(name)
+    key = text.strip().lower()
+    other = seen.setdefault(key, text)
+    if other != text:
+        return (f"[metrics.{text}] and [metrics.{other}] differ only in case: the records' metric column is "
+                f"read in lower case, so both would be '{key}'. Keep one [metrics.{key}] table.")
+    if not _METRIC_NAME.fullmatch(text):
+        if _METRIC_NAME.fullmatch(key):
+            return (f"[metrics.{text}]: metric names are lower case (the records' metric column is read in "
+                    f"lower case, so no record would match '{text}'). Write [metrics.{key}].")
+        return (f"[metrics.{text!s}]: a metric name is lower-case letters, digits and _ starting with a letter "
+                "(it becomes column names such as share_<metric>), e.g. [metrics.patents].")
+    return ""
 
 
 _INPUT_FILE_KEYS = {"map": "record column -> the file's column read as it",
@@ -310,8 +342,14 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
 
     if not c["metrics"]:
         problems.append("at least one [metrics.NAME] table is required.")
+    if len(c["metrics"]) > MAX_METRICS:
+        problems.append(f"{len(c['metrics']):,} metrics: a configuration holds at most {MAX_METRICS} (MAX_METRICS).")
+        return problems
+    seen: dict[str, str] = {}
     for m in c["metrics"]:
         where = f"[metrics.{m.name}]"
+        if problem := _metric_name_problem(m.name, seen):
+            problems.append(problem)
         mw, ms, sw = m.min_weight, m.min_share, m.score_weight
         if mw is None and ms is None:
             problems.append(f"{where} needs exactly one of min_weight or min_share (got neither).")
@@ -498,6 +536,11 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None = None,
         p = Path(source)
         if not p.is_file():
             raise ConfigError(f"Config file {p} does not exist. Pass an existing TOML file to {{config}}.")
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"Config file {p} holds {size:,} bytes: a configuration is at most "
+                              f"{MAX_CONFIG_BYTES:,} bytes (MAX_CONFIG_BYTES; the shipped one is about 10 KB). "
+                              "Pass the right file to {config}.")
         try:
             user = tomllib.loads(p.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
