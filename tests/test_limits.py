@@ -94,7 +94,8 @@ def test_a_huge_config_file_is_refused_before_parsing(tmp_path):
 
 
 def test_metric_names_in_another_case_are_refused_with_the_fix():
-    with pytest.raises(ConfigError, match=r"\[metrics.Patents\]: metric names are lower case .* Write \[metrics.patents\]"):
+    fix = r"\[metrics.Patents\]: metric names are lower case .* Write \[metrics.patents\]"
+    with pytest.raises(ConfigError, match=fix):
         load_config({"metrics": {"Patents": {"min_weight": 3}}})
     with pytest.raises(ConfigError, match="differ only in case"):
         load_config({"metrics": {"patents": {"min_weight": 3}, "PATENTS": {"min_weight": 3}}})
@@ -108,3 +109,58 @@ def test_metric_name_rule_holds_for_a_config_built_directly():
 
     with pytest.raises(ConfigError, match=r"Write \[metrics.patents\]"):
         Config(metrics=(MetricConfig("Patents", min_weight=3.0),))
+
+
+# --- numeric options: one rule in cluster.config, for the file, the API and the command line ---
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"eps_km": 1e-300}, "[clustering] eps_km must be in [0.01, 5000] km, got 1e-300."),
+    ({"threads": 100_000}, "[engine] threads must be in [0, 1024], got 100000."),
+    ({"memory_limit": "20MB"}, "[engine] memory_limit must be at least 64MB, got '20MB'"),
+    ({"disc_segments": 100_000_000}, "[boundaries] disc_segments must be in [8, 1024], got 100000000."),
+    ({"bootstrap": 10**12}, "[bootstrap] replicates must be in [0, 10000], got 1000000000000."),
+    ({"top_n": 10**12}, "[ranking] top_n must be a positive integer at most 100000"),
+    ({"max_names": 10**9}, "[places] max_names must be in [1, 20]"),
+    ({"name_radius_km": float("nan")}, "[places] name_radius_km must be in [0, 1000] km, got nan."),
+    ({"year_end": 10**20}, "[input] year_end must be a year in [1, 9999]"),
+])
+def test_numeric_overrides_are_checked_with_range_and_fix(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, override)
+    assert message in str(err.value)  # the API's wording: no command-line option named
+    assert "(--" not in str(err.value).split("\n")[1]
+
+
+def test_the_command_line_names_its_option():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, {"eps_km": 1e-300, "memory_limit": "20MB", "bootstrap": -1})
+    cli = err.value.for_cli()
+    assert "[clustering] eps_km (--eps-km) must be in [0.01, 5000] km, got 1e-300." in cli
+    assert "[engine] memory_limit (--memory-limit) must be at least 64MB" in cli
+    assert "[bootstrap] replicates (--bootstrap) must be in [0, 10000], got -1." in cli
+
+
+def test_memory_sizes_are_parsed_with_their_units():
+    from cluster.config import memory_bytes
+
+    assert memory_bytes("64MB") == 64 * 10**6 and memory_bytes("64 MiB") == 64 * 2**20
+    assert memory_bytes("1.5GB") == 1_500_000_000 and memory_bytes("2gb") == 2 * 10**9
+    assert memory_bytes("20") is None and memory_bytes("1PB") is None
+    assert load_config(None, {"memory_limit": "64MB"}).memory_limit == "64MB"
+
+
+@pytest.mark.parametrize("argv", [
+    ["sweep", "--eps-km", "1e-300,10"],
+    ["kdist", "--metric", "patents", "--eps-km", "1e-300"],
+    ["run", "--eps-km", "1e-300"],
+    ["run", "--top", "0"],
+    ["run", "--memory-limit", "20MB"],
+])
+def test_command_line_numbers_exit_2_before_any_work(argv, tmp_path, capsys):
+    from cluster.cli import main
+
+    code = main(["-qq", *argv, "--demo-records", "100", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "(--" in err and "must be" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ Command-line glue only: the work is :mod:`cluster.tuning`; outputs go through
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def _config_and_sites(args, eps_km=None):
 
 
 def sweep_command(args) -> int:
+    from cluster.cli._options import run_overrides
+    from cluster.config import load_config
     from cluster.outputs._atomic import atomic_output_dir, prepare_output_dir
     from cluster.outputs._text import write_csv
     from cluster.outputs.files import write_json
@@ -44,6 +47,9 @@ def sweep_command(args) -> int:
 
     out = Path(args.out)
     prepare_output_dir(out)  # fail before the work, not after it
+    base = load_config(args.config, run_overrides(args))
+    for eps in args.eps_km:  # every radius under the configuration's rule, before the work
+        load_config(base, {"eps_km": eps})
     config, sites, totals, notice, info, timings = _config_and_sites(args)
     t0 = time.perf_counter()
     table, _ = run_sweep(sites, totals, config, args.eps_km, args.min_weight_scale)
@@ -76,7 +82,7 @@ def kdist_command(args) -> int:
         raise UserInputError(f"--metric {args.metric}: unknown metric. Configured metrics: "
                              f"{', '.join(config.metric_names)}.")
     k_weight = args.k_weight if args.k_weight is not None else config.metric(args.metric).threshold(totals[args.metric])
-    if not k_weight > 0:
+    if not (k_weight > 0 and math.isfinite(k_weight)):
         raise UserInputError(f"--k-weight must be > 0 (metric '{args.metric}' has no records?), got {k_weight!r}.")
     t0 = time.perf_counter()
     table = kdist_table(sites, args.metric, k_weight)
