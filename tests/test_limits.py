@@ -164,3 +164,20 @@ def test_command_line_numbers_exit_2_before_any_work(argv, tmp_path, capsys):
     assert code == 2, err
     assert "(--" in err and "must be" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_index_samples_are_capped_in_the_file_and_on_the_command_line(tmp_path, capsys):
+    from test_composite_io import _FW, _fw, _run_dir
+
+    from cluster.cli import main
+    from cluster.composite.framework import MAX_SAMPLES
+
+    with pytest.raises(ConfigError, match=rf"\[uncertainty\]: samples must be an integer >= 0 and <= {MAX_SAMPLES}"):
+        parse_framework({**_chain(2), "uncertainty": {"samples": 10**12}})
+    run, fw = _run_dir(tmp_path), _fw(tmp_path, _FW)
+    code = main(["-qq", "index", "--run", str(run), "--framework", str(fw), "--samples", str(10**12),
+                 "--out", str(tmp_path / "ix")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"[uncertainty] (--samples): samples must be an integer >= 0 and <= {MAX_SAMPLES}, got {10**12}" in err
+    assert not (tmp_path / "ix").exists()

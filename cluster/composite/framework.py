@@ -63,6 +63,10 @@ SHIPPED = {"gihi": "gihi_like.toml", "ecnu": "ecnu_like.toml"}
 MAX_INDICATORS = 5_000  # see the module docstring
 MAX_GROUPS = 5_000
 MAX_DEPTH = 32  # levels of groups below the root (the root's children are at depth 1)
+# Monte Carlo samples N (2N replicates): the Saltelli/Jansen estimators settle within a few
+# thousand; 100,000 already take hours on 1,000 clusters, 1e12 never end.
+MAX_SAMPLES = 100_000
+MAX_SEED = 2**63 - 1  # numpy takes any seed >= 0; index.json holds an int64
 
 _INDEX_KEYS = {"name", "description", "normalisation", "aggregation", "unit_label"}
 _UNITS_KEYS = {"top_n"}
@@ -608,19 +612,59 @@ def _tables(entries, problems) -> list[Table]:
     return tables
 
 
-def _num(sec: dict, key: str, default, where: str, problems, *, low=None, integer=False, allow_zero=True):
+def _num(sec: dict, key: str, default, where: str, problems, *, low=None, high=None, integer=False,
+         allow_zero=True):
     value = sec.get(key, default)
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     if ok and integer:
         ok = float(value).is_integer()
     if ok and low is not None:
         ok = value >= low if allow_zero else value > low
+    if ok and high is not None:
+        ok = value <= high
     if not ok:
         kind = "an integer" if integer else "a number"
         bound = "" if low is None else (f" >= {low}" if allow_zero else f" > {low}")
+        bound += "" if high is None else f"{' and' if bound else ''} <= {high}"
         problems.append(f"{where}: {key} must be {kind}{bound}, got {value!r}.")
         return default
     return int(value) if integer else float(value)
+
+
+def with_overrides(fw: Framework, *, samples=None, seed=None, top_n=None) -> Framework:
+    """The framework with ``[uncertainty] samples``/``seed`` and ``[units] top_n`` replaced,
+    checked by the same rules as in the file (``None`` keeps the file's value).
+
+    Parameters
+    ----------
+    fw : Framework
+        A loaded framework.
+    samples, seed, top_n : int, optional
+        Monte Carlo samples (0 to MAX_SAMPLES), seed (>= 0), top N clusters (0 = all).
+
+    Returns
+    -------
+    Framework
+        The framework with the overrides.
+
+    Raises
+    ------
+    ConfigError
+        A value out of its range, naming it, the range and the value.
+    """
+    from dataclasses import replace
+
+    problems: list[str] = []
+    kw = {}
+    for name, value, key, section, high in (("mc_samples", samples, "samples", "[uncertainty]", MAX_SAMPLES),
+                                            ("mc_seed", seed, "seed", "[uncertainty]", MAX_SEED),
+                                            ("top_n", top_n, "top_n", "[units]", None)):
+        if value is not None:
+            kw[name] = _num({key: value}, key, 0, f"{section} (--{'top' if key == 'top_n' else key})", problems,
+                            low=0, high=high, integer=True)
+    if problems:
+        _report(problems, fw.source)
+    return replace(fw, **kw)
 
 
 def _pair(sec: dict, key: str, default, where: str, problems) -> tuple[float, float]:
@@ -666,8 +710,8 @@ def _settings(data: dict, problems) -> dict:
         kw["fallback"] = "log"
     kw["minmax"] = _pair(nm, "minmax", (0.0, 100.0), "[normalisation]", problems)
     kw["zscore"] = _pair(nm, "zscore", (0.0, 1.0), "[normalisation]", problems)
-    kw["mc_samples"] = _num(unc, "samples", 500, "[uncertainty]", problems, low=0, integer=True)
-    kw["mc_seed"] = _num(unc, "seed", 0, "[uncertainty]", problems, low=0, integer=True)
+    kw["mc_samples"] = _num(unc, "samples", 500, "[uncertainty]", problems, low=0, high=MAX_SAMPLES, integer=True)
+    kw["mc_seed"] = _num(unc, "seed", 0, "[uncertainty]", problems, low=0, high=MAX_SEED, integer=True)
     kw["mc_weights"] = _num(unc, "weights", 0.25, "[uncertainty]", problems, low=0)
     if kw["mc_weights"] >= 1:
         problems.append(

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .compute import correlations, evaluate, make_plan, results_table
-from .framework import Framework, load_framework
+from .framework import Framework, load_framework, with_overrides
 from .indicators import check_columns, load_run, raw_indicators, unit_table
 from .treatment import treat
 from .uncertainty import Uncertainty, leave_one_out, monte_carlo
@@ -161,11 +161,8 @@ def run_index(
     -------
     IndexResult
     """
-    from dataclasses import replace
-
     fw = framework if isinstance(framework, Framework) else load_framework(framework)
-    if top_n is not None:
-        fw = replace(fw, top_n=int(top_n))
+    fw = with_overrides(fw, samples=samples, seed=seed, top_n=top_n)  # the file's rules, checked
     if isinstance(source, (str, Path)):
         run = load_run(source)
     else:
@@ -175,7 +172,7 @@ def run_index(
 
         prepare_output_dir(Path(out))  # fail before the work, not after it
     units = unit_table(fw, run["clusters"], run["ranking"], run["sites"], tables=tables, compare=compare)
-    unc = Uncertainty.from_framework(fw, samples=samples, seed=seed)
+    unc = Uncertainty.from_framework(fw)
     res = compute_index(fw, units, uncertainty=unc, monte_carlo_on=monte_carlo_on)
     synthetic = bool(run["info"].get("synthetic", False))
     if "synthetic" in units.columns:
