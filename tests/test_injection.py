@@ -148,6 +148,8 @@ def test_index_csv_holds_no_formula(tmp_path):
     assert any(n.startswith("'=HYPERLINK") for n in t["name"])
     md = (tmp_path / "ix" / "index.md").read_text("utf-8")
     assert "<script>" not in md
+    # The names come from the run's layer (the text itself), not from ranking.csv's quoted cells.
+    assert '=HYPERLINK' in md and "'=HYPERLINK" not in md and "'@SUM" not in md
 
 
 # --- Markdown: user text from the configuration and a framework stays text -------------------
