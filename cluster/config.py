@@ -21,6 +21,13 @@ from cluster.errors import ConfigError
 
 GEONAMES_LEVELS = (500, 1000, 5000, 15000)
 
+# Limits of a configuration, named in the messages that refuse it.
+MAX_METRICS = 100  # the GII uses 3; each metric is clustered on its own, so 100 is far past any study
+MAX_CONFIG_BYTES = 1 << 20  # the shipped file is ~10 KB; a 1 MiB file is a wrong file (or a hostile one)
+# A metric name is matched against the records' metric column, which is read in lower case,
+# and becomes column names (share_<metric>, <metric>_per_million): lower-case letters, digits, _.
+_METRIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
 
 @dataclass(frozen=True)
 class MetricConfig:
@@ -252,7 +259,15 @@ def _merge(user: Mapping[str, Any], origin: str) -> dict[str, Any]:
             # A user who lists metrics replaces the default set: a patents-only study
             # should not carry empty publication and VC columns.
             doc["metrics"] = {}
+            if len(body) > MAX_METRICS:  # refused before anything is done per metric
+                raise ConfigError(f"{origin}: {len(body):,} [metrics.NAME] tables: a configuration holds at most "
+                                  f"{MAX_METRICS} metrics (MAX_METRICS). Keep the metrics the study ranks by.")
+            lowered: dict[str, str] = {}
             for name, table in body.items():
+                problem = _metric_name_problem(name, lowered)
+                if problem:
+                    problems.append(f"{origin}: {problem}")
+                    continue
                 if not isinstance(table, dict):
                     problems.append(f"{origin}: [metrics.{name}] must be a table.")
                     continue
@@ -275,6 +290,23 @@ def _merge(user: Mapping[str, Any], origin: str) -> dict[str, Any]:
     if problems:
         raise ConfigError("Invalid configuration:\n  - " + "\n  - ".join(problems))
     return doc
+
+
+def _metric_name_problem(name, seen: dict[str, str]) -> str:
+    """Why ``[metrics.NAME]`` cannot be a metric name (or ""); ``seen``: lower-case -> name."""
+    text = str(name)
+    key = text.strip().lower()
+    other = seen.setdefault(key, text)
+    if other != text:
+        return (f"[metrics.{text}] and [metrics.{other}] differ only in case: the records' metric column is "
+                f"read in lower case, so both would be '{key}'. Keep one [metrics.{key}] table.")
+    if not _METRIC_NAME.fullmatch(text):
+        if _METRIC_NAME.fullmatch(key):
+            return (f"[metrics.{text}]: metric names are lower case (the records' metric column is read in "
+                    f"lower case, so no record would match '{text}'). Write [metrics.{key}].")
+        return (f"[metrics.{text!s}]: a metric name is lower-case letters, digits and _ starting with a letter "
+                "(it becomes column names such as share_<metric>), e.g. [metrics.patents].")
+    return ""
 
 
 _INPUT_FILE_KEYS = {"map": "record column -> the file's column read as it",
@@ -310,8 +342,62 @@ def _input_files(value, origin: str, problems: list[str]) -> dict[str, dict]:
     return out
 
 
-# A DuckDB memory size: a number and a unit.
-_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+# A DuckDB memory size: a number and a unit (DuckDB's units: KB = 1000 bytes, KiB = 1024).
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+_MEMORY_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+                 "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+# Ranges of the numeric options, one place for the configuration, the keyword overrides and
+# the command line (whose options are overrides). Each says why; the messages say the range,
+# the value received and the fix. (low, high) inclusive.
+LIMITS: dict[str, tuple[float, float]] = {
+    # DBSCAN radius: 10 m is finer than any geocode (a street address is good to ~10 m, the
+    # patent offices' city-level geocodes to km); 5,000 km makes a continent one cluster.
+    # The GII uses ~10 km. Outside it the chord arithmetic loses its meaning (1e-300 km).
+    "eps_km": (0.01, 5000.0),
+    # Vertices of a disc: 1,024 put each vertex within 0.0005 % of the radius (5 cm at 10 km);
+    # more only grows the files (1e8 segments never finish).
+    "disc_segments": (8, 1024),
+    # Rank intervals settle within a few hundred replicates; 10,000 take hours on the
+    # 10 M-record benchmark and 1e12 never end.
+    "bootstrap_replicates": (0, 10_000),
+    "bootstrap_seed": (0, 2**63 - 1),  # numpy takes seeds >= 0; run.json and GPKG hold int64
+    "top_n": (1, 100_000),  # more than any run's clusters (the GII's top tier: 100)
+    # DuckDB starts one thread each; past the cores nothing is gained, and the system refuses
+    # tens of thousands (100,000 aborted with "can't start new thread"). 0 = every core.
+    "threads": (0, 1024),
+    "year": (1, 9999),  # four-digit years (0 in the file = no bound)
+    "name_radius_km": (0.0, 1000.0),  # places named within this distance of a cluster
+    "concave_margin_km": (0.001, 1000.0),  # buffer around concave hulls (GEOS fails past ~1e300)
+    "max_names": (1, 20),  # names joined in a cluster's name ("Tokyo–Yokohama")
+    "population": (0, 10**10),  # more than the world's population is no threshold
+}
+# DuckDB needs a few MB per thread for its hash tables; 20 MB fails on 300,000 records
+# ("could not allocate block"), 64 MB holds at any size (it spills past the limit).
+MIN_MEMORY_BYTES = 64 * 10**6
+
+
+def memory_bytes(text: str) -> int | None:
+    """Bytes of a DuckDB memory size (``"2GB"``, ``"512MiB"``, ``"1.5 GB"``), or None.
+
+    Parameters
+    ----------
+    text : str
+        A number and a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB
+        (powers of 1024), as DuckDB reads them.
+
+    Returns
+    -------
+    int or None
+        The size in bytes; None when ``text`` is not a size.
+
+    Examples
+    --------
+    >>> memory_bytes("2GB"), memory_bytes("512 MiB"), memory_bytes("lots")
+    (2000000000, 536870912, None)
+    """
+    m = _MEMORY.fullmatch(str(text).strip())
+    return None if m is None else int(float(m.group(1)) * _MEMORY_UNITS[m.group(2).lower()])
 
 
 def _value_problems(c: Mapping[str, Any]) -> list[str]:
@@ -329,8 +415,14 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
 
     if not c["metrics"]:
         problems.append("at least one [metrics.NAME] table is required.")
+    if len(c["metrics"]) > MAX_METRICS:
+        problems.append(f"{len(c['metrics']):,} metrics: a configuration holds at most {MAX_METRICS} (MAX_METRICS).")
+        return problems
+    seen: dict[str, str] = {}
     for m in c["metrics"]:
         where = f"[metrics.{m.name}]"
+        if problem := _metric_name_problem(m.name, seen):
+            problems.append(problem)
         mw, ms, sw = m.min_weight, m.min_share, m.score_weight
         if mw is None and ms is None:
             problems.append(f"{where} needs exactly one of min_weight or min_share (got neither).")
@@ -340,8 +432,23 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where} min_share must be in (0, 1], got {ms!r}.")
         if not (isinstance(sw, (int, float)) and math.isfinite(sw) and sw >= 0):
             problems.append(f"{where} score_weight must be >= 0, got {sw!r}.")
-    if number("eps_km", "[clustering] eps_km") and not (math.isfinite(c["eps_km"]) and 0 < c["eps_km"] <= 20_000):
-        problems.append(f"[clustering] eps_km must be in (0, 20000] km, got {c['eps_km']!r}.")
+    def within(field: str, where: str, *, limit: str | None = None, integer: bool = False, unit: str = "",
+               fix: str = "") -> None:
+        """``field`` a finite number in LIMITS[limit or field], else one message."""
+        low, high = LIMITS[limit or field]
+        if not number(field, where, integer=integer):
+            return
+        v = c[field]
+        if not (math.isfinite(v) and low <= v <= high):
+            fmt = str if integer else (lambda x: f"{x:g}")
+            problems.append(f"{where} must be in [{fmt(low)}, {fmt(high)}]{unit}, got {v!r}."
+                            + (f" {fix}" if fix else " Give a value in that range."))
+
+    within("eps_km", "[clustering] eps_km{--eps-km}", unit=" km",
+           fix="It is the DBSCAN radius (the GII uses about 10 km); outside that range it is finer than any "
+               "geocode or wider than a continent.")
+    within("bootstrap_replicates", "[bootstrap] replicates{--bootstrap}", integer=True,
+           fix="0 turns the bootstrap off; a few hundred replicates settle the rank intervals.")
     if c["clustering_method"] not in ("dbscan", "hdbscan"):
         problems.append(f"[clustering] method must be \"dbscan\" or \"hdbscan\", got {c['clustering_method']!r}.")
     if number("core_scale", "[clustering] core_scale") and not (
@@ -355,22 +462,19 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
                         f"for {c['clustering_method']!r}.")
     if c["selection"] not in ("eom", "leaf"):
         problems.append(f"[clustering] selection must be \"eom\" or \"leaf\", got {c['selection']!r}.")
-    if number("bootstrap_replicates", "[bootstrap] replicates", integer=True) and c["bootstrap_replicates"] < 0:
-        problems.append(f"[bootstrap] replicates must be >= 0 (0 = off), got {c['bootstrap_replicates']!r}.")
     if number("bootstrap_confidence", "[bootstrap] confidence") and not 0 < c["bootstrap_confidence"] < 1:
         problems.append(f"[bootstrap] confidence must be in (0, 1), got {c['bootstrap_confidence']!r}.")
-    number("bootstrap_seed", "[bootstrap] seed", integer=True)
-    if number("top_n", "[ranking] top_n", integer=True) and c["top_n"] <= 0:
-        problems.append(f"[ranking] top_n must be a positive integer, got {c['top_n']!r}.")
-    if number("disc_segments", "[boundaries] disc_segments", integer=True) and c["disc_segments"] < 8:
-        problems.append(f"[boundaries] disc_segments must be >= 8, got {c['disc_segments']!r}.")
+    within("bootstrap_seed", "[bootstrap] seed", integer=True, fix="Give a seed >= 0.")
+    if number("top_n", "[ranking] top_n{--top}", integer=True) and not 1 <= c["top_n"] <= LIMITS["top_n"][1]:
+        problems.append(f"[ranking] top_n{{--top}} must be a positive integer at most {LIMITS['top_n'][1]}, "
+                        f"got {c['top_n']!r}. It is the size of the top tier (the GII's: 100).")
+    within("disc_segments", "[boundaries] disc_segments", integer=True,
+           fix="1,024 segments already put each vertex within 5 cm of a 10 km circle (default 32).")
     if c["boundary_method"] not in ("discs", "concave"):
         problems.append(f"[boundaries] method must be \"discs\" or \"concave\", got {c['boundary_method']!r}.")
     if number("concave_ratio", "[boundaries] concave_ratio") and not 0 <= c["concave_ratio"] <= 1:
         problems.append(f"[boundaries] concave_ratio must be in [0, 1], got {c['concave_ratio']!r}.")
-    if number("concave_margin_km", "[boundaries] concave_margin_km") and not (
-            math.isfinite(c["concave_margin_km"]) and c["concave_margin_km"] > 0):
-        problems.append(f"[boundaries] concave_margin_km must be > 0, got {c['concave_margin_km']!r}.")
+    within("concave_margin_km", "[boundaries] concave_margin_km", unit=" km")
     if c["population_source"] not in ("geonames", "raster"):
         problems.append(f"[population] source must be \"geonames\" or \"raster\", got {c['population_source']!r}.")
     elif c["population_source"] == "raster" and not c["population_raster"]:
@@ -378,22 +482,24 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
     if c["geonames_min_population"] not in GEONAMES_LEVELS or isinstance(c["geonames_min_population"], bool):
         problems.append(f"[places] geonames_min_population must be one of {GEONAMES_LEVELS}, "
                         f"got {c['geonames_min_population']!r}.")
-    if number("name_radius_km", "[places] name_radius_km") and c["name_radius_km"] < 0:
-        problems.append(f"[places] name_radius_km must be >= 0, got {c['name_radius_km']!r}.")
+    within("name_radius_km", "[places] name_radius_km", unit=" km")
     for key, where in (("name_min_population", "[places] name_min_population"),
                        ("intensity_min_population", "[ranking] intensity_min_population")):
-        if number(key, where, integer=True) and c[key] < 0:
-            problems.append(f"{where} must be >= 0, got {c[key]!r}.")
-    if number("max_names", "[places] max_names", integer=True) and c["max_names"] < 1:
-        problems.append(f"[places] max_names must be >= 1, got {c['max_names']!r}.")
+        within(key, where, limit="population", integer=True)
+    within("max_names", "[places] max_names", integer=True)
     for key in ("name_min_ratio", "principal_min_share", "economy_min_share"):
         if number(key, f"[places] {key}") and not 0 <= c[key] <= 1:
             problems.append(f"[places] {key} must be in [0, 1], got {c[key]!r}.")
-    if not (isinstance(c["memory_limit"], str) and _MEMORY.fullmatch(c["memory_limit"].strip())):
-        problems.append(f"[engine] memory_limit must be a size like \"2GB\" or \"512MiB\", "
+    size = memory_bytes(c["memory_limit"]) if isinstance(c["memory_limit"], str) else None
+    if size is None:
+        problems.append(f"[engine] memory_limit{{--memory-limit}} must be a size like \"2GB\" or \"512MiB\", "
                         f"got {c['memory_limit']!r}.")
-    if number("threads", "[engine] threads", integer=True) and c["threads"] < 0:
-        problems.append(f"[engine] threads must be >= 0 (0 = every core), got {c['threads']!r}.")
+    elif size < MIN_MEMORY_BYTES:
+        problems.append(f"[engine] memory_limit{{--memory-limit}} must be at least 64MB, got {c['memory_limit']!r}: "
+                        "DuckDB runs out of memory below it (past the limit it spills to disk). Give 64MB or more "
+                        "(default 2GB).")
+    within("threads", "[engine] threads", integer=True,
+           fix="0 uses every core; more threads than cores gain nothing.")
     if number("scheduler_timeout_s", "[engine] scheduler_timeout") and not 1 <= c["scheduler_timeout_s"] <= 86400:
         problems.append(f"[engine] scheduler_timeout must be in [1, 86400] seconds (how long to wait for the "
                         f"Dask scheduler and a live worker), got {c['scheduler_timeout_s']!r}.")
@@ -405,7 +511,10 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
     ys, ye = c["year_start"], c["year_end"]
     for key, v in (("year_start", ys), ("year_end", ye)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            problems.append(f"[input] {key} must be an integer, got {v!r}.")
+            problems.append(f"[input] {key}{{--{key.replace('_', '-')}}} must be an integer, got {v!r}.")
+        elif v is not None and not LIMITS["year"][0] <= v <= LIMITS["year"][1]:
+            problems.append(f"[input] {key}{{--{key.replace('_', '-')}}} must be a year in [1, 9999] "
+                            f"(0 in the file: no bound), got {v!r}.")
     if isinstance(ys, int) and isinstance(ye, int) and ys > ye:
         problems.append(f"[input] year_start ({ys}) is after year_end ({ye}).")
     return problems
@@ -549,6 +658,11 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None = None,
         p = Path(source)
         if not p.is_file():
             raise ConfigError(f"Config file {p} does not exist. Pass an existing TOML file to {{config}}.")
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"Config file {p} holds {size:,} bytes: a configuration is at most "
+                              f"{MAX_CONFIG_BYTES:,} bytes (MAX_CONFIG_BYTES; the shipped one is about 10 KB). "
+                              "Pass the right file to {config}.")
         try:
             user = tomllib.loads(p.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -35,6 +35,13 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "{force}": ("`force=True`", "--force"),
     "{previous}": ("`previous`", "--previous"),
     "{scheduler}": ("`scheduler` ([engine] scheduler)", "--scheduler"),
+    # Configuration keys that are also command-line options: the option, on the command line only.
+    "{--eps-km}": ("", " (--eps-km)"),
+    "{--top}": ("", " (--top)"),
+    "{--bootstrap}": ("", " (--bootstrap)"),
+    "{--memory-limit}": ("", " (--memory-limit)"),
+    "{--year-start}": ("", " (--year-start)"),
+    "{--year-end}": ("", " (--year-end)"),
 }
 
 

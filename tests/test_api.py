@@ -83,7 +83,7 @@ def test_load_config_takes_a_mapping_and_keyword_overrides():
     assert cluster.load_config(cfg, {"eps_km": 20}).top_n == 50
     with pytest.raises(cluster.ConfigError, match="unknown key 'eps_kms'. Did you mean 'eps_km'"):
         cluster.run(_records(), eps_kms=3)
-    with pytest.raises(cluster.ConfigError, match=r"\[clustering\] eps_km must be in \(0, 20000\] km, got -5"):
+    with pytest.raises(cluster.ConfigError, match=r"\[clustering\] eps_km must be in \[0.01, 5000\] km, got -5"):
         cluster.run(_records(), eps_km=-5)
 
 
@@ -94,7 +94,7 @@ def test_config_validates_itself_with_the_toml_messages(tmp_path):
         cluster.load_config(toml)
     with pytest.raises(cluster.ConfigError) as direct:
         dataclasses.replace(cluster.load_config(), eps_km=-5)
-    line = "[clustering] eps_km must be in (0, 20000] km, got -5"
+    line = "[clustering] eps_km must be in [0.01, 5000] km, got -5"
     assert line in str(from_file.value) and line in str(direct.value)
     with pytest.raises(cluster.ConfigError, match=r"\[metrics.p\] min_weight must be a number > 0"):
         cluster.Config(metrics=(cluster.MetricConfig("p", min_weight=-1.0),))

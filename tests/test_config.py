@@ -30,7 +30,7 @@ def test_every_problem_reported_at_once(tmp_path):
     p.write_text("[clustering]\neps_km = -1\n[ranking]\ntop_n = 0\n")
     with pytest.raises(ConfigError) as exc:
         load_config(p)
-    assert "eps_km must be in (0, 20000]" in str(exc.value)
+    assert "eps_km must be in [0.01, 5000]" in str(exc.value)
     assert "top_n must be a positive integer" in str(exc.value)
 
 

@@ -88,7 +88,7 @@ def test_quickstart_runs_on_a_dataframe_and_a_geodataframe(tmp_path, monkeypatch
     assert sum("image/png" in o.get("data", {}) for o in _outputs(nb)) == 2
     printed = "".join(o.get("text", "") for o in _outputs(nb, "stream"))
     assert "same clusters as from the DataFrame: True" in printed
-    assert "[clustering] eps_km must be in (0, 20000] km, got -5" in printed
+    assert "[clustering] eps_km must be in [0.01, 5000] km, got -5" in printed
     assert set(OUTPUT_FILES) <= {p.name for p in (tmp_path / "out").iterdir()}
     html = [o["data"]["text/html"] for o in _outputs(nb) if "text/html" in o.get("data", {})]
     assert any("cluster-runresult" in h for h in html)  # the result's own display

@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     add_run_options(r)
     r.add_argument("--bootstrap", type=int, metavar="N",
                    help="bootstrap replicates for rank confidence intervals (rank_ci_low/high in "
-                        "ranking.csv); 0 = off (default: [bootstrap] replicates, 0)")
+                        "ranking.csv), 0-10000; 0 = off (default: [bootstrap] replicates, 0)")
     r.add_argument("--geojson", action="store_true",
                    help="also write clusters.geojson (RFC 7946; default: [outputs] geojson)")
     r.add_argument("--names", metavar="CSV",

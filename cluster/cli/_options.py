@@ -142,7 +142,8 @@ def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True, m
     parser.add_argument("--out", "-o", metavar="DIR", default="out", help="output directory (default: out)")
     if eps:
         parser.add_argument("--eps-km", type=float, metavar="KM",
-                            help="DBSCAN radius in km; with --method hdbscan the floor radius (overrides config)")
+                            help="DBSCAN radius in km, 0.01-5000; with --method hdbscan the floor radius "
+                                 "(overrides config)")
     if method:
         parser.add_argument("--method", choices=("dbscan", "hdbscan"),
                             help="density clustering: dbscan (one radius) or hdbscan (each region at its own "
@@ -152,7 +153,9 @@ def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True, m
     parser.add_argument("--min-share", type=_min_share, action="append", default=[], metavar="METRIC=SHARE",
                         help="core threshold of one metric as a share of its world total: a percent "
                              "(patents=0.05%%) or a fraction (patents=0.0005); repeatable")
-    parser.add_argument("--top", type=_positive_int, metavar="N", help="size of the top tier (default 100)")
+    # Numbers that are configuration keys are parsed here and checked by cluster.config (one
+    # rule, one place: the message names the key, the option, the range and the fix).
+    parser.add_argument("--top", type=int, metavar="N", help="size of the top tier, 1-100000 (default 100)")
     parser.add_argument("--year-start", type=int, metavar="YEAR", help="first year kept (inclusive)")
     parser.add_argument("--year-end", type=int, metavar="YEAR", help="last year kept (inclusive)")
     parser.add_argument("--demo-records", type=_positive_int, default=1_000_000, metavar="N",
@@ -160,8 +163,8 @@ def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True, m
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="demo world seed (default 0)")
     engine = parser.add_argument_group("engine")
     engine.add_argument("--memory-limit", metavar="SIZE",
-                        help="memory of the out-of-core reduction of records to sites, e.g. 2GB (past it, DuckDB "
-                             "spills to disk; [engine] memory_limit)")
+                        help="memory of the out-of-core reduction of records to sites, e.g. 2GB, at least 64MB "
+                             "(past it, DuckDB spills to disk; [engine] memory_limit)")
     engine.add_argument("--scheduler", metavar="ADDRESS",
                         help="reduce the records on this Dask distributed cluster, e.g. tcp://10.0.0.5:8786 "
                              "(its workers must read the --input paths); clustering stays here")

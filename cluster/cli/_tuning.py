@@ -7,6 +7,7 @@ Command-line glue only: the work is :mod:`cluster.tuning`; outputs go through
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def _config_and_sites(args, eps_km=None):
 
 def sweep_command(args) -> int:
     from cluster._atomic import atomic_output_dir, prepare_output_dir
-    from cluster.cli._options import input_paths
+    from cluster.cli._options import input_paths, run_overrides
+    from cluster.config import load_config
+    from cluster.outputs._text import write_csv
     from cluster.outputs.files import write_json
     from cluster.stages.ranking import site_activity
     from cluster.tuning.consistency import consistency_table, load_reference, write_consistency
@@ -47,6 +50,9 @@ def sweep_command(args) -> int:
     out = Path(args.out)
     prepare_output_dir(out, inputs=input_paths(args))  # fail before the work, not after it
     reference = None if (args.reference or "").lower() == "none" else load_reference(args.reference)
+    base = load_config(args.config, run_overrides(args))
+    for eps in args.eps_km:  # every radius under the configuration's rule, before the work
+        load_config(base, {"eps_km": eps})
     config, sites, totals, notice, info, timings = _config_and_sites(args)
     t0 = time.perf_counter()
     table, memberships = run_sweep(sites, totals, config, args.eps_km, args.min_weight_scale, args.method)
@@ -56,8 +62,8 @@ def sweep_command(args) -> int:
     ranges = rank_ranges(memberships, key0, site_activity(sites, totals, config))
     consistency = None if reference is None else consistency_table(sites, memberships, reference)
     with atomic_output_dir(out, command="sweep", inputs=input_paths(args)) as tmp:
-        table.to_csv(tmp / "sweep.csv", index=False, lineterminator="\n")
-        ranges.to_csv(tmp / "rank_ranges.csv", index=False, lineterminator="\n")
+        write_csv(table, tmp / "sweep.csv")
+        write_csv(ranges, tmp / "rank_ranges.csv")
         files = ["sweep.csv", "rank_ranges.csv"] + write_heatmaps(table, tmp, baseline_eps=config.eps_km,
                                                                   notice=notice)
         if consistency is not None:
@@ -112,7 +118,7 @@ def kdist_command(args) -> int:
     config, sites, totals, notice, info, timings = _config_and_sites(args, eps_km=args.eps_km)
     metric = _analysed_metric(args, config, totals)
     k_weight = args.k_weight if args.k_weight is not None else config.metric(metric).threshold(totals[metric])
-    if not k_weight > 0:
+    if not (k_weight > 0 and math.isfinite(k_weight)):
         raise UserInputError(f"--k-weight must be > 0 (metric '{metric}' has no records?), got {k_weight!r}.")
     t0 = time.perf_counter()
     table = kdist_table(sites, metric, k_weight)

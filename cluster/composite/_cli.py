@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples",
         type=_non_negative_int,
         metavar="N",
-        help="Monte Carlo samples N (2N replicates; default [uncertainty] samples); 0 = no uncertainty analysis",
+        help="Monte Carlo samples N (2N replicates; default [uncertainty] samples), at most 100000; "
+        "0 = no uncertainty analysis",
     )
     parser.add_argument(
         "--max-samples",

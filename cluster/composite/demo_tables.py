@@ -132,12 +132,14 @@ def write_tables(out_dir: str | Path, seed: int = SEED) -> list[Path]:
     list of pathlib.Path
         The files written (each table and its provenance sidecar).
     """
+    from cluster.outputs._text import write_csv
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, df in make_tables(seed).items():
         p = out / f"{name}.csv"
-        df.to_csv(p, index=False, lineterminator="\n")
+        write_csv(df, p)
         paths.append(p)
         sidecar = table_sidecar(p)
         meta = {"synthetic": True, "notice": SYNTHETIC_TABLE_NOTICE,

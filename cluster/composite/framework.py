@@ -33,6 +33,13 @@ codes, unknown parents, cycles, several roots, childless groups, weights that ar
 positive numbers, unknown method names) and raises one :class:`~cluster.errors.ConfigError`
 naming the file, the entry and the fix. Columns are checked later against the data
 (:func:`cluster.composite.indicators.check_columns`), where they are known.
+
+Limits: at most :data:`MAX_INDICATORS` (5,000) indicators, :data:`MAX_GROUPS` (5,000)
+groups and :data:`MAX_DEPTH` (32) levels of groups below the index. The GII has 80
+indicators in 3 levels, the JRC/OECD Handbook's examples fewer; the limits leave two orders
+of magnitude of room and keep a hostile file from running for hours. Every check of the tree
+runs in time linear in its size, without recursion (a chain of any length cannot reach
+Python's recursion limit): a file beyond a limit is refused at once, naming it.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -52,6 +60,13 @@ MISSING_RULES = ("reweight", "mean", "median", "zero", "min")
 TABLE_KINDS = ("csv", "points", "polygons")
 TABLE_HOW = ("sum", "count", "max", "min", "mean", "nunique", "hhi")
 SHIPPED = {"gihi": "gihi_like.toml", "ecnu": "ecnu_like.toml"}
+MAX_INDICATORS = 5_000  # see the module docstring
+MAX_GROUPS = 5_000
+MAX_DEPTH = 32  # levels of groups below the root (the root's children are at depth 1)
+# Monte Carlo samples N (2N replicates): the Saltelli/Jansen estimators settle within a few
+# thousand; 100,000 already take hours on 1,000 clusters, 1e12 never end.
+MAX_SAMPLES = 100_000
+MAX_SEED = 2**63 - 1  # numpy takes any seed >= 0; index.json holds an int64
 
 _INDEX_KEYS = {"name", "description", "normalisation", "aggregation", "unit_label"}
 _UNITS_KEYS = {"top_n"}
@@ -181,12 +196,21 @@ class Framework:
     def root(self) -> Group:
         return next(g for g in self.groups if not g.parent)
 
+    @cached_property
+    def _tree(self) -> tuple[dict, dict]:
+        """(code -> group, code -> children in file order), built once: lookups in O(1)."""
+        by_code = {g.code: g for g in self.groups}
+        kids: dict[str, list] = {}
+        for n in (*self.groups, *self.indicators):
+            kids.setdefault(n.parent, []).append(n)
+        return by_code, kids
+
     def children(self, code: str) -> list:
         """Children of group ``code`` (groups and indicators) in file order."""
-        return [n for n in (*self.groups, *self.indicators) if n.parent == code]
+        return list(self._tree[1].get(code, ()))
 
     def group(self, code: str) -> Group:
-        return next(g for g in self.groups if g.code == code)
+        return self._tree[0][code]
 
     def indicator_normalisation(self, ind: Indicator) -> str:
         """The normalisation of ``ind``: its own, else the nearest ancestor's, else [index]."""
@@ -206,20 +230,22 @@ class Framework:
     def postorder(self) -> list[Group]:
         """Groups children-first (the order in which aggregation runs)."""
         out: list[Group] = []
-
-        def visit(g: Group) -> None:
-            for c in self.children(g.code):
-                if isinstance(c, Group):
-                    visit(c)
-            out.append(g)
-
-        visit(self.root)
+        stack = [(self.root, False)]  # iterative: no recursion limit, whatever the depth
+        while stack:
+            g, expanded = stack.pop()
+            if expanded:
+                out.append(g)
+                continue
+            stack.append((g, True))
+            stack.extend((c, False) for c in reversed(self.children(g.code)) if isinstance(c, Group))
         return out
 
     def depth(self, code: str) -> int:
+        by_code = self._tree[0]
         d, node = 0, code
         while node:
-            node = next((g.parent for g in self.groups if g.code == node), "")
+            g = by_code.get(node)
+            node = g.parent if g is not None else ""
             d += 1
         return d - 1
 
@@ -359,6 +385,12 @@ def parse_framework(data: dict, *, source: str = "<framework>") -> Framework:
     for key in ("group", "indicator", "table"):
         if key in data and not isinstance(data[key], list):
             problems.append(f"[{key}] must be an array of tables: write [[{key}]] for each entry.")
+    for key, limit, fix in (("indicator", MAX_INDICATORS, "keep the indicators that matter, or split the index"),
+                            ("group", MAX_GROUPS, "merge groups, or split the index")):
+        n = len(data[key]) if isinstance(data.get(key), list) else 0
+        if n > limit:
+            problems.append(f"{n:,} [[{key}]] entries: a framework holds at most {limit:,} {key}s "
+                            f"(MAX_{key.upper()}S). Fix: {fix}.")
     if problems:
         _report(problems, source)
 
@@ -469,35 +501,72 @@ def _check_tree(groups, indicators, problems) -> None:
             + (f": {', '.join(roots)}" if roots else "")
             + ". Give the others a parent."
         )
-    for node in (*groups, *indicators):
-        if node.parent and node.parent not in group_codes:
-            kind = "indicator" if isinstance(node, Indicator) else "group"
+    orphans = [n for n in (*groups, *indicators) if n.parent and n.parent not in group_codes]
+    for k, node in enumerate(orphans):
+        kind = "indicator" if isinstance(node, Indicator) else "group"
+        if k < _HINTS:  # a close match costs a pass over the groups: only for the first few
             near = difflib.get_close_matches(node.parent, sorted(group_codes), n=1)
-            hint = f" Did you mean '{near[0]}'?" if near else f" Groups: {', '.join(sorted(group_codes))}."
-            problems.append(f"{kind} '{node.code}': parent '{node.parent}' is not a group.{hint}")
-    parent = {g.code: g.parent for g in groups}
-    reported: set[str] = set()
-    for g in groups:
-        seen, node = [g.code], g.parent
-        while node and node in parent:
-            if node in seen:
-                cycle = seen[seen.index(node) :] + [node]
-                key = min(cycle)
-                if key not in reported:
-                    reported.add(key)
-                    problems.append(
-                        f"cycle in the tree: {' -> '.join(cycle)} (each is the parent of the "
-                        "previous). Break it by giving one of them a parent outside the cycle."
-                    )
-                break
-            seen.append(node)
-            node = parent[node]
+            listed = sorted(group_codes)[:20]
+            more = ", ..." if len(group_codes) > 20 else ""
+            hint = f" Did you mean '{near[0]}'?" if near else f" Groups: {', '.join(listed)}{more}."
+        else:
+            hint = ""
+        problems.append(f"{kind} '{node.code}': parent '{node.parent}' is not a group.{hint}")
+    problems += _cycles_and_depth(groups)
     has_child = {n.parent for n in (*groups, *indicators)}
     for g in groups:
         if g.code not in has_child:
             problems.append(f"group '{g.code}' has no indicator or group below it. Add one, or remove the group.")
     if not indicators:
         problems.append("no [[indicator]]: add at least one indicator.")
+
+
+_HINTS = 10  # "did you mean" hints computed for the first few unknown parents only
+
+
+def _cycles_and_depth(groups) -> list[str]:
+    """Cycles among the groups, and groups deeper than :data:`MAX_DEPTH`, in linear time.
+
+    Each group's depth (levels below the root) is found by walking up its parents until a
+    group of known depth, the root or an unknown parent; every group on the walk then gets
+    its depth, so every group is walked once. A walk that meets itself is a cycle.
+    """
+    parent = {g.code: g.parent for g in groups}
+    depth: dict[str, int] = {}
+    problems: list[str] = []
+    deepest = ("", 0)
+    for g in groups:
+        if g.code in depth:
+            continue
+        path: list[str] = []
+        on_path: dict[str, int] = {}
+        node = g.code
+        while node and node in parent and node not in depth and node not in on_path:
+            on_path[node] = len(path)
+            path.append(node)
+            node = parent[node]
+        if node in on_path:  # a cycle: the path from `node` on
+            cycle = path[on_path[node]:] + [node]
+            problems.append(
+                f"cycle in the tree: {' -> '.join(cycle[:12])}{' -> ...' if len(cycle) > 12 else ''} (each is "
+                "the parent of the previous). Break it by giving one of them a parent outside the cycle."
+            )
+            base, path = 0, path[: on_path[node]]
+            for code in cycle[:-1]:
+                depth[code] = 0  # reported once; the groups hanging below are not counted twice
+        else:
+            base = depth.get(node, 0) + 1 if node in parent else 0  # a known group, the root or unknown
+        for i, code in enumerate(reversed(path)):
+            depth[code] = base + i
+        if path and depth[path[0]] > deepest[1]:
+            deepest = (path[0], depth[path[0]])
+    if deepest[1] > MAX_DEPTH:
+        problems.append(
+            f"group '{deepest[0]}' lies {deepest[1]:,} levels below the index: a framework holds at most "
+            f"{MAX_DEPTH} levels of groups (MAX_DEPTH). Flatten the tree (give deep groups a parent nearer "
+            "the index)."
+        )
+    return problems
 
 
 def _tables(entries, problems) -> list[Table]:
@@ -551,19 +620,59 @@ def _tables(entries, problems) -> list[Table]:
     return tables
 
 
-def _num(sec: dict, key: str, default, where: str, problems, *, low=None, integer=False, allow_zero=True):
+def _num(sec: dict, key: str, default, where: str, problems, *, low=None, high=None, integer=False,
+         allow_zero=True):
     value = sec.get(key, default)
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     if ok and integer:
         ok = float(value).is_integer()
     if ok and low is not None:
         ok = value >= low if allow_zero else value > low
+    if ok and high is not None:
+        ok = value <= high
     if not ok:
         kind = "an integer" if integer else "a number"
         bound = "" if low is None else (f" >= {low}" if allow_zero else f" > {low}")
+        bound += "" if high is None else f"{' and' if bound else ''} <= {high}"
         problems.append(f"{where}: {key} must be {kind}{bound}, got {value!r}.")
         return default
     return int(value) if integer else float(value)
+
+
+def with_overrides(fw: Framework, *, samples=None, seed=None, top_n=None) -> Framework:
+    """The framework with ``[uncertainty] samples``/``seed`` and ``[units] top_n`` replaced,
+    checked by the same rules as in the file (``None`` keeps the file's value).
+
+    Parameters
+    ----------
+    fw : Framework
+        A loaded framework.
+    samples, seed, top_n : int, optional
+        Monte Carlo samples (0 to MAX_SAMPLES), seed (>= 0), top N clusters (0 = all).
+
+    Returns
+    -------
+    Framework
+        The framework with the overrides.
+
+    Raises
+    ------
+    ConfigError
+        A value out of its range, naming it, the range and the value.
+    """
+    from dataclasses import replace
+
+    problems: list[str] = []
+    kw = {}
+    for name, value, key, section, high in (("mc_samples", samples, "samples", "[uncertainty]", MAX_SAMPLES),
+                                            ("mc_seed", seed, "seed", "[uncertainty]", MAX_SEED),
+                                            ("top_n", top_n, "top_n", "[units]", None)):
+        if value is not None:
+            kw[name] = _num({key: value}, key, 0, f"{section} (--{'top' if key == 'top_n' else key})", problems,
+                            low=0, high=high, integer=True)
+    if problems:
+        _report(problems, fw.source)
+    return replace(fw, **kw)
 
 
 def _pair(sec: dict, key: str, default, where: str, problems) -> tuple[float, float]:
@@ -609,8 +718,8 @@ def _settings(data: dict, problems) -> dict:
         kw["fallback"] = "log"
     kw["minmax"] = _pair(nm, "minmax", (0.0, 100.0), "[normalisation]", problems)
     kw["zscore"] = _pair(nm, "zscore", (0.0, 1.0), "[normalisation]", problems)
-    kw["mc_samples"] = _num(unc, "samples", 500, "[uncertainty]", problems, low=0, integer=True)
-    kw["mc_seed"] = _num(unc, "seed", 0, "[uncertainty]", problems, low=0, integer=True)
+    kw["mc_samples"] = _num(unc, "samples", 500, "[uncertainty]", problems, low=0, high=MAX_SAMPLES, integer=True)
+    kw["mc_seed"] = _num(unc, "seed", 0, "[uncertainty]", problems, low=0, high=MAX_SEED, integer=True)
     kw["mc_weights"] = _num(unc, "weights", 0.25, "[uncertainty]", problems, low=0)
     if kw["mc_weights"] >= 1:
         problems.append(

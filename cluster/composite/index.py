@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import UserInputError
 from .compute import correlations, evaluate, make_plan, results_table
-from .framework import Framework, load_framework
+from .framework import Framework, load_framework, with_overrides
 from .indicators import check_columns, load_run, raw_indicators, unit_table
 from .treatment import treat
 from .uncertainty import Uncertainty, leave_one_out, monte_carlo
@@ -203,11 +203,8 @@ def run_index(
     UserInputError
         A synthetic table with a real run, without ``allow_synthetic``.
     """
-    from dataclasses import replace
-
     fw = framework if isinstance(framework, Framework) else load_framework(framework)
-    if top_n is not None:
-        fw = replace(fw, top_n=int(top_n))
+    fw = with_overrides(fw, samples=samples, seed=seed, top_n=top_n)  # the file's rules, checked
     if isinstance(source, (str, Path)):
         run = load_run(source)
     else:
@@ -230,7 +227,7 @@ def run_index(
                    "real tables, leave these out (their indicators are optional), or pass --allow-synthetic "
                    "for a demonstration (every output then says it is synthetic).")
         raise UserInputError(message)
-    unc = Uncertainty.from_framework(fw, samples=samples, seed=seed, max_samples=max_samples)
+    unc = Uncertainty.from_framework(fw, max_samples=max_samples)  # samples and seed: with_overrides
     res = compute_index(fw, units, uncertainty=unc, monte_carlo_on=monte_carlo_on)
     res.info = {
         "run": run["path"],

@@ -94,6 +94,14 @@ def load_run(run_dir: str | Path) -> dict:
             f"Neither clusters.gpkg nor clusters.parquet in {run_dir}: the boundaries are "
             "needed for areas and spatial joins. Rerun `cluster run`."
         )
+    if KEY in clusters.columns and clusters[KEY].is_unique:
+        # ranking.csv quotes text cells a spreadsheet would run as formulas
+        # (cluster.outputs._text.csv_safe); the layer holds the text itself.
+        by_id = clusters.set_index(KEY)
+        for col in ranking.columns:
+            if col != KEY and col in by_id.columns and not pd.api.types.is_numeric_dtype(ranking[col]) \
+                    and not pd.api.types.is_numeric_dtype(by_id[col]) and col != by_id.geometry.name:
+                ranking[col] = ranking[KEY].map(by_id[col])
     info = {}
     if (run_dir / "run.json").is_file():
         info = json.loads((run_dir / "run.json").read_text("utf-8"))

@@ -92,10 +92,15 @@ def _sha256(path) -> str:
 
 
 def _md(text) -> str:
-    out = str(text)
-    for ch in "\\`*_{}[]<>()#+!|":
-        out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", " ")
+    from cluster.outputs._text import md_escape
+
+    return md_escape(text)
+
+
+def _code(text) -> str:
+    from cluster.outputs._text import md_code
+
+    return md_code(text)
 
 
 def _fmt(x, spec=".2f") -> str:
@@ -123,10 +128,12 @@ def index_markdown(res, n_top: int = 30) -> str:
         notice = res.info.get("notice") or "SYNTHETIC DATA: the clusters or the user tables are generated, not real."
         lines = [f"> **{_md(notice)}**", "", f"# {_md(fw.name)} (synthetic)", ""]
     if fw.description:
-        lines += [fw.description.strip(), ""]
+        from cluster.outputs._text import md_paragraphs
+
+        lines += [md_paragraphs(fw.description), ""]
     lines += [
-        f"{len(t)} units (clusters of run `{_md(res.info.get('run', ''))}`), {len(fw.indicators)} indicators, "
-        f"framework `{_md(Path(fw.source).name)}`.",
+        f"{len(t)} units (clusters of run {_code(res.info.get('run', ''))}), {len(fw.indicators)} indicators, "
+        f"framework {_code(Path(fw.source).name)}.",
         "",
         "## Framework",
         "",
@@ -136,18 +143,18 @@ def index_markdown(res, n_top: int = 30) -> str:
         for c in fw.children(code):
             if hasattr(c, "column"):
                 den = (
-                    f" / {c.denominator} × {c.scale:g}"
+                    f" / {_md(c.denominator)} × {c.scale:g}"
                     if c.denominator
                     else (f" × {c.scale:g}" if c.scale != 1 else "")
                 )
                 lines.append(
-                    f"{'  ' * depth}- `{c.code}` {_md(c.label)}: `{c.column}`{den}, direction "
+                    f"{'  ' * depth}- {_code(c.code)} {_md(c.label)}: {_code(c.column)}{den}, direction "
                     f"{'+' if c.direction > 0 else '−'}, weight {c.weight:g}, "
                     f"{fw.indicator_normalisation(c)}"
                 )
             else:
                 lines.append(
-                    f"{'  ' * depth}- **{_md(c.label)}** (`{c.code}`), weight {c.weight:g}, "
+                    f"{'  ' * depth}- **{_md(c.label)}** ({_code(c.code)}), weight {c.weight:g}, "
                     f"{fw.group_aggregation(c)} mean of:"
                 )
                 tree(c.code, depth + 1)
@@ -159,7 +166,7 @@ def index_markdown(res, n_top: int = 30) -> str:
     if res.info.get("tables"):
         lines += [
             "",
-            "User tables: " + "; ".join(f"{_md(k)} = `{_md(v)}`" for k, v in res.info["tables"].items()) + ".",
+            "User tables: " + "; ".join(f"{_md(k)} = {_code(v)}" for k, v in res.info["tables"].items()) + ".",
         ]
     dims = [g for g in fw.children(fw.root.code) if not hasattr(g, "column")]
     mc = "rank_p05" in t.columns
@@ -222,7 +229,7 @@ def index_markdown(res, n_top: int = 30) -> str:
 
             for _, r in res.sensitivity.iterrows():
                 lines.append(
-                    f"| {r['factor']} | {shown(r, 'first_order')} | {_fmt(r['first_order_low'], '.3f')} – "
+                    f"| {_md(r['factor'])} | {shown(r, 'first_order')} | {_fmt(r['first_order_low'], '.3f')} – "
                     f"{_fmt(r['first_order_high'], '.3f')} | {shown(r, 'total_order')} | "
                     f"{_fmt(r['total_order_low'], '.3f')} – {_fmt(r['total_order_high'], '.3f')} | "
                     f"{_fmt(r['mean_unit_first_order'], '.3f')} |"
@@ -239,7 +246,7 @@ def index_markdown(res, n_top: int = 30) -> str:
         ]
         for _, r in res.leave_one_out.sort_values("mean_abs_rank_shift", ascending=False, kind="stable").iterrows():
             lines.append(
-                f"| `{r['indicator']}` | {r['mean_abs_rank_shift']:.2f} | {r['max_abs_rank_shift']} | "
+                f"| {_code(r['indicator'])} | {r['mean_abs_rank_shift']:.2f} | {r['max_abs_rank_shift']} | "
                 f"{r['units_moved']} |"
             )
     lines += [
@@ -255,7 +262,8 @@ def index_markdown(res, n_top: int = 30) -> str:
     ]
     for _, r in res.corr_table.iterrows():
         lines.append(
-            f"| `{r['code']}` | `{r['parent']}` | {_fmt(r['r_parent'])} | {_fmt(r['r_index'])} | {_md(r['flag'])} |"
+            f"| {_code(r['code'])} | {_code(r['parent'])} | {_fmt(r['r_parent'])} | {_fmt(r['r_index'])} | "
+            f"{_md(r['flag'])} |"
         )
     tr = res.treatment
     lines += [
@@ -271,7 +279,7 @@ def index_markdown(res, n_top: int = 30) -> str:
     ]
     for _, r in tr.iterrows():
         lines.append(
-            f"| `{r['indicator']}` | {r['n_missing']} | {r['missing_rule']} | {_fmt(r['skew'])} | "
+            f"| {_code(r['indicator'])} | {r['n_missing']} | {r['missing_rule']} | {_fmt(r['skew'])} | "
             f"{_fmt(r['kurtosis'])} | {r['treatment']} | {r['winsorised_high'] + r['winsorised_low']} | "
             f"{_fmt(r['skew_after'])} | {_fmt(r['kurtosis_after'])} |"
         )
@@ -389,6 +397,7 @@ def write_index(res, out_dir: str | Path) -> Path:
     import pyogrio
 
     from cluster._atomic import atomic_output_dir
+    from cluster.outputs._text import write_csv
     from cluster.outputs.gpkg import GPKG_VERSION
 
     out_dir = Path(out_dir)
@@ -400,11 +409,11 @@ def write_index(res, out_dir: str | Path) -> Path:
         notice = res.info.get("notice") if synthetic else None
         head = f"{notice}\n" if notice else ""
         table = _labelled(_rounded(res.table.reset_index()), synthetic)
-        table.to_csv(tmp / "index.csv", index=False, lineterminator="\n")
+        write_csv(table, tmp / "index.csv")
         corr = _labelled(_rounded(res.corr_table), synthetic)
-        corr.to_csv(tmp / "correlations.csv", index=False, lineterminator="\n")
+        write_csv(corr, tmp / "correlations.csv")
         treatment = _labelled(_rounded(res.treatment), synthetic)
-        treatment.to_csv(tmp / "treatment.csv", index=False, lineterminator="\n")
+        write_csv(treatment, tmp / "treatment.csv")
         (tmp / "index.md").write_text(index_markdown(res), "utf-8")
         draw_correlations(
             res.corr_matrix, tmp / "correlations.png", f"{head}{fw.name}: correlation of indicators with groups"
@@ -423,12 +432,12 @@ def write_index(res, out_dir: str | Path) -> Path:
         extra = {"correlations": corr, "treatment": treatment}
         if res.sensitivity is not None:
             sens = _labelled(_rounded(res.sensitivity), synthetic)
-            sens.to_csv(tmp / "sensitivity.csv", index=False, lineterminator="\n")
+            write_csv(sens, tmp / "sensitivity.csv")
             extra["sensitivity"] = sens
             draw_uncertainty(res.table, tmp / "uncertainty.png", f"{head}{fw.name}: rank uncertainty (top 30)")
         if res.leave_one_out is not None:
             loo = _labelled(_rounded(res.leave_one_out), synthetic)
-            loo.to_csv(tmp / "leave_one_out.csv", index=False, lineterminator="\n")
+            write_csv(loo, tmp / "leave_one_out.csv")
             extra["leave_one_out"] = loo
         for name, df in extra.items():
             pyogrio.write_dataframe(df, tmp / "index.gpkg", layer=name, driver="GPKG", append=False,

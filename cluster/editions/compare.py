@@ -396,7 +396,7 @@ def compare_csv_table(comparison: Comparison) -> pd.DataFrame:
 
 
 def _md(text) -> str:
-    from cluster.outputs.files import md_escape
+    from cluster.outputs._text import md_escape
 
     return "" if text is None or (isinstance(text, float) and np.isnan(text)) else md_escape(text)
 
@@ -427,7 +427,7 @@ def compare_markdown(comparison: Comparison, *, notice: str | None = None) -> st
     counts = status_counts(c.matching)
     n_old, n_new = len(c.old.clusters), len(c.new.clusters)
     lines += [f"{n_old:,} clusters before, {n_new:,} now (top tiers of {c.old.top_n} and {c.new.top_n}); "
-              f"metrics {', '.join(c.metrics)}. Clusters now: "
+              f"metrics {', '.join(_md(m) for m in c.metrics)}. Clusters now: "
               + ", ".join(f"{counts['new'].get(s, 0):,} {s}" for s in ("continuing", "new", "split", "merged",
                                                                       "regrouped"))
               + "; before: " + ", ".join(f"{counts['old'].get(s, 0):,} {s}" for s in ("continuing", "gone", "split",
@@ -435,7 +435,7 @@ def compare_markdown(comparison: Comparison, *, notice: str | None = None) -> st
               "",
               "How clusters are matched, and ties decided: at the end. Every pair is in `compare.csv`.", ""]
     for w in c.warnings:
-        lines += [f"> Compared anyway: {w}.", ""]
+        lines += [f"> Compared anyway: {_md(w)}.", ""]
 
     def table(title, df, head, cells, note=""):
         out = ["", f"## {title} ({len(df)})", ""]
@@ -617,13 +617,14 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
     """
     from cluster._atomic import atomic_output_dir
     from cluster.editions.movers import draw_movers
+    from cluster.outputs._text import write_csv
     from cluster.outputs.files import write_json
 
     out_dir = Path(out_dir)
     notice = comparison.new.info.get("notice") or comparison.old.info.get("notice")
     read = [e.label for e in (comparison.old, comparison.new) if Path(e.label).exists()]
     with atomic_output_dir(out_dir, command="compare", inputs=read, walked=False) as tmp:
-        compare_csv_table(comparison).to_csv(tmp / "compare.csv", index=False, lineterminator="\n")
+        write_csv(compare_csv_table(comparison), tmp / "compare.csv")
         (tmp / "compare.md").write_text(compare_markdown(comparison, notice=notice), "utf-8")
         draw_movers(comparison, tmp / "compare.png", notice=notice)
         write_json(tmp / "run.json", compare_info(comparison))

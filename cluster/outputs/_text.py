@@ -1,6 +1,31 @@
-"""Text from the data, made safe for the Markdown files (used by files.py and report.py)."""
+"""Text from the data, made safe for the files people open: Markdown and CSV.
+
+Two rules, each in one place, used by every writer of the tool:
+
+* :func:`md_escape` (and :func:`md_code`, :func:`md_paragraphs`): text from the data or the
+  user (cluster names, institutions, fields, metric names, a framework's labels, codes and
+  description) inside Markdown;
+* :func:`csv_safe` / :func:`write_csv`: every CSV file the tool writes. A spreadsheet
+  (Excel, LibreOffice, Google Sheets) runs a cell that begins with ``=``, ``+``, ``-``,
+  ``@``, a tab or a carriage return as a formula (CSV injection). As OWASP advises
+  (https://owasp.org/www-community/attacks/CSV_Injection), such a *text* cell gets a single
+  quote in front, which spreadsheets show as text. Numbers stay numbers: columns of a
+  numeric (or boolean, or date) type are written as they are, and so are the numbers in
+  a column of mixed values. A text cell is quoted even when it reads as a number ("-3"):
+  in a text column it is text (an institution, a field), and a quoted cell is text in
+  every spreadsheet. Column headers get the same treatment. A carriage return inside a
+  text cell becomes a line feed: Python's CSV writer with ``\n`` line ends leaves a field
+  holding a bare ``\r`` unquoted, and every reader then splits the row there.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+# OWASP's list: the characters a spreadsheet takes as the start of a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def md_escape(text: str) -> str:
@@ -24,5 +49,141 @@ def md_escape(text: str) -> str:
     out = str(text)
     for ch in "\\`*_{}[]<>()#+!|":
         out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", " ").replace("\r", " ")
+    return out.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
+
+def md_code(text: str) -> str:
+    """Text from the data or the user as a Markdown code span (codes, column names, paths).
+
+    The fence is one backtick longer than the longest run of backticks inside (CommonMark),
+    the text goes on one line, and ``|`` is escaped (GitHub's tables split a row at a bare
+    ``|`` even inside a code span; ``\\|`` shows as ``|`` there).
+
+    Parameters
+    ----------
+    text : str
+        Any text.
+
+    Returns
+    -------
+    str
+        The code span, fences included.
+
+    Examples
+    --------
+    >>> md_code("pubs_pm")
+    '`pubs_pm`'
+    >>> md_code("a`b")
+    '`` a`b ``'
+    """
+    out = str(text).replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("|", "\\|")
+    longest, run = 0, 0
+    for ch in out:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if longest or out.startswith(" ") or out.endswith(" ") else ""
+    return f"{fence}{pad}{out}{pad}{fence}"
+
+
+def md_paragraphs(text: str) -> str:
+    """Escape free text of several paragraphs (e.g. a framework's ``description``):
+    each paragraph (separated by a blank line) escaped by :func:`md_escape`.
+
+    Parameters
+    ----------
+    text : str
+        Free text.
+
+    Returns
+    -------
+    str
+        The escaped paragraphs, separated by a blank line.
+    """
+    paragraphs = [p for p in str(text).replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "\n\n".join(md_escape(p.strip()) for p in paragraphs)
+
+
+def csv_cell(value):
+    """One cell made safe for a spreadsheet: a text value beginning with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return gets a leading single quote, and a carriage
+    return inside it becomes a line feed; anything else (numbers, missing values, other
+    text) is returned as it is.
+
+    Parameters
+    ----------
+    value : object
+        A cell.
+
+    Returns
+    -------
+    object
+        The cell, quoted when it is text that a spreadsheet would run as a formula.
+
+    Examples
+    --------
+    >>> csv_cell("=SUM(A1)"), csv_cell("-3"), csv_cell(-3), csv_cell("Munich")
+    ("'=SUM(A1)", "'-3", -3, 'Munich')
+    """
+    if isinstance(value, str):
+        if value.startswith(FORMULA_STARTS):
+            value = "'" + value
+        if "\r" in value:  # see the module docstring: a line end of its own
+            value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return value
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with every text cell neutralised by :func:`csv_cell` (see the module
+    docstring); columns of a numeric, boolean or date type are left untouched.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Any table.
+
+    Returns
+    -------
+    DataFrame
+        A copy when a cell or header changed, else ``df`` itself.
+    """
+    out = df
+    for i in range(df.shape[1]):
+        s = df.iloc[:, i]
+        if (pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)
+                or pd.api.types.is_datetime64_any_dtype(s.dtype) or isinstance(s.dtype, pd.IntervalDtype)):
+            continue
+        values = s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
+        hit = values.map(lambda v: isinstance(v, str) and (v.startswith(FORMULA_STARTS) or "\r" in v)
+                         ).to_numpy(bool)
+        if hit.any():
+            if out is df:
+                out = df.copy()
+            out.isetitem(i, values.map(csv_cell).astype(s.dtype if not isinstance(
+                s.dtype, pd.CategoricalDtype) else object))
+    headers = [csv_cell(c) for c in df.columns]
+    if headers != list(df.columns):
+        out = out.copy() if out is df else out
+        out.columns = headers
+    return out
+
+
+def write_csv(df: pd.DataFrame, path) -> Path:
+    """Write a table as every CSV of the tool is written: neutralised text cells
+    (:func:`csv_safe`), no index, ``\\n`` line ends (same bytes on every platform).
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table.
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    csv_safe(df).to_csv(path, index=False, lineterminator="\n")
+    return path

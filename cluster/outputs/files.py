@@ -40,7 +40,7 @@ import pandas as pd
 
 from cluster._atomic import atomic_output_dir
 from cluster._progress import bar
-from cluster.outputs._text import md_escape
+from cluster.outputs._text import md_escape, write_csv
 from cluster.outputs.gpkg import GPKG_VERSION, finish_geopackage, write_sites_layer
 from cluster.outputs.maps import draw_map
 from cluster.outputs.report import REPORT_FILES, write_report
@@ -124,7 +124,7 @@ def ranking_markdown(table: pd.DataFrame, info: dict, metrics, notice: str | Non
         "orders the top tier by score per million inhabitants.",
         "",
     ]
-    head = ["Rank", "Cluster", "Economies"] + [m for m in metrics] + ["Score", "Intensity rank"]
+    head = ["Rank", "Cluster", "Economies"] + [md_escape(m) for m in metrics] + ["Score", "Intensity rank"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---:", "---", "---"] + ["---:"] * (len(metrics) + 2)) + "|")
     for _, r in top.iterrows():
@@ -160,7 +160,7 @@ def profile_markdown(top: pd.DataFrame, metrics) -> list[str]:
     lines = ["", "## Profiles", "",
              "Top field and top institution of each cluster per metric, by fractional count "
              "(all values and their shares in `profiles.csv`).", "",
-             "| " + " | ".join(["Rank", "Cluster"] + [f"Top {kind} ({m})" for m, kind in cols]) + " |",
+             "| " + " | ".join(["Rank", "Cluster"] + [f"Top {kind} ({md_escape(m)})" for m, kind in cols]) + " |",
              "|" + "|".join(["---:", "---"] + ["---"] * len(cols)) + "|"]
     for _, r in top.iterrows():
         cells = [str(r["rank"]), md_escape(r["name"])]
@@ -271,7 +271,7 @@ def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | N
         wrote("clusters.geojson")
     write_map_html(tmp / "map.html", clusters, metrics, labels, notice=notice)
     wrote("map.html")
-    table.to_csv(tmp / "ranking.csv", index=False, lineterminator="\n")
+    write_csv(table, tmp / "ranking.csv")
     wrote("ranking.csv")
     (tmp / "ranking.md").write_text(ranking_markdown(table, result.info, metrics, notice), "utf-8")
     wrote("ranking.md")
@@ -306,7 +306,7 @@ def write_profiles_csv(path: Path, profiles: pd.DataFrame, clusters) -> None:
     df = df[["rank", "cluster_id", "name", "metric", "kind", "position", "value", "weight", "share"]]
     df["weight"] = df["weight"].round(4)
     df["share"] = df["share"].round(6)
-    df.to_csv(path, index=False, lineterminator="\n")
+    write_csv(df, path)
 
 
 def write_json(path: Path, info: dict) -> None:

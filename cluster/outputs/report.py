@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cluster.outputs._text import md_escape
+from cluster.outputs._text import md_escape, write_csv
 
 REPORT_FILES = ("report.md", "report_economies.csv", "report_top_metrics.csv", "report_top_intensity.csv",
                 "report_top_tier_shares.csv")
@@ -223,7 +223,7 @@ def report_markdown(tables: dict, info: dict, metrics: Sequence[str], *, notice:
     lines += ["## Shares of the world held by the top tier", ""]
     sh = tables["shares"]
     lines += _table(["Metric", "World total", "Top tier (%)", "All clusters (%)"],
-                    [[r.metric, f"{r.world_total:,.0f}", f"{r.top_tier_share:.1f}", f"{r.all_clusters_share:.1f}"]
+                    [[_md(r.metric), f"{r.world_total:,.0f}", f"{r.top_tier_share:.1f}", f"{r.all_clusters_share:.1f}"]
                      for r in sh.itertuples()], "lrrr")
 
     lines += ["", "## Clusters by economy", "",
@@ -233,7 +233,7 @@ def report_markdown(tables: dict, info: dict, metrics: Sequence[str], *, notice:
     rows = []
     for code, g in eco.groupby("economy", sort=False):
         names = ", ".join(f"{r.rank}. {_md(r.name)}{' †' if r.cross_border else ''}" for r in g.itertuples())
-        rows.append([_md(g["economy_name"].iloc[0]), code, len(g), names])
+        rows.append([_md(g["economy_name"].iloc[0]), _md(code), len(g), names])
     lines += _table(["Economy", "Code", "Clusters", "Clusters (rank. name)"], rows, "llrl")
 
     by = tables["metrics"]
@@ -241,8 +241,8 @@ def report_markdown(tables: dict, info: dict, metrics: Sequence[str], *, notice:
         part = by[by["metric"] == m]
         if part.empty:
             continue
-        lines += ["", f"## Top {TOP_K} by {m}", ""]
-        lines += _table(["#", "Rank", "Cluster", "Economies", m, "Share (%)"],
+        lines += ["", f"## Top {TOP_K} by {_md(m)}", ""]
+        lines += _table(["#", "Rank", "Cluster", "Economies", _md(m), "Share (%)"],
                         [[r.position, r.rank, _md(r.name), _md(r.economies), f"{r.count:,.0f}", f"{r.share:.3f}"]
                          for r in part.itertuples()], "rrllrr")
 
@@ -251,7 +251,7 @@ def report_markdown(tables: dict, info: dict, metrics: Sequence[str], *, notice:
               "Top-tier clusters by score per million inhabitants.", ""]
     per = [c for c in it.columns if c.endswith("_per_million")]
     lines += _table(["Intensity rank", "Rank", "Cluster", "Economies", "Intensity", "Population"]
-                    + [c.replace("_per_million", " per million") for c in per],
+                    + [_md(c.replace("_per_million", " per million")) for c in per],
                     [[r["intensity_rank"], r["rank"], _md(r["name"]), _md(r["economies"]),
                       f"{r['intensity_score']:.3f}", f"{r['population']:,}"] + [f"{r[c]:,.1f}" for c in per]
                      for _, r in it.iterrows()], "rrllrr" + "r" * len(per))
@@ -309,4 +309,4 @@ def write_report(out_dir: Path, clusters: pd.DataFrame, info: dict, metrics: Seq
     (out_dir / "report.md").write_text(report_markdown(tables, info, metrics, notice=notice, top_n=top_n), "utf-8")
     for name, key in (("report_economies.csv", "economies"), ("report_top_metrics.csv", "metrics"),
                       ("report_top_intensity.csv", "intensity"), ("report_top_tier_shares.csv", "shares")):
-        tables[key].to_csv(out_dir / name, index=False, lineterminator="\n")
+        write_csv(tables[key], out_dir / name)

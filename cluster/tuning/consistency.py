@@ -255,7 +255,9 @@ def write_consistency(table: pd.DataFrame, out_dir, *, notice: str | None = None
     """
     from matplotlib.figure import Figure
 
-    table.to_csv(out_dir / "consistency.csv", index=False, lineterminator="\n")
+    from cluster.outputs._text import write_csv
+
+    write_csv(table, out_dir / "consistency.csv")
     fig = Figure(figsize=(max(6.0, 0.45 * len(table) + 2), 5), dpi=100)
     ax = fig.subplots()
     plot_consistency(table, ax)

@@ -184,10 +184,12 @@ def write_kdist(table: pd.DataFrame, out_dir, *, eps_km: float, metric: str, k_w
     """
     from matplotlib.figure import Figure
 
+    from cluster.outputs._text import write_csv
+
     t = table.copy()
     t["kdist_km"] = t["kdist_km"].round(6)
     t["activity_pct"] = t["activity_pct"].round(6)
-    t.to_csv(out_dir / "kdist.csv", index=False, lineterminator="\n")
+    write_csv(t, out_dir / "kdist.csv")
     fig = Figure(figsize=(8, 5), dpi=100)  # not pyplot: no global state, no backend switch
     ax = fig.subplots()
     plot_kdist(table, ax, eps_km=eps_km, metric=metric, k_weight=k_weight)
