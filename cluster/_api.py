@@ -176,7 +176,7 @@ class SweepResult:
         shares in clusters and in the top tier, top-tier overlap, rank correlations and the
         adjusted Rand index against the baseline (``baseline`` marks it).
     memberships : dict
-        ``(eps_km, scale) -> Membership`` (site components and ranking) per combination.
+        ``(method, eps_km, scale) -> Membership`` (site components and ranking) per combination.
     sites : DataFrame
         The weighted sites the sweep clustered (``lat``, ``lon``, ``metric``, ``weight``).
     config : Config

@@ -151,7 +151,7 @@ def test_memory_sizes_are_parsed_with_their_units():
 
 @pytest.mark.parametrize("argv", [
     ["sweep", "--eps-km", "1e-300,10"],
-    ["kdist", "--metric", "patents", "--eps-km", "1e-300"],
+    ["kdist", "--of-metric", "patents", "--eps-km", "1e-300"],
     ["run", "--eps-km", "1e-300"],
     ["run", "--top", "0"],
     ["run", "--memory-limit", "20MB"],

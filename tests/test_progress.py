@@ -177,7 +177,8 @@ def test_index_monte_carlo_shows_progress(monkeypatch):
     monkeypatch.setattr(uncertainty, "_run", lambda plan, treated, unc, draws, j: calls.append(j) or np.arange(3))
     monkeypatch.setattr(uncertainty, "_draw", lambda *a: {"weights": None})
     monkeypatch.setattr(uncertainty, "evaluate", lambda plan, treated: (None, np.zeros((3, 1))))
-    unc = type("U", (), {"samples": 4, "seed": 0, "factors": lambda self, n: ["weights"]})()
+    unc = type("U", (), {"samples": 4, "seed": 0, "tolerance": 1.0, "max_samples": 4,
+                         "factors": lambda self, n: ["weights"]})()
     plan = type("P", (), {"indicators": ["a"]})()
     uncertainty.monte_carlo(plan, np.zeros((3, 1)), unc, ["x", "y", "z"])
     assert drawn == ["Monte Carlo"] and len(calls) == 4 * 3

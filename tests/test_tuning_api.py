@@ -24,15 +24,16 @@ def test_sweep_is_the_command(records_csv, tmp_path):
     cli = pd.read_csv(tmp_path / "out" / "sweep.csv")
     cols = [c for c in cli.columns if c != "seconds"]  # timings differ
     pd.testing.assert_frame_equal(res.table[cols].reset_index(drop=True), cli[cols], check_dtype=False)
-    assert set(res.memberships) == {(5.0, 1.0), (5.0, 2.0), (10.0, 1.0), (10.0, 2.0)}
+    assert set(res.memberships) == {("dbscan", 5.0, 1.0), ("dbscan", 5.0, 2.0), ("dbscan", 10.0, 1.0),
+                                    ("dbscan", 10.0, 2.0)}
     assert "4 combinations" in repr(res)
     fig = res.plot(["n_clusters", "spearman"])
-    assert len([ax for ax in fig.axes if ax.get_title() in ("n_clusters", "spearman")]) == 2
+    assert len([ax for ax in fig.axes if ax.get_title() in ("n_clusters (dbscan)", "spearman (dbscan)")]) == 2
 
 
 def test_kdist_is_the_command(records_csv, tmp_path):
     res = cluster.kdist(records_csv, "patents", progress=False)
-    assert main(["-qq", "kdist", "--input", str(records_csv), "--metric", "patents",
+    assert main(["-qq", "kdist", "--input", str(records_csv), "--of-metric", "patents",
                  "--out", str(tmp_path / "out")]) == 0
     cli = pd.read_csv(tmp_path / "out" / "kdist.csv")
     np.testing.assert_allclose(res.table["kdist_km"], cli["kdist_km"], atol=1e-6)  # the file: 6 decimals

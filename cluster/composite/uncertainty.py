@@ -240,7 +240,7 @@ def monte_carlo(plan: Plan, treated: np.ndarray, unc: Uncertainty, unit_ids) -> 
         A, B = _draw(rng, unc, factors, n, plan), _draw(rng, unc, factors, n, plan)
         if not factors:  # no uncertainty: every replicate is the point estimate
             return np.tile(nominal, (n, 1)), np.tile(nominal, (n, 1)), []
-        with bar(desc=f"Monte Carlo (N = {N + n})", total=n * (len(factors) + 2), unit="evaluation") as shown:
+        with bar(desc="Monte Carlo", total=n * (len(factors) + 2), unit="evaluation") as shown:
             def run(draws, j):
                 shown.update()
                 return _run(plan, treated, unc, draws, j)

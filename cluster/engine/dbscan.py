@@ -896,11 +896,11 @@ def dbscan_sphere(lat, lon, weight=None, *, eps_km, min_weight):
     with _announce_compilation():
         eps_km = _check_positive(eps_km, "eps_km", owner)
         min_weight = _check_positive(min_weight, "min_weight", owner)
-        lat, lon, weight = check_points(lat, lon, weight, owner)
+        lat, lon, weight = _check_points(lat, lon, weight, owner)
         return _dbscan(lat, lon, weight, eps_km, min_weight)
 
 
-def check_points(lat, lon, weight, owner: str):
+def _check_points(lat, lon, weight, owner: str):
     """Validated contiguous float64 latitudes, longitudes (degrees) and weights (or None),
     for the engine's public functions (``owner`` names the function in messages)."""
     lat = np.ascontiguousarray(_as_float_array(lat, "lat", owner, 1))

@@ -88,9 +88,9 @@ from cluster._runtime import rebuild_damaged_cache
 from cluster.engine.dbscan import (
     CORE_RTOL,
     _announce_compilation,
+    _check_points,
     _check_positive,
     _fold,
-    check_points,
 )
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
@@ -470,7 +470,7 @@ def hdbscan_sphere(lat, lon, weight=None, *, min_weight, min_cluster_weight=None
     if method not in SELECTION_METHODS:
         raise ValueError(f"The 'method' parameter of {owner} must be one of "
                          f"{', '.join(SELECTION_METHODS)}. Got {method!r} instead.")
-    lat, lon, weight = check_points(lat, lon, weight, owner)
+    lat, lon, weight = _check_points(lat, lon, weight, owner)
     n = lat.shape[0]
     if n == 0:
         return np.empty(0, np.int64), np.empty(0, bool)
