@@ -350,6 +350,53 @@ def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return text.astype(object), blank
 
 
+def check_case_duplicates(columns: Sequence, path) -> None:
+    """Refuse columns whose names differ only by case or surrounding spaces.
+
+    Parameters
+    ----------
+    columns : sequence
+        Column names as the file holds them.
+    path : path-like
+        The input, for messages.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    InputDataError
+        Naming each pair.
+    """
+    pr = _Problems(Path(str(path)), 1)
+    seen: dict[str, str] = {}
+    for original in columns:
+        name = str(original).strip().lower()
+        if name in seen:
+            pr.note(f"columns '{seen[name]}' and '{original}' differ only by case or spaces. Keep one of them.")
+        seen.setdefault(name, str(original))
+    if pr.items:
+        raise InputDataError(pr.items)
+
+
+def mixed_line_endings(head: str) -> bool:
+    """Whether the complete lines of a text's start end in both LF and CRLF (files joined
+    across systems: pandas and Python's csv read them, DuckDB's strict parser does not).
+
+    Parameters
+    ----------
+    head : str
+        The first bytes of a file as text (newlines untranslated).
+
+    Returns
+    -------
+    bool
+    """
+    crlf = head.count("\r\n")
+    return 0 < crlf < head.count("\n")
+
+
 def check_columns(columns: Sequence, path) -> list[str]:
     """The record column names of a table's columns (stripped, lower case), checked.
 
@@ -373,13 +420,7 @@ def check_columns(columns: Sequence, path) -> list[str]:
     """
     pr = _Problems(Path(str(path)), 1)
     names = [str(c).strip().lower() for c in columns]
-    seen: dict[str, str] = {}
-    for original, name in zip(columns, names):
-        if name in seen:
-            pr.note(f"columns '{seen[name]}' and '{original}' differ only by case or spaces. Keep one of them.")
-        seen.setdefault(name, str(original))
-    if pr.items:
-        raise InputDataError(pr.items)
+    check_case_duplicates(columns, path)
     missing = [c for c in REQUIRED if c not in names]
     unknown = [c for c in names if c not in COLUMNS]
     for col in missing:

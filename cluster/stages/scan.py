@@ -65,9 +65,11 @@ from cluster.stages.read import (
     _read_csv,
     _sniff_delimiter,
     _validate,
+    check_case_duplicates,
     check_columns,
     check_world_totals,
     file_sha256,
+    mixed_line_endings,
     read_records,
 )
 
@@ -302,6 +304,100 @@ def _open_remote(url: str, mapping, con) -> tuple[list, list]:
     return [scan], files
 
 
+# --------------------------------------------------------------------------- streams
+
+# Leading bytes of the formats a stream may hold (a pipe has no suffix to tell).
+_MAGIC = ((b"\x1f\x8b", ".csv.gz"), (b"\x28\xb5\x2f\xfd", ".csv.zst"), (b"BZh", ".csv.bz2"),
+          (b"\xfd7zXZ\x00", ".csv.xz"), (b"PAR1", ".parquet"), (b"SQLite format 3\x00", ".gpkg"))
+
+
+def is_stream(given) -> bool:
+    """Whether an input is standard input (``-``) or a pipe / character device
+    (``<(zcat x.csv.gz)`` gives ``/dev/fd/63``): read once, in order, without a suffix.
+
+    Parameters
+    ----------
+    given : str or path-like
+        An input as given.
+
+    Returns
+    -------
+    bool
+    """
+    import stat
+
+    if str(given) == "-":
+        return True
+    if is_url(given) or any(ch in str(given) for ch in "*?["):
+        return False
+    try:
+        mode = os.stat(given).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def read_stream(given: str, metrics: Sequence[str], mapping=None, *, layer: str | None = None):
+    """Records of standard input or a pipe, as :func:`cluster.stages.read.read_records`.
+
+    The stream is copied to a temporary file (Parquet and GeoPackage need to seek; a pipe
+    can be read only once) whose format is told by its first bytes, not a suffix; messages
+    name the input as given (``<stdin>`` for ``-``).
+
+    Parameters
+    ----------
+    given : str
+        ``-`` or the pipe's path.
+    metrics : sequence of str
+        Metric names.
+    mapping : InputMapping, optional
+        Column mapping and constants.
+    layer : str, optional
+        GeoPackage layer.
+
+    Returns
+    -------
+    records : DataFrame
+    info : dict
+        As :func:`cluster.stages.read.read_records`, the path being the input as given.
+    """
+    import shutil
+    import sys
+    import tempfile
+
+    label = "<stdin>" if given == "-" else given
+    with tempfile.TemporaryDirectory(prefix="cluster-stream-") as tmp:
+        spooled = Path(tmp) / "input"
+        src = sys.stdin.buffer if given == "-" else open(given, "rb")  # noqa: SIM115 (stdin stays open)
+        try:
+            with open(spooled, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        finally:
+            if src is not sys.stdin.buffer:
+                src.close()
+        with open(spooled, "rb") as fh:
+            head = fh.read(16)
+        if not head:
+            raise UserInputError(f"{label}: the input is empty. Give a CSV with a header row "
+                                 f"(metric, lat, lon, ...) and at least one record.")
+        suffix = next((sfx for magic, sfx in _MAGIC if head.startswith(magic)), ".csv")
+        named = spooled.rename(spooled.with_suffix(suffix))
+        try:
+            recs, info = read_records([named], metrics, [mapping], layer=layer)
+        except UserInputError as exc:
+            raise _renamed(exc, str(named), label) from None
+        for f in info["files"]:
+            f["path"] = label
+    return recs, info
+
+
+def _renamed(exc: UserInputError, old: str, new: str) -> UserInputError:
+    """The same error with the input's name ``old`` replaced by ``new``."""
+    if isinstance(exc, InputDataError):
+        return InputDataError([p.replace(old, new) for p in exc.problems], rows=exc.rows)
+    return type(exc)(exc.template.replace(old, new))
+
+
 # --------------------------------------------------------------------------- discovery
 
 def _expand(path: str) -> list[Path]:
@@ -372,11 +468,13 @@ def _parquet_scan(files: list, label: str, mapping, hive: bool, con, *, fs=None)
 
     for f in files:
         try:
-            meta = (pq.read_schema(str(f).partition("://")[2], filesystem=fs) if fs is not None
-                    else pq.read_schema(f)).metadata or {}
+            schema = (pq.read_schema(str(f).partition("://")[2], filesystem=fs) if fs is not None
+                      else pq.read_schema(f))
         except Exception as exc:  # pyarrow raises several types for a broken file
             raise UserInputError(f"{f}: cannot read as Parquet ({exc}).") from None
-        if b"geo" in meta:
+        # DuckDB's names are case-insensitive: it would rename a second 'LAT' to 'lat_1'.
+        check_case_duplicates(schema.names, f)
+        if b"geo" in (schema.metadata or {}):
             return None
     desc = con.execute(f"DESCRIBE SELECT * FROM {_parquet_function(files, hive)}").fetchall()
     names, types = [r[0] for r in desc if r[0] != _FILE_COLUMN], [str(r[1]) for r in desc if r[0] != _FILE_COLUMN]
@@ -457,6 +555,16 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
             scans += remote_scans
             files += remote_files
             continue
+        if is_stream(given):
+            try:
+                recs, info = read_stream(str(given), metrics, mapping, layer=layer)
+            except InputDataError as exc:
+                problems += exc.problems
+                bad_rows += exc.rows or 0
+                continue
+            frames.append(recs.assign(source=np.int32(len(files))))
+            files += info["files"]
+            continue
         paths = _expand(str(given))
         root = Path(str(given))
         by_format: dict = {}
@@ -475,11 +583,11 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
                     if scan is not None:
                         check_columns([n for n, _, _ in scan.plan], str(given) if len(group) > 1 else group[0])
                         _check_types(scan, group)
-                        scanned = [scan]
+                        scanned, group = [scan], []
                 elif kind == "csv" and compression in _SCANNED_COMPRESSION:
-                    scanned = _csv_scans(group, compression, mapping, str(given))
-                if scanned:
-                    scans += scanned
+                    scanned, group = _csv_scans(group, compression, mapping, str(given))
+                scans += scanned
+                if not group:
                     continue
                 # Formats DuckDB does not scan: read and validated in memory.
                 recs, info = read_records(group, metrics, [mapping] * len(group), layer=layer)
@@ -503,11 +611,18 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
                    synthetic=all(f.get("synthetic", False) for f in files))
 
 
-def _csv_scans(group: list[Path], compression, mapping, label: str) -> list[_Scan]:
-    """One scan per (delimiter, header) among the CSV files of an input."""
+def _csv_scans(group: list[Path], compression, mapping, label: str) -> tuple[list[_Scan], list[Path]]:
+    """One scan per (delimiter, header) among the CSV files of an input, and the files
+    DuckDB's strict parser cannot read (mixed line endings), for the pandas reader."""
     out: dict = {}
+    other = []
     for f in group:
-        delimiter = _sniff_delimiter(f, compression)
+        delimiter = _sniff_delimiter(f, compression)  # refuses an unreadable file by name
+        with _open_text(f, compression) as fh:
+            if mixed_line_endings(fh.read(1 << 16)):
+                log.info("%s: lines end in both LF and CRLF; read with the in-memory reader", f)
+                other.append(f)
+                continue
         if delimiter != ",":
             log.info("%s: fields separated by %s", f, _DELIMITERS[delimiter])
         header = _csv_header(f, compression, delimiter)
@@ -519,7 +634,7 @@ def _csv_scans(group: list[Path], compression, mapping, label: str) -> list[_Sca
         scans.append(_Scan(kind="csv", files=tuple(map(str, files)), label=label, plan=plan,
                            types=tuple("VARCHAR" for _ in plan), delimiter=delimiter, compression=compression,
                            header=tuple(header)))
-    return scans
+    return scans, other
 
 
 _NON_NUMERIC = (("BOOLEAN", "true/false values"), ("DATE", "dates or times"), ("TIME", "dates or times"),
@@ -993,6 +1108,10 @@ def _explain_parse_error(records: Records, exc: Exception) -> None:
             if f in text or len(records.scans) == 1 and len(scan.files) == 1:
                 if scan.kind == "csv":
                     _read_csv(Path(f), scan.compression)  # raises the worded message
+                    if "state machine" in text:  # pandas reads it: line endings mixed past the sniffed start
+                        raise UserInputError(
+                            f"{f}: the lines end in both LF and CRLF past its first 64 KiB. Save the file "
+                            "with one kind of line ending (e.g. `dos2unix FILE`).") from None
                 raise UserInputError(f"{f}: cannot read ({text.splitlines()[0]}).") from None
     raise UserInputError(f"Cannot read the input ({text.splitlines()[0]}).") from None
 
