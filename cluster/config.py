@@ -71,6 +71,8 @@ class Config:
     year_start: int | None = None
     year_end: int | None = None
     input_layer: str = ""
+    on_bad_rows: str = "fail"
+    input_encoding: str = ""
     disc_segments: int = 32
     boundary_method: str = "discs"
     concave_ratio: float = 0.3
@@ -118,7 +120,8 @@ class Config:
         """Plain nested dict in the TOML layout (for run.json)."""
         return {
             "input": {"year_start": self.year_start or 0, "year_end": self.year_end or 0,
-                      "layer": self.input_layer,
+                      "layer": self.input_layer, "on_bad_rows": self.on_bad_rows,
+                      "encoding": self.input_encoding,
                       **({"files": _plain(self.input_files)} if self.input_files else {})},
             "clustering": {"eps_km": self.eps_km},
             "metrics": {
@@ -158,7 +161,7 @@ class Config:
 
 # The schema: section -> key -> type. Metric tables are checked by _METRIC_KEYS.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "input": {"year_start": int, "year_end": int, "layer": str},
+    "input": {"year_start": int, "year_end": int, "layer": str, "on_bad_rows": str, "encoding": str},
     "clustering": {"eps_km": (int, float)},
     "boundaries": {"method": str, "disc_segments": int, "concave_ratio": (int, float),
                    "concave_margin_km": (int, float)},
@@ -362,6 +365,16 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
                         f"got {c['memory_limit']!r}.")
     if number("threads", "[engine] threads", integer=True) and c["threads"] < 0:
         problems.append(f"[engine] threads must be >= 0 (0 = every core), got {c['threads']!r}.")
+    if c["on_bad_rows"] not in ("fail", "skip"):
+        problems.append(f"[input] on_bad_rows must be \"fail\" or \"skip\", got {c['on_bad_rows']!r}.")
+    if c["input_encoding"]:
+        import codecs
+
+        try:
+            codecs.lookup(c["input_encoding"])
+        except (LookupError, TypeError):
+            problems.append(f"[input] encoding: unknown encoding {c['input_encoding']!r}. Use a Python codec name "
+                            "such as \"latin-1\", \"cp1252\" or \"utf-16\".")
     ys, ye = c["year_start"], c["year_end"]
     for key, v in (("year_start", ys), ("year_end", ye)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
@@ -400,6 +413,8 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         year_start=i["year_start"] or None,
         year_end=i["year_end"] or None,
         input_layer=i["layer"],
+        on_bad_rows=i["on_bad_rows"],
+        input_encoding=i["encoding"],
         disc_segments=b["disc_segments"],
         boundary_method=b["method"],
         concave_ratio=float(b["concave_ratio"]),
@@ -435,7 +450,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
 
 # Keyword overrides that are not plain TOML keys: name -> (section, key).
 _OVERRIDE_ALIASES = {"bootstrap": ("bootstrap", "replicates"), "geojson": ("outputs", "geojson"),
-                     "input_layer": ("input", "layer"),
+                     "input_layer": ("input", "layer"), "encoding": ("input", "encoding"),
                      "boundary_method": ("boundaries", "method"),
                      "population_source": ("population", "source"),
                      "population_raster": ("population", "raster_path")}

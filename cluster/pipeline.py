@@ -29,6 +29,7 @@ from cluster.config import Config, load_config
 from cluster.errors import UserInputError
 from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
 from cluster.stages.read import validate_frame
+from cluster.stages.rejects import Rejects
 from cluster.stages.scan import Records, connect, in_memory, open_records, profile_counts, records_frame
 from cluster.stages.sites import cluster_values, prepare_sites
 
@@ -70,6 +71,10 @@ class RunResult:
         Long-form cluster profiles (:func:`cluster.stages.profiles.cluster_profiles`):
         weight and share of every ``field`` and ``institution`` value per cluster and
         metric; None when the records have neither column.
+    rejects : DataFrame or None
+        With ``on_bad_rows = "skip"``: the rows left out (``file, row, column, value,
+        rule``; the first :data:`cluster.stages.rejects.LISTED`, the counts in
+        ``info["rejected"]`` are exact); None when the run failed on bad rows instead.
 
     Examples
     --------
@@ -84,6 +89,7 @@ class RunResult:
     info: dict
     config: Config
     profiles: pd.DataFrame | None = None
+    rejects: pd.DataFrame | None = None
 
     def write(self, out_dir: str | os.PathLike) -> Path:
         """Write every output into ``out_dir`` atomically, as ``cluster run`` does.
@@ -397,7 +403,9 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
 
     if con is not None:
         con.close()  # frees the engine's buffers (and removes its spill files) now
+    rejects = prepared.records.rejects
     counts = {"records": prepared.n_records, "records_outside_years": prepared.records_outside_years,
+              **({"records_rejected": rejects.rows} if rejects is not None else {}),
               "records_used": prepared.n_records - prepared.records_outside_years,
               **_counts_info(sites, clusters, ranked.counts, totals, metrics)}
     info = {
@@ -414,11 +422,13 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         "world_totals": totals,
         "thresholds": thresholds,
         **({"bootstrap": bootstrap_info} if bootstrap_info else {}),
+        **({"rejected": rejects.info()} if rejects is not None else {}),
         "warnings": warnings,
         "timings_s": {**input_info.get("timings_s", {}), **timings},
         "versions": library_versions(),
     }
-    return RunResult(clusters=clusters, sites=sites, info=info, config=config, profiles=profiles)
+    return RunResult(clusters=clusters, sites=sites, info=info, config=config, profiles=profiles,
+                     rejects=None if rejects is None else rejects.frame())
 
 
 def load_records(data, config: Config) -> tuple[Records, bool, dict]:
@@ -461,13 +471,16 @@ def load_records(data, config: Config) -> tuple[Records, bool, dict]:
     if isinstance(data, pd.DataFrame):
         origin = dict(data.attrs.get(PROVENANCE_ATTR) or {})
         synthetic = bool(origin.get("synthetic", False))
-        records = in_memory(validate_frame(data, "<DataFrame>", config.metric_names), synthetic=synthetic)
+        rejects = Rejects() if config.on_bad_rows == "skip" else None
+        records = in_memory(validate_frame(data, "<DataFrame>", config.metric_names, rejects=rejects),
+                            synthetic=synthetic, rejects=rejects)
         info = {"files": [], "demo": origin.get("demo"), "notice": origin.get("notice")}
     elif isinstance(data, (str, os.PathLike)) or (
             isinstance(data, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in data)):
         paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
         records = open_records(paths, config.metric_names, _input_mappings(paths, config),
-                               layer=config.input_layer or None)
+                               layer=config.input_layer or None, on_bad_rows=config.on_bad_rows,
+                               encoding=config.input_encoding or None)
         synthetic = records.synthetic
         info = {"files": records.files, "synthetic": synthetic}
         if synthetic:

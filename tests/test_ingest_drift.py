@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 
@@ -17,12 +18,15 @@ from cluster.stages.read import read_records
 
 METRICS = ("patents", "publications", "vc")
 ROWS = "patents,A,48.1,11.5\r\npatents,B,48.2,11.6\r\nvc,C,52.5,13.4\r\n"
+# map.png drawn in place, not in a forked side process (seen to hang now and then under
+# load on a 2-core machine; the side process is being replaced, issue 21).
+ENV = {**os.environ, "INNOVATION_CLUSTERS_SIDE_PROCESS": "0"}
 
 
 def _cli(args, tmp_path, **kw):
     return subprocess.run([sys.executable, "-m", "cluster", "run", "-q", *args, "--out", str(tmp_path / "out"),
                            "--min-weight", "patents=1", "--min-weight", "publications=1", "--min-weight", "vc=1"],
-                          capture_output=True, **kw)
+                          capture_output=True, env=ENV, timeout=300, **kw)
 
 
 def test_lf_header_with_crlf_rows_is_read_by_the_engine(tmp_path):
@@ -68,10 +72,43 @@ def test_a_pipe_is_read_by_its_content_not_its_suffix(tmp_path):
     out = tmp_path / "out"
     script = (f"{sys.executable} -m cluster run -q --input <(zcat {gz}) --out {out} --min-weight patents=1 "
               "--min-weight publications=1 --min-weight vc=1")
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "run.json").read_text())["counts"]["records"] == 3
     # A compressed stream (no zcat) is told by its first bytes.
     script = script.replace(f"<(zcat {gz})", f"<(cat {gz})").replace(str(out), str(tmp_path / "out2"))
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+# --------------------------------------------------------------------------- encodings
+
+LATIN = "metric,doc_id,lat,lon,institution\npatents,A,48.1,11.5,Universität München\n"
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_utf8_with_or_without_bom_is_read_on_every_path(tmp_path, bom):
+    p = tmp_path / "r.csv"
+    p.write_bytes(bom + LATIN.encode("utf-8"))
+    res = cluster.run(p, min_weight={"patents": 1, "publications": 1, "vc": 1})
+    assert res.info["counts"]["records"] == 1
+    assert res.profiles["value"].tolist() == ["Universität München"]
+    rec, _ = read_records([p], METRICS)
+    assert list(rec["institution"]) == ["Universität München"]
+
+
+def test_another_encoding_is_refused_naming_line_and_byte_or_read_when_named(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_bytes(LATIN.encode("latin-1"))
+    with pytest.raises(cluster.UserInputError, match=r"r\.csv, line 2 \(byte offset 63\): not UTF-8 text "
+                       r"\(b'\\xe4'\).*name its encoding with `encoding`"):
+        cluster.run(p, min_weight={"patents": 1, "publications": 1, "vc": 1})
+    res = cluster.run(p, encoding="latin-1", min_weight={"patents": 1, "publications": 1, "vc": 1})
+    assert res.profiles["value"].tolist() == ["Universität München"]
+    assert res.info["config"]["input"]["encoding"] == "latin-1"
+    done = _cli(["--input", str(p), "--encoding", "cp1252"], tmp_path)
+    assert done.returncode == 0, done.stderr.decode()
+    done = _cli(["--input", str(p)], tmp_path)
+    assert done.returncode == 2 and "--encoding" in done.stderr.decode()
+    with pytest.raises(cluster.ConfigError, match="unknown encoding 'latin-9000'"):
+        cluster.run(p, encoding="latin-9000")

@@ -118,6 +118,8 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
         meta = pd.DataFrame({c: pd.Series(dtype=t) for c, t in _COLUMNS.items()})
         rows = dd.from_delayed(parts, meta=meta, verify_meta=False)
         inwin = _in_window(rows, config.year_start, config.year_end)
+        if records.rejects is not None:  # bad rows skipped: neither inside nor outside the window
+            inwin = inwin & rows["ok"]
         rows = rows.assign(inwin=inwin)
         frac = rows[rows["ok"] & rows["inwin"] & rows["weight"].isna()]
         sizes = frac.groupby(["metric", "doc_id"]).size(split_out=max(1, rows.npartitions // 4)).rename("n")
@@ -128,10 +130,13 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
     finally:
         if own:
             client.close()
-    if (~out["ok"].astype(bool)).any():
-        from cluster.stages.scan import _raise_row_problems
+    ok = out["ok"].astype(bool)
+    if (~ok).any():
+        from cluster.stages.scan import _row_problems
 
-        _raise_row_problems(records, metrics, connect(config))
+        _row_problems(records, metrics, connect(config), rejects=records.rejects, exact=int(out.loc[~ok, "c"].sum()))
+        if records.rejects is not None:
+            out = out[ok.to_numpy()]
     per_file = {k: int(v) for k, v in out.groupby("_file")["c"].sum().items()}
     inside = out["inwin"].astype(bool)
     # Partitions are files, so a key may come once per file: sites_from_groups adds up

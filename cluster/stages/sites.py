@@ -389,6 +389,8 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
             )
         notes.append(f"{dropped:,} of {reduction.n_records:,} records are outside the year window "
                      f"{config.year_start or '...'}–{config.year_end or '...'} and were left out")
+    if records.rejects is not None and records.rejects.rows:
+        notes.append(records.rejects.summary())
     sites = sites_from_groups(reduction.groups, metrics)
     totals = world_totals(sites, metrics)
     if not all(np.isfinite(v) for v in totals.values()):
