@@ -268,7 +268,7 @@ _INPUT_FILE_KEYS = {"map": "record column -> the file's column read as it",
 def _input_files(value, origin: str, problems: list[str]) -> dict[str, dict]:
     """``[input.files."PATH"]`` tables: per input file, ``map`` (record column -> the file's
     column) and ``set`` (record column -> constant), as plain dicts of text. Record column
-    names are checked when the file is read (cluster.stages._mapping)."""
+    names are checked when the file is read (cluster.ingest.mapping)."""
     out: dict[str, dict] = {}
     if not isinstance(value, Mapping):
         problems.append(f"{origin}: [input.files] must be a table of tables, one per input file "

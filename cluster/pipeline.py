@@ -27,10 +27,17 @@ import pandas as pd
 from cluster._version import __version__
 from cluster.config import Config, load_config
 from cluster.errors import UserInputError
+from cluster.ingest import (
+    Records,
+    Rejects,
+    connect,
+    in_memory,
+    open_records,
+    profile_counts,
+    records_frame,
+    validate_frame,
+)
 from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
-from cluster.stages.read import validate_frame
-from cluster.stages.rejects import Rejects
-from cluster.stages.scan import Records, connect, in_memory, open_records, profile_counts, records_frame
 from cluster.stages.sites import cluster_values, prepare_sites
 
 if TYPE_CHECKING:
@@ -73,7 +80,7 @@ class RunResult:
         metric; None when the records have neither column.
     rejects : DataFrame or None
         With ``on_bad_rows = "skip"``: the rows left out (``file, row, column, value,
-        rule``; the first :data:`cluster.stages.rejects.LISTED`, the counts in
+        rule``; the first :data:`cluster.ingest.rejects.LISTED`, the counts in
         ``info["rejected"]`` are exact); None when the run failed on bad rows instead.
 
     Examples
@@ -322,9 +329,9 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     Parameters
     ----------
     records : Records or DataFrame
-        Record inputs (:func:`cluster.stages.scan.open_records`, checked down to their
+        Record inputs (:func:`cluster.ingest.engine.open_records`, checked down to their
         columns; their rows are validated and reduced by the engine), or records already
-        validated in memory (:func:`cluster.stages.read.validate_frame`).
+        validated in memory (:func:`cluster.ingest.read.validate_frame`).
     config : Config
         Every parameter of the run.
     synthetic : bool, default False
@@ -494,7 +501,7 @@ def load_records(data, config: Config) -> tuple[Records, bool, dict]:
 
 def _input_mappings(paths, config: Config) -> list:
     """Per path, the column mapping and constants of ``[input.files]`` (or ``--map``)."""
-    from cluster.stages._mapping import InputMapping, mapping_for
+    from cluster.ingest import InputMapping, mapping_for
 
     if not config.input_files:
         return [None] * len(paths)

@@ -14,7 +14,7 @@ import pytest
 
 import cluster
 from cluster.errors import InputDataError
-from cluster.stages.read import read_records
+from cluster.ingest.read import read_records
 
 METRICS = ("patents", "publications", "vc")
 ROWS = "patents,A,48.1,11.5\r\npatents,B,48.2,11.6\r\nvc,C,52.5,13.4\r\n"

@@ -38,7 +38,7 @@ class _PerInput(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         from cluster.errors import UserInputError
-        from cluster.stages._mapping import parse_pairs
+        from cluster.ingest.mapping import parse_pairs
 
         inputs = getattr(namespace, "input", None) or []
         if not inputs:

@@ -16,7 +16,7 @@ Files (in the output directory):
 ``profiles.csv``    only when the records have ``field``/``institution``: every value's
                     weight and share per cluster and metric (see cluster.stages.profiles)
 ``rejects.csv``     only with ``on_bad_rows = "skip"``: the rows left out (file, row, column,
-                    value, rule; capped, the exact counts in run.json, see cluster.stages.rejects)
+                    value, rule; capped, the exact counts in run.json, see cluster.ingest.rejects)
 
 Atomicity: everything is written into a hidden temporary directory next to the target
 and swapped into place only when complete (:mod:`cluster.outputs._atomic`), so a failed

@@ -8,7 +8,7 @@ sites it returns are bounded by the number of distinct locations, not of records
 How the work is split
 ---------------------
 1. Every input file is one task: the worker reads it with its own DuckDB (the same SQL
-   as the embedded engine, :func:`cluster.stages.scan._normalized`), so the rows are
+   as the embedded engine, :func:`cluster.ingest.engine._normalized`), so the rows are
    validated by the same rules, and returns them as a pandas partition.
 2. Document sizes: rows per ``(metric, doc_id)`` inside the year window, a Dask
    group-by (a tree reduction across workers: a document may span files).
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from cluster.errors import UserInputError
-from cluster.stages.scan import (
+from cluster.ingest.engine import (
     Records,
     Reduction,
     _normalized,
@@ -70,12 +70,12 @@ def _frame_partition(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def reduce_records_distributed(records: Records, metrics: Sequence[str], config, *, client=None) -> Reduction:
-    """:func:`cluster.stages.scan.reduce_records` on a Dask distributed cluster.
+    """:func:`cluster.ingest.engine.reduce_records` on a Dask distributed cluster.
 
     Parameters
     ----------
     records : Records
-        From :func:`cluster.stages.scan.open_records`.
+        From :func:`cluster.ingest.engine.open_records`.
     metrics : sequence of str
         Metric names.
     config : Config
@@ -132,7 +132,7 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
             client.close()
     ok = out["ok"].astype(bool)
     if (~ok).any():
-        from cluster.stages.scan import _row_problems
+        from cluster.ingest.engine import _row_problems
 
         _row_problems(records, metrics, connect(config), rejects=records.rejects, exact=int(out.loc[~ok, "c"].sum()))
         if records.rejects is not None:
@@ -148,7 +148,7 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
     if outside and not inside.any():
         con = connect(config)
         register_filesystems(con, records.paths)
-        from cluster.stages.scan import _union
+        from cluster.ingest.engine import _union
 
         years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "
                              f"WHERE NOT {_window(config.year_start, config.year_end)} GROUP BY year").fetchall())

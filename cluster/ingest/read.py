@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from cluster.errors import InputDataError, UserInputError
+from cluster.ingest.mapping import InputMapping, apply_mapping
+from cluster.ingest.rejects import Rejects
 from cluster.provenance import PARQUET_SYNTHETIC_KEY
-from cluster.stages._mapping import InputMapping, apply_mapping
-from cluster.stages.rejects import Rejects
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ def _points_to_columns(gdf, path: Path, rejects: Rejects | None = None) -> pd.Da
 
 class _Problems:
     """Collects problems as 'file, row, column: value — fix', a few examples per kind;
-    with a :class:`~cluster.stages.rejects.Rejects` collector, every row of a row rule."""
+    with a :class:`~cluster.ingest.rejects.Rejects` collector, every row of a row rule."""
 
     def __init__(self, path: Path, row_offset: int, row_numbers: np.ndarray | None = None,
                  rejects: Rejects | None = None):
@@ -486,7 +486,7 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
 
     ``row_numbers`` (0-based rows of the file, one per row of ``raw``) and ``n_finite``
     (rows of the whole file with finite coordinates) are given when ``raw`` holds only
-    the suspect rows of a larger file (:mod:`cluster.stages.scan`). With ``rejects``
+    the suspect rows of a larger file (:mod:`cluster.ingest.engine`). With ``rejects``
     (``on_bad_rows = skip``) rows breaking a row rule are left out and collected there.
     """
     pr = _Problems(path, row_offset, row_numbers, rejects)
@@ -665,7 +665,7 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str],
         the one point layer (a file with several is refused, naming them).
     mappings : sequence of InputMapping or None, optional
         Per path, a column mapping and constants applied to the raw table before
-        validation (:mod:`cluster.stages._mapping`); ``None`` entries read the file as it is.
+        validation (:mod:`cluster.ingest.mapping`); ``None`` entries read the file as it is.
     rejects : Rejects, optional
         Given (``on_bad_rows = skip``), rows breaking a rule are left out and collected there.
     encoding : str, optional

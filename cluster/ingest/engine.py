@@ -28,7 +28,7 @@ counted the same way per cluster in a second pass once the clusters are known
 
 Validation
 ----------
-The rules are those of :mod:`cluster.stages.read`, written once more as SQL predicates
+The rules are those of :mod:`cluster.ingest.read`, written once more as SQL predicates
 that flag a *suspect* row. A clean input (the normal case) is never read twice. When
 rows are flagged, only those rows are fetched, with their file and row number, and go
 through the Python validator, so the messages are the ones a small file gets: file, row,
@@ -37,7 +37,7 @@ UTF-8) is handed to the pandas reader, whose messages name the line.
 
 Inputs DuckDB does not scan (GeoPackage and other vector files, GeoParquet, ``.bz2`` and
 ``.xz`` CSV, Parquet with binary columns, in-memory frames) are read and validated by
-:mod:`cluster.stages.read` and then reduced by the same query.
+:mod:`cluster.ingest.read` and then reduced by the same query.
 """
 
 from __future__ import annotations
@@ -55,9 +55,8 @@ import numpy as np
 import pandas as pd
 
 from cluster.errors import InputDataError, UserInputError
-from cluster.provenance import PARQUET_SYNTHETIC_KEY
-from cluster.stages._mapping import InputMapping, mapping_plan
-from cluster.stages.read import (
+from cluster.ingest.mapping import InputMapping, mapping_plan
+from cluster.ingest.read import (
     _DELIMITERS,
     COLUMNS,
     _format,
@@ -73,7 +72,8 @@ from cluster.stages.read import (
     mixed_line_endings,
     read_records,
 )
-from cluster.stages.rejects import Rejects
+from cluster.ingest.rejects import Rejects
+from cluster.provenance import PARQUET_SYNTHETIC_KEY
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class Records:
         File groups DuckDB scans.
     frames : tuple of DataFrame
         Records already validated in memory (in-memory input, or formats read by
-        :mod:`cluster.stages.read`), with a ``source`` column.
+        :mod:`cluster.ingest.read`), with a ``source`` column.
     files : list of dict
         Per file: path, bytes, SHA-256, synthetic flag and mapping (``run.json`` inputs).
     synthetic : bool
@@ -345,7 +345,7 @@ def is_stream(given) -> bool:
 
 def read_stream(given: str, metrics: Sequence[str], mapping=None, *, layer: str | None = None,
                 rejects: Rejects | None = None, encoding: str | None = None):
-    """Records of standard input or a pipe, as :func:`cluster.stages.read.read_records`.
+    """Records of standard input or a pipe, as :func:`cluster.ingest.read.read_records`.
 
     The stream is copied to a temporary file (Parquet and GeoPackage need to seek; a pipe
     can be read only once) whose format is told by its first bytes, not a suffix; messages
@@ -370,7 +370,7 @@ def read_stream(given: str, metrics: Sequence[str], mapping=None, *, layer: str 
     -------
     records : DataFrame
     info : dict
-        As :func:`cluster.stages.read.read_records`, the path being the input as given.
+        As :func:`cluster.ingest.read.read_records`, the path being the input as given.
     """
     import shutil
     import sys
@@ -544,7 +544,7 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
         The connection to describe Parquet schemas with (default: a new one).
     on_bad_rows : {"fail", "skip"}, default "fail"
         What a row that breaks a column rule does: stop the run (every problem named),
-        or be left out and counted (:class:`~cluster.stages.rejects.Rejects`).
+        or be left out and counted (:class:`~cluster.ingest.rejects.Rejects`).
     encoding : str, optional
         Text encoding of CSV inputs (default UTF-8, with or without a byte-order mark).
         Other encodings are read by the in-memory reader (DuckDB reads UTF-8 only).
@@ -731,7 +731,7 @@ def _ident(name: str) -> str:
 
 def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool = False, raw: bool = False,
                 index: int = 0) -> str:
-    """SELECT of the record columns, validated as :func:`cluster.stages.read._validate`
+    """SELECT of the record columns, validated as :func:`cluster.ingest.read._validate`
     does, plus ``ok`` (no problem on the row), ``_scan`` (``index``), ``_file`` and, with
     ``rows``, ``_rownum`` (0-based row of the file). With ``raw`` the file's own columns
     come along (to word the problems of suspect rows)."""
@@ -1236,7 +1236,7 @@ def records_frame(records: Records, metrics: Sequence[str], *, year_start: int |
 
 
 def in_memory(frame: pd.DataFrame, *, synthetic: bool = False, rejects: Rejects | None = None) -> Records:
-    """Records already validated in memory (:func:`cluster.stages.read.validate_frame`).
+    """Records already validated in memory (:func:`cluster.ingest.read.validate_frame`).
 
     Parameters
     ----------
