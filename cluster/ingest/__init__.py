@@ -46,8 +46,9 @@ from cluster.ingest.rejects import Rejects
 #: through each; a new path is added here and gets a runner there.
 READ_PATHS = ("dataframe", "embedded", "dask")
 
-__all__ = ["COLUMNS", "READ_PATHS", "InputMapping", "Records", "Reduction", "Rejects", "connect", "in_memory", "mapping_for",
-           "open_records", "profile_counts", "raise_overflow", "records_frame", "reduce", "validate_frame"]
+__all__ = ["COLUMNS", "READ_PATHS", "InputMapping", "Records", "Reduction", "Rejects", "connect", "in_memory",
+           "mapping_for", "open_records", "profile_counts", "raise_overflow", "records_frame", "reduce",
+           "validate_frame"]
 
 
 def reduce(records: Records, metrics: Sequence[str], config=None, *, con=None) -> Reduction:

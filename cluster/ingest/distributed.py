@@ -126,7 +126,17 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
         joined = rows.merge(sizes.reset_index(), on=["metric", "doc_id"], how="left")
         joined = joined.assign(n=joined["n"].where(joined["weight"].isna()))
         counted = joined.groupby(["ok", "inwin", "_file"] + _KEY, dropna=False).size().rename("c")
-        out = counted.compute().reset_index()
+        try:
+            out = counted.compute().reset_index()
+        except Exception as exc:  # a worker's DuckDB parse error, re-raised here as its own type
+            import duckdb
+
+            if not isinstance(exc, (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException)):
+                raise
+            from cluster.ingest.engine import _explain_parse_error
+
+            _explain_parse_error(records, exc)  # the embedded engine's words: file, line, fix
+            raise
     finally:
         if own:
             client.close()

@@ -638,6 +638,7 @@ def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str], *,
     import geopandas as gpd
 
     row_numbers = None
+    frame = _decode_bytes(frame, Path(name))  # bytes cells (as from Parquet binary) are text or refused
     if isinstance(frame, gpd.GeoDataFrame):
         frame = _points_to_columns(frame, Path(name), rejects)
         row_numbers = frame.attrs.get("row_numbers")
