@@ -33,11 +33,12 @@ from cluster.ingest import (
     connect,
     in_memory,
     open_records,
+    profile_counts,
     records_frame,
     validate_frame,
 )
 from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
-from cluster.stages.sites import cluster_profile_counts, cluster_values, prepare_sites
+from cluster.stages.sites import cluster_values, prepare_sites
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -385,8 +386,9 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         ids = clusters["cluster_id"].tolist()
         position = {cid: i for i, cid in enumerate(ids)}
         member = sites["cluster_id"].notna().to_numpy()
-        counts = cluster_profile_counts(prepared.profiles, sites.loc[member, ["metric", "lat", "lon"]].assign(
-            cluster=sites.loc[member, "cluster_id"].map(position).to_numpy(dtype=np.int64)))
+        counts = profile_counts(prepared.records, metrics, sites.loc[member, ["metric", "lat", "lon"]].assign(
+            cluster=sites.loc[member, "cluster_id"].map(position).to_numpy(dtype=np.int64)),
+            year_start=config.year_start, year_end=config.year_end, con=con, config=config)
         profiles = cluster_profiles(None if counts is None else cluster_values(counts), sites, ids, metrics)
         if profiles is not None:
             top = top_columns(profiles, clusters["cluster_id"].tolist(), metrics)

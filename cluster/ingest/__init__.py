@@ -1,7 +1,6 @@
 """Ingestion: the story of a record up to the sites, in one package.
 
-Records come in; weighted-site groups, profile counts per site (in the same pass) and the
-problems found go out.
+Records come in; weighted-site groups, profile counts and the problems found go out.
 The stages use only the names exported here (``tests/test_architecture.py`` checks it).
 
 Modules, in the order a record meets them:
@@ -33,6 +32,7 @@ from cluster.ingest.engine import (
     connect,
     in_memory,
     open_records,
+    profile_counts,
     raise_overflow,
     records_frame,
 )
@@ -47,7 +47,7 @@ from cluster.ingest.rejects import Rejects
 READ_PATHS = ("dataframe", "embedded", "dask")
 
 __all__ = ["COLUMNS", "READ_PATHS", "InputMapping", "Records", "Reduction", "Rejects", "connect", "in_memory",
-           "mapping_for", "open_records", "raise_overflow", "records_frame", "reduce",
+           "mapping_for", "open_records", "profile_counts", "raise_overflow", "records_frame", "reduce",
            "validate_frame"]
 
 

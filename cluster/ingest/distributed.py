@@ -45,8 +45,7 @@ from cluster.ingest.engine import (
 log = logging.getLogger(__name__)
 
 _COLUMNS = {"metric": "object", "doc_id": "object", "lat": "float64", "lon": "float64", "weight": "float64",
-            "year": "float64", "country": "object", "field": "object", "institution": "object", "ok": "bool",
-            "_file": "object"}
+            "year": "float64", "country": "object", "ok": "bool", "_file": "object"}
 _KEY = ["metric", "lat", "lon", "country", "n", "weight"]
 
 
@@ -127,13 +126,8 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
         joined = rows.merge(sizes.reset_index(), on=["metric", "doc_id"], how="left")
         joined = joined.assign(n=joined["n"].where(joined["weight"].isna()))
         counted = joined.groupby(["ok", "inwin", "_file"] + _KEY, dropna=False).size().rename("c")
-        # Profile values counted per site in the same graph (one read of every file).
-        kinds = [k for k in ("field", "institution") if k in records.columns]
-        per_value = [joined[joined["inwin"] & ~joined[k].isna()].groupby(
-            ["metric", "lat", "lon", "n", "weight", k], dropna=False).size().rename("c") for k in kinds]
         try:
-            out, *values = dask.compute(counted, *per_value)
-            out = out.reset_index()
+            out = counted.compute().reset_index()
         except Exception as exc:  # a worker's DuckDB parse error, re-raised here as its own type
             import duckdb
 
@@ -168,13 +162,8 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
 
         years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "
                              f"WHERE NOT {_window(config.year_start, config.year_end)} GROUP BY year").fetchall())
-    profiles = None
-    if kinds:
-        profiles = pd.concat([v.reset_index().rename(columns={k: "value"}).assign(kind=k)
-                              for k, v in zip(kinds, values)], ignore_index=True)
-        profiles = profiles[["metric", "lat", "lon", "kind", "value", "n", "weight", "c"]]
     return Reduction(groups=groups.reset_index(drop=True), n_records=int(out["c"].sum()),
-                     outside_years=outside, years=years, per_file=per_file, profiles=profiles)
+                     outside_years=outside, years=years, per_file=per_file)
 
 
 def _in_window(rows, year_start, year_end):

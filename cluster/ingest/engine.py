@@ -22,11 +22,9 @@ which rows arrive, the number of threads or the machine (Dask gives the same gro
 A site's weight is then summed in Python in one fixed order from ``c / n`` (or
 ``c * weight``), so the embedded engine, the distributed engine and an in-memory frame
 give bit-identical site weights (:func:`cluster.stages.sites.sites_from_groups`).
-The same pass gives the rows per file, the year window (rows inside and outside it
-are counts of the same groups) and the profiles: rows per site, ``field`` or
-``institution`` value and document size (grouping sets: one scan, three groupings),
-joined to the clusters once these are known
-(:func:`cluster.stages.sites.cluster_profile_counts`).
+The same pass gives the rows per file; the profiles (``field``, ``institution``) are
+counted the same way per cluster in a second pass once the clusters are known
+(:func:`profile_counts`).
 
 Validation
 ----------
@@ -79,7 +77,7 @@ from cluster.provenance import PARQUET_SYNTHETIC_KEY
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Records", "Reduction", "connect", "in_memory", "open_records", "records_frame",
+__all__ = ["Records", "Reduction", "connect", "in_memory", "open_records", "profile_counts", "records_frame",
            "reduce_records"]
 
 # Text cells that mean "no value" (as pandas writes missing values), for optional columns.
@@ -878,10 +876,6 @@ class Reduction:
         Records per year (``None`` for rows without a year).
     per_file : dict
         Records per file path.
-    profiles : DataFrame or None
-        ``metric, lat, lon, kind, value, n, weight, c``: rows inside the year window per
-        site, ``field``/``institution`` value and document size or own weight, counted in
-        the same pass as the groups; None when no input has either column.
     """
 
     groups: pd.DataFrame
@@ -889,7 +883,6 @@ class Reduction:
     outside_years: int
     years: dict
     per_file: dict
-    profiles: pd.DataFrame | None = None
 
 
 def _union(records: Records, metrics: Sequence[str], con) -> str:
@@ -975,25 +968,12 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     # and own weight as one number (n > 0, or -weight; a row has one of them). Validity
     # and the year window are counts, not keys. Per-row string work and wide keys are the
     # costliest parts of the scan.
-    # The profile values (field, institution) are counted in the same pass, per site and
-    # value (grouping sets: one scan, three groupings), and joined to the clusters once
-    # these are known (cluster.stages.sites.cluster_profile_counts).
-    kinds = [k for k in ("field", "institution") if k in records.columns]
-    site_key = "metric, lat, lon, c_country, nw, _scan, _fkey"
-    grouping = (f"GROUPING SETS (({site_key}), " + ", ".join(f"(metric, lat, lon, nw, {k})" for k in kinds) + ")"
-                if kinds else site_key)
     rows = f"""
-        SELECT {site_key}, {''.join(f'{k}, ' for k in kinds)}
-               {'GROUPING(c_country)' if kinds else '0'} AS _gset,
+        SELECT metric, lat, lon, c_country, CASE WHEN weight IS NULL THEN CAST(n AS DOUBLE) ELSE -weight END AS nw,
+               {'_scan' if per_file else '0'} AS _scan, {fkey if per_file else 'NULL::VARCHAR'} AS _fkey,
                count(*) FILTER (WHERE inwin) AS c_in, count(*) FILTER (WHERE NOT inwin{valid}) AS c_out,
                count(*) FILTER (WHERE NOT {'ok' if skip else 'row_ok'}) AS c_bad
-        FROM (SELECT metric, lat, lon, c_country, inwin, ok, row_ok, {''.join(f'{k}, ' for k in kinds)}
-                     CASE WHEN weight IS NULL THEN CAST(n AS DOUBLE) ELSE -weight END AS nw,
-                     {'_scan' if per_file else '0'} AS _scan, {fkey if per_file else 'NULL::VARCHAR'} AS _fkey
-              FROM ({joined}))
-        GROUP BY {grouping}"""
-    # Grouping sets come back together: kept in a temporary table (groups, not records).
-    _execute(con, f"CREATE OR REPLACE TEMP TABLE _ic_groups AS {rows}", records)
+        FROM ({joined}) GROUP BY ALL"""
     # The groups are checked and their country normalised, then returned as they are: two
     # raw countries that normalise alike (' de', 'DE') give two groups of the same key,
     # which sites.sites_from_groups adds up (integer counts: exact). Metric and country
@@ -1003,19 +983,19 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
         SELECT {'true' if skip else f"coalesce(c_bad = 0 AND {_keys_ok('metric', 'c_country', metrics)}, false)"} AS ok,
                CASE metric {rank} END AS metric_code, lat, lon, {_country_code('c_country')} AS country_code,
                CASE WHEN nw > 0 THEN CAST(nw AS BIGINT) END AS n, CASE WHEN nw < 0 THEN -nw END AS weight,
-               _scan, _fkey, c_in, c_out, c_bad FROM _ic_groups WHERE _gset = 0"""
+               _scan, _fkey, c_in, c_out, c_bad FROM g1"""
     key = "ok, metric_code, lat, lon, country_code, n, weight"
     sites_part = f"SELECT 1 AS g_key, {key}, 0 AS _scan, NULL::VARCHAR AS _fkey, c_in, c_out, c_bad FROM g"
     if per_file:
         query = f"""
-            WITH g AS ({checked})
+            WITH g1 AS ({rows}), g AS ({checked})
             {sites_part}
             UNION ALL
             SELECT 0 AS g_key, ok, NULL, NULL, NULL, NULL, NULL, NULL, _scan, _fkey,
                    CAST(sum(c_in) AS BIGINT), CAST(sum(c_out) AS BIGINT), CAST(sum(c_bad) AS BIGINT)
             FROM g GROUP BY ok, _scan, _fkey"""
     else:
-        query = f"WITH g AS ({checked}) {sites_part}"
+        query = f"WITH g1 AS ({rows}), g AS ({checked}) {sites_part}"
     # In the order sites.sites_from_groups sums them (metrics in the configuration's
     # order, then the key): DuckDB sorts in parallel, numpy's lexsort would not.
     order = ("ORDER BY g_key, metric_code NULLS FIRST, lat, lon, country_code, "
@@ -1041,17 +1021,55 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     if outside and not sel.any():
         years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "
                              "GROUP BY year").fetchall())
-    profiles = None
-    if kinds:
-        unpivot = " UNION ALL ".join(
-            f"SELECT metric, lat, lon, '{k}' AS kind, {k} AS value, nw, c_in FROM _ic_groups "
-            f"WHERE _gset = 1 AND {k} IS NOT NULL AND c_in > 0" for k in kinds)
-        profiles = con.sql(f"""
-            SELECT metric, lat, lon, kind, value, CASE WHEN nw > 0 THEN CAST(nw AS BIGINT) END AS n,
-                   CASE WHEN nw < 0 THEN -nw END AS weight, c_in AS c FROM ({unpivot})""").df()
-    con.execute("DROP TABLE IF EXISTS _ic_groups")
     return Reduction(groups=groups, n_records=int(c[site].sum()), outside_years=outside, years=years,
-                     per_file=_per_file(records, files), profiles=profiles)
+                     per_file=_per_file(records, files))
+
+
+def profile_counts(records: Records, metrics: Sequence[str], site_cluster: pd.DataFrame, *,
+                   year_start: int | None = None, year_end: int | None = None, con=None,
+                   config=None) -> pd.DataFrame | None:
+    """Rows per cluster, metric and ``field``/``institution`` value (a second pass over
+    the records, once the clusters are known).
+
+    Parameters
+    ----------
+    records : Records
+        The inputs.
+    metrics : sequence of str
+        Metric names.
+    site_cluster : DataFrame
+        ``metric, lat, lon, cluster`` of every site inside a cluster.
+    year_start, year_end : int, optional
+        The year window.
+    con, config
+        As :func:`reduce_records`.
+
+    Returns
+    -------
+    DataFrame or None
+        ``cluster, metric, kind, value, n, weight, c`` (see :func:`reduce_records` for
+        ``n`` and ``weight``; sum with :func:`cluster.stages.sites.cluster_values`); None
+        when no input has a ``field`` or ``institution`` column.
+    """
+    kinds = [k for k in ("field", "institution") if k in records.columns]
+    if not kinds:
+        return None
+    con = con or connect(config)
+    register_filesystems(con, records.paths)
+    table = site_cluster[["metric", "lat", "lon", "cluster"]].assign(metric=site_cluster["metric"].astype(str))
+    con.register("_site_cluster", table)
+    unpivot = " UNION ALL ".join(
+        f"SELECT cluster, metric, '{k}' AS kind, {k} AS value, n, weight FROM j WHERE {k} IS NOT NULL"
+        for k in kinds)
+    try:
+        return _fetch(con, f"""
+            WITH j AS (SELECT s.cluster, r.* FROM ({_joined(records, metrics, con, year_start, year_end)}) r
+                       JOIN _site_cluster s ON r.metric = s.metric AND r.lat = s.lat AND r.lon = s.lon
+                       WHERE r.inwin AND r.ok)
+            SELECT cluster, metric, kind, value, n, weight, count(*) AS c FROM ({unpivot}) GROUP BY ALL""",
+                      records)
+    finally:
+        con.unregister("_site_cluster")
 
 
 def _window(year_start: int | None, year_end: int | None) -> str:
@@ -1095,17 +1113,6 @@ def _fetch(con, query: str, records: Records, *, arrays: bool = False):
         if not arrays:
             return con.sql(query).df()
         return {k: _filled(v) for k, v in con.sql(query).fetchnumpy().items()}
-    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
-        _explain_parse_error(records, exc)
-        raise
-
-
-def _execute(con, statement: str, records: Records) -> None:
-    """Run a statement that reads the records; a parse error is worded as by :func:`_fetch`."""
-    import duckdb
-
-    try:
-        con.execute(statement)
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
         _explain_parse_error(records, exc)
         raise

@@ -265,7 +265,7 @@ def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     counts : DataFrame
-        ``cluster, metric, kind, value, n, weight, c`` (:func:`cluster_profile_counts`).
+        ``cluster, metric, kind, value, n, weight, c`` (:func:`cluster.ingest.engine.profile_counts`).
 
     Returns
     -------
@@ -287,33 +287,6 @@ def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
                          "kind": counts["kind"].to_numpy(dtype=object)[pick],
                          "value": counts["value"].to_numpy(dtype=object)[pick],
                          "weight": np.add.reduceat(w, runs) if len(w) else np.zeros(0)})
-
-
-def cluster_profile_counts(site_counts: pd.DataFrame | None, site_cluster: pd.DataFrame) -> pd.DataFrame | None:
-    """Profile counts per cluster from the counts per site of the reduction's pass.
-
-    Parameters
-    ----------
-    site_counts : DataFrame or None
-        ``metric, lat, lon, kind, value, n, weight, c`` (:class:`cluster.ingest.Reduction`
-        ``profiles``).
-    site_cluster : DataFrame
-        ``metric, lat, lon, cluster`` of every site inside a cluster.
-
-    Returns
-    -------
-    DataFrame or None
-        ``cluster, metric, kind, value, n, weight, c`` with the counts of a key added up
-        as integers (so :func:`cluster_values` sums the same numbers whatever the order
-        the engine returned); None when ``site_counts`` is None.
-    """
-    if site_counts is None:
-        return None
-    key = site_cluster[["metric", "lat", "lon", "cluster"]].assign(metric=site_cluster["metric"].astype(str))
-    counts = site_counts.assign(metric=site_counts["metric"].astype(str)).merge(
-        key, on=["metric", "lat", "lon"], how="inner", sort=False)
-    keys = ["cluster", "metric", "kind", "value", "n", "weight"]
-    return counts.groupby(keys, dropna=False, sort=True, observed=True)["c"].sum().reset_index()
 
 
 def reduce_to_sites(records: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame:
@@ -357,9 +330,6 @@ class PreparedSites:
         Where the records are (the bootstrap reads them once more, one row per record).
     per_file : dict
         Records per input file.
-    profiles : DataFrame or None
-        Field and institution counts per site, from the same pass
-        (:func:`cluster_profile_counts` turns them into counts per cluster).
     """
 
     sites: pd.DataFrame
@@ -369,7 +339,6 @@ class PreparedSites:
     warnings: tuple
     records: object
     per_file: dict
-    profiles: pd.DataFrame | None = None
 
 
 def prepare_sites(records, config, *, con=None) -> PreparedSites:
@@ -429,4 +398,4 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
         log.warning(note)
     return PreparedSites(sites=sites, totals=totals, n_records=reduction.n_records,
                          records_outside_years=dropped, warnings=tuple(notes), records=records,
-                         per_file=reduction.per_file, profiles=reduction.profiles)
+                         per_file=reduction.per_file)
