@@ -92,6 +92,17 @@ def test_document_sizes_count_only_the_rows_kept(tmp_path):
     assert res.sites["weight"].tolist() == [2.0]
 
 
+def test_skip_with_fields_and_the_bootstrap_uses_only_the_rows_kept(tmp_path):
+    p = _csv(tmp_path)
+    text = p.read_text().splitlines()
+    p.write_text("\n".join([text[0] + ",field"] + [line + ",Optics" for line in text[1:]]) + "\n")
+    res = cluster.run(p, on_bad_rows="skip", bootstrap=3, **THRESHOLDS)
+    clean = cluster.run(GOOD.assign(field="Optics"), bootstrap=3, **THRESHOLDS)
+    pd.testing.assert_frame_equal(res.profiles, clean.profiles)
+    assert res.clusters["rank_ci_high"].tolist() == clean.clusters["rank_ci_high"].tolist()
+    assert res.info["rejected"]["per_rule_exact"] is True
+
+
 def test_a_whole_file_problem_still_stops_a_skipping_run(tmp_path):
     p = tmp_path / "r.csv"
     p.write_text("metric,doc_id,latitude,lon\npatents,A,48.1,11.5\n")

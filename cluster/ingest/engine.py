@@ -1189,6 +1189,7 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
                 rows += exc.rows or 0
     con.execute("SET preserve_insertion_order = false")
     if rejects is not None:
+        rejects.per_rule_exact &= rejects.rows - before == exact  # every bad row was fetched and worded
         rejects.rows = before + exact
         return
     if problems:

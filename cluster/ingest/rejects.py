@@ -39,11 +39,15 @@ class Rejects:
         ``"column: rule"`` -> rows breaking it.
     listed : list of tuple
         Up to :data:`LISTED` problems ``(file, row, column, value, rule)``.
+    per_rule_exact : bool
+        False when a file had more bad rows than the engine fetches to word them
+        (100,000 per file): ``per_rule`` then counts those fetched, ``rows`` all of them.
     """
 
     rows: int = 0
     per_rule: dict = field(default_factory=dict)
     listed: list = field(default_factory=list)
+    per_rule_exact: bool = True
 
     def add(self, file: str, rows, column: str, values, rule: str) -> None:
         """Count the rows breaking ``rule`` in ``column`` and list the first ones.
@@ -76,6 +80,7 @@ class Rejects:
     def merge(self, other: Rejects) -> None:
         """Add another collector's counts and listed problems to this one."""
         self.rows += other.rows
+        self.per_rule_exact &= other.per_rule_exact
         for k, v in other.per_rule.items():
             self.per_rule[k] = self.per_rule.get(k, 0) + v
         self.listed += other.listed[:max(LISTED - len(self.listed), 0)]
@@ -88,7 +93,7 @@ class Rejects:
     def info(self) -> dict:
         """What ``run.json`` says: rows, rows per rule, problems listed."""
         return {"rows": int(self.rows), "per_rule": dict(sorted(self.per_rule.items())),
-                "listed": len(self.listed), "listed_max": LISTED}
+                "per_rule_exact": self.per_rule_exact, "listed": len(self.listed), "listed_max": LISTED}
 
     def summary(self) -> str:
         """One line for the log and the run's warnings."""
