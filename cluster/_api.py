@@ -43,8 +43,10 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
         Parameters that win over ``config``, by name: ``eps_km`` (DBSCAN radius, km),
         ``min_weight`` / ``min_share`` (mapping metric -> core threshold in weight units
         or as a fraction of the metric's world total), ``top_n``, ``year_start``,
-        ``year_end``, ``bootstrap`` (replicates), and any other key of the configuration
-        whose name is unique (``max_names``, ``boundary_method``, ...).
+        ``year_end``, ``bootstrap`` (replicates), ``on_bad_rows`` (``"fail"`` or
+        ``"skip"``: rows breaking a rule left out, counted in ``info["rejected"]`` and
+        listed in ``RunResult.rejects``), ``encoding`` (of CSV inputs), and any other key
+        of the configuration whose name is unique (``max_names``, ``boundary_method``, ...).
 
     Returns
     -------
