@@ -59,8 +59,10 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
         Parameters that win over ``config``, by name: ``eps_km`` (DBSCAN radius, km),
         ``min_weight`` / ``min_share`` (mapping metric -> core threshold in weight units
         or as a fraction of the metric's world total), ``top_n``, ``year_start``,
-        ``year_end``, ``bootstrap`` (replicates), and any other key of the configuration
-        whose name is unique (``max_names``, ``boundary_method``, ...).
+        ``year_end``, ``bootstrap`` (replicates), ``on_bad_rows`` (``"fail"`` or
+        ``"skip"``: rows breaking a rule left out, counted in ``info["rejected"]`` and
+        listed in ``RunResult.rejects``), ``encoding`` (of CSV inputs), and any other key
+        of the configuration whose name is unique (``max_names``, ``boundary_method``, ...).
 
     Returns
     -------
@@ -127,14 +129,14 @@ def _named(result: RunResult, table, carried) -> RunResult:
 def _map_input(data, columns: dict, metric: str | None, overrides: dict):
     """``columns``/``metric`` as ``--map``/``--metric``: for files, the ``[input.files]``
     override the command line makes; for a frame, the same mapping applied now
-    (:func:`cluster.stages._mapping.apply_mapping`, the same rules and messages)."""
+    (:func:`cluster.ingest.mapping.apply_mapping`, the same rules and messages)."""
     import pandas as pd
 
     constants = {} if metric is None else {"metric": str(metric).strip()}
     if isinstance(data, pd.DataFrame):
         from pathlib import Path
 
-        from cluster.stages._mapping import InputMapping, apply_mapping
+        from cluster.ingest.mapping import InputMapping, apply_mapping
 
         mapped = apply_mapping(data, InputMapping(columns={str(k): str(v) for k, v in columns.items()},
                                                   constants=constants), Path("<DataFrame>"))

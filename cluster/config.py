@@ -82,6 +82,8 @@ class Config:
     year_start: int | None = None
     year_end: int | None = None
     input_layer: str = ""
+    on_bad_rows: str = "fail"
+    input_encoding: str = ""
     disc_segments: int = 32
     boundary_method: str = "discs"
     concave_ratio: float = 0.3
@@ -133,7 +135,8 @@ class Config:
         """Plain nested dict in the TOML layout (for run.json)."""
         return {
             "input": {"year_start": self.year_start or 0, "year_end": self.year_end or 0,
-                      "layer": self.input_layer,
+                      "layer": self.input_layer, "on_bad_rows": self.on_bad_rows,
+                      "encoding": self.input_encoding,
                       **({"files": _plain(self.input_files)} if self.input_files else {})},
             "clustering": {"eps_km": self.eps_km, "method": self.clustering_method,
                            "selection": self.selection, "core_scale": self.core_scale,
@@ -179,7 +182,7 @@ class Config:
 
 # The schema: section -> key -> type. Metric tables are checked by _METRIC_KEYS.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "input": {"year_start": int, "year_end": int, "layer": str},
+    "input": {"year_start": int, "year_end": int, "layer": str, "on_bad_rows": str, "encoding": str},
     "clustering": {"eps_km": (int, float), "method": str, "selection": str, "core_scale": (int, float),
                    "split_scale": (int, float)},
     "boundaries": {"method": str, "disc_segments": int, "concave_ratio": (int, float),
@@ -316,7 +319,7 @@ _INPUT_FILE_KEYS = {"map": "record column -> the file's column read as it",
 def _input_files(value, origin: str, problems: list[str]) -> dict[str, dict]:
     """``[input.files."PATH"]`` tables: per input file, ``map`` (record column -> the file's
     column) and ``set`` (record column -> constant), as plain dicts of text. Record column
-    names are checked when the file is read (cluster.stages._mapping)."""
+    names are checked when the file is read (cluster.ingest.mapping)."""
     out: dict[str, dict] = {}
     if not isinstance(value, Mapping):
         problems.append(f"{origin}: [input.files] must be a table of tables, one per input file "
@@ -508,6 +511,16 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
             "tcp", "tls", "ucx", "inproc", "ws", "wss"):
         problems.append(f"[engine] scheduler must be a Dask scheduler address such as tcp://host:8786 (tcp, tls, "
                         f"ucx, ws or wss), got {scheduler!r}.")
+    if c["on_bad_rows"] not in ("fail", "skip"):
+        problems.append(f"[input] on_bad_rows must be \"fail\" or \"skip\", got {c['on_bad_rows']!r}.")
+    if c["input_encoding"]:
+        import codecs
+
+        try:
+            codecs.lookup(c["input_encoding"])
+        except (LookupError, TypeError):
+            problems.append(f"[input] encoding: unknown encoding {c['input_encoding']!r}. Use a Python codec name "
+                            "such as \"latin-1\", \"cp1252\" or \"utf-16\".")
     ys, ye = c["year_start"], c["year_end"]
     for key, v in (("year_start", ys), ("year_end", ye)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
@@ -553,6 +566,8 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         year_start=i["year_start"] or None,
         year_end=i["year_end"] or None,
         input_layer=i["layer"],
+        on_bad_rows=i["on_bad_rows"],
+        input_encoding=i["encoding"],
         disc_segments=b["disc_segments"],
         boundary_method=b["method"],
         concave_ratio=float(b["concave_ratio"]),
@@ -593,7 +608,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
 # Keyword overrides that are not plain TOML keys: name -> (section, key).
 _OVERRIDE_ALIASES = {"bootstrap": ("bootstrap", "replicates"),
                      "clustering_method": ("clustering", "method"), "geojson": ("outputs", "geojson"),
-                     "input_layer": ("input", "layer"),
+                     "input_layer": ("input", "layer"), "encoding": ("input", "encoding"),
                      "boundary_method": ("boundaries", "method"),
                      "population_source": ("population", "source"),
                      "population_raster": ("population", "raster_path")}

@@ -32,6 +32,8 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "{min_share}": ("`min_share`", "--min-share"),
     "{year_window}": ("`year_start`/`year_end`", "--year-start/--year-end"),
     "{layer}": ("`layer`", "--layer"),
+    "{on_bad_rows}": ("`on_bad_rows`", "--on-bad-rows"),
+    "{encoding}": ("`encoding`", "--encoding"),
     "{force}": ("`force=True`", "--force"),
     "{previous}": ("`previous`", "--previous"),
     "{scheduler}": ("`scheduler` ([engine] scheduler)", "--scheduler"),

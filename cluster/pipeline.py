@@ -27,9 +27,17 @@ import pandas as pd
 from cluster._version import __version__
 from cluster.config import Config, load_config
 from cluster.errors import UserInputError
+from cluster.ingest import (
+    Records,
+    Rejects,
+    connect,
+    in_memory,
+    open_records,
+    profile_counts,
+    records_frame,
+    validate_frame,
+)
 from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
-from cluster.stages.read import validate_frame
-from cluster.stages.scan import Records, connect, in_memory, open_records, profile_counts, records_frame
 from cluster.stages.sites import cluster_values, prepare_sites
 
 if TYPE_CHECKING:
@@ -97,6 +105,10 @@ class RunResult:
         Long-form cluster profiles (:func:`cluster.stages.profiles.cluster_profiles`):
         weight and share of every ``field`` and ``institution`` value per cluster and
         metric; None when the records have neither column.
+    rejects : DataFrame or None
+        With ``on_bad_rows = "skip"``: the rows left out (``file, row, column, value,
+        rule``; the first :data:`cluster.ingest.rejects.LISTED`, the counts in
+        ``info["rejected"]`` are exact); None when the run failed on bad rows instead.
 
     Examples
     --------
@@ -114,6 +126,7 @@ class RunResult:
     info: dict
     config: Config
     profiles: pd.DataFrame | None = None
+    rejects: pd.DataFrame | None = None
 
     @property
     def sites_table(self) -> pd.DataFrame | None:
@@ -359,9 +372,9 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     Parameters
     ----------
     records : Records or DataFrame
-        Record inputs (:func:`cluster.stages.scan.open_records`, checked down to their
+        Record inputs (:func:`cluster.ingest.engine.open_records`, checked down to their
         columns; their rows are validated and reduced by the engine), or records already
-        validated in memory (:func:`cluster.stages.read.validate_frame`).
+        validated in memory (:func:`cluster.ingest.read.validate_frame`).
     config : Config
         Every parameter of the run.
     synthetic : bool, default False
@@ -446,7 +459,9 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
 
     if con is not None:
         con.close()  # frees the engine's buffers (and removes its spill files) now
+    rejects = prepared.records.rejects
     counts = {"records": prepared.n_records, "records_outside_years": prepared.records_outside_years,
+              **({"records_rejected": rejects.rows} if rejects is not None else {}),
               "records_used": prepared.n_records - prepared.records_outside_years,
               **_counts_info(sites, clusters, ranked.counts, totals, metrics)}
     info = {
@@ -463,11 +478,13 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         "world_totals": totals,
         "thresholds": thresholds,
         **({"bootstrap": bootstrap_info} if bootstrap_info else {}),
+        **({"rejected": rejects.info()} if rejects is not None else {}),
         "warnings": warnings,
         "timings_s": {**input_info.get("timings_s", {}), **timings},
         "versions": library_versions(),
     }
-    return RunResult(clusters=clusters, sites=sites, info=info, config=config, profiles=profiles)
+    return RunResult(clusters=clusters, sites=sites, info=info, config=config, profiles=profiles,
+                     rejects=None if rejects is None else rejects.frame())
 
 
 def load_records(data, config: Config) -> tuple[Records, bool, dict]:
@@ -510,13 +527,16 @@ def load_records(data, config: Config) -> tuple[Records, bool, dict]:
     if isinstance(data, pd.DataFrame):
         origin = dict(data.attrs.get(PROVENANCE_ATTR) or {})
         synthetic = bool(origin.get("synthetic", False))
-        records = in_memory(validate_frame(data, "<DataFrame>", config.metric_names), synthetic=synthetic)
+        rejects = Rejects() if config.on_bad_rows == "skip" else None
+        records = in_memory(validate_frame(data, "<DataFrame>", config.metric_names, rejects=rejects),
+                            synthetic=synthetic, rejects=rejects)
         info = {"files": [], "demo": origin.get("demo"), "notice": origin.get("notice")}
     elif isinstance(data, (str, os.PathLike)) or (
             isinstance(data, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in data)):
         paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
         records = open_records(paths, config.metric_names, _input_mappings(paths, config),
-                               layer=config.input_layer or None)
+                               layer=config.input_layer or None, on_bad_rows=config.on_bad_rows,
+                               encoding=config.input_encoding or None)
         synthetic = records.synthetic
         info = {"files": records.files, "synthetic": synthetic}
         if synthetic:
@@ -530,7 +550,7 @@ def load_records(data, config: Config) -> tuple[Records, bool, dict]:
 
 def _input_mappings(paths, config: Config) -> list:
     """Per path, the column mapping and constants of ``[input.files]`` (or ``--map``)."""
-    from cluster.stages._mapping import InputMapping, mapping_for
+    from cluster.ingest import InputMapping, mapping_for
 
     if not config.input_files:
         return [None] * len(paths)

@@ -22,6 +22,7 @@ LAYERS = [
     ("cluster._version", "cluster._progress", "cluster._cache", "cluster._atomic", "cluster._runtime",
      "cluster.errors", "cluster.provenance"),
     ("cluster.config", "cluster.engine"),
+    ("cluster.ingest",),
     ("cluster.stages",),
     ("cluster.outputs",),
     ("cluster.pipeline",),
@@ -83,6 +84,19 @@ def test_no_stage_imports_outputs_tuning_or_cli():
     bad = [(m, t) for m, ts in _graph().items() if m.startswith("cluster.stages") for t in ts
            if t.startswith(("cluster.outputs", "cluster.tuning", "cluster.cli", "cluster.pipeline", "cluster.demo"))]
     assert not bad
+
+
+def test_stages_and_pipeline_use_only_the_ingestion_interface():
+    """One package in: the stages and the pipeline import ``cluster.ingest`` itself (its
+    public names), never its modules; the ingestion package imports no stage."""
+    graph = _graph()
+    deep = [(m, t) for m, ts in graph.items() if m.startswith(("cluster.stages", "cluster.pipeline"))
+            for t in ts if t.startswith("cluster.ingest.")]
+    assert not deep, deep
+    up = [(m, t) for m, ts in graph.items() if m.startswith("cluster.ingest") for t in ts
+          if t.startswith(("cluster.stages", "cluster.pipeline"))]
+    assert not up, up
+    assert "cluster.ingest" in graph["cluster.pipeline"] and "cluster.ingest" in graph["cluster.stages.sites"]
 
 
 def test_import_graph_has_no_cycle():

@@ -11,10 +11,10 @@ from helpers import offsets_km
 
 from cluster.config import _build, _merge, load_config
 from cluster.errors import ConfigError
+from cluster.ingest.read import validate_frame
 from cluster.outputs.files import ranking_table, write_outputs
 from cluster.pipeline import cluster_records
 from cluster.stages.bootstrap import rank_intervals, replicate_weights, resampling_units
-from cluster.stages.read import validate_frame
 
 # Planted clusters: (lat, lon, documents). A and B are far apart in size from each
 # other and from the rest; C and D are a near-tie (200 against 203 documents).

@@ -10,10 +10,10 @@ from helpers import make_records, offsets_km
 
 from cluster.config import load_config
 from cluster.errors import ConfigError
+from cluster.ingest.read import validate_frame
 from cluster.pipeline import cluster_records
 from cluster.stages.boundaries import build_boundaries, cluster_polygon
 from cluster.stages.concave import concave_polygon
-from cluster.stages.read import validate_frame
 
 METHODS = ["discs", "concave"]
 

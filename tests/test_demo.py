@@ -194,7 +194,7 @@ def test_write_demo_writes_flagged_parquet(tmp_path):
 
 
 def test_write_demo_output_reads_as_synthetic(tmp_path):
-    from cluster.stages.read import read_records
+    from cluster.ingest.read import read_records
 
     path = write_demo(tmp_path / "demo.parquet", n_records=1_000, seed=0)
     records, info = read_records([path], list(METRICS))

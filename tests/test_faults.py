@@ -415,7 +415,7 @@ def test_a_geonames_cache_with_bad_rows_is_read_again(tmp_path):
 
 
 def test_a_huge_record_is_named_not_dropped(tmp_path, monkeypatch, capsys):
-    import cluster.stages.scan as scan
+    import cluster.ingest.engine as scan
 
     monkeypatch.setattr(scan, "MAX_LINE_BYTES", 1 << 20)  # as with 16 MiB, on a smaller file
     path = tmp_path / "r.csv"
@@ -427,7 +427,7 @@ def test_a_huge_record_is_named_not_dropped(tmp_path, monkeypatch, capsys):
 
 
 def test_the_headline_counts_every_bad_row_past_those_worded(tmp_path, monkeypatch, capsys):
-    import cluster.stages.scan as scan
+    import cluster.ingest.engine as scan
 
     monkeypatch.setattr(scan, "_MAX_SUSPECT_ROWS", 10)  # as 100,000 of 1,000,000
     path = tmp_path / "r.csv"

@@ -17,8 +17,8 @@ from cluster.cli._main import main
 from cluster.cli._options import _min_share
 from cluster.config import load_config
 from cluster.errors import InputDataError, UserInputError
-from cluster.stages._mapping import InputMapping, mapping_for, parse_pairs
-from cluster.stages.read import read_records
+from cluster.ingest.mapping import InputMapping, mapping_for, parse_pairs
+from cluster.ingest.read import read_records
 
 METRICS = ("patents", "publications", "vc")
 PATENTSVIEW = Path(__file__).resolve().parents[1] / "data" / "real" / "patentsview_inventor_locations_2013.csv"
@@ -94,7 +94,7 @@ def test_config_file_with_input_files_reads_the_file(tmp_path):
 
     config = load_config(cfg)
     rec, _, info = load_records([path], config)
-    from cluster.stages.scan import records_frame
+    from cluster.ingest.engine import records_frame
 
     frame = records_frame(rec, config.metric_names)
     assert len(frame) == 20 and frame["weight"].notna().all() and (frame["metric"] == "patents").all()

@@ -10,9 +10,9 @@ import shapely
 from helpers import make_records, offsets_km
 
 from cluster.cli import main
+from cluster.ingest.read import validate_frame
 from cluster.outputs.files import OUTPUT_FILES
 from cluster.pipeline import cluster_records
-from cluster.stages.read import validate_frame
 
 METRICS = ("patents", "publications", "vc")
 

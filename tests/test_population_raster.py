@@ -10,10 +10,10 @@ from shapely.geometry import box
 from cluster.cli import main
 from cluster.config import load_config
 from cluster.errors import ConfigError
+from cluster.ingest.read import validate_frame
 from cluster.pipeline import cluster_records
 from cluster.stages.boundaries import cluster_polygon
 from cluster.stages.population import raster_population, raster_sums
-from cluster.stages.read import validate_frame
 
 # The optional extra [raster] (make test installs it); without it, see test_packaging.py.
 rasterio = pytest.importorskip("rasterio")

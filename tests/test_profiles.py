@@ -16,7 +16,7 @@ import shapely
 import cluster
 from cluster.config import load_config
 from cluster.demo import HUBS, generate_demo, hub_fields
-from cluster.stages.read import validate_frame
+from cluster.ingest.read import validate_frame
 from cluster.stages.sites import document_sizes, fractional_weights
 
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from cluster.config import load_config
+from cluster.ingest.read import validate_frame
 from cluster.pipeline import cluster_records
 from cluster.stages.ranking import assign_cluster_ids, geohash, rank_clusters
-from cluster.stages.read import validate_frame
 
 GII = Path(__file__).parent / "data" / "gii2023_top_clusters.csv"
 # Where each published cluster is (its main city), for building the test input.

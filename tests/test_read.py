@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from cluster.errors import InputDataError, UserInputError
-from cluster.stages.read import read_records
+from cluster.ingest.read import read_records
 
 METRICS = ("patents", "publications", "vc")
 

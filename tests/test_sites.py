@@ -4,8 +4,8 @@ import pytest
 
 from cluster.config import load_config
 from cluster.errors import UserInputError
-from cluster.stages.read import validate_frame
-from cluster.stages.scan import open_records
+from cluster.ingest.engine import open_records
+from cluster.ingest.read import validate_frame
 from cluster.stages.sites import document_sizes, fractional_weights, prepare_sites, reduce_to_sites, world_totals
 
 METRICS = ("patents", "publications", "vc")
@@ -110,7 +110,7 @@ def test_partitioned_files_shuffled_rows_and_memory_give_bit_identical_sites(tmp
 
 
 def test_engine_returns_groups_in_summing_order_and_any_order_gives_the_same_bits():
-    from cluster.stages.scan import in_memory, reduce_records
+    from cluster.ingest.engine import in_memory, reduce_records
     from cluster.stages.sites import _codes_in, _is_sorted, sites_from_groups
 
     groups = reduce_records(in_memory(_records(_random_rows())), METRICS).groups

@@ -38,7 +38,7 @@ class _PerInput(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         from cluster.errors import UserInputError
-        from cluster.stages._mapping import parse_pairs
+        from cluster.ingest.mapping import parse_pairs
 
         inputs = getattr(namespace, "input", None) or []
         if not inputs:
@@ -138,6 +138,12 @@ def add_run_options(parser, *, eps: bool = True, metric_constant: bool = True, m
                                  "metric column (e.g. --metric patents)")
     parser.add_argument("--layer", metavar="NAME",
                         help="layer to read from GeoPackage inputs (default: the one point layer)")
+    parser.add_argument("--on-bad-rows", choices=("fail", "skip"), dest="on_bad_rows",
+                        help="a row that breaks a column rule: fail (default, every such row named) or skip "
+                             "(left out, counted in run.json, listed in rejects.csv); [input] on_bad_rows")
+    parser.add_argument("--encoding", metavar="NAME",
+                        help="text encoding of CSV inputs (default UTF-8, with or without BOM), "
+                             "e.g. latin-1; [input] encoding")
     parser.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (see `cluster config`)")
     parser.add_argument("--out", "-o", metavar="DIR", default="out", help="output directory (default: out)")
     if eps:
@@ -183,7 +189,8 @@ def run_overrides(args) -> dict:
                    "give one of the two per metric.")
         raise UserInputError(message)
     files = {args.input[i]: spec for i, spec in sorted((getattr(args, "input_specs", None) or {}).items())}
-    return {"layer": args.layer, "memory_limit": args.memory_limit, "scheduler": args.scheduler,
+    return {"layer": args.layer, "on_bad_rows": args.on_bad_rows, "encoding": args.encoding,
+            "memory_limit": args.memory_limit, "scheduler": args.scheduler,
             "scheduler_timeout": args.scheduler_timeout, "top_n": args.top,
             "clustering_method": getattr(args, "method", None) if isinstance(getattr(args, "method", None), str)
             else None,

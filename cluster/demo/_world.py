@@ -622,7 +622,7 @@ def write_demo(path: str | os.PathLike, n_records: int = 1_000_000, seed: int = 
     Notes
     -----
     The schema metadata carries ``innovation_clusters.synthetic = true`` (which
-    :mod:`cluster.stages.read` turns into the synthetic flag of every output) and
+    :mod:`cluster.ingest.read` turns into the synthetic flag of every output) and
     ``innovation_clusters.description`` with :data:`SYNTHETIC_NOTICE`, the seed and
     the record count.
     """

@@ -4,7 +4,7 @@ __all__ = ["OUTPUT_FILES", "atomic_output_dir", "write_outputs"]
 
 
 # Imported on first use (PEP 562): `cluster run` checks its output directory with
-# cluster.outputs._atomic before the run starts, and the writers' modules (geopandas,
+# cluster._atomic before the run starts, and the writers' modules (geopandas,
 # pyogrio) are not needed until the run has a result.
 def __getattr__(name: str):
     if name not in __all__:

@@ -15,6 +15,8 @@ Files (in the output directory):
                     top-tier shares), also as ``report_*.csv`` (see cluster.outputs.report)
 ``profiles.csv``    only when the records have ``field``/``institution``: every value's
                     weight and share per cluster and metric (see cluster.stages.profiles)
+``rejects.csv``     only with ``on_bad_rows = "skip"``: the rows left out (file, row, column,
+                    value, rule; capped, the exact counts in run.json, see cluster.ingest.rejects)
 
 ``manifest.json``   every file above with its size and SHA-256 (see cluster._atomic)
 
@@ -227,7 +229,8 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
     notice = result.info.get("notice")
     out_dir = Path(out_dir)
     profiles = getattr(result, "profiles", None)
-    steps = 9 + bool(config.write_geojson) + (profiles is not None)
+    rejects = getattr(result, "rejects", None)
+    steps = 9 + bool(config.write_geojson) + (profiles is not None) + (rejects is not None)
     inputs = [f["path"] for f in result.info.get("inputs", [])
               if isinstance(f, dict) and f.get("path") and "://" not in str(f["path"])]
     with (atomic_output_dir(out_dir, command="run", inputs=inputs) as tmp,
@@ -278,6 +281,9 @@ def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | N
     if profiles is not None:
         write_profiles_csv(tmp / "profiles.csv", profiles, clusters)
         wrote("profiles.csv")
+    if getattr(result, "rejects", None) is not None:
+        write_csv(result.rejects, tmp / "rejects.csv")
+        wrote("rejects.csv")
     write_report(tmp, clusters, result.info, metrics, notice=notice, top_n=config.top_n)
     wrote("report.md")
     write_json(tmp / "run.json", result.info)

@@ -1,7 +1,8 @@
 """The stages of a run, in the order the data flows through them.
 
-1. :mod:`~cluster.stages.read` reads and validates records;
-2. :mod:`~cluster.stages.sites` counts documents fractionally and reduces records to sites;
+1. :mod:`cluster.ingest` (a package of its own, below the stages) reads, validates and
+   reduces records to site groups;
+2. :mod:`~cluster.stages.sites` sums the groups into weighted sites (fractional counting);
 3. :mod:`~cluster.stages.clustering` runs DBSCAN per metric and overlays the footprints;
 4. :mod:`~cluster.stages.boundaries` (and :mod:`~cluster.stages.concave`) draws boundaries;
 5. :mod:`~cluster.stages.places` and :mod:`~cluster.stages.population` give names,

@@ -9,7 +9,7 @@ Records are reduced to unique sites: one row per ``(metric, lat, lon)`` with the
 weight. Clustering works on sites, so memory follows the number of distinct locations,
 not of records.
 
-The engine (:mod:`cluster.stages.scan`, or :mod:`cluster.stages.distributed` on a Dask
+The engine (:mod:`cluster.ingest.engine`, or :mod:`cluster.ingest.distributed` on a Dask
 cluster) only *counts*: ``c`` rows per ``(metric, lat, lon, country, n, weight)``. Counts
 are integers, so they do not depend on the order rows arrive in, on threads or on
 partitions. This module turns the counts into weights in one fixed order
@@ -197,7 +197,7 @@ def sites_from_groups(groups: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFr
     Parameters
     ----------
     groups : DataFrame
-        ``metric, lat, lon, country, n, weight, c`` (:class:`cluster.stages.scan.Reduction`);
+        ``metric, lat, lon, country, n, weight, c`` (:class:`cluster.ingest.engine.Reduction`);
         a key may repeat (its counts are added).
     metrics : iterable of str
         Metric names in the configuration's order.
@@ -265,7 +265,7 @@ def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     counts : DataFrame
-        ``cluster, metric, kind, value, n, weight, c`` (:func:`cluster.stages.scan.profile_counts`).
+        ``cluster, metric, kind, value, n, weight, c`` (:func:`cluster.ingest.engine.profile_counts`).
 
     Returns
     -------
@@ -295,7 +295,7 @@ def reduce_to_sites(records: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFra
     Parameters
     ----------
     records : DataFrame
-        Validated records (:func:`cluster.stages.read.validate_frame`).
+        Validated records (:func:`cluster.ingest.read.validate_frame`).
     metrics : iterable of str
         Metric names, in the order of the configuration.
 
@@ -304,10 +304,10 @@ def reduce_to_sites(records: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFra
     DataFrame
         As :func:`sites_from_groups`.
     """
-    from cluster.stages.scan import in_memory, reduce_records
+    import cluster.ingest as ingest
 
     metrics = list(metrics)
-    return sites_from_groups(reduce_records(in_memory(records), metrics).groups, metrics)
+    return sites_from_groups(ingest.reduce(ingest.in_memory(records), metrics).groups, metrics)
 
 
 @dataclass(frozen=True)
@@ -347,8 +347,8 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
     Parameters
     ----------
     records : Records or DataFrame
-        Record inputs (:func:`cluster.stages.scan.open_records`) or validated records in
-        memory (:func:`cluster.stages.read.validate_frame`).
+        Record inputs (:func:`cluster.ingest.engine.open_records`) or validated records in
+        memory (:func:`cluster.ingest.read.validate_frame`).
     config : Config
         ``year_start``, ``year_end``, the metric names and the ``[engine]`` settings: with
         ``scheduler`` set the reduction runs on that Dask cluster.
@@ -365,18 +365,12 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
         When the year window selects no record; :class:`~cluster.errors.InputDataError`
         for invalid records.
     """
-    from cluster.stages import scan
+    import cluster.ingest as ingest
 
     metrics = list(config.metric_names)
     if isinstance(records, pd.DataFrame):
-        records = scan.in_memory(records)
-    if config.scheduler:
-        from cluster.stages.distributed import reduce_records_distributed
-
-        reduction = reduce_records_distributed(records, metrics, config)
-    else:
-        reduction = scan.reduce_records(records, metrics, year_start=config.year_start,
-                                        year_end=config.year_end, con=con, config=config)
+        records = ingest.in_memory(records)
+    reduction = ingest.reduce(records, metrics, config, con=con)
     notes = []
     dropped = reduction.outside_years
     if dropped:
@@ -389,10 +383,12 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
             )
         notes.append(f"{dropped:,} of {reduction.n_records:,} records are outside the year window "
                      f"{config.year_start or '...'}–{config.year_end or '...'} and were left out")
+    if records.rejects is not None and records.rejects.rows:
+        notes.append(records.rejects.summary())
     sites = sites_from_groups(reduction.groups, metrics)
     totals = world_totals(sites, metrics)
     if not all(np.isfinite(v) for v in totals.values()):
-        scan.raise_overflow(records, metrics)
+        ingest.raise_overflow(records, metrics)
     log.info("reduced %s records to %s unique sites", f"{reduction.n_records - dropped:,}", f"{len(sites):,}")
     for m in metrics:
         if totals[m] == 0:

@@ -28,7 +28,7 @@ counted the same way per cluster in a second pass once the clusters are known
 
 Validation
 ----------
-The rules are those of :mod:`cluster.stages.read`, written once more as SQL predicates
+The rules are those of :mod:`cluster.ingest.read`, written once more as SQL predicates
 that flag a *suspect* row. A clean input (the normal case) is never read twice. When
 rows are flagged, only those rows are fetched, with their file and row number, and go
 through the Python validator, so the messages are the ones a small file gets: file, row,
@@ -37,7 +37,7 @@ UTF-8) is handed to the pandas reader, whose messages name the line.
 
 Inputs DuckDB does not scan (GeoPackage and other vector files, GeoParquet, ``.bz2`` and
 ``.xz`` CSV, Parquet with binary columns, in-memory frames) are read and validated by
-:mod:`cluster.stages.read` and then reduced by the same query.
+:mod:`cluster.ingest.read` and then reduced by the same query.
 """
 
 from __future__ import annotations
@@ -55,9 +55,8 @@ import numpy as np
 import pandas as pd
 
 from cluster.errors import InputDataError, UserInputError
-from cluster.provenance import PARQUET_SYNTHETIC_KEY
-from cluster.stages._mapping import InputMapping, mapping_plan
-from cluster.stages.read import (
+from cluster.ingest.mapping import InputMapping, mapping_plan
+from cluster.ingest.read import (
     _DELIMITERS,
     COLUMNS,
     _format,
@@ -65,11 +64,16 @@ from cluster.stages.read import (
     _read_csv,
     _sniff_delimiter,
     _validate,
+    check_case_duplicates,
     check_columns,
     check_world_totals,
     file_sha256,
+    is_utf8,
+    mixed_line_endings,
     read_records,
 )
+from cluster.ingest.rejects import Rejects
+from cluster.provenance import PARQUET_SYNTHETIC_KEY
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +118,21 @@ class Records:
         File groups DuckDB scans.
     frames : tuple of DataFrame
         Records already validated in memory (in-memory input, or formats read by
-        :mod:`cluster.stages.read`), with a ``source`` column.
+        :mod:`cluster.ingest.read`), with a ``source`` column.
     files : list of dict
         Per file: path, bytes, SHA-256, synthetic flag and mapping (``run.json`` inputs).
     synthetic : bool
         Every input is flagged as synthetic demo data.
+    rejects : Rejects or None
+        ``on_bad_rows = skip``: where the rows left out are counted (those of ``frames``
+        already, those of ``scans`` by the reduction); None: a bad row stops the run.
     """
 
     scans: tuple = ()
     frames: tuple = ()
     files: list = field(default_factory=list)
     synthetic: bool = False
+    rejects: Rejects | None = None
 
     @property
     def paths(self) -> list[str]:
@@ -305,6 +313,109 @@ def _open_remote(url: str, mapping, con) -> tuple[list, list]:
     return [scan], files
 
 
+# --------------------------------------------------------------------------- streams
+
+# Leading bytes of the formats a stream may hold (a pipe has no suffix to tell).
+_MAGIC = ((b"\x1f\x8b", ".csv.gz"), (b"\x28\xb5\x2f\xfd", ".csv.zst"), (b"BZh", ".csv.bz2"),
+          (b"\xfd7zXZ\x00", ".csv.xz"), (b"PAR1", ".parquet"), (b"SQLite format 3\x00", ".gpkg"))
+
+
+def is_stream(given) -> bool:
+    """Whether an input is standard input (``-``) or a pipe / character device
+    (``<(zcat x.csv.gz)`` gives ``/dev/fd/63``): read once, in order, without a suffix.
+
+    Parameters
+    ----------
+    given : str or path-like
+        An input as given.
+
+    Returns
+    -------
+    bool
+    """
+    import stat
+
+    if str(given) == "-":
+        return True
+    if is_url(given) or any(ch in str(given) for ch in "*?["):
+        return False
+    try:
+        mode = os.stat(given).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def read_stream(given: str, metrics: Sequence[str], mapping=None, *, layer: str | None = None,
+                rejects: Rejects | None = None, encoding: str | None = None):
+    """Records of standard input or a pipe, as :func:`cluster.ingest.read.read_records`.
+
+    The stream is copied to a temporary file (Parquet and GeoPackage need to seek; a pipe
+    can be read only once) whose format is told by its first bytes, not a suffix; messages
+    name the input as given (``<stdin>`` for ``-``).
+
+    Parameters
+    ----------
+    given : str
+        ``-`` or the pipe's path.
+    metrics : sequence of str
+        Metric names.
+    mapping : InputMapping, optional
+        Column mapping and constants.
+    layer : str, optional
+        GeoPackage layer.
+    rejects : Rejects, optional
+        ``on_bad_rows = skip``: the collector of rows left out.
+    encoding : str, optional
+        Text encoding of a CSV stream.
+
+    Returns
+    -------
+    records : DataFrame
+    info : dict
+        As :func:`cluster.ingest.read.read_records`, the path being the input as given.
+    """
+    import shutil
+    import sys
+    import tempfile
+
+    label = "<stdin>" if given == "-" else given
+    with tempfile.TemporaryDirectory(prefix="cluster-stream-") as tmp:
+        spooled = Path(tmp) / "input"
+        src = sys.stdin.buffer if given == "-" else open(given, "rb")  # noqa: SIM115 (stdin stays open)
+        try:
+            with open(spooled, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        finally:
+            if src is not sys.stdin.buffer:
+                src.close()
+        with open(spooled, "rb") as fh:
+            head = fh.read(16)
+        if not head:
+            raise UserInputError(f"{label}: the input is empty. Give a CSV with a header row "
+                                 f"(metric, lat, lon, ...) and at least one record.")
+        suffix = next((sfx for magic, sfx in _MAGIC if head.startswith(magic)), ".csv")
+        named = spooled.rename(spooled.with_suffix(suffix))
+        mine = None if rejects is None else Rejects()
+        try:
+            recs, info = read_records([named], metrics, [mapping], layer=layer, rejects=mine, encoding=encoding)
+        except UserInputError as exc:
+            raise _renamed(exc, str(named), label) from None
+        if mine is not None:
+            mine.listed = [(label if f == str(named) else f, *rest) for f, *rest in mine.listed]
+            rejects.merge(mine)
+        for f in info["files"]:
+            f["path"] = label
+    return recs, info
+
+
+def _renamed(exc: UserInputError, old: str, new: str) -> UserInputError:
+    """The same error with the input's name ``old`` replaced by ``new``."""
+    if isinstance(exc, InputDataError):
+        return InputDataError([p.replace(old, new) for p in exc.problems], rows=exc.rows)
+    return type(exc)(exc.template.replace(old, new))
+
+
 # --------------------------------------------------------------------------- discovery
 
 def _expand(path: str) -> list[Path]:
@@ -375,11 +486,13 @@ def _parquet_scan(files: list, label: str, mapping, hive: bool, con, *, fs=None)
 
     for f in files:
         try:
-            meta = (pq.read_schema(str(f).partition("://")[2], filesystem=fs) if fs is not None
-                    else pq.read_schema(f)).metadata or {}
+            schema = (pq.read_schema(str(f).partition("://")[2], filesystem=fs) if fs is not None
+                      else pq.read_schema(f))
         except Exception as exc:  # pyarrow raises several types for a broken file
             raise UserInputError(f"{f}: cannot read as Parquet ({exc}).") from None
-        if b"geo" in meta:
+        # DuckDB's names are case-insensitive: it would rename a second 'LAT' to 'lat_1'.
+        check_case_duplicates(schema.names, f)
+        if b"geo" in (schema.metadata or {}):
             return None
     desc = con.execute(f"DESCRIBE SELECT * FROM {_parquet_function(files, hive)}").fetchall()
     names, types = [r[0] for r in desc if r[0] != _FILE_COLUMN], [str(r[1]) for r in desc if r[0] != _FILE_COLUMN]
@@ -413,7 +526,8 @@ def _raw_names(scan: _Scan) -> list[str]:
 
 
 def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping | None] | None = None, *,
-                 layer: str | None = None, con=None) -> Records:
+                 layer: str | None = None, con=None, on_bad_rows: str = "fail",
+                 encoding: str | None = None) -> Records:
     """Find and check the record inputs: files, their formats, columns and fingerprints.
 
     Nothing is read but headers, Parquet footers and (for fingerprints) the bytes; the
@@ -432,6 +546,12 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
         The layer read from GeoPackages.
     con : duckdb.DuckDBPyConnection, optional
         The connection to describe Parquet schemas with (default: a new one).
+    on_bad_rows : {"fail", "skip"}, default "fail"
+        What a row that breaks a column rule does: stop the run (every problem named),
+        or be left out and counted (:class:`~cluster.ingest.rejects.Rejects`).
+    encoding : str, optional
+        Text encoding of CSV inputs (default UTF-8, with or without a byte-order mark).
+        Other encodings are read by the in-memory reader (DuckDB reads UTF-8 only).
 
     Returns
     -------
@@ -448,6 +568,7 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
     mappings = list(mappings) if mappings is not None else [None] * len(inputs)
     con = con or connect()
     scans, frames, files, problems, bad_rows = [], [], [], [], 0
+    rejects = Rejects() if on_bad_rows == "skip" else None
     for i, given in enumerate(inputs):
         mapping = mappings[i]
         if is_url(given):
@@ -460,6 +581,17 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
                 continue
             scans += remote_scans
             files += remote_files
+            continue
+        if is_stream(given):
+            try:
+                recs, info = read_stream(str(given), metrics, mapping, layer=layer, rejects=rejects,
+                                         encoding=encoding)
+            except InputDataError as exc:
+                problems += exc.problems
+                bad_rows += exc.rows or 0
+                continue
+            frames.append(recs.assign(source=np.int32(len(files))))
+            files += info["files"]
             continue
         paths = _expand(str(given))
         root = Path(str(given))
@@ -479,14 +611,15 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
                     if scan is not None:
                         check_columns([n for n, _, _ in scan.plan], str(given) if len(group) > 1 else group[0])
                         _check_types(scan, group)
-                        scanned = [scan]
-                elif kind == "csv" and compression in _SCANNED_COMPRESSION:
-                    scanned = _csv_scans(group, compression, mapping, str(given))
-                if scanned:
-                    scans += scanned
+                        scanned, group = [scan], []
+                elif kind == "csv" and compression in _SCANNED_COMPRESSION and is_utf8(encoding):
+                    scanned, group = _csv_scans(group, compression, mapping, str(given))
+                scans += scanned
+                if not group:
                     continue
                 # Formats DuckDB does not scan: read and validated in memory.
-                recs, info = read_records(group, metrics, [mapping] * len(group), layer=layer)
+                recs, info = read_records(group, metrics, [mapping] * len(group), layer=layer, rejects=rejects,
+                                          encoding=encoding)
                 frames.append(recs.assign(source=np.int32(len(files) + recs["source"].to_numpy())))
                 files += info["files"]
                 continue
@@ -504,14 +637,21 @@ def open_records(data, metrics: Sequence[str], mappings: Sequence[InputMapping |
         raise UserInputError("No input files given.")
     _fingerprint(files)
     return Records(scans=tuple(scans), frames=tuple(frames), files=files,
-                   synthetic=all(f.get("synthetic", False) for f in files))
+                   synthetic=all(f.get("synthetic", False) for f in files), rejects=rejects)
 
 
-def _csv_scans(group: list[Path], compression, mapping, label: str) -> list[_Scan]:
-    """One scan per (delimiter, header) among the CSV files of an input."""
+def _csv_scans(group: list[Path], compression, mapping, label: str) -> tuple[list[_Scan], list[Path]]:
+    """One scan per (delimiter, header) among the CSV files of an input, and the files
+    DuckDB's strict parser cannot read (mixed line endings), for the pandas reader."""
     out: dict = {}
+    other = []
     for f in group:
-        delimiter = _sniff_delimiter(f, compression)
+        delimiter = _sniff_delimiter(f, compression)  # refuses an unreadable file by name
+        with _open_text(f, compression) as fh:
+            if mixed_line_endings(fh.read(1 << 16)):
+                log.info("%s: lines end in both LF and CRLF; read with the in-memory reader", f)
+                other.append(f)
+                continue
         if delimiter != ",":
             log.info("%s: fields separated by %s", f, _DELIMITERS[delimiter])
         header = _csv_header(f, compression, delimiter)
@@ -523,7 +663,7 @@ def _csv_scans(group: list[Path], compression, mapping, label: str) -> list[_Sca
         scans.append(_Scan(kind="csv", files=tuple(map(str, files)), label=label, plan=plan,
                            types=tuple("VARCHAR" for _ in plan), delimiter=delimiter, compression=compression,
                            header=tuple(header)))
-    return scans
+    return scans, other
 
 
 _NON_NUMERIC = (("BOOLEAN", "true/false values"), ("DATE", "dates or times"), ("TIME", "dates or times"),
@@ -595,7 +735,7 @@ def _ident(name: str) -> str:
 
 def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool = False, raw: bool = False,
                 index: int = 0) -> str:
-    """SELECT of the record columns, validated as :func:`cluster.stages.read._validate`
+    """SELECT of the record columns, validated as :func:`cluster.ingest.read._validate`
     does, plus ``ok`` (no problem on the row), ``_scan`` (``index``), ``_file`` and, with
     ``rows``, ``_rownum`` (0-based row of the file). With ``raw`` the file's own columns
     come along (to word the problems of suspect rows)."""
@@ -768,8 +908,9 @@ def _union(records: Records, metrics: Sequence[str], con) -> str:
 
 
 def _joined(records: Records, metrics: Sequence[str], con, year_start, year_end) -> str:
-    """Every record with ``inwin`` (inside the year window) and, for a row inside it
-    without its own weight, ``n``: the rows of its document inside the window."""
+    """Every record with ``inwin`` (inside the year window; and valid, when bad rows are
+    skipped) and, for a row inside it without its own weight, ``n``: the rows of its
+    document inside the window."""
     # Records are scanned twice (document sizes, then the rows) rather than materialised:
     # memory stays bounded by the hash tables, whatever the number of records. The first
     # scan needs no validation: a run with any invalid row stops before using the sizes,
@@ -778,7 +919,8 @@ def _joined(records: Records, metrics: Sequence[str], con, year_start, year_end)
     # half the documents or more in real data, so a hash table half the size.
     return f"""
         WITH r AS NOT MATERIALIZED (
-            SELECT *, {_window(year_start, year_end)} AS inwin FROM ({_union(records, metrics, con)})),
+            SELECT *, {'ok AND ' if records.rejects is not None else ''}{_window(year_start, year_end)} AS inwin
+            FROM ({_union(records, metrics, con)})),
         d AS (SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS d_n FROM r
               WHERE inwin AND weight IS NULL GROUP BY metric, doc_id HAVING count(*) > 1)
         SELECT r.*, CASE WHEN r.inwin AND r.weight IS NULL AND r.doc_id IS NOT NULL THEN coalesce(d.d_n, 1) END AS n
@@ -816,6 +958,10 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     con = con or connect(config)
     register_filesystems(con, records.paths)
     joined = _joined(records, metrics, con, year_start, year_end)
+    # Skipping bad rows: they are neither inside nor outside the window, only counted
+    # (c_bad); failing on them: any bad group stops the run (ok).
+    skip = records.rejects is not None
+    valid = " AND ok" if skip else ""
     # Rows per file come with the groups when there are several inputs: per scan, and per
     # file of a multi-file CSV scan (Parquet files give theirs from their footers).
     multi = [i for i, sc in enumerate(records.scans) if sc.kind == "csv" and len(sc.files) > 1]
@@ -829,8 +975,8 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     rows = f"""
         SELECT metric, lat, lon, c_country, CASE WHEN weight IS NULL THEN CAST(n AS DOUBLE) ELSE -weight END AS nw,
                {'_scan' if per_file else '0'} AS _scan, {fkey if per_file else 'NULL::VARCHAR'} AS _fkey,
-               count(*) FILTER (WHERE inwin) AS c_in, count(*) FILTER (WHERE NOT inwin) AS c_out,
-               count(*) FILTER (WHERE NOT row_ok) AS c_bad
+               count(*) FILTER (WHERE inwin) AS c_in, count(*) FILTER (WHERE NOT inwin{valid}) AS c_out,
+               count(*) FILTER (WHERE NOT {'ok' if skip else 'row_ok'}) AS c_bad
         FROM ({joined}) GROUP BY ALL"""
     # The groups are checked and their country normalised, then returned as they are: two
     # raw countries that normalise alike (' de', 'DE') give two groups of the same key,
@@ -838,19 +984,20 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     # come back as integer codes (text for 1.4 M groups is most of the fetch).
     rank = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
     checked = f"""
-        SELECT coalesce(c_bad = 0 AND {_keys_ok('metric', 'c_country', metrics)}, false) AS ok,
+        SELECT {'true' if skip else f"coalesce(c_bad = 0 AND {_keys_ok('metric', 'c_country', metrics)}, false)"} AS ok,
                CASE metric {rank} END AS metric_code, lat, lon, {_country_code('c_country')} AS country_code,
                CASE WHEN nw > 0 THEN CAST(nw AS BIGINT) END AS n, CASE WHEN nw < 0 THEN -nw END AS weight,
-               _scan, _fkey, c_in, c_out FROM g1"""
+               _scan, _fkey, c_in, c_out, c_bad FROM g1"""
     key = "ok, metric_code, lat, lon, country_code, n, weight"
-    sites_part = f"SELECT 1 AS g_key, {key}, 0 AS _scan, NULL::VARCHAR AS _fkey, c_in, c_out FROM g"
+    sites_part = f"SELECT 1 AS g_key, {key}, 0 AS _scan, NULL::VARCHAR AS _fkey, c_in, c_out, c_bad FROM g"
     if per_file:
         query = f"""
             WITH g1 AS ({rows}), g AS ({checked})
             {sites_part}
             UNION ALL
             SELECT 0 AS g_key, ok, NULL, NULL, NULL, NULL, NULL, NULL, _scan, _fkey,
-                   CAST(sum(c_in) AS BIGINT), CAST(sum(c_out) AS BIGINT) FROM g GROUP BY ok, _scan, _fkey"""
+                   CAST(sum(c_in) AS BIGINT), CAST(sum(c_out) AS BIGINT), CAST(sum(c_bad) AS BIGINT)
+            FROM g GROUP BY ok, _scan, _fkey"""
     else:
         query = f"WITH g1 AS ({rows}), g AS ({checked}) {sites_part}"
     # In the order sites.sites_from_groups sums them (metrics in the configuration's
@@ -860,9 +1007,11 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     # As numpy arrays: a DataFrame of 1.4 M groups costs more to build than to use.
     out = _fetch(con, f"SELECT * FROM ({query}) {order}", records, arrays=True)
     if not out["ok"].all():
-        _raise_row_problems(records, metrics, con)
+        _row_problems(records, metrics, con)
     c = out["c_in"] + out["c_out"]
     site = out["g_key"] == 1
+    if skip and (bad := int(out["c_bad"][site].sum())):
+        _row_problems(records, metrics, con, rejects=records.rejects, exact=bad)
     files = (pd.DataFrame({"_scan": out["_scan"], "_fkey": out["_fkey"], "c": c})[~site] if per_file
              else pd.DataFrame({"_scan": out["_scan"], "c": c}))
     sel = site & (out["c_in"] > 0)
@@ -1006,14 +1155,22 @@ def _explain_parse_error(records: Records, exc: Exception) -> None:
                         "Fix or remove that row.") from None
                 if scan.kind == "csv":
                     _read_csv(Path(f), scan.compression)  # raises the worded message
+                    if "state machine" in text:  # pandas reads it: line endings mixed past the sniffed start
+                        raise UserInputError(
+                            f"{f}: the lines end in both LF and CRLF past its first 64 KiB. Save the file "
+                            "with one kind of line ending (e.g. `dos2unix FILE`).") from None
                 raise UserInputError(f"{f}: cannot read ({text.splitlines()[0]}).") from None
     raise UserInputError(f"Cannot read the input ({text.splitlines()[0]}).") from None
 
 
-def _raise_row_problems(records: Records, metrics: Sequence[str], con) -> None:
+def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rejects | None = None,
+                  exact: int = 0) -> None:
     """Fetch the suspect rows of each file with their row numbers and word them with the
-    Python validator (same messages as a file read in memory)."""
+    Python validator (same messages as a file read in memory), raised at once; with
+    ``rejects``, collected there instead (``exact``: the rows the engine left out, the
+    count kept whatever the number fetched)."""
     problems, rows = [], 0
+    before = rejects.rows if rejects is not None else 0
     register_filesystems(con, records.paths)
     for scan in records.scans:
         for f in scan.files:
@@ -1041,11 +1198,16 @@ def _raise_row_problems(records: Records, metrics: Sequence[str], con) -> None:
                                        for name, kind, src in scan.plan}, index=raw.index)
             try:
                 _validate(plan_frame, f if is_url(f) else Path(f), 2 if scan.kind == "csv" else 1, metrics,
-                          row_numbers=suspect["_rownum"].to_numpy(dtype=np.int64), n_finite=int(finite))
+                          row_numbers=suspect["_rownum"].to_numpy(dtype=np.int64), n_finite=int(finite),
+                          rejects=rejects)
             except InputDataError as exc:
                 problems += exc.problems
                 rows += max(exc.rows or 0, int(bad))
     con.execute("SET preserve_insertion_order = false")
+    if rejects is not None:
+        rejects.per_rule_exact &= rejects.rows - before == exact  # every bad row was fetched and worded
+        rejects.rows = before + exact
+        return
     if problems:
         raise InputDataError(problems, rows=rows or None)
     raise UserInputError("The engine flagged rows the validator accepts; please report this with the input.")
@@ -1082,16 +1244,16 @@ def records_frame(records: Records, metrics: Sequence[str], *, year_start: int |
         where.append(f"year >= {int(year_start)}")
     if year_end is not None:
         where.append(f"year <= {int(year_end)}")
-    cond = f"WHERE year IS NOT NULL AND {' AND '.join(where)}" if where else ""
-    df = con.sql(f"SELECT * EXCLUDE (ok, _file) FROM ({_union(records, metrics, con)}) {cond}").df()
+    cond = f"AND year IS NOT NULL AND {' AND '.join(where)}" if where else ""
+    df = con.sql(f"SELECT * EXCLUDE (ok, _file) FROM ({_union(records, metrics, con)}) WHERE ok {cond}").df()
     df["metric"] = df["metric"].astype(pd.CategoricalDtype(list(metrics)))
     df["weight"] = df["weight"].astype(float)
     df["year"] = df["year"].astype("Int64")
     return df
 
 
-def in_memory(frame: pd.DataFrame, *, synthetic: bool = False) -> Records:
-    """Records already validated in memory (:func:`cluster.stages.read.validate_frame`).
+def in_memory(frame: pd.DataFrame, *, synthetic: bool = False, rejects: Rejects | None = None) -> Records:
+    """Records already validated in memory (:func:`cluster.ingest.read.validate_frame`).
 
     Parameters
     ----------
@@ -1099,12 +1261,14 @@ def in_memory(frame: pd.DataFrame, *, synthetic: bool = False) -> Records:
         Validated records.
     synthetic : bool, default False
         The records are the synthetic demo world.
+    rejects : Rejects, optional
+        The rows left out of ``frame`` when it was validated (``on_bad_rows = skip``).
 
     Returns
     -------
     Records
     """
-    return Records(frames=(frame,), files=[], synthetic=synthetic)
+    return Records(frames=(frame,), files=[], synthetic=synthetic, rejects=rejects)
 
 
 def raise_overflow(records: Records, metrics: Sequence[str]) -> None:
@@ -1131,6 +1295,6 @@ def raise_overflow(records: Records, metrics: Sequence[str]) -> None:
         check_world_totals(frame, "The records")
     paths = [f for s in records.scans for f in s.files]
     if paths:
-        read_records(paths, metrics)
+        read_records(paths, metrics, rejects=None if records.rejects is None else Rejects())
     raise UserInputError("The weights of a metric sum to more than the largest float (about 1.8e308). "
                          "Scale the weights down, e.g. to documents or fractions of a document.")

@@ -18,7 +18,7 @@ options after an ``--input`` apply to that file). In a configuration file, per i
 
 Rules (checked here, every problem reported at once with the file and the fix):
 
-* targets are record columns (:data:`cluster.stages.read.COLUMNS`);
+* targets are record columns (:data:`cluster.ingest.read.COLUMNS`);
 * a source is a column of the file, matched exactly, else ignoring case and blanks;
 * a mapped or constant target replaces a column of that name already in the file
   (logged), so ``--map lat=latitude`` works on a file that also has an unrelated ``lat``;
@@ -74,6 +74,18 @@ class InputMapping:
 def parse_pairs(text: str, what: str = "--map") -> dict[str, str]:
     """``"lat=latitude, lon=longitude"`` -> ``{"lat": "latitude", "lon": "longitude"}``.
 
+    Parameters
+    ----------
+    text : str
+        Comma-separated ``TARGET=SOURCE`` pairs.
+    what : str, default "--map"
+        The option or key the text comes from, for messages.
+
+    Returns
+    -------
+    dict
+        Target (lower case) -> source.
+
     Raises
     ------
     UserInputError
@@ -100,7 +112,20 @@ def parse_pairs(text: str, what: str = "--map") -> dict[str, str]:
 
 
 def mapping_problems(mapping: InputMapping, where: str) -> list[str]:
-    """Problems of a mapping that do not depend on the file (unknown targets, overlaps)."""
+    """Problems of a mapping that do not depend on the file (unknown targets, overlaps).
+
+    Parameters
+    ----------
+    mapping : InputMapping
+        The mapping.
+    where : str
+        The input or config key, for messages.
+
+    Returns
+    -------
+    list of str
+        One message per problem (empty when the mapping is sound).
+    """
     problems = []
     for kind, targets in (("mapped", mapping.columns), ("constant", mapping.constants)):
         for t in targets:
@@ -131,7 +156,7 @@ def mapping_plan(columns, mapping: InputMapping | None, path) -> list[tuple[str,
     """The columns of the mapped table, as ``(name, "column", source)`` or ``(name, "constant", value)``.
 
     The one statement of the mapping rules: :func:`apply_mapping` builds a DataFrame from
-    it and the out-of-core scan (:mod:`cluster.stages.scan`) builds an SQL projection.
+    it and the out-of-core scan (:mod:`cluster.ingest.engine`) builds an SQL projection.
 
     Parameters
     ----------
@@ -219,7 +244,21 @@ def mapping_for(path: str | Path, files: Mapping[str, InputMapping], config_dir:
                 ) -> InputMapping | None:
     """The mapping configured for ``path``: the key equal to the path as given, or naming
     the same file (relative to the working directory or to ``config_dir``), or equal to
-    its file name. The most specific wins (as given, then same file, then file name)."""
+    its file name. The most specific wins (as given, then same file, then file name).
+
+    Parameters
+    ----------
+    path : str or path-like
+        An input as given.
+    files : mapping
+        ``[input.files]`` key -> InputMapping.
+    config_dir : pathlib.Path, optional
+        The configuration file's folder (keys may be relative to it).
+
+    Returns
+    -------
+    InputMapping or None
+    """
     if not files:
         return None
     p = Path(path)

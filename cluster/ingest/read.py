@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from cluster.errors import InputDataError, UserInputError
+from cluster.ingest.mapping import InputMapping, apply_mapping
+from cluster.ingest.rejects import Rejects
 from cluster.provenance import PARQUET_SYNTHETIC_KEY
-from cluster.stages._mapping import InputMapping, apply_mapping
 
 log = logging.getLogger(__name__)
 
@@ -73,43 +74,62 @@ def _format(path: Path) -> tuple[str, str | None]:
     return "", None
 
 
-def _read_table(path: Path, *, layer: str | None = None) -> tuple[pd.DataFrame, int, bool]:
+def _read_table(path: Path, *, layer: str | None = None, rejects: Rejects | None = None,
+                encoding: str | None = None) -> tuple[pd.DataFrame, int, bool]:
     """Raw table as read, the row offset for messages, and the synthetic flag."""
     kind, compression = _format(path)
     if kind == "csv":
-        return _read_csv(path, compression), 2, False
+        return _read_csv(path, compression, encoding), 2, False
     if kind == "parquet":
-        return _read_parquet(path)
+        return _read_parquet(path, rejects)
     if kind == "vector":
-        return _read_vector(path, layer), 1, False
+        return _read_vector(path, layer, rejects), 1, False
     raise UserInputError(
         f"{path}: unsupported file type '{path.suffix}'. Use .csv, .parquet, .geoparquet or .gpkg. "
         "CSV may be compressed (.csv.gz, .csv.zst, .csv.bz2, .csv.xz)."
     )
 
 
-def _open_text(path: Path, compression: str | None):
+def _open_text(path: Path, compression: str | None, encoding: str | None = None):
     """A text handle on a (possibly compressed) file, for sniffing and error reports."""
+    kw = {"encoding": encoding or "utf-8", "errors": "replace", "newline": ""}
     if compression == "gzip":
         import gzip
 
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+        return gzip.open(path, "rt", **kw)
     if compression == "zstd":
         import zstandard
 
-        return zstandard.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+        return zstandard.open(path, "rt", **kw)
     if compression == "bz2":
         import bz2
 
-        return bz2.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+        return bz2.open(path, "rt", **kw)
     if compression == "xz":
         import lzma
 
-        return lzma.open(path, "rt", encoding="utf-8", errors="replace", newline="")
-    return open(path, encoding="utf-8", errors="replace", newline="")
+        return lzma.open(path, "rt", **kw)
+    return open(path, **kw)
 
 
-def _sniff_delimiter(path: Path, compression: str | None) -> str:
+def is_utf8(encoding: str | None) -> bool:
+    """Whether an ``[input] encoding`` is UTF-8 (empty: the default), BOM or not.
+
+    Parameters
+    ----------
+    encoding : str or None
+        A codec name.
+
+    Returns
+    -------
+    bool
+    """
+    import codecs
+
+    return not encoding or codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+
+
+def _sniff_delimiter(path: Path, compression: str | None, encoding: str | None = None) -> str:
     """The CSV's delimiter: comma, semicolon or tab, as its header line shows it.
 
     One candidate in the header decides; several are settled by :class:`csv.Sniffer` on
@@ -119,7 +139,7 @@ def _sniff_delimiter(path: Path, compression: str | None) -> str:
     import csv
 
     try:
-        with _open_text(path, compression) as fh:
+        with _open_text(path, compression, encoding) as fh:
             head = fh.read(1 << 16)
     except Exception as exc:  # decompressors raise their own types (zlib.error, LZMAError, ZstdError)
         raise UserInputError(f"{path}: cannot read {f'as {compression} ' if compression else ''}({exc}).") from None
@@ -141,8 +161,8 @@ def _sniff_delimiter(path: Path, compression: str | None) -> str:
     return ","
 
 
-def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
-    sep = _sniff_delimiter(path, compression)
+def _read_csv(path: Path, compression: str | None, encoding: str | None = None) -> pd.DataFrame:
+    sep = _sniff_delimiter(path, compression, encoding)
     if sep != ",":
         log.info("%s: fields separated by %s", path, _DELIMITERS[sep])
     try:
@@ -151,10 +171,10 @@ def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
             # (or drop data, with index_col=False); that is a ragged file, not a guess.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding or "utf-8",
                                encoding_errors="strict", index_col=False, compression=compression)
     except UnicodeDecodeError:
-        raise UserInputError(_utf8_problem(path, compression)) from None
+        raise UserInputError(_utf8_problem(path, compression, encoding)) from None
     except pd.errors.EmptyDataError:
         raise UserInputError(f"{path}: the file is empty. Give a CSV with a header row "
                              f"({', '.join(REQUIRED)}, ...) and at least one record.") from None
@@ -165,7 +185,7 @@ def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
         raise UserInputError(f"{path}: cannot read as {compression or 'plain'} CSV ({exc}).") from None
 
 
-def _read_parquet(path: Path) -> tuple[pd.DataFrame, int, bool]:
+def _read_parquet(path: Path, rejects: Rejects | None = None) -> tuple[pd.DataFrame, int, bool]:
     import pyarrow.parquet as pq
 
     try:
@@ -184,7 +204,7 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, int, bool]:
         except Exception as exc:  # malformed 'geo' metadata: ValueError, KeyError, JSON errors
             raise UserInputError(f"{path}: the GeoParquet 'geo' metadata cannot be read ({exc}). Fix the "
                                  "metadata, or drop it and give 'lat' and 'lon' columns.") from None
-        return _decode_bytes(_points_to_columns(gdf, path), path), 1, synthetic
+        return _decode_bytes(_points_to_columns(gdf, path, rejects), path), 1, synthetic
     return _decode_bytes(table.to_pandas(), path), 1, synthetic
 
 
@@ -210,7 +230,7 @@ def _decode_bytes(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     return df
 
 
-def _read_vector(path: Path, layer: str | None):
+def _read_vector(path: Path, layer: str | None, rejects: Rejects | None = None):
     import geopandas as gpd
     import pyogrio
 
@@ -237,7 +257,7 @@ def _read_vector(path: Path, layer: str | None):
             gdf = gpd.read_file(path, layer=layer or None)
     except Exception as exc:
         raise UserInputError(f"{path}: cannot read as a vector layer ({exc}).") from None
-    return _points_to_columns(gdf, path)
+    return _points_to_columns(gdf, path, rejects)
 
 
 def _raw_bytes(path: Path, compression: str | None) -> bytes:
@@ -258,27 +278,30 @@ def _raw_bytes(path: Path, compression: str | None) -> bytes:
         return fh.read()
 
 
-def _utf8_problem(path: Path, compression: str | None = None) -> str:
-    """Where a file stops being UTF-8 (pandas reports offsets within its read buffer)."""
+def _utf8_problem(path: Path, compression: str | None = None, encoding: str | None = None) -> str:
+    """Where a file stops being text in its encoding (UTF-8 by default), by line (a CSV's
+    row) and byte offset (pandas reports offsets within its read buffer)."""
     data = _raw_bytes(path, compression)
+    name = encoding or "UTF-8"
     try:
-        data.decode("utf-8")
-        return f"{path}: not UTF-8 text. Re-save the file as UTF-8."
+        data.decode(encoding or "utf-8")
+        return f"{path}: not {name} text. Re-save the file as UTF-8, or name its encoding with {{encoding}}."
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        return (f"{path}, line {line} (byte offset {exc.start}): not UTF-8 text "
+        return (f"{path}, line {line} (byte offset {exc.start}): not {name} text "
                 f"({data[exc.start:exc.start + 1]!r}). Re-save the file as UTF-8 "
-                "(e.g. `iconv -f latin1 -t utf-8`).")
+                "(e.g. `iconv -f latin1 -t utf-8`), or name its encoding with {encoding} (e.g. latin-1).")
 
 
-def _points_to_columns(gdf, path: Path) -> pd.DataFrame:
+def _points_to_columns(gdf, path: Path, rejects: Rejects | None = None) -> pd.DataFrame:
     """``lat``/``lon`` columns from point geometries (reprojected to EPSG:4326).
 
-    Null, empty and non-point geometries are refused with their rows; a layer without a
-    CRS is taken as WGS84 degrees (the coordinate checks catch metres).
+    Null, empty and non-point geometries are refused with their rows (with ``rejects``:
+    left out, the kept rows' 0-based numbers in ``attrs["row_numbers"]``); a layer
+    without a CRS is taken as WGS84 degrees (the coordinate checks catch metres).
     """
     geom = gdf.geometry
-    pr = _Problems(path, 1)
+    pr = _Problems(path, 1, rejects=rejects)
     null = geom.isna().to_numpy()
     empty = ~null & geom.is_empty.to_numpy()
     kinds = geom.geom_type.to_numpy(dtype=object)
@@ -287,7 +310,12 @@ def _points_to_columns(gdf, path: Path) -> pd.DataFrame:
     pr.add("geometry", null, shown, "null geometry", "Drop the row or give it a point.")
     pr.add("geometry", empty, shown, "empty geometry", "Drop the row or give it a point.")
     pr.add("geometry", other, shown, "geometry must be a point", "Give one point per record.")
-    if pr.items:
+    kept = None
+    if pr.items and rejects is not None:
+        rejects.rows += pr.n_rows
+        kept = np.flatnonzero(~(null | empty | other))
+        gdf = gdf.iloc[kept]
+    elif pr.items:
         raise InputDataError(pr.items, rows=pr.n_rows)
     if gdf.crs is None:
         log.info("%s: no CRS; taking the coordinates as WGS84 degrees", path)
@@ -298,17 +326,24 @@ def _points_to_columns(gdf, path: Path) -> pd.DataFrame:
         except Exception as exc:  # pyproj errors for a CRS it cannot transform
             raise UserInputError(f"{path}: cannot reproject from {gdf.crs} to WGS84 ({exc}).") from None
         geom = gdf.geometry
-    df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    if kept is not None:
+        geom = gdf.geometry
+    df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
     df["lat"], df["lon"] = geom.y.to_numpy(), geom.x.to_numpy()
+    if kept is not None:
+        df.attrs["row_numbers"] = kept
     return df
 
 
 class _Problems:
-    """Collects problems as 'file, row, column: value — fix', a few examples per kind."""
+    """Collects problems as 'file, row, column: value — fix', a few examples per kind;
+    with a :class:`~cluster.ingest.rejects.Rejects` collector, every row of a row rule."""
 
-    def __init__(self, path: Path, row_offset: int, row_numbers: np.ndarray | None = None):
+    def __init__(self, path: Path, row_offset: int, row_numbers: np.ndarray | None = None,
+                 rejects: Rejects | None = None):
         self.path, self.row_offset, self.items = path, row_offset, []
         self.row_numbers = row_numbers
+        self.rejects = rejects
         self.rows: set[int] = set()
 
     @property
@@ -321,6 +356,10 @@ class _Problems:
         if len(rows) == 0:
             return
         self.rows.update(int(r) for r in rows)
+        if self.rejects is not None:
+            numbers = rows if self.row_numbers is None else self.row_numbers[rows]
+            self.rejects.add(str(self.path), np.asarray(numbers, dtype=np.int64) + self.row_offset, column,
+                             np.asarray(values, dtype=object)[rows], what)
         head = rows[:_EXAMPLES_PER_PROBLEM]
         for r, v in zip(head, np.asarray(values)[head]):
             v = v.item() if isinstance(v, np.generic) else v  # 95.0, not np.float64(95.0)
@@ -350,6 +389,53 @@ def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return text.astype(object), blank
 
 
+def check_case_duplicates(columns: Sequence, path) -> None:
+    """Refuse columns whose names differ only by case or surrounding spaces.
+
+    Parameters
+    ----------
+    columns : sequence
+        Column names as the file holds them.
+    path : path-like
+        The input, for messages.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    InputDataError
+        Naming each pair.
+    """
+    pr = _Problems(Path(str(path)), 1)
+    seen: dict[str, str] = {}
+    for original in columns:
+        name = str(original).strip().lower()
+        if name in seen:
+            pr.note(f"columns '{seen[name]}' and '{original}' differ only by case or spaces. Keep one of them.")
+        seen.setdefault(name, str(original))
+    if pr.items:
+        raise InputDataError(pr.items)
+
+
+def mixed_line_endings(head: str) -> bool:
+    """Whether the complete lines of a text's start end in both LF and CRLF (files joined
+    across systems: pandas and Python's csv read them, DuckDB's strict parser does not).
+
+    Parameters
+    ----------
+    head : str
+        The first bytes of a file as text (newlines untranslated).
+
+    Returns
+    -------
+    bool
+    """
+    crlf = head.count("\r\n")
+    return 0 < crlf < head.count("\n")
+
+
 def check_columns(columns: Sequence, path) -> list[str]:
     """The record column names of a table's columns (stripped, lower case), checked.
 
@@ -373,13 +459,7 @@ def check_columns(columns: Sequence, path) -> list[str]:
     """
     pr = _Problems(Path(str(path)), 1)
     names = [str(c).strip().lower() for c in columns]
-    seen: dict[str, str] = {}
-    for original, name in zip(columns, names):
-        if name in seen:
-            pr.note(f"columns '{seen[name]}' and '{original}' differ only by case or spaces. Keep one of them.")
-        seen.setdefault(name, str(original))
-    if pr.items:
-        raise InputDataError(pr.items)
+    check_case_duplicates(columns, path)
     missing = [c for c in REQUIRED if c not in names]
     unknown = [c for c in names if c not in COLUMNS]
     for col in missing:
@@ -400,14 +480,16 @@ def check_columns(columns: Sequence, path) -> list[str]:
 
 
 def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[str], *,
-              row_numbers: np.ndarray | None = None, n_finite: int | None = None) -> pd.DataFrame:
+              row_numbers: np.ndarray | None = None, n_finite: int | None = None,
+              rejects: Rejects | None = None) -> pd.DataFrame:
     """Validated records of ``raw`` (every problem collected, then raised at once).
 
     ``row_numbers`` (0-based rows of the file, one per row of ``raw``) and ``n_finite``
     (rows of the whole file with finite coordinates) are given when ``raw`` holds only
-    the suspect rows of a larger file (:mod:`cluster.stages.scan`).
+    the suspect rows of a larger file (:mod:`cluster.ingest.engine`). With ``rejects``
+    (``on_bad_rows = skip``) rows breaking a row rule are left out and collected there.
     """
-    pr = _Problems(path, row_offset, row_numbers)
+    pr = _Problems(path, row_offset, row_numbers, rejects)
     names = check_columns(raw.columns, path)
     # Positional rows from here on: a caller's index must not realign columns.
     raw = raw.reset_index(drop=True).set_axis(names, axis=1)
@@ -496,7 +578,16 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
             out[col] = text.where(~blank, None)
         else:
             out[col] = None
-    if pr.items:
+    if pr.items and rejects is not None:
+        rejects.rows += pr.n_rows
+        bad = np.zeros(n, dtype=bool)
+        bad[list(pr.rows)] = True
+        out = out[~bad].reset_index(drop=True)
+        if out.empty and row_numbers is None:
+            raise UserInputError(f"{path}: every record breaks a rule ({'; '.join(rejects.per_rule)}); none "
+                                 "is left to cluster. Fix the file (see the rules in the messages of "
+                                 "--on-bad-rows fail).")
+    elif pr.items:
         raise InputDataError(pr.items, rows=pr.n_rows)
     check_world_totals(out, str(path), row_offset=row_offset)
     out["metric"] = out["metric"].astype("category")
@@ -518,7 +609,8 @@ def _non_numeric_kind(series: pd.Series) -> str:
     return ""
 
 
-def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str]) -> pd.DataFrame:
+def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str], *,
+                   rejects: Rejects | None = None) -> pd.DataFrame:
     """Validate an in-memory records frame exactly as a file would be.
 
     Parameters
@@ -530,6 +622,8 @@ def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str]) -> pd
         What messages call the frame (e.g. ``"<DataFrame>"``); rows are numbered from 1.
     metrics : sequence of str
         Metric names allowed in ``metric``.
+    rejects : Rejects, optional
+        Given (``on_bad_rows = skip``), rows breaking a rule are left out and collected there.
 
     Returns
     -------
@@ -543,9 +637,12 @@ def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str]) -> pd
     """
     import geopandas as gpd
 
+    row_numbers = None
+    frame = _decode_bytes(frame, Path(name))  # bytes cells (as from Parquet binary) are text or refused
     if isinstance(frame, gpd.GeoDataFrame):
-        frame = _points_to_columns(frame, Path(name))
-    df = _validate(frame, Path(name), 1, metrics)
+        frame = _points_to_columns(frame, Path(name), rejects)
+        row_numbers = frame.attrs.get("row_numbers")
+    df = _validate(frame, Path(name), 1, metrics, row_numbers=row_numbers, rejects=rejects)
     df["source"] = np.int32(0)
     df["metric"] = df["metric"].astype(pd.CategoricalDtype(list(metrics)))
     return df
@@ -553,7 +650,8 @@ def validate_frame(frame: pd.DataFrame, name: str, metrics: Sequence[str]) -> pd
 
 def read_records(paths: Iterable[str | Path], metrics: Sequence[str],
                  mappings: Sequence[InputMapping | None] | None = None, *,
-                 layer: str | None = None) -> tuple[pd.DataFrame, dict]:
+                 layer: str | None = None, rejects: Rejects | None = None,
+                 encoding: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Read and validate activity records from one or more files.
 
     Parameters
@@ -568,7 +666,11 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str],
         the one point layer (a file with several is refused, naming them).
     mappings : sequence of InputMapping or None, optional
         Per path, a column mapping and constants applied to the raw table before
-        validation (:mod:`cluster.stages._mapping`); ``None`` entries read the file as it is.
+        validation (:mod:`cluster.ingest.mapping`); ``None`` entries read the file as it is.
+    rejects : Rejects, optional
+        Given (``on_bad_rows = skip``), rows breaking a rule are left out and collected there.
+    encoding : str, optional
+        Text encoding of CSV files (default UTF-8, with or without a byte-order mark).
 
     Returns
     -------
@@ -595,9 +697,10 @@ def read_records(paths: Iterable[str | Path], metrics: Sequence[str],
         if p.is_dir():
             raise UserInputError(f"Input {p} is a directory. Pass files to {{input}}.")
         try:
-            raw, offset, synth = _read_table(p, layer=layer)
+            raw, offset, synth = _read_table(p, layer=layer, rejects=rejects, encoding=encoding)
+            row_numbers = raw.attrs.get("row_numbers")
             raw = apply_mapping(raw, mappings[i], p)
-            df = _validate(raw, p, offset, metrics)
+            df = _validate(raw, p, offset, metrics, row_numbers=row_numbers, rejects=rejects)
         except InputDataError as exc:
             problems += exc.problems
             bad_rows += exc.rows or 0

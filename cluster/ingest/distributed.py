@@ -8,7 +8,7 @@ sites it returns are bounded by the number of distinct locations, not of records
 How the work is split
 ---------------------
 1. Every input file is one task: the worker reads it with its own DuckDB (the same SQL
-   as the embedded engine, :func:`cluster.stages.scan._normalized`), so the rows are
+   as the embedded engine, :func:`cluster.ingest.engine._normalized`), so the rows are
    validated by the same rules, and returns them as a pandas partition.
 2. Document sizes: rows per ``(metric, doc_id)`` inside the year window, a Dask
    group-by (a tree reduction across workers: a document may span files).
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from cluster.errors import EnvironmentFault, UserInputError
-from cluster.stages.scan import (
+from cluster.ingest.engine import (
     Records,
     Reduction,
     _normalized,
@@ -71,12 +71,12 @@ def _frame_partition(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def reduce_records_distributed(records: Records, metrics: Sequence[str], config, *, client=None) -> Reduction:
-    """:func:`cluster.stages.scan.reduce_records` on a Dask distributed cluster.
+    """:func:`cluster.ingest.engine.reduce_records` on a Dask distributed cluster.
 
     Parameters
     ----------
     records : Records
-        From :func:`cluster.stages.scan.open_records`.
+        From :func:`cluster.ingest.engine.open_records`.
     metrics : sequence of str
         Metric names.
     config : Config
@@ -116,20 +116,35 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
         meta = pd.DataFrame({c: pd.Series(dtype=t) for c, t in _COLUMNS.items()})
         rows = dd.from_delayed(parts, meta=meta, verify_meta=False)
         inwin = _in_window(rows, config.year_start, config.year_end)
+        if records.rejects is not None:  # bad rows skipped: neither inside nor outside the window
+            inwin = inwin & rows["ok"]
         rows = rows.assign(inwin=inwin)
         frac = rows[rows["ok"] & rows["inwin"] & rows["weight"].isna()]
         sizes = frac.groupby(["metric", "doc_id"]).size(split_out=max(1, rows.npartitions // 4)).rename("n")
         joined = rows.merge(sizes.reset_index(), on=["metric", "doc_id"], how="left")
         joined = joined.assign(n=joined["n"].where(joined["weight"].isna()))
         counted = joined.groupby(["ok", "inwin", "_file"] + _KEY, dropna=False).size().rename("c")
-        out = _result(client, client.compute(counted), config.scheduler, timeout).reset_index()
+        try:
+            out = _result(client, client.compute(counted), config.scheduler, timeout).reset_index()
+        except Exception as exc:  # a worker's DuckDB parse error, re-raised here as its own type
+            import duckdb
+
+            if not isinstance(exc, (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException)):
+                raise
+            from cluster.ingest.engine import _explain_parse_error
+
+            _explain_parse_error(records, exc)  # the embedded engine's words: file, line, fix
+            raise
     finally:
         if own:
             client.close()
-    if (~out["ok"].astype(bool)).any():
-        from cluster.stages.scan import _raise_row_problems
+    ok = out["ok"].astype(bool)
+    if (~ok).any():
+        from cluster.ingest.engine import _row_problems
 
-        _raise_row_problems(records, metrics, connect(config))
+        _row_problems(records, metrics, connect(config), rejects=records.rejects, exact=int(out.loc[~ok, "c"].sum()))
+        if records.rejects is not None:
+            out = out[ok.to_numpy()]
     per_file = {k: int(v) for k, v in out.groupby("_file")["c"].sum().items()}
     inside = out["inwin"].astype(bool)
     # Partitions are files, so a key may come once per file: sites_from_groups adds up
@@ -141,7 +156,7 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
     if outside and not inside.any():
         con = connect(config)
         register_filesystems(con, records.paths)
-        from cluster.stages.scan import _union
+        from cluster.ingest.engine import _union
 
         years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "
                              f"WHERE NOT {_window(config.year_start, config.year_end)} GROUP BY year").fetchall())
