@@ -9,6 +9,7 @@ import pytest
 import shapely
 from helpers import make_records, offsets_km
 
+import cluster
 from cluster.cli import main
 from cluster.ingest.read import validate_frame
 from cluster.outputs.files import OUTPUT_FILES
@@ -183,3 +184,16 @@ def test_the_executable_flushes_its_output_and_exit_code_before_its_fast_exit(tm
     done = subprocess.run([sys.executable, "-m", "cluster", "run", "--input", str(bad), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "lat" in done.stderr and "row 2" in done.stderr
+
+
+def test_absent_metrics_are_noted_once_and_quietly(caplog):
+    """A single-metric input is the common case: one info line, no warning per metric."""
+    import logging
+
+    rows = [{"metric": "patents", "doc_id": f"d{i}", "lat": 48.1 + (i % 5) * 0.01, "lon": 11.5} for i in range(30)]
+    with caplog.at_level(logging.INFO, logger="cluster"):
+        res = cluster.run(pd.DataFrame(rows), min_weight={"patents": 3}, top_n=5)
+    assert not [w for w in res.info["warnings"] if "no records" in w]
+    said = [r for r in caplog.records if "no records of" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO
+    assert "publications, vc" in said[0].getMessage()

@@ -390,10 +390,12 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
     if not all(np.isfinite(v) for v in totals.values()):
         ingest.raise_overflow(records, metrics)
     log.info("reduced %s records to %s unique sites", f"{reduction.n_records - dropped:,}", f"{len(sites):,}")
-    for m in metrics:
-        if totals[m] == 0:
-            notes.append(f"metric '{m}' has no records; the ranking uses the metrics present "
-                         f"({', '.join(x for x in metrics if totals[x] > 0)})")
+    absent = [m for m in metrics if totals[m] == 0]
+    if absent:
+        # Said once and quietly: a single-metric input is the common case, not a problem
+        # (run.json's counts show every metric's sites; RunResult lists them once).
+        log.info("no records of %s; the ranking uses the metrics present (%s)", ", ".join(absent),
+                 ", ".join(x for x in metrics if totals[x] > 0))
     for note in notes:
         log.warning(note)
     return PreparedSites(sites=sites, totals=totals, n_records=reduction.n_records,
