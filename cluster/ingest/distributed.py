@@ -225,6 +225,13 @@ def _result(client, future, address: str, timeout: float, poll: float = 2.0):
     ``timeout`` seconds, instead of waiting for ever for work nobody will do."""
     from distributed import TimeoutError as DaskTimeout
 
+    from cluster._progress import waiting
+
+    with waiting(f"reducing on the Dask cluster at {address}"):
+        return _poll(client, future, address, timeout, poll, DaskTimeout)
+
+
+def _poll(client, future, address, timeout, poll, DaskTimeout):
     since = None
     while True:
         try:
