@@ -443,6 +443,21 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
             at = clusters.columns.get_loc("rank") + 1
             clusters.insert(at, "rank_ci_low", low)
             clusters.insert(at + 1, "rank_ci_high", high)
+    ranges_info = None
+    if (config.rank_range_eps_km or config.rank_range_methods) and len(clusters):
+        with _stage("rank_ranges", timings):
+            from cluster.stages.membership import member_rows, setting_name, settings_rank_ranges
+
+            ranges, keys = settings_rank_ranges(
+                site_table, totals, config, member_rows(sites, clusters["cluster_id"].tolist()),
+                clusters["rank"].to_numpy(), eps_values=config.rank_range_eps_km, methods=config.rank_range_methods)
+            at = clusters.columns.get_loc("rank_ci_high" if "rank_ci_high" in clusters else "rank") + 1
+            for i, (col, values) in enumerate((("rank_min_settings", ranges.low), ("rank_max_settings", ranges.high),
+                                               ("rank_n_settings", ranges.n_matched))):
+                clusters.insert(at + i, col, values)
+            ranges_info = {"settings": [setting_name(k) for k in keys], "baseline": setting_name(keys[0]),
+                           "unmatched_cluster_settings": int(ranges.n_settings * len(clusters)
+                                                             - ranges.n_matched.sum())}
 
     if con is not None:
         con.close()  # frees the engine's buffers (and removes its spill files) now
@@ -463,6 +478,7 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         "world_totals": totals,
         "thresholds": thresholds,
         **({"bootstrap": bootstrap_info} if bootstrap_info else {}),
+        **({"rank_ranges": ranges_info} if ranges_info else {}),
         "warnings": warnings,
         "timings_s": {**input_info.get("timings_s", {}), **timings},
         "versions": library_versions(),
