@@ -59,7 +59,9 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
         Parameters that win over ``config``, by name: ``eps_km`` (DBSCAN radius, km),
         ``min_weight`` / ``min_share`` (mapping metric -> core threshold in weight units
         or as a fraction of the metric's world total), ``top_n``, ``year_start``,
-        ``year_end``, ``bootstrap`` (replicates), and any other key of the configuration
+        ``year_end``, ``bootstrap`` (replicates), ``rank_range_eps_km`` / ``rank_range_methods``
+        (lists: rank ranges across settings, columns ``rank_min_settings``,
+        ``rank_max_settings``, ``rank_n_settings``), and any other key of the configuration
         whose name is unique (``max_names``, ``boundary_method``, ...).
 
     Returns

@@ -82,7 +82,10 @@ class RunResult:
         One row per cluster in rank order: every ranking column (counts, ``share_<metric>``
         in percent, ``score``, ``population``, ``<metric>_per_million``,
         ``intensity_score``, ranks, tier, anchor coordinates in degrees) and the boundary
-        polygon (EPSG:4326).
+        polygon (EPSG:4326); ``rank_ci_low``/``rank_ci_high`` with the bootstrap, and
+        ``rank_min_settings``/``rank_max_settings``/``rank_n_settings`` with
+        ``[ranking] rank_range_eps_km`` or ``rank_range_methods``
+        (:func:`cluster.stages.membership.settings_rank_ranges`).
     sites : GeoDataFrame
         Unique weighted sites (``metric``, ``lat``, ``lon``, ``weight``) with
         ``metric_cluster``, ``core``, ``cluster_id`` (None outside every cluster) and
