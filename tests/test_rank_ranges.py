@@ -180,3 +180,17 @@ def test_cli_run_writes_the_columns(tmp_path, capsys):
     capsys.readouterr()
     assert main(base + ["--rank-range-eps", "10,6000"]) == 2
     assert "--rank-range-eps" in capsys.readouterr().err
+
+
+def test_keyword_of_cluster_run():
+    import cluster
+
+    frame = toy_sites()[["lat", "lon", "weight"]].assign(metric="patents")
+    config = {"metrics": {"patents": {"min_weight": 50.0}}, "clustering": {"eps_km": 20.0}}
+    result = cluster.run(frame, config, rank_range_eps_km=[10, 20], progress=False)
+    assert sorted(zip(result.clusters["rank_min_settings"], result.clusters["rank_max_settings"])) == [
+        (1, 1), (2, 2), (3, 4), (3, 4)]
+    assert result.config.rank_range_eps_km == (10.0, 20.0)
+    # Methods alone: the configured radius with each method.
+    result = cluster.run(frame, config, rank_range_methods=["dbscan", "hdbscan"], progress=False)
+    assert result.info["rank_ranges"]["settings"] == ["dbscan 20 km x1", "hdbscan 20 km x1"]
