@@ -61,8 +61,11 @@ def run(data, config: Config | str | os.PathLike | Mapping[str, Any] | None = No
         or as a fraction of the metric's world total), ``top_n``, ``year_start``,
         ``year_end``, ``bootstrap`` (replicates), ``on_bad_rows`` (``"fail"`` or
         ``"skip"``: rows breaking a rule left out, counted in ``info["rejected"]`` and
-        listed in ``RunResult.rejects``), ``encoding`` (of CSV inputs), and any other key
-        of the configuration whose name is unique (``max_names``, ``boundary_method``, ...).
+        listed in ``RunResult.rejects``), ``encoding`` (of CSV inputs),
+        ``rank_range_eps_km`` / ``rank_range_methods`` (lists: rank ranges across settings,
+        columns ``rank_min_settings``, ``rank_max_settings``, ``rank_n_settings``), and any
+        other key of the configuration whose name is unique (``max_names``,
+        ``boundary_method``, ...).
 
     Returns
     -------

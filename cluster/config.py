@@ -104,6 +104,8 @@ class Config:
     top_n: int = 100
     intensity_min_population: int = 100_000
     intensity_single_site: bool = False
+    rank_range_eps_km: tuple[float, ...] = ()
+    rank_range_methods: tuple[str, ...] = ()
     bootstrap_replicates: int = 0
     bootstrap_confidence: float = 0.9
     bootstrap_seed: int = 0
@@ -117,6 +119,9 @@ class Config:
 
     def __post_init__(self):
         object.__setattr__(self, "metrics", tuple(self.metrics))
+        for key in ("rank_range_eps_km", "rank_range_methods"):  # lists from TOML, JSON or keywords
+            if isinstance(getattr(self, key), list):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
         problems = _value_problems(self.__dict__)
         if problems:
             _raise(problems, self.source)
@@ -171,7 +176,9 @@ class Config:
                 "economy_min_share": self.economy_min_share,
             },
             "ranking": {"top_n": self.top_n, "intensity_min_population": self.intensity_min_population,
-                        "intensity_single_site": self.intensity_single_site},
+                        "intensity_single_site": self.intensity_single_site,
+                        "rank_range_eps_km": list(self.rank_range_eps_km),
+                        "rank_range_methods": list(self.rank_range_methods)},
             "bootstrap": {"replicates": self.bootstrap_replicates,
                           "confidence": self.bootstrap_confidence, "seed": self.bootstrap_seed},
             "engine": {"memory_limit": self.memory_limit, "threads": self.threads,
@@ -200,7 +207,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "name_overrides": str,
         "economy_min_share": (int, float),
     },
-    "ranking": {"top_n": int, "intensity_min_population": int, "intensity_single_site": bool},
+    "ranking": {"top_n": int, "intensity_min_population": int, "intensity_single_site": bool,
+                "rank_range_eps_km": (list, tuple), "rank_range_methods": (list, tuple)},
     "bootstrap": {"replicates": int, "confidence": (int, float), "seed": int},
     "engine": {"memory_limit": str, "threads": int, "temp_directory": str, "scheduler": str,
                "scheduler_timeout": (int, float)},
@@ -242,7 +250,7 @@ def _check_type(value, typ, where: str, problems: list[str]) -> None:
             problems.append(f"{where} must be true or false, got {value!r}.")
         return
     if isinstance(value, bool) or not isinstance(value, typ):
-        names = {int: "an integer", str: "a string"}.get(typ, "a number")
+        names = {int: "an integer", str: "a string", (list, tuple): "a list"}.get(typ, "a number")
         problems.append(f"{where} must be {names}, got {value!r}.")
 
 
@@ -374,10 +382,49 @@ LIMITS: dict[str, tuple[float, float]] = {
     "concave_margin_km": (0.001, 1000.0),  # buffer around concave hulls (GEOS fails past ~1e300)
     "max_names": (1, 20),  # names joined in a cluster's name ("Tokyo–Yokohama")
     "population": (0, 10**10),  # more than the world's population is no threshold
+    # Settings of a run's rank ranges ([ranking] rank_range_*): each is a clustering of every
+    # site (a few seconds on a million records); a hundred already cover any sensible grid.
+    "rank_range_settings": (0, 100),
 }
 # DuckDB needs a few MB per thread for its hash tables; 20 MB fails on 300,000 records
 # ("could not allocate block"), 64 MB holds at any size (it spills past the limit).
 MIN_MEMORY_BYTES = 64 * 10**6
+
+
+def parse_method(name: str) -> tuple[str, float]:
+    """A clustering method as a sweep or a run's rank ranges name it: ``(method, split_scale)``.
+
+    Parameters
+    ----------
+    name : str
+        ``dbscan``, ``dbscan/S`` (two-level DBSCAN with ``split_scale`` S >= 1) or ``hdbscan``.
+
+    Returns
+    -------
+    tuple
+        ``[clustering] method`` and ``split_scale``.
+
+    Raises
+    ------
+    ValueError
+        For any other name.
+
+    Examples
+    --------
+    >>> parse_method("dbscan/4")
+    ('dbscan', 4.0)
+    """
+    base, sep, scale = str(name).strip().partition("/")
+    if base == "hdbscan" and not sep:
+        return base, 1.0
+    if base == "dbscan":
+        try:
+            split = float(scale) if sep else 1.0
+        except ValueError:
+            split = float("nan")
+        if math.isfinite(split) and split >= 1:
+            return base, split
+    raise ValueError(f"expected dbscan, dbscan/S (S >= 1: two-level with split_scale S) or hdbscan, got {name!r}")
 
 
 def memory_bytes(text: str) -> int | None:
@@ -471,6 +518,7 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
     if number("top_n", "[ranking] top_n{--top}", integer=True) and not 1 <= c["top_n"] <= LIMITS["top_n"][1]:
         problems.append(f"[ranking] top_n{{--top}} must be a positive integer at most {LIMITS['top_n'][1]}, "
                         f"got {c['top_n']!r}. It is the size of the top tier (the GII's: 100).")
+    _rank_range_problems(c, problems)
     within("disc_segments", "[boundaries] disc_segments", integer=True,
            fix="1,024 segments already put each vertex within 5 cm of a 10 km circle (default 32).")
     if c["boundary_method"] not in ("discs", "concave"):
@@ -533,6 +581,34 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _rank_range_problems(c: Mapping[str, Any], problems: list[str]) -> None:
+    """``[ranking] rank_range_eps_km`` (radii in the eps_km range) and ``rank_range_methods``."""
+    radii, methods = c["rank_range_eps_km"], c["rank_range_methods"]
+    low, high = LIMITS["eps_km"]
+    where = "[ranking] rank_range_eps_km{--rank-range-eps}"
+    if not isinstance(radii, (list, tuple)):
+        problems.append(f"{where} must be a list of radii in km, got {radii!r}.")
+        radii = []
+    for v in radii:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and low <= v <= high):
+            problems.append(f"{where} must hold radii in [{low:g}, {high:g}] km (the range of [clustering] "
+                            f"eps_km), got {v!r}. Give radii such as [10, 15, 20].")
+    where = "[ranking] rank_range_methods{--rank-range-methods}"
+    if not isinstance(methods, (list, tuple)):
+        problems.append(f"{where} must be a list of methods, got {methods!r}.")
+        methods = []
+    for v in methods:
+        try:
+            parse_method(v)
+        except ValueError:
+            problems.append(f"{where} must hold dbscan, dbscan/S (S >= 1: two-level DBSCAN with split_scale S) "
+                            f"or hdbscan, got {v!r}.")
+    n = max(len(radii), 1) * max(len(methods), 1) if (radii or methods) else 0
+    if n > LIMITS["rank_range_settings"][1]:
+        problems.append(f"[ranking] rank_range_eps_km x rank_range_methods make {n} settings: at most "
+                        f"{LIMITS['rank_range_settings'][1]:g} (each is a clustering of every site). Give fewer.")
+
+
 def _raise(problems: list[str], source: str) -> None:
     raise ConfigError(f"Invalid configuration ({source}):\n  - " + "\n  - ".join(problems))
 
@@ -588,6 +664,9 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         top_n=r["top_n"],
         intensity_min_population=r["intensity_min_population"],
         intensity_single_site=bool(r["intensity_single_site"]),
+        rank_range_eps_km=tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                                for v in r["rank_range_eps_km"]),
+        rank_range_methods=tuple(r["rank_range_methods"]),
         bootstrap_replicates=bs["replicates"],
         bootstrap_confidence=float(bs["confidence"]),
         bootstrap_seed=bs["seed"],

@@ -41,6 +41,8 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "{--eps-km}": ("", " (--eps-km)"),
     "{--top}": ("", " (--top)"),
     "{--bootstrap}": ("", " (--bootstrap)"),
+    "{--rank-range-eps}": ("", " (--rank-range-eps)"),
+    "{--rank-range-methods}": ("", " (--rank-range-methods)"),
     "{--memory-limit}": ("", " (--memory-limit)"),
     "{--year-start}": ("", " (--year-start)"),
     "{--year-end}": ("", " (--year-end)"),

@@ -90,7 +90,10 @@ class RunResult:
         One row per cluster in rank order: every ranking column (counts, ``share_<metric>``
         in percent, ``score``, ``population``, ``<metric>_per_million``,
         ``intensity_score``, ranks, tier, anchor coordinates in degrees) and the boundary
-        polygon (EPSG:4326).
+        polygon (EPSG:4326); ``rank_ci_low``/``rank_ci_high`` with the bootstrap, and
+        ``rank_min_settings``/``rank_max_settings``/``rank_n_settings`` with
+        ``[ranking] rank_range_eps_km`` or ``rank_range_methods``
+        (:func:`cluster.stages.membership.settings_rank_ranges`).
     sites : GeoDataFrame
         Unique weighted sites (``metric``, ``lat``, ``lon``, ``weight``) with
         ``metric_cluster``, ``core``, ``cluster_id`` (None outside every cluster) and
@@ -456,6 +459,21 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
             at = clusters.columns.get_loc("rank") + 1
             clusters.insert(at, "rank_ci_low", low)
             clusters.insert(at + 1, "rank_ci_high", high)
+    ranges_info = None
+    if (config.rank_range_eps_km or config.rank_range_methods) and len(clusters):
+        with _stage("rank_ranges", timings):
+            from cluster.stages.membership import member_rows, setting_name, settings_rank_ranges
+
+            ranges, keys = settings_rank_ranges(
+                site_table, totals, config, member_rows(sites, clusters["cluster_id"].tolist()),
+                clusters["rank"].to_numpy(), eps_values=config.rank_range_eps_km, methods=config.rank_range_methods)
+            at = clusters.columns.get_loc("rank_ci_high" if "rank_ci_high" in clusters else "rank") + 1
+            for i, (col, values) in enumerate((("rank_min_settings", ranges.low), ("rank_max_settings", ranges.high),
+                                               ("rank_n_settings", ranges.n_matched))):
+                clusters.insert(at + i, col, values)
+            ranges_info = {"settings": [setting_name(k) for k in keys], "baseline": setting_name(keys[0]),
+                           "unmatched_cluster_settings": int(ranges.n_settings * len(clusters)
+                                                             - ranges.n_matched.sum())}
 
     if con is not None:
         con.close()  # frees the engine's buffers (and removes its spill files) now
@@ -479,6 +497,7 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         "thresholds": thresholds,
         **({"bootstrap": bootstrap_info} if bootstrap_info else {}),
         **({"rejected": rejects.info()} if rejects is not None else {}),
+        **({"rank_ranges": ranges_info} if ranges_info else {}),
         "warnings": warnings,
         "timings_s": {**input_info.get("timings_s", {}), **timings},
         "versions": library_versions(),

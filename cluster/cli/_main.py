@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--bootstrap", type=int, metavar="N",
                    help="bootstrap replicates for rank confidence intervals (rank_ci_low/high in "
                         "ranking.csv), 0-10000; 0 = off (default: [bootstrap] replicates, 0)")
+    r.add_argument("--rank-range-eps", type=_float_list, metavar="KM,KM,...",
+                   help="rank range across settings: recluster the sites at each radius (e.g. 10,15,20; "
+                        "hdbscan: floor radii) and add rank_min_settings, rank_max_settings and rank_n_settings "
+                        "(default: [ranking] rank_range_eps_km, off)")
+    r.add_argument("--rank-range-methods", type=_methods, metavar="M[,M]",
+                   help="methods of the rank range: dbscan, dbscan/S, hdbscan, comma-separated (default: "
+                        "[ranking] rank_range_methods, else the configured method)")
     r.add_argument("--geojson", action="store_true",
                    help="also write clusters.geojson (RFC 7946; default: [outputs] geojson)")
     r.add_argument("--names", metavar="CSV",
@@ -181,7 +188,9 @@ def _cmd_run(args) -> int:
     from cluster.config import load_config
 
     config = load_config(args.config, {**run_overrides(args), "eps_km": args.eps_km, "bootstrap": args.bootstrap,
-                                       "geojson": args.geojson, "name_overrides": args.names})
+                                       "geojson": args.geojson, "name_overrides": args.names,
+                                       "rank_range_eps_km": args.rank_range_eps,
+                                       "rank_range_methods": args.rank_range_methods})
     # Fail before the work, not after it.
     prepare_output_dir(Path(args.out), inputs=[*input_paths(args), *([args.names] if args.names else [])])
     previous = None

@@ -101,16 +101,16 @@ def _float_list(text: str) -> list[float]:
 
 def _methods(text: str) -> list[str]:
     """``dbscan``, ``dbscan/S`` (two-level, split_scale S >= 1) or ``hdbscan``, comma-separated."""
+    from cluster.config import parse_method
+
     values = [v.strip() for v in text.split(",") if v.strip()]
 
     def ok(v):
-        base, sep, scale = v.partition("/")
-        if base == "hdbscan" and not sep:
-            return True
         try:
-            return base == "dbscan" and (not sep or float(scale) >= 1)
+            parse_method(v)
         except ValueError:
             return False
+        return True
 
     bad = [v for v in values if not ok(v)]
     if not values or bad:

@@ -79,6 +79,9 @@ def ranking_table(clusters, metrics) -> pd.DataFrame:
                if c in clusters.columns])
     if "rank_ci_low" in clusters.columns:  # only when the bootstrap ran ([bootstrap] replicates > 0)
         cols[1:1] = ["rank_ci_low", "rank_ci_high"]
+    if "rank_min_settings" in clusters.columns:  # only with [ranking] rank_range_eps_km / rank_range_methods
+        at = cols.index("rank_ci_high") + 1 if "rank_ci_high" in cols else 1
+        cols[at:at] = ["rank_min_settings", "rank_max_settings", "rank_n_settings"]
     # Profiles (top_field_<metric>, top_institution_<metric>): only when the records have them.
     at = cols.index("synthetic")
     cols[at:at] = [c for c in clusters.columns if c.startswith(PROFILE_PREFIXES)]
@@ -252,7 +255,7 @@ def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | N
     table = ranking_table(clusters, metrics)
     gdf = clusters.copy()
     description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
-    # Nullable integers (intensity_rank, rank_ci_*) stay INTEGER fields (empty = NULL);
+    # Nullable integers (intensity_rank, rank_ci_*) and rank_*_settings stay INTEGER fields (empty = NULL);
     # VERSION: see cluster.outputs.gpkg.GPKG_VERSION.
     gdf.to_file(tmp / "clusters.gpkg", layer="clusters", driver="GPKG", engine="pyogrio",
                 layer_metadata={"DESCRIPTION": description}, VERSION=GPKG_VERSION)

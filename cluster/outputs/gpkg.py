@@ -39,6 +39,11 @@ _FIXED = {
     "rank": ("Rank", "Rank by score (1 = largest), ties by cluster_id"),
     "rank_ci_low": ("Rank CI low", "Lower end of the bootstrap rank interval"),
     "rank_ci_high": ("Rank CI high", "Upper end of the bootstrap rank interval"),
+    "rank_min_settings": ("Rank min (settings)", "Best rank over the run's setting and [ranking] rank_range_* "
+                          "settings where the cluster has a match"),
+    "rank_max_settings": ("Rank max (settings)", "Worst rank over the run's setting and [ranking] rank_range_* "
+                          "settings where the cluster has a match"),
+    "rank_n_settings": ("Settings matched", "Settings (the run's included) where the cluster has a match"),
     "cluster_id": ("Cluster id", "g + 7-character geohash of the cluster's heaviest location"),
     "name": ("Name", "Main places of the cluster by activity, en-dash separated"),
     "score": ("Score", "Size score: sum over metrics of score_weight x world share (percent)"),

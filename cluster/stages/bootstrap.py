@@ -27,7 +27,7 @@ import pandas as pd
 
 from cluster._progress import progress
 from cluster.config import Config
-from cluster.stages.membership import match_clusters, membership_ranking, quiet_stages
+from cluster.stages.membership import match_clusters, member_rows, membership_ranking, quiet_stages
 from cluster.stages.ranking import site_activity
 from cluster.stages.sites import document_sizes, fractional_weights, world_totals
 
@@ -142,11 +142,7 @@ def rank_intervals(records: pd.DataFrame, sites: pd.DataFrame, totals: dict, con
     units = resampling_units(records, sites)
     metrics = list(config.metric_names)
     activity = site_activity(sites, totals, config)
-    row_of = pd.Series(np.arange(len(clusters)), index=clusters["cluster_id"].to_numpy())
-    member = sites["metric_cluster"].to_numpy() >= 0
-    ids = sites["cluster_id"].to_numpy()
-    main = np.full(len(sites), -1, dtype=np.int64)
-    main[member] = row_of.reindex(ids[member]).to_numpy()
+    main = member_rows(sites, clusters["cluster_id"].tolist())
     ranks = np.zeros((n_rep, len(clusters)), dtype=np.int64)
     unmatched = 0
     base = sites[["metric", "lat", "lon"]]

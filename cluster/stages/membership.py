@@ -13,6 +13,15 @@ run; population (hence intensity) is not computed.
 Matching: clusters of two clusterings of the same sites are matched one to one by
 member-site overlap, the pair sharing the most activity (the sites' score contributions)
 first, greedily.
+
+Rank ranges across settings (:func:`rank_range`): the baseline clustering (a run, or the
+sweep's baseline setting) and a set of other settings (method, ``eps_km``, threshold
+scale), each ranked from memberships; a baseline cluster's range of ranks is the smallest
+and largest of its own rank and the ranks of its matched clusters, over the settings where
+it has a match. ``cluster sweep`` (``rank_ranges.csv``) and ``cluster run`` with
+``[ranking] rank_range_eps_km`` / ``rank_range_methods`` (:func:`settings_rank_ranges`:
+columns ``rank_min_settings``, ``rank_max_settings``, ``rank_n_settings``) use the same
+function.
 """
 
 from __future__ import annotations
@@ -24,13 +33,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from cluster.config import Config
+from cluster._progress import progress
+from cluster.config import Config, parse_method
 from cluster.engine.geo import chord_for_km, unit_vectors
 from cluster.stages.clustering import cluster_metrics, overlay
-from cluster.stages.ranking import rank_sites
+from cluster.stages.ranking import rank_sites, site_activity
 
-__all__ = ["Membership", "match_clusters", "membership_ranking", "noise_within", "quiet_stages",
-           "scaled_config"]
+log = logging.getLogger(__name__)
+__all__ = ["Membership", "RankRange", "match_clusters", "member_rows", "membership_ranking", "method_config",
+           "method_name", "noise_within", "quiet_stages", "rank_range", "scaled_config", "setting_name",
+           "settings_rank_ranges"]
 
 
 @dataclass(frozen=True)
@@ -219,3 +231,194 @@ def match_clusters(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> dict[int
         out[int(ca)] = int(cb)
         used.add(int(cb))
     return out
+
+
+
+def method_name(config: Config) -> str:
+    """The name of a config's method in a sweep or a run's rank ranges.
+
+    Parameters
+    ----------
+    config : Config
+        A configuration.
+
+    Returns
+    -------
+    str
+        ``dbscan``, ``dbscan/S`` (two-level, ``split_scale`` S) or ``hdbscan``.
+    """
+    if config.clustering_method == "dbscan" and config.split_scale != 1.0:
+        return f"dbscan/{config.split_scale:g}"
+    return config.clustering_method
+
+
+def method_config(config: Config, name: str) -> Config:
+    """``config`` with the method a sweep names (:func:`method_name`'s inverse).
+
+    Parameters
+    ----------
+    config : Config
+        The base configuration.
+    name : str
+        ``dbscan``, ``dbscan/S`` (S >= 1, the ``split_scale``) or ``hdbscan``
+        (:func:`cluster.config.parse_method`).
+
+    Returns
+    -------
+    Config
+    """
+    base, split_scale = parse_method(name)
+    return replace(config, clustering_method=base, split_scale=split_scale)
+
+
+def setting_name(key: tuple) -> str:
+    """``"dbscan 10 km x1"``: a setting ``(method, eps_km, scale)`` as the outputs name it.
+
+    Parameters
+    ----------
+    key : tuple
+        ``(method, eps_km, min_weight_scale)``.
+
+    Returns
+    -------
+    str
+    """
+    return f"{key[0]} {key[1]:g} km x{key[2]:g}"
+
+
+def member_rows(sites: pd.DataFrame, cluster_ids) -> np.ndarray:
+    """Each member site's cluster as a row number of a run's clusters table.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        A run's sites with ``metric_cluster`` (-1 for noise) and ``cluster_id``.
+    cluster_ids : sequence of str
+        The clusters table's ``cluster_id`` column, in row order.
+
+    Returns
+    -------
+    ndarray of shape (n_sites,), int64
+        Row of the cluster holding each member site, -1 for noise sites (inside a
+        boundary or not): the component array :func:`match_clusters` takes.
+    """
+    row_of = pd.Series(np.arange(len(cluster_ids)), index=np.asarray(cluster_ids, dtype=object))
+    member = sites["metric_cluster"].to_numpy() >= 0
+    out = np.full(len(sites), -1, dtype=np.int64)
+    out[member] = row_of.reindex(sites["cluster_id"].to_numpy()[member]).to_numpy()
+    return out
+
+
+@dataclass(frozen=True)
+class RankRange:
+    """Each baseline cluster's range of ranks over settings (:func:`rank_range`).
+
+    Attributes
+    ----------
+    low, high : ndarray (n_clusters,), int64
+        Smallest and largest rank: the baseline's own and those of its matched clusters.
+    n_matched : ndarray (n_clusters,), int64
+        Settings where the cluster has a match, the baseline included (it matches itself).
+    low_at, high_at : list of tuple
+        A setting where each extreme is reached (the baseline's key on a tie with it).
+    n_settings : int
+        Settings compared, the baseline included.
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    n_matched: np.ndarray
+    low_at: list
+    high_at: list
+    n_settings: int
+
+
+def rank_range(component: np.ndarray, rank: np.ndarray, others: dict, activity: np.ndarray,
+               baseline_key) -> RankRange:
+    """Range of ranks of the baseline's clusters over itself and other settings.
+
+    Parameters
+    ----------
+    component : ndarray of shape (n_sites,)
+        The baseline's cluster of each member site (0..n_clusters-1), -1 otherwise.
+    rank : ndarray of shape (n_clusters,)
+        The baseline's rank of each cluster.
+    others : dict
+        Setting key -> :class:`Membership` of the same sites, the baseline's key left out.
+    activity : ndarray of shape (n_sites,)
+        Each site's score contribution, the weight of the matching (:func:`match_clusters`).
+    baseline_key : tuple
+        The baseline's setting, named where it holds an extreme.
+
+    Returns
+    -------
+    RankRange
+    """
+    n = len(rank)
+    lo = np.asarray(rank, dtype=np.int64).copy()
+    hi = lo.copy()
+    lo_at = [baseline_key] * n
+    hi_at = [baseline_key] * n
+    found = np.ones(n, np.int64)  # the baseline matches itself
+    keys = sorted(k for k in others if k != baseline_key)
+    # Clusters numbered by rank for the matching, whose ties go by cluster number: a run
+    # (clusters in rank order) and a sweep (clusters in overlay order) then match alike.
+    rank0 = np.asarray(rank, dtype=np.int64) - 1
+    if n and not np.array_equal(np.sort(rank0), np.arange(n)):
+        raise ValueError("rank_range: the baseline's ranks must be 1..n_clusters, each once")
+    cluster_at = np.argsort(rank0)
+    by_rank = np.where(component >= 0, rank0[np.maximum(component, 0)] if n else -1, -1)
+    for key in keys:
+        mem = others[key]
+        for cr, d in match_clusters(by_rank, mem.component, activity).items():
+            c = int(cluster_at[cr])
+            r = int(mem.rank[d])
+            found[c] += 1
+            if r < lo[c]:
+                lo[c], lo_at[c] = r, key
+            if r > hi[c]:
+                hi[c], hi_at[c] = r, key
+    return RankRange(low=lo, high=hi, n_matched=found, low_at=lo_at, high_at=hi_at, n_settings=len(keys) + 1)
+
+
+def settings_rank_ranges(sites: pd.DataFrame, totals: dict, config: Config, component: np.ndarray,
+                         rank: np.ndarray, *, eps_values=(), methods=()) -> tuple[RankRange, list]:
+    """A run's rank range over settings: each (method, eps_km) clustered from memberships.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        The sites the run clustered (``metric``, ``lat``, ``lon``, ``weight``), in the
+        order of ``component``.
+    totals : dict
+        World total weight per metric.
+    config : Config
+        The run's configuration (the baseline setting: its method and ``eps_km``, scale 1).
+    component : ndarray of shape (n_sites,)
+        The run's cluster (row of its clusters table) of each member site, -1 otherwise
+        (:func:`member_rows`).
+    rank : ndarray of shape (n_clusters,)
+        The run's ranks, in the same row order.
+    eps_values : iterable of float, optional
+        Radii, km (hdbscan: floor radii); default the config's.
+    methods : iterable of str, optional
+        ``dbscan``, ``dbscan/S`` or ``hdbscan``; default the config's method.
+
+    Returns
+    -------
+    ranges : RankRange
+        The run counts as its own setting (its ranks from its boundaries, as published).
+    keys : list of tuple
+        Every setting ``(method, eps_km, 1.0)``, the baseline first.
+    """
+    key0 = (method_name(config), float(config.eps_km), 1.0)
+    methods = list(dict.fromkeys(methods or [key0[0]]))
+    eps_values = sorted({float(e) for e in eps_values} or {key0[1]})
+    grid = [(m, e, 1.0) for m in methods for e in eps_values if (m, e, 1.0) != key0]
+    others = {}
+    for key in progress(grid, desc="rank ranges", unit="setting"):
+        with quiet_stages():
+            others[key] = membership_ranking(sites, method_config(config, key[0]), totals, eps_km=key[1])
+        log.info("rank ranges: %s gives %d clusters", setting_name(key), others[key].n_clusters)
+    ranges = rank_range(component, rank, others, site_activity(sites, totals, config), key0)
+    return ranges, [key0] + sorted(others)

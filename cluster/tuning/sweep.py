@@ -7,7 +7,8 @@ radius and every metric's configured threshold multiplied by the scale, and rank
 clusters. The baseline is the configured default (method, ``eps_km`` and thresholds from
 the config, scale 1). Which setting is *right* is for :mod:`cluster.tuning.consistency`
 (reference metros); :func:`rank_ranges` gives each baseline cluster's range of ranks
-across the settings.
+across the settings (:func:`cluster.stages.membership.rank_range`, the rule ``cluster run``
+follows with ``[ranking] rank_range_eps_km``).
 
 Counts come from site memberships (the one difference from ``cluster run``; see
 :mod:`cluster.stages.membership`): member sites plus the noise sites within ``eps_km / 2``
@@ -17,7 +18,7 @@ parameters the ranks therefore equal a run's ranks up to the polygon's edge effe
 Comparisons with the baseline (columns of ``sweep.csv``):
 
 * ``method``: ``dbscan``, ``dbscan/S`` (two-level DBSCAN, ``split_scale`` S) or ``hdbscan``
-  (radius = HDBSCAN*'s floor), see :func:`method_config`;
+  (radius = HDBSCAN*'s floor), see :func:`cluster.stages.membership.method_config`;
 * ``n_clusters``; ``share_in_clusters_<m>`` and ``share_in_top_<m>``: percent of the world
   total of metric ``m`` counted in all clusters / in the top tier;
 * ``top_overlap``: fraction of the baseline's top-tier clusters whose matched cluster is in
@@ -37,14 +38,22 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from cluster._progress import progress
 from cluster.config import Config
-from cluster.stages.membership import Membership, match_clusters, membership_ranking, quiet_stages
+from cluster.stages.membership import (
+    Membership,
+    match_clusters,
+    membership_ranking,
+    method_config,
+    method_name,
+    quiet_stages,
+    rank_range,
+    setting_name,
+)
 from cluster.stages.ranking import site_activity
 
 log = logging.getLogger(__name__)
@@ -88,42 +97,6 @@ def compare(base: Membership, other: Membership, activity: np.ndarray) -> dict:
         "kendall": tau,
         "adjusted_rand": float(adjusted_rand_score(base.inside, other.inside)),
     }
-
-
-def method_name(config: Config) -> str:
-    """The sweep's name of a config's method.
-
-    Parameters
-    ----------
-    config : Config
-        A configuration.
-
-    Returns
-    -------
-    str
-        ``dbscan``, ``dbscan/S`` (two-level, ``split_scale`` S) or ``hdbscan``.
-    """
-    if config.clustering_method == "dbscan" and config.split_scale != 1.0:
-        return f"dbscan/{config.split_scale:g}"
-    return config.clustering_method
-
-
-def method_config(config: Config, name: str) -> Config:
-    """``config`` with the method a sweep names (:func:`method_name`'s inverse).
-
-    Parameters
-    ----------
-    config : Config
-        The base configuration.
-    name : str
-        ``dbscan``, ``dbscan/S`` (S >= 1, the ``split_scale``) or ``hdbscan``.
-
-    Returns
-    -------
-    Config
-    """
-    base, _, scale = name.partition("/")
-    return replace(config, clustering_method=base, split_scale=float(scale) if scale else 1.0)
 
 
 def run_sweep(sites: pd.DataFrame, totals: dict, config: Config, eps_values, scales,
@@ -214,34 +187,13 @@ def rank_ranges(memberships: dict, baseline_key, activity: np.ndarray) -> pd.Dat
         ``rank_max_setting`` name a setting where each extreme is reached.
     """
     base = memberships[baseline_key]
-    n = base.n_clusters
-    lo = base.rank.astype(np.int64).copy()
-    hi = lo.copy()
-    lo_at = [baseline_key] * n
-    hi_at = [baseline_key] * n
-    found = np.zeros(n, np.int64)
-    keys = sorted(memberships)
-    for key in keys:
-        mem = memberships[key]
-        for c, d in match_clusters(base.component, mem.component, activity).items():
-            r = int(mem.rank[d])
-            found[c] += 1
-            if r < lo[c]:
-                lo[c], lo_at[c] = r, key
-            if r > hi[c]:
-                hi[c], hi_at[c] = r, key
-    ranking = base.ranking
-    ids = ranking["cluster_id"].to_numpy()
+    ranges = rank_range(base.component, base.rank, memberships, activity, baseline_key)
     order = np.argsort(base.rank, kind="stable")
-
-    def name(key):
-        return f"{key[0]} {key[1]:g} km x{key[2]:g}"
-
-    table = pd.DataFrame({"cluster_id": ids, "rank": base.rank[order], "rank_min": lo[order],
-                          "rank_max": hi[order], "n_settings": found[order], "n_swept": len(keys),
-                          "rank_min_setting": [name(lo_at[c]) for c in order],
-                          "rank_max_setting": [name(hi_at[c]) for c in order]})
-    return table
+    return pd.DataFrame({"cluster_id": base.ranking["cluster_id"].to_numpy(), "rank": base.rank[order],
+                         "rank_min": ranges.low[order], "rank_max": ranges.high[order],
+                         "n_settings": ranges.n_matched[order], "n_swept": ranges.n_settings,
+                         "rank_min_setting": [setting_name(ranges.low_at[c]) for c in order],
+                         "rank_max_setting": [setting_name(ranges.high_at[c]) for c in order]})
 
 
 def round_table(table: pd.DataFrame) -> pd.DataFrame:
