@@ -22,9 +22,9 @@ from cluster.cli import main
 from cluster.config import _build, _merge, load_config
 from cluster.demo import generate_demo
 from cluster.errors import ConfigError
+from cluster.ingest.read import validate_frame
 from cluster.pipeline import cluster_records, load_records
 from cluster.stages.ranking import site_activity
-from cluster.ingest.read import validate_frame
 from cluster.stages.sites import prepare_sites
 from cluster.tuning.sweep import rank_ranges, run_sweep
 
