@@ -97,10 +97,10 @@ from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 __all__ = ["SELECTION_METHODS", "core_chords", "hdbscan_sphere"]
 
 SELECTION_METHODS = ("eom", "leaf")
-# Memory of one batch of neighbour lists in core_chords (distances, indices, sums).
-_QUERY_BYTES = 64 << 20
 # Distances below this (km) count as this: densities stay finite.
 _MIN_DISTANCE_KM = 1e-6
+# Leaf size of the kd-tree (sites per leaf: leaf size to twice it).
+_LEAF_SIZE = 16
 
 
 def core_chords(xyz: np.ndarray, weight: np.ndarray, k_weight: float, *, k0: int = 16) -> np.ndarray:
@@ -116,42 +116,37 @@ def core_chords(xyz: np.ndarray, weight: np.ndarray, k_weight: float, *, k0: int
         Weight to reach, > 0; reached up to the relative tolerance
         :data:`cluster.engine.dbscan.CORE_RTOL`, as DBSCAN's core test.
     k0 : int, default=16
-        Neighbours asked for first (four times more for the sites not done).
+        Accepted for callers of the former neighbour-list version and unused: the
+        kd-tree search needs no first guess of how many neighbours make the weight.
 
     Returns
     -------
     ndarray of shape (u,)
         Chord lengths (0 to 2); ``inf`` where all sites together weigh less.
     """
-    from scipy.spatial import cKDTree
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    tree, core2, _ = _tree_core2(xyz, np.asarray(weight, dtype=np.float64), k_weight)
+    out = np.empty(len(core2))
+    out[tree[0]] = np.sqrt(core2)
+    return out
 
-    weight = np.asarray(weight, dtype=np.float64)
+
+def _tree_core2(xyz, weight, k_weight):
+    """The kd-tree of the sites and their squared core chords, in the tree's order.
+
+    Returns ((order, start, end, box, n_inner), core2, (X, Y, Z)): site ``order[i]`` is
+    the tree's point i.
+    """
     n = len(weight)
-    out = np.full(n, np.inf)
+    x, y, z = (np.ascontiguousarray(xyz[:, k]) for k in range(3))
+    tree = _kd_tree(x, y, z, _LEAF_SIZE)
+    order = tree[0]
+    pts = (x[order], y[order], z[order])
     need = k_weight * (1.0 - CORE_RTOL)
     if n == 0 or weight.sum() < need:
-        return out
-    tree = cKDTree(xyz)
-    todo = np.arange(n)
-    k = min(k0, n)
-    while len(todo):
-        # Rows at a time so that the neighbour lists stay within _QUERY_BYTES.
-        rows = max(1, _QUERY_BYTES // (24 * k))
-        left = []
-        for start in range(0, len(todo), rows):
-            part = todo[start:start + rows]
-            dist, idx = tree.query(xyz[part], k=k)
-            dist, idx = dist.reshape(len(part), -1), idx.reshape(len(part), -1)
-            cum = np.cumsum(weight[idx], axis=1)
-            reached = cum[:, -1] >= need
-            first = np.argmax(cum >= need, axis=1)
-            out[part[reached]] = dist[reached, first[reached]]
-            left.append(part[~reached])
-        todo = np.concatenate(left)
-        if k == n:
-            break
-        k = min(4 * k, n)
-    return out
+        return tree, np.full(n, np.inf), pts
+    core2 = _core2(*pts, np.ascontiguousarray(weight[order]), *tree[1:], need)
+    return tree, core2, pts
 
 
 def chord_km(chord) -> np.ndarray:
@@ -170,52 +165,274 @@ def chord_km(chord) -> np.ndarray:
     return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.asarray(chord, dtype=np.float64) / 2.0, 0.0, 1.0))
 
 
-@njit(cache=True, nogil=True)
-def _prim(x, y, z, core2):
-    """Minimum spanning tree of the mutual-reachability graph, squared chords.
 
-    Returns the edges (a, b, squared mutual-reachability chord) in the order Prim adds
-    them, from site 0. Ties go to the lowest site index, so the tree depends on the
-    site order only. The sites not yet in the tree are kept packed at the front of
-    their own arrays (a leaving site swapped with the last), so that each step scans
-    contiguous memory.
-    """
+
+@njit(cache=True)
+def _nth(idx, key, lo, hi, k):
+    """Arrange ``idx[lo:hi]`` so that ``key[idx[k]]`` is its k-th smallest key, smaller
+    keys before and larger after (quickselect, three-way: equal keys cost nothing)."""
+    hi -= 1
+    while lo < hi:
+        a, b, c = key[idx[lo]], key[idx[(lo + hi) // 2]], key[idx[hi]]
+        pivot = max(min(a, b), min(max(a, b), c))
+        lt, i, gt = lo, lo, hi
+        while i <= gt:
+            v = key[idx[i]]
+            if v < pivot:
+                idx[lt], idx[i] = idx[i], idx[lt]
+                lt += 1
+                i += 1
+            elif v > pivot:
+                idx[i], idx[gt] = idx[gt], idx[i]
+                gt -= 1
+            else:
+                i += 1
+        if k < lt:
+            hi = lt - 1
+        elif k > gt:
+            lo = gt + 1
+        else:
+            return
+
+
+@njit(cache=True)
+def _kd_tree(x, y, z, leaf_size):
+    """Balanced kd-tree of 3-D points: node i has children 2i + 1 and 2i + 2, leaves are
+    the nodes from ``n_leaves - 1`` on, each over ``order[start:end]``, split at the
+    median of its widest axis. Returns order, start, end, box (nodes, 6: lo xyz, hi xyz)
+    and the number of inner nodes."""
     n = x.size
-    a = np.empty(max(n - 1, 0), np.int64)
-    b = np.empty(max(n - 1, 0), np.int64)
-    d = np.empty(max(n - 1, 0), np.float64)
-    # Position 0 is site 0 (the tree's root): the rest are positions 1..n-1, packed.
-    X, Y, Z, C = x.copy(), y.copy(), z.copy(), core2.copy()
-    ids = np.arange(n)
-    best = np.full(n, np.inf)
-    src = np.full(n, -1, np.int64)
-    px, py, pz, pc, cur = X[0], Y[0], Z[0], C[0], 0
-    lo = 1  # remaining sites: positions lo..m-1
-    m = n
-    for step in range(n - 1):
-        # Two passes: the update alone runs faster than with the argmin fused in.
-        for j in range(lo, m):
-            dx = px - X[j]
-            dy = py - Y[j]
-            dz = pz - Z[j]
-            r = max(dx * dx + dy * dy + dz * dz, pc, C[j])
-            if r < best[j]:
-                best[j] = r
-                src[j] = cur
-        k = lo
-        nd = best[lo]
-        for j in range(lo + 1, m):
-            bj = best[j]
-            if bj < nd or (bj == nd and ids[j] < ids[k]):
-                nd = bj
-                k = j
-        a[step] = src[k]
-        b[step] = ids[k]
-        d[step] = nd
-        px, py, pz, pc, cur = X[k], Y[k], Z[k], C[k], ids[k]
-        m -= 1
-        X[k], Y[k], Z[k], C[k], ids[k], best[k], src[k] = X[m], Y[m], Z[m], C[m], ids[m], best[m], src[m]
-    return a, b, d
+    n_leaves = 1
+    while n_leaves * 2 * leaf_size <= n:
+        n_leaves *= 2
+    n_nodes = 2 * n_leaves - 1
+    n_inner = n_leaves - 1
+    order = np.arange(n)
+    start = np.empty(n_nodes, np.int64)
+    end = np.empty(n_nodes, np.int64)
+    box = np.empty((n_nodes, 6))
+    start[0] = 0
+    end[0] = n
+    for node in range(n_nodes):
+        s, e = start[node], end[node]
+        lx, ly, lz = np.inf, np.inf, np.inf
+        hx, hy, hz = -np.inf, -np.inf, -np.inf
+        for i in range(s, e):
+            j = order[i]
+            lx, hx = min(lx, x[j]), max(hx, x[j])
+            ly, hy = min(ly, y[j]), max(hy, y[j])
+            lz, hz = min(lz, z[j]), max(hz, z[j])
+        box[node, 0], box[node, 1], box[node, 2] = lx, ly, lz
+        box[node, 3], box[node, 4], box[node, 5] = hx, hy, hz
+        if node < n_inner:
+            mid = (s + e) // 2
+            wx, wy, wz = hx - lx, hy - ly, hz - lz
+            if wx >= wy and wx >= wz:
+                _nth(order, x, s, e, mid)
+            elif wy >= wz:
+                _nth(order, y, s, e, mid)
+            else:
+                _nth(order, z, s, e, mid)
+            start[2 * node + 1], end[2 * node + 1] = s, mid
+            start[2 * node + 2], end[2 * node + 2] = mid, e
+    return order, start, end, box, n_inner
+
+
+@njit(cache=True, inline="always")
+def _box_d2(box, node, px, py, pz):
+    """Squared distance from a point to a node's box (0 inside)."""
+    dx = max(box[node, 0] - px, 0.0, px - box[node, 3])
+    dy = max(box[node, 1] - py, 0.0, py - box[node, 4])
+    dz = max(box[node, 2] - pz, 0.0, pz - box[node, 5])
+    return dx * dx + dy * dy + dz * dz
+
+
+@njit(cache=True)
+def _core2(X, Y, Z, W, start, end, box, n_inner, need):
+    """Squared core chord of every point (tree order): the least squared chord at which
+    the points around it, itself included, weigh ``need``; inf where they never do.
+
+    One depth-first search per point, nearer child first, keeping in a max-heap the
+    nearest points found whose weight without the farthest is below ``need``: the
+    farthest is then the core distance so far, and nodes farther are not entered.
+    """
+    n = X.size
+    out = np.full(n, np.inf)
+    heap_d = np.empty(n)
+    heap_w = np.empty(n)
+    stack = np.empty(128, np.int64)
+    for p in range(n):
+        if W[p] >= need:
+            out[p] = 0.0
+            continue
+        px, py, pz = X[p], Y[p], Z[p]
+        bound = np.inf
+        size = 0
+        total = 0.0
+        sp = 1
+        stack[0] = 0
+        while sp > 0:
+            sp -= 1
+            node = stack[sp]
+            if _box_d2(box, node, px, py, pz) >= bound:
+                continue
+            if node >= n_inner:
+                for q in range(start[node], end[node]):
+                    dx, dy, dz = px - X[q], py - Y[q], pz - Z[q]
+                    d2 = dx * dx + dy * dy + dz * dz
+                    if d2 >= bound:
+                        continue
+                    # push (d2, W[q]) on the max-heap
+                    i = size
+                    size += 1
+                    while i > 0:
+                        up = (i - 1) // 2
+                        if heap_d[up] >= d2:
+                            break
+                        heap_d[i], heap_w[i] = heap_d[up], heap_w[up]
+                        i = up
+                    heap_d[i], heap_w[i] = d2, W[q]
+                    total += W[q]
+                    # drop the farthest while the rest still weigh need
+                    while size > 1 and total - heap_w[0] >= need:
+                        total -= heap_w[0]
+                        size -= 1
+                        ld, lw = heap_d[size], heap_w[size]
+                        i = 0
+                        while True:
+                            c = 2 * i + 1
+                            if c >= size:
+                                break
+                            if c + 1 < size and heap_d[c + 1] > heap_d[c]:
+                                c += 1
+                            if heap_d[c] <= ld:
+                                break
+                            heap_d[i], heap_w[i] = heap_d[c], heap_w[c]
+                            i = c
+                        heap_d[i], heap_w[i] = ld, lw
+                    if total >= need:
+                        bound = heap_d[0]
+            else:
+                a, b = 2 * node + 1, 2 * node + 2
+                if _box_d2(box, a, px, py, pz) <= _box_d2(box, b, px, py, pz):
+                    a, b = b, a
+                stack[sp] = a  # the farther child, searched second
+                stack[sp + 1] = b
+                sp += 2
+        if total >= need:
+            out[p] = heap_d[0]
+    return out
+
+
+@njit(cache=True)
+def _boruvka(X, Y, Z, C2, start, end, box, n_inner):
+    """Minimum spanning tree of the mutual-reachability graph (squared chords), exact.
+
+    Borůvka's algorithm: in each round every component takes its lightest edge to
+    another component, found by one kd-tree search per point that skips nodes wholly in
+    its own component and nodes whose bound (the larger of the box distance, the least
+    core in the node and the point's own core) cannot beat the component's best so far;
+    a point's lightest edge found in an earlier round, while its other end is still
+    outside, is reused, and its weight bounds the point's next search from below. Ties
+    are taken in the fixed order of the points, so the tree depends on it only; with
+    ties any of the minimum spanning trees may come out, and an edge that would close
+    a cycle is skipped (Borůvka with a union-find is then still exact).
+    Returns edges (a, b, squared mutual-reachability chord) in tree-order indices.
+    """
+    n = X.size
+    n_nodes = start.size
+    min_c2 = np.empty(n_nodes)
+    for node in range(n_nodes - 1, -1, -1):
+        if node >= n_inner:
+            m = np.inf
+            for i in range(start[node], end[node]):
+                m = min(m, C2[i])
+            min_c2[node] = m
+        else:
+            min_c2[node] = min(min_c2[2 * node + 1], min_c2[2 * node + 2])
+    parent = np.arange(n)
+    comp = np.arange(n)
+    low = np.zeros(n)  # lower bound of each point's lightest edge out of its component
+    cand = np.full(n, -1, np.int64)  # the other end of that edge, when found
+    node_comp = np.empty(n_nodes, np.int64)
+    best_d = np.empty(n)
+    best_a = np.empty(n, np.int64)
+    best_b = np.empty(n, np.int64)
+    ea = np.empty(max(n - 1, 0), np.int64)
+    eb = np.empty(max(n - 1, 0), np.int64)
+    ed = np.empty(max(n - 1, 0))
+    stack = np.empty(128, np.int64)
+    ne = 0
+    while ne < n - 1:
+        for node in range(n_nodes - 1, -1, -1):
+            if node >= n_inner:
+                c = comp[start[node]]
+                for i in range(start[node] + 1, end[node]):
+                    if comp[i] != c:
+                        c = -1
+                        break
+                node_comp[node] = c
+            else:
+                c = node_comp[2 * node + 1]
+                node_comp[node] = c if c == node_comp[2 * node + 2] else -1
+        best_d[:] = np.inf
+        for p in range(n):
+            q = cand[p]
+            c = comp[p]
+            if q >= 0 and comp[q] != c and low[p] < best_d[c]:
+                best_d[c], best_a[c], best_b[c] = low[p], p, q
+        for p in range(n):
+            c = comp[p]
+            q = cand[p]
+            if (q >= 0 and comp[q] != c) or low[p] >= best_d[c]:
+                continue
+            px, py, pz, pc = X[p], Y[p], Z[p], C2[p]
+            bound = best_d[c]
+            found = -1
+            sp = 1
+            stack[0] = 0
+            while sp > 0:
+                sp -= 1
+                node = stack[sp]
+                if node_comp[node] == c:
+                    continue
+                if max(_box_d2(box, node, px, py, pz), min_c2[node], pc) >= bound:
+                    continue
+                if node >= n_inner:
+                    for j in range(start[node], end[node]):
+                        if comp[j] == c:
+                            continue
+                        dx, dy, dz = px - X[j], py - Y[j], pz - Z[j]
+                        r = max(dx * dx + dy * dy + dz * dz, pc, C2[j])
+                        if r < bound:
+                            bound = r
+                            found = j
+                    if bound <= pc:  # nothing can be lighter than the point's own core
+                        break
+                else:
+                    a, b = 2 * node + 1, 2 * node + 2
+                    if _box_d2(box, a, px, py, pz) <= _box_d2(box, b, px, py, pz):
+                        a, b = b, a
+                    stack[sp] = a
+                    stack[sp + 1] = b
+                    sp += 2
+            low[p] = bound
+            cand[p] = found
+            if found >= 0:
+                best_d[c], best_a[c], best_b[c] = bound, p, found
+        for c in range(n):
+            if comp[c] != c or best_d[c] == np.inf:
+                continue
+            ra = _find(parent, best_a[c])
+            rb = _find(parent, best_b[c])
+            if ra == rb:
+                continue
+            parent[max(ra, rb)] = min(ra, rb)
+            ea[ne], eb[ne], ed[ne] = best_a[c], best_b[c], best_d[c]
+            ne += 1
+        for p in range(n):
+            comp[p] = _find(parent, p)
+    return ea, eb, ed
 
 
 @njit(cache=True)
@@ -379,22 +596,43 @@ def _select(rp, rc, rl, rs, n, n_clusters, leaf, floor_lam):
     return selected, parent
 
 
+def _mst(xyz, weight, min_weight):
+    """Core chords and the minimum spanning tree of the mutual-reachability graph.
+
+    Returns
+    -------
+    core : ndarray of shape (u,)
+        Core chord of each site (:func:`core_chords`).
+    (a, b, d2) : tuple of ndarrays of shape (u - 1,)
+        The tree's edges between sites ``a`` and ``b`` and their squared
+        mutual-reachability chords, sorted by (d2, lower site, higher site); None when a
+        core chord is infinite (the sites weigh less than ``min_weight``) or u < 2.
+    """
+    n = len(weight)
+    tree, core2, pts = _tree_core2(xyz, weight, min_weight)
+    site = tree[0]  # the tree's point i is site site[i]
+    core = np.empty(n)
+    core[site] = np.sqrt(core2)
+    if n < 2 or not np.isfinite(core2).all():
+        return core, None
+    a, b, d2 = _boruvka(*pts, core2, *tree[1:])
+    a, b = site[a], site[b]
+    order = np.lexsort((np.maximum(a, b), np.minimum(a, b), d2))  # one order, ties by sites
+    return core, (a[order], b[order], d2[order])
+
+
 def _sites_hdbscan(lat, lon, weight, min_weight, min_cluster_weight, floor_km, method):
     """Labels of sites in an order fixed by their coordinates; see :func:`hdbscan_sphere`."""
     n = lat.size
-    xyz = unit_vectors(lat, lon)
-    core = core_chords(xyz, weight, min_weight)
+    core, mst = _mst(unit_vectors(lat, lon), weight, min_weight)
     if n == 0 or not np.isfinite(core).all():
         return np.full(n, -1, np.int64)
     if n == 1:
         return np.array([0 if weight[0] >= min_cluster_weight * (1.0 - CORE_RTOL) else -1])
-    x, y, z = (np.ascontiguousarray(xyz[:, k]) for k in range(3))
-    a, b, d2 = _prim(x, y, z, core * core)
-    order = np.argsort(d2, kind="stable")
-    a, b = a[order], b[order]
+    a, b, d2 = mst
     # Below the floor every distance counts as the floor: the hierarchy is flat there.
     low = max(floor_km, _MIN_DISTANCE_KM)
-    dist_km = np.maximum(chord_km(np.sqrt(d2[order])), low)
+    dist_km = np.maximum(chord_km(np.sqrt(d2)), low)
     left, right, size = _single_linkage(a, b, weight)
     lam_leaf = 1.0 / np.maximum(chord_km(core), low)
     min_size = min_cluster_weight * (1.0 - CORE_RTOL)
