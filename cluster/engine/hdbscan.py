@@ -91,6 +91,8 @@ from cluster.engine.dbscan import (
     _check_points,
     _check_positive,
     _fold,
+    _run_chunks,
+    _threads,
 )
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
@@ -101,6 +103,8 @@ SELECTION_METHODS = ("eom", "leaf")
 _MIN_DISTANCE_KM = 1e-6
 # Leaf size of the kd-tree (sites per leaf: leaf size to twice it).
 _LEAF_SIZE = 16
+# Fewer sites than this are searched on one thread.
+_PARALLEL_MIN_SITES = 4096
 
 
 def core_chords(xyz: np.ndarray, weight: np.ndarray, k_weight: float, *, k0: int = 16) -> np.ndarray:
@@ -145,7 +149,10 @@ def _tree_core2(xyz, weight, k_weight):
     need = k_weight * (1.0 - CORE_RTOL)
     if n == 0 or weight.sum() < need:
         return tree, np.full(n, np.inf), pts
-    core2 = _core2(*pts, np.ascontiguousarray(weight[order]), *tree[1:], need)
+    core2 = np.empty(n)
+    args = (*pts, np.ascontiguousarray(weight[order]), *tree[1:], need)
+    spans = np.linspace(0, n, 8 * _threads() + 1 if n >= _PARALLEL_MIN_SITES else 2).astype(np.int64)
+    _run_chunks(_core2_range, [(*args, lo, hi, core2) for lo, hi in zip(spans[:-1], spans[1:])])
     return tree, core2, pts
 
 
@@ -247,71 +254,187 @@ def _box_d2(box, node, px, py, pz):
     return dx * dx + dy * dy + dz * dz
 
 
-@njit(cache=True)
-def _core2(X, Y, Z, W, start, end, box, n_inner, need):
-    """Squared core chord of every point (tree order): the least squared chord at which
-    the points around it, itself included, weigh ``need``; inf where they never do.
+@njit(cache=True, nogil=True)
+def _core_search(p, bound, X, Y, Z, W, start, end, box, n_inner, need, heap_d, heap_w, stack):
+    """One point's squared core chord, searching only closer than ``bound``: inf if the
+    points closer than ``bound`` weigh less than ``need``.
 
-    One depth-first search per point, nearer child first, keeping in a max-heap the
-    nearest points found whose weight without the farthest is below ``need``: the
-    farthest is then the core distance so far, and nodes farther are not entered.
+    A depth-first search, nearer child first, keeping in a max-heap the nearest points
+    found whose weight without the farthest is below ``need``: the farthest is then the
+    core distance so far, and nodes farther are not entered.
+    """
+    px, py, pz = X[p], Y[p], Z[p]
+    size = 0
+    total = 0.0
+    sp = 1
+    stack[0] = 0
+    while sp > 0:
+        sp -= 1
+        node = stack[sp]
+        if _box_d2(box, node, px, py, pz) >= bound:
+            continue
+        if node >= n_inner:
+            for q in range(start[node], end[node]):
+                dx, dy, dz = px - X[q], py - Y[q], pz - Z[q]
+                d2 = dx * dx + dy * dy + dz * dz
+                if d2 >= bound:
+                    continue
+                i = size  # push (d2, W[q]) on the max-heap
+                size += 1
+                while i > 0:
+                    up = (i - 1) // 2
+                    if heap_d[up] >= d2:
+                        break
+                    heap_d[i], heap_w[i] = heap_d[up], heap_w[up]
+                    i = up
+                heap_d[i], heap_w[i] = d2, W[q]
+                total += W[q]
+                # drop the farthest while the rest still weigh need
+                while size > 1 and total - heap_w[0] >= need:
+                    total -= heap_w[0]
+                    size -= 1
+                    ld, lw = heap_d[size], heap_w[size]
+                    i = 0
+                    while True:
+                        c = 2 * i + 1
+                        if c >= size:
+                            break
+                        if c + 1 < size and heap_d[c + 1] > heap_d[c]:
+                            c += 1
+                        if heap_d[c] <= ld:
+                            break
+                        heap_d[i], heap_w[i] = heap_d[c], heap_w[c]
+                        i = c
+                    heap_d[i], heap_w[i] = ld, lw
+                if total >= need:
+                    bound = heap_d[0]
+        else:
+            a, b = 2 * node + 1, 2 * node + 2
+            if _box_d2(box, a, px, py, pz) <= _box_d2(box, b, px, py, pz):
+                a, b = b, a
+            stack[sp] = a  # the farther child, searched second
+            stack[sp + 1] = b
+            sp += 2
+    return heap_d[0] if total >= need else np.inf
+
+
+@njit(cache=True, nogil=True)
+def _core2_range(X, Y, Z, W, start, end, box, n_inner, need, lo, hi, out):
+    """Squared core chords of the points lo..hi-1 (tree order) into ``out``.
+
+    Each search starts bounded by the previous point's core chord plus the chord
+    between the two (the triangle inequality: the ball that holds the previous point's
+    weight lies inside), a little widened against rounding; if rounding still left it
+    short, the point is searched again unbounded.
     """
     n = X.size
-    out = np.full(n, np.inf)
     heap_d = np.empty(n)
     heap_w = np.empty(n)
     stack = np.empty(128, np.int64)
-    for p in range(n):
+    prev = -1
+    for p in range(lo, hi):
         if W[p] >= need:
             out[p] = 0.0
+            prev = p
             continue
-        px, py, pz = X[p], Y[p], Z[p]
         bound = np.inf
-        size = 0
-        total = 0.0
+        if prev >= 0:
+            dx, dy, dz = X[p] - X[prev], Y[p] - Y[prev], Z[p] - Z[prev]
+            r = math.sqrt(out[prev]) + math.sqrt(dx * dx + dy * dy + dz * dz)
+            bound = r * r * (1.0 + 1e-9) + 1e-300
+        c2 = _core_search(p, bound, X, Y, Z, W, start, end, box, n_inner, need, heap_d, heap_w, stack)
+        if c2 == np.inf and bound < np.inf:
+            c2 = _core_search(p, np.inf, X, Y, Z, W, start, end, box, n_inner, need, heap_d, heap_w, stack)
+        out[p] = c2
+        prev = p
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _min_core2(C2, start, end, n_inner):
+    """The least squared core chord in each node of the tree."""
+    n_nodes = start.size
+    out = np.empty(n_nodes)
+    for node in range(n_nodes - 1, -1, -1):
+        if node >= n_inner:
+            m = np.inf
+            for i in range(start[node], end[node]):
+                m = min(m, C2[i])
+            out[node] = m
+        else:
+            out[node] = min(out[2 * node + 1], out[2 * node + 2])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _round_start(comp, start, end, n_inner, cand, low, node_comp, best_d, best_a, best_b):
+    """A Borůvka round's start: each node's component (-1 if mixed), each component's
+    lightest edge among its points' earlier edges still leaving it, and the points that
+    must search (no such edge, and a lower bound below their component's best)."""
+    n = comp.size
+    for node in range(node_comp.size - 1, -1, -1):
+        if node >= n_inner:
+            c = comp[start[node]]
+            for i in range(start[node] + 1, end[node]):
+                if comp[i] != c:
+                    c = -1
+                    break
+            node_comp[node] = c
+        else:
+            c = node_comp[2 * node + 1]
+            node_comp[node] = c if c == node_comp[2 * node + 2] else -1
+    best_d[:] = np.inf
+    for p in range(n):
+        q = cand[p]
+        c = comp[p]
+        if q >= 0 and comp[q] != c and low[p] < best_d[c]:
+            best_d[c], best_a[c], best_b[c] = low[p], p, q
+    todo = np.empty(n, np.int64)
+    m = 0
+    for p in range(n):
+        q = cand[p]
+        c = comp[p]
+        if not (q >= 0 and comp[q] != c) and low[p] < best_d[c]:
+            todo[m] = p
+            m += 1
+    return todo[:m]
+
+
+@njit(cache=True, nogil=True)
+def _search_out(todo, lo, hi, X, Y, Z, C2, start, end, box, n_inner, min_c2, node_comp, comp, best_d,
+                low, cand):
+    """For the points ``todo[lo:hi]``: the lightest mutual-reachability edge to a point
+    of another component, if lighter than the component's best at the round's start
+    (``cand`` its other end, ``low`` its weight), else ``cand`` -1 and ``low`` that best
+    (a lower bound). Each point's answer depends on the round's start only, so the
+    points can be searched in any order, on any number of threads."""
+    stack = np.empty(128, np.int64)
+    for t in range(lo, hi):
+        p = todo[t]
+        c = comp[p]
+        px, py, pz, pc = X[p], Y[p], Z[p], C2[p]
+        bound = best_d[c]
+        found = -1
         sp = 1
         stack[0] = 0
         while sp > 0:
             sp -= 1
             node = stack[sp]
-            if _box_d2(box, node, px, py, pz) >= bound:
+            if node_comp[node] == c:
+                continue
+            if max(_box_d2(box, node, px, py, pz), min_c2[node], pc) >= bound:
                 continue
             if node >= n_inner:
-                for q in range(start[node], end[node]):
-                    dx, dy, dz = px - X[q], py - Y[q], pz - Z[q]
-                    d2 = dx * dx + dy * dy + dz * dz
-                    if d2 >= bound:
+                for j in range(start[node], end[node]):
+                    if comp[j] == c:
                         continue
-                    # push (d2, W[q]) on the max-heap
-                    i = size
-                    size += 1
-                    while i > 0:
-                        up = (i - 1) // 2
-                        if heap_d[up] >= d2:
-                            break
-                        heap_d[i], heap_w[i] = heap_d[up], heap_w[up]
-                        i = up
-                    heap_d[i], heap_w[i] = d2, W[q]
-                    total += W[q]
-                    # drop the farthest while the rest still weigh need
-                    while size > 1 and total - heap_w[0] >= need:
-                        total -= heap_w[0]
-                        size -= 1
-                        ld, lw = heap_d[size], heap_w[size]
-                        i = 0
-                        while True:
-                            c = 2 * i + 1
-                            if c >= size:
-                                break
-                            if c + 1 < size and heap_d[c + 1] > heap_d[c]:
-                                c += 1
-                            if heap_d[c] <= ld:
-                                break
-                            heap_d[i], heap_w[i] = heap_d[c], heap_w[c]
-                            i = c
-                        heap_d[i], heap_w[i] = ld, lw
-                    if total >= need:
-                        bound = heap_d[0]
+                    dx, dy, dz = px - X[j], py - Y[j], pz - Z[j]
+                    r = max(dx * dx + dy * dy + dz * dz, pc, C2[j])
+                    if r < bound:
+                        bound = r
+                        found = j
+                if bound <= pc:  # nothing can be lighter than the point's own core
+                    break
             else:
                 a, b = 2 * node + 1, 2 * node + 2
                 if _box_d2(box, a, px, py, pz) <= _box_d2(box, b, px, py, pz):
@@ -319,123 +442,80 @@ def _core2(X, Y, Z, W, start, end, box, n_inner, need):
                 stack[sp] = a  # the farther child, searched second
                 stack[sp + 1] = b
                 sp += 2
-        if total >= need:
-            out[p] = heap_d[0]
-    return out
+        low[p] = bound
+        cand[p] = found
+    return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _round_end(todo, comp, parent, cand, low, best_d, best_a, best_b, ea, eb, ed, ne):
+    """A Borůvka round's end: the searched points' edges (in point order, the first of
+    equal weights kept), then each component's lightest edge joins it to another unless
+    an earlier edge of the round already did (then it would close a cycle). Returns the
+    number of edges."""
+    for t in range(todo.size):
+        p = todo[t]
+        c = comp[p]
+        if cand[p] >= 0 and low[p] < best_d[c]:
+            best_d[c], best_a[c], best_b[c] = low[p], p, cand[p]
+    n = comp.size
+    for c in range(n):
+        if comp[c] != c or best_d[c] == np.inf:
+            continue
+        ra = _find(parent, best_a[c])
+        rb = _find(parent, best_b[c])
+        if ra == rb:
+            continue
+        parent[max(ra, rb)] = min(ra, rb)
+        ea[ne], eb[ne], ed[ne] = best_a[c], best_b[c], best_d[c]
+        ne += 1
+    for p in range(n):
+        comp[p] = _find(parent, p)
+    return ne
+
+
 def _boruvka(X, Y, Z, C2, start, end, box, n_inner):
     """Minimum spanning tree of the mutual-reachability graph (squared chords), exact.
 
-    Borůvka's algorithm: in each round every component takes its lightest edge to
-    another component, found by one kd-tree search per point that skips nodes wholly in
-    its own component and nodes whose bound (the larger of the box distance, the least
-    core in the node and the point's own core) cannot beat the component's best so far;
-    a point's lightest edge found in an earlier round, while its other end is still
-    outside, is reused, and its weight bounds the point's next search from below. Ties
-    are taken in the fixed order of the points, so the tree depends on it only; with
-    ties any of the minimum spanning trees may come out, and an edge that would close
-    a cycle is skipped (Borůvka with a union-find is then still exact).
+    Borůvka's algorithm (as McInnes & Healy 2017 use it for HDBSCAN*): in each round
+    every component takes its lightest edge to another component. A point's lightest
+    edge out of its component is found by a kd-tree search that skips nodes wholly in
+    the component and nodes whose bound (the largest of the box distance, the least
+    core in the node and the point's own core) cannot beat the component's best at the
+    round's start; a point's edge found in an earlier round is reused while its other
+    end is still outside, and its weight bounds the point's later searches from below.
+    Equal weights go to the first point in the tree's order, so the tree depends on
+    the order of the points only (not on the threads); an edge that would close a
+    cycle is skipped (with ties, Borůvka with a union-find still gives a minimum tree).
+    O(u log u) rounds of work for u points in practice, O(u) memory.
+
     Returns edges (a, b, squared mutual-reachability chord) in tree-order indices.
     """
     n = X.size
-    n_nodes = start.size
-    min_c2 = np.empty(n_nodes)
-    for node in range(n_nodes - 1, -1, -1):
-        if node >= n_inner:
-            m = np.inf
-            for i in range(start[node], end[node]):
-                m = min(m, C2[i])
-            min_c2[node] = m
-        else:
-            min_c2[node] = min(min_c2[2 * node + 1], min_c2[2 * node + 2])
+    min_c2 = _min_core2(C2, start, end, n_inner)
     parent = np.arange(n)
     comp = np.arange(n)
     low = np.zeros(n)  # lower bound of each point's lightest edge out of its component
     cand = np.full(n, -1, np.int64)  # the other end of that edge, when found
-    node_comp = np.empty(n_nodes, np.int64)
+    node_comp = np.empty(start.size, np.int64)
     best_d = np.empty(n)
     best_a = np.empty(n, np.int64)
     best_b = np.empty(n, np.int64)
     ea = np.empty(max(n - 1, 0), np.int64)
     eb = np.empty(max(n - 1, 0), np.int64)
     ed = np.empty(max(n - 1, 0))
-    stack = np.empty(128, np.int64)
     ne = 0
     while ne < n - 1:
-        for node in range(n_nodes - 1, -1, -1):
-            if node >= n_inner:
-                c = comp[start[node]]
-                for i in range(start[node] + 1, end[node]):
-                    if comp[i] != c:
-                        c = -1
-                        break
-                node_comp[node] = c
-            else:
-                c = node_comp[2 * node + 1]
-                node_comp[node] = c if c == node_comp[2 * node + 2] else -1
-        best_d[:] = np.inf
-        for p in range(n):
-            q = cand[p]
-            c = comp[p]
-            if q >= 0 and comp[q] != c and low[p] < best_d[c]:
-                best_d[c], best_a[c], best_b[c] = low[p], p, q
-        for p in range(n):
-            c = comp[p]
-            q = cand[p]
-            if (q >= 0 and comp[q] != c) or low[p] >= best_d[c]:
-                continue
-            px, py, pz, pc = X[p], Y[p], Z[p], C2[p]
-            bound = best_d[c]
-            found = -1
-            sp = 1
-            stack[0] = 0
-            while sp > 0:
-                sp -= 1
-                node = stack[sp]
-                if node_comp[node] == c:
-                    continue
-                if max(_box_d2(box, node, px, py, pz), min_c2[node], pc) >= bound:
-                    continue
-                if node >= n_inner:
-                    for j in range(start[node], end[node]):
-                        if comp[j] == c:
-                            continue
-                        dx, dy, dz = px - X[j], py - Y[j], pz - Z[j]
-                        r = max(dx * dx + dy * dy + dz * dz, pc, C2[j])
-                        if r < bound:
-                            bound = r
-                            found = j
-                    if bound <= pc:  # nothing can be lighter than the point's own core
-                        break
-                else:
-                    a, b = 2 * node + 1, 2 * node + 2
-                    if _box_d2(box, a, px, py, pz) <= _box_d2(box, b, px, py, pz):
-                        a, b = b, a
-                    stack[sp] = a
-                    stack[sp + 1] = b
-                    sp += 2
-            low[p] = bound
-            cand[p] = found
-            if found >= 0:
-                best_d[c], best_a[c], best_b[c] = bound, p, found
-        for c in range(n):
-            if comp[c] != c or best_d[c] == np.inf:
-                continue
-            ra = _find(parent, best_a[c])
-            rb = _find(parent, best_b[c])
-            if ra == rb:
-                continue
-            parent[max(ra, rb)] = min(ra, rb)
-            ea[ne], eb[ne], ed[ne] = best_a[c], best_b[c], best_d[c]
-            ne += 1
-        for p in range(n):
-            comp[p] = _find(parent, p)
+        todo = _round_start(comp, start, end, n_inner, cand, low, node_comp, best_d, best_a, best_b)
+        args = (todo, X, Y, Z, C2, start, end, box, n_inner, min_c2, node_comp, comp, best_d, low, cand)
+        spans = np.linspace(0, todo.size, 8 * _threads() + 1 if todo.size >= _PARALLEL_MIN_SITES else 2)
+        spans = spans.astype(np.int64)
+        _run_chunks(_search_out, [(args[0], lo, hi, *args[1:]) for lo, hi in zip(spans[:-1], spans[1:])])
+        ne = _round_end(todo, comp, parent, cand, low, best_d, best_a, best_b, ea, eb, ed, ne)
     return ea, eb, ed
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find(parent, p):
     while parent[p] != p:
         parent[p] = parent[parent[p]]
