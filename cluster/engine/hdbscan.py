@@ -116,6 +116,8 @@ _LEAF_SIZE = 16
 # Sites per chunk of searches (chunks run on the engine's threads; fixed, so that
 # the results do not depend on the thread count).
 _CHUNK_SITES = 4096
+# Core searches select from an annulus when it is thinner than this share of its radius.
+_ANNULUS = 0.5
 
 
 def core_chords(xyz: np.ndarray, weight: np.ndarray, k_weight: float, *, k0: int = 16) -> np.ndarray:
@@ -161,7 +163,11 @@ def _tree_core2(xyz, weight, k_weight):
     if n == 0 or weight.sum() < need:
         return tree, np.full(n, np.inf), pts
     core2 = np.empty(n)
-    args = (*pts, np.ascontiguousarray(weight[order]), *tree[1:], need)
+    w = np.ascontiguousarray(weight[order])
+    leaf_of = np.empty(n, np.int64)
+    for leaf in range(tree[4], len(tree[1])):
+        leaf_of[tree[1][leaf]:tree[2][leaf]] = leaf
+    args = (*pts, w, *tree[1:], _node_sums(w, tree[1], tree[2], tree[4]), leaf_of, need)
     spans = np.append(np.arange(0, n, _CHUNK_SITES), n)  # fixed: the same sums on any thread count
     _run_chunks(_core2_range, [(*args, lo, hi, core2) for lo, hi in zip(spans[:-1], spans[1:])])
     return tree, core2, pts
@@ -332,13 +338,106 @@ def _core_search(p, bound, X, Y, Z, W, start, end, box, n_inner, need, heap_d, h
 
 
 @njit(cache=True, nogil=True)
-def _core2_range(X, Y, Z, W, start, end, box, n_inner, need, lo, hi, out):
+def _node_sums(W, start, end, n_inner):
+    """The weight of the points in each node of the tree."""
+    out = np.empty(start.size)
+    for node in range(start.size - 1, -1, -1):
+        if node >= n_inner:
+            s = 0.0
+            for i in range(start[node], end[node]):
+                s += W[i]
+            out[node] = s
+        else:
+            out[node] = out[2 * node + 1] + out[2 * node + 2]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _annulus_core(p, lo2, hi2, X, Y, Z, W, start, end, box, n_inner, wsum, need, buf_d, buf_w, stack, stack_d):
+    """One point's squared core chord when it is known to lie in [lo2, hi2): the points
+    closer than ``lo2`` are only weighed (whole nodes at once where a node lies inside),
+    those in the annulus are gathered, and the least d2 at which the weight reaches
+    ``need`` is selected among them (quickselect, three-way, weighed). inf if the bounds
+    did not hold (rounding): then the caller searches again."""
+    px, py, pz = X[p], Y[p], Z[p]
+    m = 0
+    acc = 0.0
+    sp = 1
+    stack[0] = 0
+    stack_d[0] = 0.0
+    while sp > 0:
+        sp -= 1
+        node = stack[sp]
+        if stack_d[sp] >= hi2:
+            continue
+        dx = max(abs(px - box[node, 0]), abs(px - box[node, 3]))
+        dy = max(abs(py - box[node, 1]), abs(py - box[node, 4]))
+        dz = max(abs(pz - box[node, 2]), abs(pz - box[node, 5]))
+        if dx * dx + dy * dy + dz * dz < lo2:  # the whole node is inside
+            acc += wsum[node]
+            continue
+        if node >= n_inner:
+            for q in range(start[node], end[node]):
+                dx, dy, dz = px - X[q], py - Y[q], pz - Z[q]
+                d2 = dx * dx + dy * dy + dz * dz
+                if d2 < lo2:
+                    acc += W[q]
+                elif d2 < hi2:
+                    buf_d[m] = d2
+                    buf_w[m] = W[q]
+                    m += 1
+        else:
+            a, b = 2 * node + 1, 2 * node + 2
+            stack[sp], stack_d[sp] = a, _box_d2(box, a, px, py, pz)
+            stack[sp + 1], stack_d[sp + 1] = b, _box_d2(box, b, px, py, pz)
+            sp += 2
+    if acc >= need:
+        return np.inf
+    lo, hi = 0, m
+    while lo < hi:
+        i, j, k = buf_d[lo], buf_d[hi - 1], buf_d[(lo + hi) // 2]
+        v = max(min(i, j), min(max(i, j), k))
+        lt, t, gt = lo, lo, hi - 1
+        wl = 0.0
+        we = 0.0
+        while t <= gt:
+            d = buf_d[t]
+            if d < v:
+                wl += buf_w[t]
+                buf_d[lt], buf_d[t] = buf_d[t], buf_d[lt]
+                buf_w[lt], buf_w[t] = buf_w[t], buf_w[lt]
+                lt += 1
+                t += 1
+            elif d > v:
+                buf_d[gt], buf_d[t] = buf_d[t], buf_d[gt]
+                buf_w[gt], buf_w[t] = buf_w[t], buf_w[gt]
+                gt -= 1
+            else:
+                we += buf_w[t]
+                t += 1
+        if acc + wl >= need:
+            hi = lt
+        elif acc + wl + we >= need:
+            return v
+        else:
+            acc += wl + we
+            lo = gt + 1
+    return np.inf
+
+
+@njit(cache=True, nogil=True)
+def _core2_range(X, Y, Z, W, start, end, box, n_inner, wsum, leaf_of, need, lo, hi, out):
     """Squared core chords of the points lo..hi-1 (tree order) into ``out``.
 
-    Each search (:func:`_core_search`) starts bounded by the previous point's core
-    chord plus the chord between the two (the triangle inequality: the ball that holds
-    the previous point's weight lies inside), a little widened against rounding; if
-    rounding still left it short, the point is searched again unbounded.
+    By the triangle inequality a point's core chord lies within the chord ``d`` to
+    another point of that point's core chord ``c``: in [c - d, c + d] (a ball around
+    one holds the other's ball of radius less by ``d``). So each point after the first
+    takes the nearest point done before it in its leaf (or the one just before it), and
+    its core is selected from the annulus only (:func:`_annulus_core`, bounds widened a
+    little against rounding) when ``d < _ANNULUS c``, else searched with the heap
+    bounded by ``c + d``; the first point, or one whose bounds rounding broke, is
+    searched in full (:func:`_core_search`). Every answer is exact: the bounds only
+    choose how much is looked at.
     """
     n = X.size
     heap_d = np.empty(n)
@@ -351,13 +450,28 @@ def _core2_range(X, Y, Z, W, start, end, box, n_inner, need, lo, hi, out):
             out[p] = 0.0
             prev = p
             continue
-        bound = np.inf
+        c2 = np.inf
         if prev >= 0:
+            # the nearest point of p's leaf already done (leaves are consecutive runs)
+            leaf = leaf_of[p]
             dx, dy, dz = X[p] - X[prev], Y[p] - Y[prev], Z[p] - Z[prev]
-            r = math.sqrt(out[prev]) + math.sqrt(dx * dx + dy * dy + dz * dz)
-            bound = r * r * (1.0 + 1e-9) + 1e-300
-        c2 = _core_search(p, bound, X, Y, Z, W, start, end, box, n_inner, need, heap_d, heap_w, stack, stack_d)
-        if c2 == np.inf and bound < np.inf:
+            d2 = dx * dx + dy * dy + dz * dz
+            for q in range(max(start[leaf], lo), p - 1):
+                dx, dy, dz = X[p] - X[q], Y[p] - Y[q], Z[p] - Z[q]
+                e2 = dx * dx + dy * dy + dz * dz
+                if e2 < d2 and out[q] < np.inf:
+                    d2, prev = e2, q
+            d = math.sqrt(d2)
+            c = math.sqrt(out[prev])
+            hi2 = (c + d) * (c + d) * (1.0 + 1e-9) + 1e-300
+            lo2 = max(c - d, 0.0) ** 2 * (1.0 - 1e-9)
+            if d < _ANNULUS * c:
+                c2 = _annulus_core(p, lo2, hi2, X, Y, Z, W, start, end, box, n_inner, wsum, need, heap_d,
+                                   heap_w, stack, stack_d)
+            else:  # a thick annulus: the heap's shrinking bound does better
+                c2 = _core_search(p, hi2, X, Y, Z, W, start, end, box, n_inner, need, heap_d, heap_w, stack,
+                                  stack_d)
+        if c2 == np.inf:
             c2 = _core_search(p, np.inf, X, Y, Z, W, start, end, box, n_inner, need, heap_d, heap_w, stack, stack_d)
         out[p] = c2
         prev = p
