@@ -164,9 +164,8 @@ def _tree_core2(xyz, weight, k_weight):
         return tree, np.full(n, np.inf), pts
     core2 = np.empty(n)
     w = np.ascontiguousarray(weight[order])
-    leaf_of = np.empty(n, np.int64)
-    for leaf in range(tree[4], len(tree[1])):
-        leaf_of[tree[1][leaf]:tree[2][leaf]] = leaf
+    start, end, n_inner = tree[1], tree[2], tree[4]
+    leaf_of = np.repeat(np.arange(n_inner, len(start)), (end - start)[n_inner:])  # leaves run left to right
     args = (*pts, w, *tree[1:], _node_sums(w, tree[1], tree[2], tree[4]), leaf_of, need)
     spans = np.append(np.arange(0, n, _CHUNK_SITES), n)  # fixed: the same sums on any thread count
     _run_chunks(_core2_range, [(*args, lo, hi, core2) for lo, hi in zip(spans[:-1], spans[1:])])
