@@ -291,3 +291,34 @@ def test_spanning_tree_is_minimum(seed, min_weight):
     tree = np.zeros((n, n))
     tree[a, b] = 1
     assert connected_components(tree, directed=False)[0] == 1
+
+
+def test_many_sites_on_one_thread_and_on_all():
+    """More sites than one chunk of searches (cluster.engine.hdbscan._CHUNK_SITES): the
+    labels are the same on one thread and on all, and sampled core chords match the
+    definition (distances to all sites, sorted)."""
+    import numba
+
+    import cluster.engine.hdbscan as engine
+    from cluster.engine.geo import unit_vectors
+
+    rng = np.random.default_rng(10)
+    n = 3 * engine._CHUNK_SITES
+    centers = rng.uniform([30, -10], [55, 30], size=(40, 2))
+    pts = centers[rng.integers(0, 40, n)] + rng.normal(0, 0.3, (n, 2)) * rng.uniform(0.1, 2, (n, 1))
+    w = rng.choice([0.5, 1.0, 2.0, 20.0], n, p=[0.3, 0.4, 0.25, 0.05])
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one, _ = hdbscan_sphere(pts[:, 0], pts[:, 1], w, min_weight=60.0, floor_km=5.0)
+    finally:
+        numba.set_num_threads(threads)
+    every, _ = hdbscan_sphere(pts[:, 0], pts[:, 1], w, min_weight=60.0, floor_km=5.0)
+    assert np.array_equal(one, every) and every.max() >= 5
+    xyz = unit_vectors(pts[:, 0], pts[:, 1])
+    core = engine.core_chords(xyz, w, 60.0)
+    for i in rng.choice(n, 200, replace=False):
+        d = np.linalg.norm(xyz - xyz[i], axis=1)
+        order = np.argsort(d, kind="stable")
+        reach = np.argmax(np.cumsum(w[order]) >= 60.0 * (1 - 1e-9))
+        assert np.isclose(core[i], d[order][reach], rtol=1e-12, atol=1e-15)
