@@ -641,7 +641,9 @@ def _boruvka(X, Y, Z, C2, start, end, box, n_inner):
         args = (todo, X, Y, Z, C2, start, end, box, n_inner, min_c2, node_comp, comp, best_d, low, cand)
         spans = np.append(np.arange(0, todo.size, _CHUNK_SITES), todo.size)
         _run_chunks(_search_out, [(args[0], lo, hi, *args[1:]) for lo, hi in zip(spans[:-1], spans[1:])])
-        ne = _round_end(todo, comp, parent, cand, low, best_d, best_a, best_b, ea, eb, ed, ne)
+        before, ne = ne, _round_end(todo, comp, parent, cand, low, best_d, best_a, best_b, ea, eb, ed, ne)
+        if ne == before:  # cannot happen with finite cores; never loop for ever
+            raise RuntimeError("hdbscan_sphere: Borůvka's round joined no components")
     return ea, eb, ed
 
 
