@@ -829,7 +829,10 @@ def _mst(xyz, weight, min_weight):
         return core, None
     a, b, d2 = _boruvka(*pts, core2, *tree[1:])
     a, b = site[a], site[b]
-    order = np.lexsort((np.maximum(a, b), np.minimum(a, b), d2))  # one order, ties by sites
+    # One order, ties by sites: by the pair's key (unique), then stably by distance
+    # (two argsorts take about half the time of np.lexsort on three keys).
+    order = np.argsort(np.minimum(a, b) * n + np.maximum(a, b))
+    order = order[np.argsort(d2[order], kind="stable")]
     return core, (a[order], b[order], d2[order])
 
 
@@ -926,7 +929,10 @@ def hdbscan_sphere(lat, lon, weight=None, *, min_weight, min_cluster_weight=None
         return np.empty(0, np.int64), np.empty(0, bool)
     codes, first, site_weight = _fold(lat, lon, weight)
     site_lat, site_lon = lat[first], lon[first]
-    order = np.lexsort((first, np.mod(site_lon, 360.0), site_lat))  # the set of sites only
+    # The set of sites only: by latitude, then longitude (mod 360), then first record
+    # (sites are numbered in order of their first record, so stable sorts keep it).
+    order = np.argsort(np.mod(site_lon, 360.0), kind="stable")
+    order = order[np.argsort(site_lat[order], kind="stable")]
     site_label = np.empty(len(first), np.int64)
     site_label[order] = _sites_hdbscan(site_lat[order], site_lon[order], site_weight[order],
                                        min_weight, min_cluster_weight, float(floor_km), method)
