@@ -50,9 +50,9 @@ What is ours and what is a library's
 ------------------------------------
 * Core distances: ours, a kd-tree on the 3-D unit vectors (chords order pairs as
   great-circle distances do) in numba. By the triangle inequality a site's core chord
-  is within ``d`` of the core chord of a site ``d`` away, so each site takes its nearest
-  leaf-mate already done and selects its core among the sites in that annulus only
-  (whole nodes inside it are weighed at once); the first site of a chunk, or a thick
+  is within ``d`` of the core chord of a site ``d`` away, so each site intersects these
+  bounds over its leaf-mates already done and selects its core among the sites in
+  that annulus only (whole nodes inside it are weighed at once); the first site of a chunk, or a thick
   annulus, is a depth-first search that keeps the nearest sites in a max-heap until
   their weight reaches ``min_weight``. No library computes *weighted* core distances
   (scipy's ``cKDTree`` answers k nearest neighbours, and the k that makes the weight
@@ -119,7 +119,7 @@ _LEAF_SIZE = 16
 # Sites per chunk of searches (chunks run on the engine's threads; fixed, so that
 # the results do not depend on the thread count).
 _CHUNK_SITES = 4096
-# Core searches select from an annulus when it is thinner than this share of its radius.
+# Core searches select from an annulus thinner than this times the sum of its radii.
 _ANNULUS = 0.5
 
 
@@ -434,12 +434,13 @@ def _core2_range(X, Y, Z, W, start, end, box, n_inner, wsum, leaf_of, need, lo, 
     By the triangle inequality a point's core chord lies within the chord ``d`` to
     another point of that point's core chord ``c``: in [c - d, c + d] (a ball around
     one holds the other's ball of radius less by ``d``). So each point after the first
-    takes the nearest point done before it in its leaf (or the one just before it), and
-    its core is selected from the annulus only (:func:`_annulus_core`, bounds widened a
-    little against rounding) when ``d < _ANNULUS c``, else searched with the heap
-    bounded by ``c + d``; the first point, or one whose bounds rounding broke, is
-    searched in full (:func:`_core_search`). Every answer is exact: the bounds only
-    choose how much is looked at.
+    intersects these bounds over the points of its leaf done before it (and the one
+    just before it), and its core is selected from that annulus only
+    (:func:`_annulus_core`, bounds widened a little against rounding) when the annulus
+    is thinner than ``_ANNULUS`` times the sum of its radii, else searched with the
+    heap bounded by the outer radius; the first point, or one whose bounds rounding
+    broke, is searched in full (:func:`_core_search`). Every answer is exact: the
+    bounds only choose how much is looked at.
     """
     n = X.size
     heap_d = np.empty(n)
@@ -454,20 +455,18 @@ def _core2_range(X, Y, Z, W, start, end, box, n_inner, wsum, leaf_of, need, lo, 
             continue
         c2 = np.inf
         if prev >= 0:
-            # the nearest point of p's leaf already done (leaves are consecutive runs)
-            leaf = leaf_of[p]
-            dx, dy, dz = X[p] - X[prev], Y[p] - Y[prev], Z[p] - Z[prev]
-            d2 = dx * dx + dy * dy + dz * dz
-            for q in range(max(start[leaf], lo), p - 1):
+            # Bounds from the point just before and every point of p's leaf done before
+            # it (leaves are consecutive runs): the tightest of each.
+            r_lo, r_hi = 0.0, np.inf
+            for q in range(min(max(start[leaf_of[p]], lo), p - 1), p):
                 dx, dy, dz = X[p] - X[q], Y[p] - Y[q], Z[p] - Z[q]
-                e2 = dx * dx + dy * dy + dz * dz
-                if e2 < d2 and out[q] < np.inf:
-                    d2, prev = e2, q
-            d = math.sqrt(d2)
-            c = math.sqrt(out[prev])
-            hi2 = (c + d) * (c + d) * (1.0 + 1e-9) + 1e-300
-            lo2 = max(c - d, 0.0) ** 2 * (1.0 - 1e-9)
-            if d < _ANNULUS * c:
+                d = math.sqrt(dx * dx + dy * dy + dz * dz)
+                c = math.sqrt(out[q])
+                r_lo = max(r_lo, c - d)
+                r_hi = min(r_hi, c + d)
+            hi2 = r_hi * r_hi * (1.0 + 1e-9) + 1e-300
+            lo2 = r_lo * r_lo * (1.0 - 1e-9)
+            if r_hi - r_lo < _ANNULUS * (r_hi + r_lo):
                 c2 = _annulus_core(p, lo2, hi2, X, Y, Z, W, start, end, box, n_inner, wsum, need, heap_d,
                                    heap_w, stack, stack_d)
             else:  # a thick annulus: the heap's shrinking bound does better
