@@ -221,17 +221,104 @@ def test_two_level_dbscan_splits_dense_metros_and_keeps_sparse_ones():
         load_config({"clustering": {"method": "hdbscan", "split_scale": 2}})
 
 
-def test_core_distances_in_small_batches_are_the_same(monkeypatch):
-    """Neighbour lists are queried in batches of bounded memory; the batch size changes
-    nothing."""
+def _brute_core_chords(xyz, w, k_weight):
+    """Core chords by sorting every site's distances to all sites (the definition)."""
+    from scipy.spatial.distance import cdist
+
+    d = cdist(xyz, xyz)
+    order = np.argsort(d, axis=1, kind="stable")
+    cum = np.cumsum(w[order], axis=1)
+    first = np.argmax(cum >= k_weight * (1 - 1e-9), axis=1)
+    return np.take_along_axis(d, order, axis=1)[np.arange(len(w)), first]
+
+
+@pytest.mark.parametrize("k_weight", [0.5, 3.0, 40.0])
+def test_core_chords_match_the_definition(k_weight):
+    """The kd-tree search against sorting all distances: weights of 0 to 3 (zeros
+    included), sites on a coarse grid (many equal distances), one very heavy site."""
     import cluster.engine.hdbscan as engine
     from cluster.engine.geo import unit_vectors
 
     rng = np.random.default_rng(9)
-    lat, lon = rng.uniform(40, 50, 3000), rng.uniform(0, 20, 3000)
-    w = rng.uniform(0.1, 3.0, 3000)
+    lat, lon = np.round(rng.uniform(40, 50, 1500), 1), np.round(rng.uniform(0, 20, 1500), 1)
+    w = rng.choice([0.0, 0.1, 1.0, 3.0], 1500)
+    w[7] = 100.0
     xyz = unit_vectors(lat, lon)
-    whole = engine.core_chords(xyz, w, 40.0)
-    monkeypatch.setattr(engine, "_QUERY_BYTES", 24 * 64 * 7)
-    assert np.array_equal(engine.core_chords(xyz, w, 40.0), whole)
-    assert np.isfinite(whole).all()
+    ours = engine.core_chords(xyz, w, k_weight)
+    assert np.isfinite(ours).all() and ours[7] == 0.0
+    np.testing.assert_allclose(ours, _brute_core_chords(xyz, w, k_weight), rtol=1e-12, atol=1e-15)
+    assert np.isinf(engine.core_chords(xyz[:3], np.ones(3), 4.0)).all()
+
+
+@pytest.mark.parametrize("seed, min_weight", [(0, 1.0), (1, 4.0), (2, 25.0), (3, 4.0)])
+def test_spanning_tree_is_minimum(seed, min_weight):
+    """Borůvka's tree on the kd-tree weighs what Prim's algorithm on the complete
+    mutual-reachability graph (dense, computed in full) weighs, and is a tree; seed 3
+    puts the sites on a grid, where many edges tie. (scipy's minimum_spanning_tree on
+    the dense matrix is not the reference: on seed 0 it returns a heavier tree.)"""
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial.distance import cdist
+
+    import cluster.engine.hdbscan as engine
+    from cluster.engine.geo import unit_vectors
+
+    rng = np.random.default_rng(seed)
+    n = 1200
+    if seed == 3:
+        lat, lon = np.divmod(rng.choice(60 * 60, n, replace=False), 60)
+        lat, lon = 40 + 0.05 * lat, 5 + 0.05 * lon
+    else:
+        centers = rng.uniform([-60, -180], [60, 180], size=(6, 2))
+        pts = np.vstack([c + rng.normal(0, s, (n // 8, 2)) for c, s in zip(centers, [0.1, 0.5, 2, 0.05, 1, 3])]
+                        + [rng.uniform([-60, -180], [60, 180], (n - 6 * (n // 8), 2))])
+        lat, lon = pts[:, 0], pts[:, 1]
+    w = rng.uniform(0.2, 3.0, n) if seed else np.ones(n)
+    xyz = unit_vectors(lat, lon)
+    core, (a, b, d2) = engine._mst(xyz, w, min_weight)
+    d = cdist(xyz, xyz)
+    mr = np.maximum(np.maximum(d * d, (core * core)[:, None]), (core * core)[None, :])
+    np.fill_diagonal(mr, np.inf)
+    ref, done, best = 0.0, np.zeros(n, bool), mr[0].copy()  # Prim, from site 0
+    done[0] = True
+    for _ in range(n - 1):
+        k = int(np.argmin(np.where(done, np.inf, best)))
+        ref += best[k]
+        done[k] = True
+        best = np.minimum(best, mr[k])
+    assert len(a) == n - 1 and np.isclose(d2.sum(), ref, rtol=1e-12)
+    np.testing.assert_allclose(d2, mr[a, b], rtol=1e-12)
+    assert (np.diff(d2) >= 0).all()
+    tree = np.zeros((n, n))
+    tree[a, b] = 1
+    assert connected_components(tree, directed=False)[0] == 1
+
+
+def test_many_sites_on_one_thread_and_on_all():
+    """More sites than one chunk of searches (cluster.engine.hdbscan._CHUNK_SITES): the
+    labels are the same on one thread and on all, and sampled core chords match the
+    definition (distances to all sites, sorted)."""
+    import numba
+
+    import cluster.engine.hdbscan as engine
+    from cluster.engine.geo import unit_vectors
+
+    rng = np.random.default_rng(10)
+    n = 3 * engine._CHUNK_SITES
+    centers = rng.uniform([30, -10], [55, 30], size=(40, 2))
+    pts = centers[rng.integers(0, 40, n)] + rng.normal(0, 0.3, (n, 2)) * rng.uniform(0.1, 2, (n, 1))
+    w = rng.choice([0.5, 1.0, 2.0, 20.0], n, p=[0.3, 0.4, 0.25, 0.05])
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one, _ = hdbscan_sphere(pts[:, 0], pts[:, 1], w, min_weight=60.0, floor_km=5.0)
+    finally:
+        numba.set_num_threads(threads)
+    every, _ = hdbscan_sphere(pts[:, 0], pts[:, 1], w, min_weight=60.0, floor_km=5.0)
+    assert np.array_equal(one, every) and every.max() >= 5
+    xyz = unit_vectors(pts[:, 0], pts[:, 1])
+    core = engine.core_chords(xyz, w, 60.0)
+    for i in rng.choice(n, 200, replace=False):
+        d = np.linalg.norm(xyz - xyz[i], axis=1)
+        order = np.argsort(d, kind="stable")
+        reach = np.argmax(np.cumsum(w[order]) >= 60.0 * (1 - 1e-9))
+        assert np.isclose(core[i], d[order][reach], rtol=1e-12, atol=1e-15)
