@@ -131,7 +131,7 @@ def test_kdist_agrees_with_core_sites():
     lat = rng.normal(45, 0.3, 3000)
     lon = rng.normal(7, 0.3, 3000)
     w = rng.integers(1, 4, 3000).astype(float)
-    d = weighted_kdist(lat, lon, w, 12.0, k0=4)
+    d = weighted_kdist(lat, lon, w, 12.0)
     _, core = dbscan_sphere(lat, lon, w, eps_km=5.0, min_weight=12.0)
     clear = np.abs(d - 5.0) > 1e-6
     assert np.array_equal(core[clear], d[clear] <= 5.0)

@@ -123,7 +123,7 @@ _CHUNK_SITES = 4096
 _ANNULUS = 0.5
 
 
-def core_chords(xyz: np.ndarray, weight: np.ndarray, k_weight: float, *, k0: int = 16) -> np.ndarray:
+def core_chords(xyz: np.ndarray, weight: np.ndarray, k_weight: float) -> np.ndarray:
     """Chord (unit sphere) at which each site's nearest sites, itself included, weigh ``k_weight``.
 
     Parameters
@@ -135,9 +135,6 @@ def core_chords(xyz: np.ndarray, weight: np.ndarray, k_weight: float, *, k0: int
     k_weight : float
         Weight to reach, > 0; reached up to the relative tolerance
         :data:`cluster.engine.dbscan.CORE_RTOL`, as DBSCAN's core test.
-    k0 : int, default=16
-        Accepted for callers of the former neighbour-list version and unused: the
-        kd-tree search needs no first guess of how many neighbours make the weight.
 
     Returns
     -------

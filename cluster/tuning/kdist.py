@@ -43,7 +43,7 @@ def chord_to_km(chord) -> np.ndarray:
     return chord_km(chord)
 
 
-def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.ndarray:
+def weighted_kdist(lat, lon, weight, k_weight: float) -> np.ndarray:
     """Distance (km) at which each site's nearest sites (itself included) weigh ``k_weight``.
 
     Parameters
@@ -52,8 +52,6 @@ def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.nda
         Sites in degrees and their (positive) weights.
     k_weight : float
         Cumulative weight to reach, > 0.
-    k0 : int, default=16
-        Neighbours asked for first.
 
     Returns
     -------
@@ -66,7 +64,7 @@ def weighted_kdist(lat, lon, weight, k_weight: float, *, k0: int = 16) -> np.nda
     weight = np.asarray(weight, dtype=float)
     if len(weight) == 0:
         return np.empty(0)
-    chords = core_chords(unit_vectors(lat, lon), weight, k_weight, k0=k0)
+    chords = core_chords(unit_vectors(lat, lon), weight, k_weight)
     out = np.full(len(weight), np.inf)
     done = np.isfinite(chords)
     out[done] = chord_to_km(chords[done])
