@@ -349,7 +349,7 @@ def draw_uncertainty(table: pd.DataFrame, path: Path, title: str, n: int = 30) -
     ax.set_yticks(y, names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("rank")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper right")  # the top ranks sit left: the corner is empty
     ax.set_title(title.replace("$", "\\$"), fontsize=9)
     fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
 
