@@ -27,3 +27,14 @@ def offsets_km(lat0, lon0, dx_km, dy_km):
     lat = lat0 + dy_km / 111.195
     lon = lon0 + dx_km / (111.195 * np.cos(np.radians(lat0)))
     return lat, lon
+
+
+def two_city_csv(path):
+    """A small records CSV (40 patents around Munich, 40 VC deals around Berlin): two clusters
+    at thresholds of 3, for tests of whole runs through the command line."""
+    rows = ["metric,doc_id,lat,lon"]
+    for i in range(40):
+        rows.append(f"patents,p{i},{48.1 + (i % 7) * 0.01},{11.5 + (i % 5) * 0.01}")
+        rows.append(f"vc,v{i},{52.5 + (i % 3) * 0.01},{13.4 + (i % 4) * 0.01}")
+    path.write_text("\n".join(rows) + "\n")
+    return path

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import two_city_csv
 
 from cluster.outputs.files import OUTPUT_FILES
 
@@ -44,13 +45,6 @@ def _snapshot(out: Path) -> dict:
     return {f: (out / f).read_bytes() for f in OUTPUT_FILES}
 
 
-def _records(path: Path) -> Path:
-    rows = ["metric,doc_id,lat,lon"]
-    for i in range(40):
-        rows.append(f"patents,p{i},{48.1 + (i % 7) * 0.01},{11.5 + (i % 5) * 0.01}")
-        rows.append(f"vc,v{i},{52.5 + (i % 3) * 0.01},{13.4 + (i % 4) * 0.01}")
-    path.write_text("\n".join(rows) + "\n")
-    return path
 
 
 def _args(inp, out, eps):
@@ -61,7 +55,7 @@ def _args(inp, out, eps):
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["mid-write", "after-swap"])
 def test_sigkill_leaves_old_or_new_outputs_never_a_mix(tmp_path, where):
-    inp, out, marker = _records(tmp_path / "r.csv"), tmp_path / "out", tmp_path / "marker"
+    inp, out, marker = two_city_csv(tmp_path / "r.csv"), tmp_path / "out", tmp_path / "marker"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     assert subprocess.run([sys.executable, "-m", "cluster.cli", *_args(inp, out, 10)], env=env).returncode == 0
     old = _snapshot(out)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import two_city_csv
 
 from cluster.cli import main
 
@@ -32,13 +33,6 @@ ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def _records(path: Path) -> Path:
-    rows = ["metric,doc_id,lat,lon"]
-    for i in range(40):
-        rows.append(f"patents,p{i},{48.1 + (i % 7) * 0.01},{11.5 + (i % 5) * 0.01}")
-        rows.append(f"vc,v{i},{52.5 + (i % 3) * 0.01},{13.4 + (i % 4) * 0.01}")
-    path.write_text("\n".join(rows) + "\n")
-    return path
 
 
 def _run(inp, out, *extra) -> int:
@@ -61,7 +55,7 @@ def test_a_folder_with_a_stray_run_json_is_not_wiped(tmp_path, capsys):
     (p / "d" / "n").write_text("k")
     (p / "run.json").write_text("{}")
     before = _tree(p)
-    assert _run(_records(tmp_path / "r.csv"), p) == 2
+    assert _run(two_city_csv(tmp_path / "r.csv"), p) == 2
     err = capsys.readouterr().err
     assert "d/n" in err and "run.json" in err and "nothing of yours is ever deleted" in err
     assert _tree(p) == before
@@ -69,7 +63,7 @@ def test_a_folder_with_a_stray_run_json_is_not_wiped(tmp_path, capsys):
 
 def test_an_input_inside_the_previous_output_folder_is_refused_and_kept(tmp_path, capsys):
     prev = tmp_path / "prev"
-    assert _run(_records(tmp_path / "r.csv"), prev) == 0
+    assert _run(two_city_csv(tmp_path / "r.csv"), prev) == 0
     (tmp_path / "r.csv").rename(prev / "r.csv")  # the user keeps the input beside the outputs
     before = _tree(prev)
     assert _run(prev / "r.csv", prev) == 2
@@ -80,7 +74,7 @@ def test_an_input_inside_the_previous_output_folder_is_refused_and_kept(tmp_path
 def test_input_exactly_at_out_or_out_inside_an_input_folder_is_refused(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
-    _records(data / "r.csv")
+    two_city_csv(data / "r.csv")
     assert _run(data, data / "out") == 2  # outputs would be read as records next time
     assert "overlap" in capsys.readouterr().err
     assert not (data / "out").exists()
@@ -88,7 +82,7 @@ def test_input_exactly_at_out_or_out_inside_an_input_folder_is_refused(tmp_path,
 
 def test_compare_into_one_of_its_editions_is_refused(tmp_path, capsys):
     a, b = tmp_path / "A", tmp_path / "B"
-    assert _run(_records(tmp_path / "r.csv"), a) == 0
+    assert _run(two_city_csv(tmp_path / "r.csv"), a) == 0
     assert _run(tmp_path / "r.csv", b) == 0
     before = _tree(a)
     assert main(["-q", "compare", str(a), str(b), "--out", str(a)]) == 2
@@ -98,7 +92,7 @@ def test_compare_into_one_of_its_editions_is_refused(tmp_path, capsys):
 
 def test_replacing_a_run_removes_exactly_the_files_of_its_manifest(tmp_path):
     out = tmp_path / "out"
-    assert _run(_records(tmp_path / "r.csv"), out) == 0
+    assert _run(two_city_csv(tmp_path / "r.csv"), out) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["tool"] == "innovation-clusters" and manifest["command"] == "run"
     assert set(manifest["files"]) | {"manifest.json"} == {p.name for p in out.iterdir()}
@@ -110,7 +104,7 @@ def test_replacing_a_run_removes_exactly_the_files_of_its_manifest(tmp_path):
 
 def test_an_edited_output_is_foreign_and_kept(tmp_path, capsys):
     out = tmp_path / "out"
-    assert _run(_records(tmp_path / "r.csv"), out) == 0
+    assert _run(two_city_csv(tmp_path / "r.csv"), out) == 0
     (out / "ranking.csv").write_text("my notes\n")
     assert _run(tmp_path / "r.csv", out) == 2
     assert "ranking.csv" in capsys.readouterr().err
@@ -121,7 +115,7 @@ def test_a_file_appearing_during_the_run_is_kept(tmp_path, monkeypatch):
     import cluster._atomic as atomic
 
     out = tmp_path / "out"
-    assert _run(_records(tmp_path / "r.csv"), out) == 0
+    assert _run(two_city_csv(tmp_path / "r.csv"), out) == 0
     real = atomic._swap_into_place
 
     def swap(tmp, target):
@@ -137,14 +131,14 @@ def test_a_symbolic_link_out_is_kept_and_its_target_written(tmp_path):
     target, link = tmp_path / "target", tmp_path / "link"
     target.mkdir()
     link.symlink_to(target)
-    assert _run(_records(tmp_path / "r.csv"), link) == 0
+    assert _run(two_city_csv(tmp_path / "r.csv"), link) == 0
     assert link.is_symlink() and (target / "ranking.csv").is_file()
     assert _run(tmp_path / "r.csv", link) == 0  # and again
     assert link.is_symlink() and (target / "manifest.json").is_file()
 
 
 def test_out_dot_is_refused_before_the_work(tmp_path, monkeypatch, capsys):
-    inp = _records(tmp_path / "r.csv")
+    inp = two_city_csv(tmp_path / "r.csv")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -167,7 +161,7 @@ def test_nothing_forks_and_no_thread_is_started_ahead(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fork", no_fork)
     monkeypatch.setattr(os, "register_at_fork", lambda **k: None, raising=False)
     before = {t.name for t in threading.enumerate()}
-    assert _run(_records(tmp_path / "r.csv"), tmp_path / "out") == 0
+    assert _run(two_city_csv(tmp_path / "r.csv"), tmp_path / "out") == 0
     assert (tmp_path / "out" / "map.png").stat().st_size > 0
     assert "import-ahead" not in {t.name for t in threading.enumerate()} - before
 
@@ -192,7 +186,7 @@ def test_a_scheduler_without_workers_ends_within_the_timeout(tmp_path):
             except OSError:
                 time.sleep(0.1)
         t0 = time.monotonic()
-        inp = str(_records(tmp_path / "r.csv"))
+        inp = str(two_city_csv(tmp_path / "r.csv"))
         done = subprocess.run([sys.executable, "-m", "cluster", "run", "-q", "--input", inp,
                                "--scheduler", f"tcp://127.0.0.1:{port}", "--scheduler-timeout", "3",
                                "--out", str(tmp_path / "out")], capture_output=True, text=True, env=ENV, timeout=120)
@@ -214,7 +208,7 @@ def test_an_http_server_is_not_taken_for_a_scheduler(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         address = f"tcp://127.0.0.1:{server.server_address[1]}"
-        inp = str(_records(tmp_path / "r.csv"))
+        inp = str(two_city_csv(tmp_path / "r.csv"))
         done = subprocess.run([sys.executable, "-m", "cluster", "run", "-q", "--input", inp,
                                "--scheduler", address, "--scheduler-timeout", "2", "--out", str(tmp_path / "out")],
                               capture_output=True, text=True, env=ENV, timeout=120)
@@ -225,7 +219,7 @@ def test_an_http_server_is_not_taken_for_a_scheduler(tmp_path):
 
 
 def test_an_unknown_scheduler_scheme_is_a_usage_error(tmp_path, capsys):
-    assert _run(_records(tmp_path / "r.csv"), tmp_path / "out", "--scheduler", "foo://x") == 2
+    assert _run(two_city_csv(tmp_path / "r.csv"), tmp_path / "out", "--scheduler", "foo://x") == 2
     assert "tcp://host:8786" in capsys.readouterr().err
 
 
@@ -236,7 +230,7 @@ def test_an_unknown_scheduler_scheme_is_a_usage_error(tmp_path, capsys):
 
 def test_disk_full_is_a_fault_of_the_environment_and_the_previous_outputs_stay(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    assert _run(_records(tmp_path / "r.csv"), out) == 0
+    assert _run(two_city_csv(tmp_path / "r.csv"), out) == 0
     before = _tree(out)
 
     def full(self, path, *a, **k):
@@ -259,7 +253,7 @@ def test_a_really_full_disk(tmp_path):
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
     try:
-        inp = str(_records(tmp_path / "r.csv"))
+        inp = str(two_city_csv(tmp_path / "r.csv"))
         done = subprocess.run([sys.executable, "-m", "cluster", "run", "-q", "--input", inp,
                                "--min-weight", "patents=3", "--min-weight", "vc=3", "--min-weight", "publications=3",
                                "--out", str(mnt / "out")], capture_output=True, text=True, env=ENV, timeout=300)
@@ -277,13 +271,13 @@ def test_a_read_only_folder_is_named(tmp_path, monkeypatch, capsys):
     import cluster._atomic as atomic
 
     monkeypatch.setattr(atomic, "make_temp_dir", read_only)
-    assert _run(_records(tmp_path / "r.csv"), tmp_path / "out") == 3
+    assert _run(two_city_csv(tmp_path / "r.csv"), tmp_path / "out") == 3
     assert "read-only" in capsys.readouterr().err
 
 
 def test_a_path_too_long_is_named(tmp_path, capsys):
     out = tmp_path / ("x" * 300)
-    assert _run(_records(tmp_path / "r.csv"), out) in (2, 3)
+    assert _run(two_city_csv(tmp_path / "r.csv"), out) in (2, 3)
     assert "too long" in capsys.readouterr().err
 
 
@@ -328,7 +322,7 @@ def test_temporary_folders_of_killed_commands_are_removed_by_the_next_command(tm
 
 @pytest.mark.slow
 def test_sigterm_removes_the_temporary_folder_and_keeps_the_previous_outputs(tmp_path):
-    out, inp, marker = tmp_path / "out", _records(tmp_path / "r.csv"), tmp_path / "marker"
+    out, inp, marker = tmp_path / "out", two_city_csv(tmp_path / "r.csv"), tmp_path / "marker"
     assert _run(inp, out) == 0
     before = _tree(out)
     driver = ("import sys, time, pathlib\n"
@@ -362,7 +356,7 @@ def test_sigterm_removes_the_temporary_folder_and_keeps_the_previous_outputs(tmp
 @pytest.fixture(scope="module")
 def edition(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ed")
-    assert _run(_records(tmp / "r.csv"), tmp / "e") == 0
+    assert _run(two_city_csv(tmp / "r.csv"), tmp / "e") == 0
     return tmp / "e"
 
 
