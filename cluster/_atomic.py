@@ -46,8 +46,8 @@ from pathlib import Path
 
 from cluster.errors import EnvironmentFault, UserInputError, environment_fault
 
-__all__ = ["MANIFEST", "atomic_output_dir", "foreign_entries", "prepare_output_dir", "recover_interrupted",
-           "remove_debris"]
+__all__ = ["MANIFEST", "atomic_output_dir", "file_sha256", "foreign_entries", "prepare_output_dir",
+           "recover_interrupted", "remove_debris"]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,25 @@ _SHOWN = 10
 # --------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in chunks: the manifests' checksums and the input
+    fingerprints in ``run.json`` and ``index.json``.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    chunk : int, default 1 MiB
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        Hexadecimal digest.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
+        while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
 
@@ -82,7 +97,7 @@ def _files_below(folder: Path) -> list[str]:
 
 
 def _write_manifest(folder: Path, command: str) -> None:
-    files = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+    files = {name: {"bytes": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
              for name in _files_below(folder) if name != MANIFEST}
     from cluster._version import __version__
 
@@ -115,7 +130,7 @@ def _owned(folder: Path, name: str, entry: dict) -> bool:
     try:
         if path.is_symlink() or not path.is_file() or path.stat().st_size != entry.get("bytes"):
             return False
-        return _sha256(path) == entry.get("sha256")
+        return file_sha256(path) == entry.get("sha256")
     except OSError:
         return False
 

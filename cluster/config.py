@@ -385,6 +385,9 @@ LIMITS: dict[str, tuple[float, float]] = {
     # Settings of a run's rank ranges ([ranking] rank_range_*): each is a clustering of every
     # site (a few seconds on a million records); a hundred already cover any sensible grid.
     "rank_range_settings": (0, 100),
+    # Seconds to wait for a Dask scheduler and a live worker: a second at least (a connection
+    # takes milliseconds on a network), a day at most (a deadline that never comes is none).
+    "scheduler_timeout_s": (1.0, 86_400.0),
 }
 # DuckDB needs a few MB per thread for its hash tables; 20 MB fails on 300,000 records
 # ("could not allocate block"), 64 MB holds at any size (it spills past the limit).
@@ -551,9 +554,8 @@ def _value_problems(c: Mapping[str, Any]) -> list[str]:
                         "(default 2GB).")
     within("threads", "[engine] threads", integer=True,
            fix="0 uses every core; more threads than cores gain nothing.")
-    if number("scheduler_timeout_s", "[engine] scheduler_timeout") and not 1 <= c["scheduler_timeout_s"] <= 86400:
-        problems.append(f"[engine] scheduler_timeout must be in [1, 86400] seconds (how long to wait for the "
-                        f"Dask scheduler and a live worker), got {c['scheduler_timeout_s']!r}.")
+    within("scheduler_timeout_s", "[engine] scheduler_timeout{--scheduler-timeout}", unit=" s",
+           fix="It is how long to wait for the Dask scheduler and a live worker (default 60).")
     scheduler = c["scheduler"]
     if isinstance(scheduler, str) and scheduler.strip() and "://" in scheduler and scheduler.split("://", 1)[0] not in (
             "tcp", "tls", "ucx", "inproc", "ws", "wss"):

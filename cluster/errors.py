@@ -44,6 +44,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "{--rank-range-eps}": ("", " (--rank-range-eps)"),
     "{--rank-range-methods}": ("", " (--rank-range-methods)"),
     "{--memory-limit}": ("", " (--memory-limit)"),
+    "{--scheduler-timeout}": ("", " (--scheduler-timeout)"),
     "{--year-start}": ("", " (--year-start)"),
     "{--year-end}": ("", " (--year-end)"),
 }

@@ -210,11 +210,11 @@ def run_index(
     else:
         run = {"ranking": None, "clusters": source, "sites": None, "info": {}, "path": "<memory>"}
     if out is not None:
-        from .outputs import prepare_output_dir
+        from cluster._atomic import prepare_output_dir
 
         read = [p for p in [source if isinstance(source, (str, Path)) else None, *(tables or {}).values(), compare]
                 if p is not None and "://" not in str(p)]
-        prepare_output_dir(Path(out), inputs=read)  # fail before the work, not after it
+        prepare_output_dir(Path(out), inputs=read, walked=False)  # fail before the work, not after it
     units = unit_table(fw, run["clusters"], run["ranking"], run["sites"], tables=tables, compare=compare)
     run_synthetic = bool(run["info"].get("synthetic", False))
     if "synthetic" in units.columns:

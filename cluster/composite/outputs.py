@@ -31,7 +31,6 @@ directory without ``index.json`` is never replaced.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -55,40 +54,12 @@ FILES = (
 )
 
 
-def prepare_output_dir(out_dir: Path, *, inputs=()) -> Path:
-    """Check that ``out_dir`` can be created or replaced (see :mod:`cluster._atomic`).
-
-    Parameters
-    ----------
-    out_dir : path-like
-        Directory to write into.
-    inputs : iterable of path-like
-        The run folder and tables read: none may lie inside ``out_dir``.
-
-    Returns
-    -------
-    pathlib.Path
-        The folder that will be written.
-    """
-    from cluster._atomic import prepare_output_dir as prepare
-
-    return prepare(out_dir, inputs=inputs, walked=False)
-
-
 def _rounded(df: pd.DataFrame, decimals: int = 6) -> pd.DataFrame:
     out = df.copy()
     for c in out.columns:
         if pd.api.types.is_float_dtype(out[c]):
             out[c] = out[c].round(decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
     return out
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _md(text) -> str:
@@ -396,7 +367,7 @@ def write_index(res, out_dir: str | Path) -> Path:
     import geopandas as gpd
     import pyogrio
 
-    from cluster._atomic import atomic_output_dir
+    from cluster._atomic import atomic_output_dir, file_sha256
     from cluster.outputs._text import write_csv
     from cluster.outputs.gpkg import GPKG_VERSION
 
@@ -445,10 +416,10 @@ def write_index(res, out_dir: str | Path) -> Path:
         inputs = {}
         for label, p in [("framework", fw.source), *res.info.get("tables", {}).items()]:
             if Path(p).is_file():
-                inputs[label] = {"path": str(p), "sha256": _sha256(p)}
+                inputs[label] = {"path": str(p), "sha256": file_sha256(p)}
         run = res.info.get("run", "")
         if run and Path(run, "ranking.csv").is_file():
-            inputs["ranking"] = {"path": str(Path(run, "ranking.csv")), "sha256": _sha256(Path(run, "ranking.csv"))}
+            inputs["ranking"] = {"path": str(Path(run, "ranking.csv")), "sha256": file_sha256(Path(run, "ranking.csv"))}
         u = res.uncertainty
         info = {
             "synthetic": synthetic,

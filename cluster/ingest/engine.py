@@ -54,6 +54,7 @@ from pathlib import Path, PurePath, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from cluster._atomic import file_sha256
 from cluster.errors import InputDataError, UserInputError
 from cluster.ingest.mapping import InputMapping, mapping_plan
 from cluster.ingest.read import (
@@ -67,7 +68,6 @@ from cluster.ingest.read import (
     check_case_duplicates,
     check_columns,
     check_world_totals,
-    file_sha256,
     is_utf8,
     mixed_line_endings,
     read_records,

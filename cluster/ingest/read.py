@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cluster._atomic import file_sha256
 from cluster.errors import InputDataError, UserInputError
 from cluster.ingest.mapping import InputMapping, apply_mapping
 from cluster.ingest.rejects import Rejects
@@ -762,27 +763,3 @@ def check_world_totals(records: pd.DataFrame, where: str, *, row_offset: int | N
                    f"float (about 1.8e308).{rows} Scale the weights down, e.g. to documents or "
                    "fractions of a document.")
             raise UserInputError(msg)
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, read in chunks (the input fingerprints in ``run.json``).
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The file.
-    chunk : int, default 1 MiB
-        Bytes read at a time.
-
-    Returns
-    -------
-    str
-        Hexadecimal digest.
-    """
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
