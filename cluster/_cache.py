@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["cache_dir", "cached", "write_atomic"]
+__all__ = ["cache_dir", "cached", "replace_file", "write_atomic"]
 
 _APP = "innovation-clusters"
 
@@ -40,8 +40,40 @@ def cache_dir(kind: str) -> Path:
     return Path(platformdirs.user_cache_dir(_APP, appauthor=False)) / kind
 
 
+def replace_file(path: Path, write: Callable[[str], None]) -> None:
+    """Write a file aside and rename it into place, so that a reader never sees half of it
+    and a failure leaves the previous file (the one file writer: caches, the demo file).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file; its folder is created.
+    write : callable
+        Writes the content to the temporary path it is given (in the same folder, with
+        the same suffix).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    OSError
+        When the folder cannot be written (the temporary file is removed).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write a cache file aside and rename it into place; nothing on a read-only or full home.
+    """A cache file written by :func:`replace_file`; nothing on a read-only or full home.
 
     Parameters
     ----------
@@ -55,15 +87,7 @@ def write_atomic(path: Path, write: Callable[[str], None]) -> None:
     None
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        replace_file(path, write)
     except OSError:  # a read-only or full home: every run derives the data again
         return
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -645,13 +644,7 @@ def write_demo(path: str | os.PathLike, n_records: int = 1_000_000, seed: int = 
     meta[PARQUET_DESCRIPTION_KEY] = description.encode("utf-8")
     table = table.replace_schema_metadata(meta)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from cluster._cache import replace_file
+
+    replace_file(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     return path
