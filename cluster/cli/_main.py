@@ -117,10 +117,15 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--method", type=_methods, default=None, metavar="M[,M]",
                     help="methods to try, comma-separated: dbscan, dbscan/S (two-level DBSCAN with "
                          "split_scale S, e.g. dbscan/4) and hdbscan (default: the configured method)")
-    sw.add_argument("--reference", metavar="CSV",
+    sw.add_argument("--reference", metavar="FILE",
                     help="reference metros for the consistency check: a CSV of city points with columns "
-                         "name, lat, lon, group (cities of one group belong together); default: the built-in "
+                         "name, lat, lon, group (cities of one group belong together), or metro polygons "
+                         "(.gpkg, .geojson, .shp, .fgb: US CBSAs, EU functional urban areas; a cluster with "
+                         ">= 10%% of two metros' clustered activity merges them); default: the built-in "
                          "GII clusters (cluster/tuning/data/gii_metros.csv); 'none' to skip")
+    sw.add_argument("--reference-column", metavar="COL", default=None,
+                    help="polygon references: the column naming each metro (default: the first of group, "
+                         "name, NAME, URAU_NAME, eFUA_name, fua_name, NAMELSAD)")
     sw.add_argument("--min-weight-scale", type=_float_list, default=[1.0], metavar="S,S,...",
                     help="multipliers of every metric's threshold, comma-separated (default 1)")
 

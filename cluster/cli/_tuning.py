@@ -49,7 +49,8 @@ def sweep_command(args) -> int:
 
     out = Path(args.out)
     prepare_output_dir(out, inputs=input_paths(args))  # fail before the work, not after it
-    reference = None if (args.reference or "").lower() == "none" else load_reference(args.reference)
+    reference = None if (args.reference or "").lower() == "none" else load_reference(
+        args.reference, name_column=args.reference_column)
     base = load_config(args.config, run_overrides(args))
     for eps in args.eps_km:  # every radius under the configuration's rule, before the work
         load_config(base, {"eps_km": eps})
@@ -59,8 +60,10 @@ def sweep_command(args) -> int:
     timings["sweep"] = round(time.perf_counter() - t0, 3)
     table = round_table(table)
     key0 = (method_name(config), float(config.eps_km), 1.0)
-    ranges = rank_ranges(memberships, key0, site_activity(sites, totals, config))
-    consistency = None if reference is None else consistency_table(sites, memberships, reference)
+    activity = site_activity(sites, totals, config)
+    ranges = rank_ranges(memberships, key0, activity)
+    consistency = None if reference is None else consistency_table(sites, memberships, reference,
+                                                                   activity=activity)
     with atomic_output_dir(out, command="sweep", inputs=input_paths(args)) as tmp:
         write_csv(table, tmp / "sweep.csv")
         write_csv(ranges, tmp / "rank_ranges.csv")
