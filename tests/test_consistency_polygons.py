@@ -125,3 +125,16 @@ def test_bad_polygon_files_name_file_column_and_fix(tmp_path):
     # --reference-column without a polygon file.
     with pytest.raises(UserInputError, match="polygon"):
         load_reference(None, name_column="NAME")
+
+
+def test_builtin_reference_says_what_is_verified():
+    """Every row of the built-in GII reference says whether a local source supports it
+    (/work/shared/reference/, /work/shared/seeds/) and which; the rows typed from memory
+    are flagged, not passed off as the GII's."""
+    ref = load_reference()
+    assert set(ref["verified"]) == {"yes", "no"}
+    assert ref["source"].str.startswith("verified:").eq(ref["verified"] == "yes").all()
+    assert ref["source"][ref["verified"] == "no"].str.startswith("UNVERIFIED").all()
+    flagged = set(ref["group"][ref["verified"] == "no"])
+    assert {"Washington DC–Baltimore", "Stuttgart", "Basel"} <= flagged
+    assert ref.set_index("name").loc["Jerusalem", "verified"] == "yes"  # GII 2025: Tel Aviv–Jerusalem (19th)

@@ -10,7 +10,10 @@ resolved to the points of the cities they are named after: the cluster names of 
 2023's top 15 (``/reference/gii2023_top_clusters.csv``), the clusters named in GII 2025's
 report on its top 100, and further clusters of GII 2023's top-100 table; the points are
 GeoNames places (the most populous place of that name in the economy), each with its
-``geonameid``. A user file takes the same columns: ``name, lat, lon, group``.
+``geonameid``. Column ``verified`` says whether a local copy of a GII source names the
+cluster as grouped there (``yes``, source named in column ``source``) or the row was typed
+from memory (``no``: 21 of 67 rows, among them Washington–Baltimore, Stuttgart, Frankfurt
+and Basel; kept, flagged). A user file takes the same columns: ``name, lat, lon, group``.
 
 A reference may instead be *metro polygons* (a GeoPackage, GeoJSON, Shapefile or
 FlatGeobuf: US core-based statistical areas, EU functional urban areas), one metro per
