@@ -174,9 +174,11 @@ CITY = {"New York City": (40.71427, -74.00597), "Philadelphia": (39.95238, -75.1
 
 @pytest.mark.parametrize("year", ["2013", "2000"])
 def test_metros_as_the_gii_draws_them(runs, year):
-    """GII (2023 and 2025 rankings, shared/reference/gii.md): New York City and
-    Philadelphia are two clusters, San Jose-San Francisco one, Stuttgart and Frankfurt
-    am Main two, Tokyo-Yokohama one. Plain DBSCAN at 10 km (the former setting) splits
+    """GII (2023 and 2025 rankings, shared/reference/gii.md and gii2023_top_clusters.csv;
+    Philadelphia 23rd in GII 2025, shared/seeds/002): New York City and Philadelphia are
+    two clusters, San Jose-San Francisco one, Tokyo-Yokohama one; Stuttgart and Frankfurt
+    am Main two (a GII 2023 top-100 reading no local source holds: unverified in
+    cluster/tuning/data/gii_metros.csv). Plain DBSCAN at 10 km (the former setting) splits
     Tokyo from Yokohama and San Jose from San Francisco in 2013."""
     res = runs[(year, "shipped")]
     at = {name: _cluster_at(res, *point) for name, point in CITY.items()}
