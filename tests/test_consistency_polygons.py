@@ -93,7 +93,8 @@ def test_sweep_with_polygon_reference(tmp_path):
     assert table["n_merged"].tolist() == [0, 1] and table["merged"].tolist() == ["", "West / East"]
     assert table["missing"].tolist() == ["Far", "Far"] and table["best"].tolist() == [True, False]
     assert (out / "consistency.png").exists()
-    assert json.loads((out / "run.json").read_text())["reference"] == str(ref)
+    info = json.loads((out / "run.json").read_text())
+    assert info["reference"] == str(ref) and info["reference_column"] == "metro"
 
 
 def test_bad_polygon_files_name_file_column_and_fix(tmp_path):
@@ -138,3 +139,21 @@ def test_builtin_reference_says_what_is_verified():
     flagged = set(ref["group"][ref["verified"] == "no"])
     assert {"Washington DC–Baltimore", "Stuttgart", "Basel"} <= flagged
     assert ref.set_index("name").loc["Jerusalem", "verified"] == "yes"  # GII 2025: Tel Aviv–Jerusalem (19th)
+
+
+def test_zipped_shapefile_in_another_crs(tmp_path):
+    """Census cartographic boundary files come as zipped Shapefiles (NAD83, name column
+    NAME): read as they come and brought to longitude/latitude."""
+    import zipfile
+
+    gdf = gpd.GeoDataFrame({"NAME": ["Metro A", "Metro B"]},
+                           geometry=[box(-77.5, 38.5, -76.8, 39.2), box(-76.9, 39.1, -76.3, 39.7)], crs=4326)
+    gdf.to_crs(3857).to_file(tmp_path / "cb_test_cbsa.shp")
+    path = tmp_path / "cb_test_cbsa.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for part in sorted(tmp_path.glob("cb_test_cbsa.*")):
+            if part != path:
+                z.write(part, part.name)
+    ref = load_reference(path)
+    assert list(ref["name"]) == ["Metro A", "Metro B"] and ref.crs.to_epsg() == 4326
+    assert np.allclose(ref.total_bounds, [-77.5, 38.5, -76.3, 39.7], atol=1e-6)

@@ -77,6 +77,7 @@ def sweep_command(args) -> int:
                      "baseline": {"method": method_name(config), "eps_km": config.eps_km,
                                   "min_weight_scale": 1.0},
                      "reference": None if reference is None else (args.reference or "built-in GII metros"),
+                     **({"reference_column": args.reference_column} if args.reference_column else {}),
                      "files": files, "timings_s": timings})
         if consistency is not None:
             best = consistency[consistency["best"]].iloc[0]
