@@ -34,7 +34,7 @@ were not re-checked offline, so look for the named layer on the page if one has 
   boundary files, https://www2.census.gov/geo/tiger/GENZ2023/shp/cb_2023_us_cbsa_500k.zip
   (or the full TIGER/Line layer under https://www2.census.gov/geo/tiger/TIGER2024/CBSA/),
   name column ``NAME``; combined statistical areas (``cb_2023_us_csa_500k.zip`` beside
-  it) join Washington with Baltimore as the GII does;
+  it) join Washington with Baltimore in one area;
 * EU functional urban areas: Eurostat GISCO, Urban Audit, FUA layer
   (https://ec.europa.eu/eurostat/web/gisco/geodata), name column ``URAU_NAME``;
 * worldwide FUAs: GHSL, https://ghsl.jrc.ec.europa.eu/ghs_fua.php
@@ -187,8 +187,7 @@ def load_polygon_reference(path: str | Path, name_column: str | None = None):
     names = gdf[name_column]
     geom = gdf.geometry
     for i in range(len(gdf)):
-        if names.iloc[i] is None or (isinstance(names.iloc[i], float) and np.isnan(names.iloc[i])) \
-                or str(names.iloc[i]).strip() == "":
+        if pd.isna(names.iloc[i]) or str(names.iloc[i]).strip() == "":
             raise UserInputError(f"{path}: feature {i + 1}, column {name_column}: empty name; name every "
                                  "metro (or drop the feature).")
         g = geom.iloc[i]
@@ -267,7 +266,7 @@ def polygon_errors(reference, sites: pd.DataFrame, inside: np.ndarray, activity:
         act = act.groupby(["metro", "cluster"], sort=True)["activity"].sum()
         total = act.groupby(level="metro").transform("sum")
         share = (act / total.where(total > 0)).dropna()
-    material = share[share >= min_share]
+    material = share[share >= min_share * (1.0 - 1e-9)]  # a share of exactly 10 % counts
     clustered = set(share.index.get_level_values("metro")) if len(share) else set()
     for m, parts in material.groupby(level="metro", sort=True):
         k = len(parts)
