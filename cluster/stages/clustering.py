@@ -180,6 +180,10 @@ def _regrown(lat, lon, eps_km, labels, split):
     int array of shape (n,)
         ``split`` with the sites regained (not renumbered).
     """
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    points, first, inverse = np.unique(lat + 1j * lon, return_index=True, return_inverse=True)
+    if len(points) < len(lat):  # records given as they come: decide each location once
+        return _regrown(lat[first], lon[first], eps_km, labels[first], split[first])[inverse]
     from scipy.spatial import cKDTree
 
     out = split.copy()
