@@ -47,7 +47,7 @@ import glob
 import io
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
 
@@ -56,6 +56,7 @@ import pandas as pd
 
 from cluster._atomic import file_sha256
 from cluster.errors import InputDataError, UserInputError
+from cluster.ingest import rules
 from cluster.ingest.mapping import InputMapping, mapping_plan
 from cluster.ingest.read import (
     _DELIMITERS,
@@ -80,8 +81,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Records", "Reduction", "connect", "in_memory", "open_records", "profile_counts", "records_frame",
            "reduce_records"]
 
-# Text cells that mean "no value" (as pandas writes missing values), for optional columns.
-_BLANKS = ("nan", "NaN", "None", "<NA>")
 # Scanned by DuckDB; other formats go through the pandas readers.
 _SCANNED_COMPRESSION = (None, "gzip", "zstd")
 # The column DuckDB adds with each row's file (a name no records file uses).
@@ -677,12 +676,11 @@ def _check_types(scan: _Scan, files) -> None:
     problems = []
     for (name, _, _), typ in zip(scan.plan, scan.types):
         col = name.strip().lower()
-        if col not in ("lat", "lon", "weight", "year"):
+        if col not in rules.NUMERIC:
             continue
         for marker, kind in _NON_NUMERIC:
             if marker in typ:
-                problems.append(f"{where}: column '{col}' holds {kind}, not numbers. Give "
-                                + ("decimal degrees (WGS84)." if col in ("lat", "lon") else "numbers."))
+                problems.append(f"{where}: {rules.non_numeric_problem(col, kind)}")
                 break
     if problems:
         raise InputDataError(problems)
@@ -734,11 +732,13 @@ def _ident(name: str) -> str:
 
 
 def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool = False, raw: bool = False,
-                index: int = 0) -> str:
-    """SELECT of the record columns, validated as :func:`cluster.ingest.read._validate`
-    does, plus ``ok`` (no problem on the row), ``_scan`` (``index``), ``_file`` and, with
-    ``rows``, ``_rownum`` (0-based row of the file). With ``raw`` the file's own columns
-    come along (to word the problems of suspect rows)."""
+                index: int = 0, per_rule: bool = False) -> str:
+    """SELECT of the record columns, validated by the rules of :mod:`cluster.ingest.rules`
+    (rendered to SQL), plus ``ok`` (no problem on the row), ``row_ok`` (no problem but
+    those of the grouping keys), ``_scan`` (``index``), ``_file`` and, with ``rows``,
+    ``_rownum`` (0-based row of the file). With ``raw`` the file's own columns come along
+    (to word the problems of suspect rows); with ``per_rule`` a flag per rule
+    (:func:`_rule_flag`: the row breaks it)."""
     cols = {}
     for (name, kind, src), typ in zip(scan.plan, scan.types):
         key = name.strip().lower()
@@ -776,33 +776,65 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
     layer1 += [f"{int(index)} AS _scan", f"{_FILE_COLUMN} AS _file"] + (["file_row_number AS _rownum"] if rows else [])
     # The file's own cells, as read (raw names may clash with the record columns).
     layer1 += [f"{_ident(src)} AS _raw_{i}" for i, src in enumerate(_raw_names(scan))] if raw else []
-    def blank(col):
-        return _blank(f"t_{col}")
-
-    # Only an empty cell means "count by document"; text 'nan' is a broken weight.
-    w_blank = "nb_weight" if "weight" in numeric else "(t_weight IS NULL)"
-    y_blank = "nb_year" if "year" in numeric else blank("year")
-    w_val = f"CASE WHEN NOT {w_blank} AND isfinite(n_weight) AND n_weight > 0 THEN n_weight END"
-    y_ok = f"({y_blank} OR (isfinite(n_year) AND n_year = floor(n_year) AND n_year BETWEEN 1000 AND 9999))"
+    cell = _row_cell(numeric)
+    params = {"metrics": tuple(metrics)}
+    year_rule = rules.BY_NAME["year_integer"]
     layer2 = [
-        "lower(t_metric) AS metric",
-        f"CASE WHEN {blank('doc_id')} THEN NULL ELSE t_doc_id END AS doc_id",
+        f"{rules.to_sql(rules.METRIC, cell)} AS metric",
+        f"CASE WHEN {cell('blank', 'doc_id')} THEN NULL ELSE t_doc_id END AS doc_id",
         "n_lat AS lat", "CASE WHEN n_lon >= 180 THEN n_lon - 360 ELSE n_lon END AS lon",
-        f"{w_val} AS weight",
-        f"CASE WHEN NOT {y_blank} AND {y_ok} THEN CAST(n_year AS INTEGER) END AS year",
+        f"CASE WHEN {rules.to_sql(rules.WEIGHT_OK, cell)} THEN n_weight END AS weight",
+        f"CASE WHEN NOT {cell('blank', 'year')} AND {rules.to_sql(year_rule.check, cell)} "
+        "THEN CAST(n_year AS INTEGER) END AS year",
         f"{_country('c_country')} AS country", "c_country",
-        f"CASE WHEN {blank('field')} THEN NULL ELSE t_field END AS field",
-        f"CASE WHEN {blank('institution')} THEN NULL ELSE t_institution END AS institution",
-        # The checks of a row's own cells; those of metric and country, which are grouping
-        # keys, are made once per group by reduce_records (_keys_ok) and here for ``ok``.
-        f"""coalesce(isfinite(n_lat) AND abs(n_lat) <= 90 AND isfinite(n_lon) AND n_lon >= -180 AND n_lon <= 360
-              AND ({w_blank} OR (isfinite(n_weight) AND n_weight > 0))
-              AND NOT ({w_val} IS NULL AND {blank('doc_id')}) AND {y_ok}, false) AS row_ok""",
+        f"CASE WHEN {cell('blank', 'field')} THEN NULL ELSE t_field END AS field",
+        f"CASE WHEN {cell('blank', 'institution')} THEN NULL ELSE t_institution END AS institution",
+        # The row rules of cluster.ingest.rules; those of metric and country, which are
+        # grouping keys, are checked once per group by reduce_records (_keys_ok) and here
+        # for ``ok``.
+        f"coalesce({rules.sql_all_ok(cell, params, key=False)}, false) AS row_ok",
+    ] + ([f"{rules.sql_bad(r, cell, params)} AS {_rule_flag(r)}" for r in rules.RULES] if per_rule else []) + [
         "_scan", "_file",
     ] + (["_rownum"] if rows else []) + raw_cols
     inner = f"SELECT {', '.join(layer1)} FROM {source}"
     return (f"SELECT *, coalesce(row_ok AND {_keys_ok('metric', 'c_country', metrics)}, false) AS ok "
             f"FROM (SELECT {', '.join(layer2)} FROM ({inner}))")
+
+
+def _row_cell(numeric: set) -> Callable[[str, str], str]:
+    """The SQL of the rules' cells (:mod:`cluster.ingest.rules`) over the first layer of
+    :func:`_normalized`: ``n_<col>`` numbers, ``t_<col>`` trimmed text ('' as NULL),
+    ``nb_<col>`` blank numeric cells, ``c_country`` the country as read. ``numeric``: the
+    columns the file types as numbers."""
+    def cell(kind: str, col: str) -> str:
+        if col == "country":
+            t = _trimmed("c_country")
+            return {"text": t, "empty": f"({t} IS NULL)", "blank": _blank(t)}[kind]
+        if kind == "num":
+            return f"n_{col}"
+        if kind == "text":
+            return f"t_{col}"
+        if col in numeric:  # a numeric cell is blank when missing or NaN (as pandas reads it)
+            return f"nb_{col}"
+        return f"(t_{col} IS NULL)" if kind == "empty" else _blank(f"t_{col}")
+
+    return cell
+
+
+def _key_cell(raw_country: str) -> Callable[[str, str], str]:
+    """The SQL of the grouping keys' cells: the country as read in column ``raw_country``."""
+    def cell(kind: str, col: str) -> str:
+        if col != "country":
+            raise ValueError(f"a grouping key's rule reads {kind}({col})")
+        t = _trimmed(raw_country)
+        return {"text": t, "empty": f"({t} IS NULL)", "blank": _blank(t)}[kind]
+
+    return cell
+
+
+def _rule_flag(rule: rules.Rule) -> str:
+    """The column of :func:`_normalized` (``per_rule``) flagging the rows that break ``rule``."""
+    return f"_bad_{rule.name}"
 
 
 def _trimmed(text: str) -> str:
@@ -812,8 +844,8 @@ def _trimmed(text: str) -> str:
 
 
 def _blank(text: str) -> str:
-    """SQL: a trimmed cell that pandas reads as missing."""
-    return f"({text} IS NULL OR {text} IN ({', '.join(map(_sql_text, _BLANKS))}))"
+    """SQL: a trimmed cell that pandas reads as missing (:data:`cluster.ingest.rules.BLANK_TEXTS`)."""
+    return f"({text} IS NULL OR {text} IN ({', '.join(map(_sql_text, rules.BLANK_TEXTS))}))"
 
 
 def _country(raw: str) -> str:
@@ -830,15 +862,15 @@ def _country_code(raw: str) -> str:
     """SQL: the normalised country of a cell as read as a number, its position in
     :data:`_COUNTRIES` (-1 when blank; NULL when not two letters, a row _keys_ok rejects)."""
     t = _country(raw)
-    return (f"CASE WHEN {t} IS NULL THEN -1 WHEN regexp_full_match({t}, '[A-Z]{{2}}') "
+    return (f"CASE WHEN {t} IS NULL THEN -1 WHEN regexp_full_match({t}, {_sql_text(rules.COUNTRY_PATTERN)}) "
             f"THEN (ascii({t}[1]) - 65) * 26 + ascii({t}[2]) - 65 END")
 
 
 def _keys_ok(metric: str, raw_country: str, metrics: Sequence[str]) -> str:
-    """SQL: the checks of the grouping keys, metric (normalised) and country (as read)."""
-    t = _trimmed(raw_country)
-    return (f"({metric} IN ({', '.join(map(_sql_text, metrics))}) "
-            f"AND ({_blank(t)} OR regexp_full_match(upper({t}), '[A-Z]{{2}}')))")
+    """SQL: the rules of the grouping keys (:mod:`cluster.ingest.rules`, ``key``), over the
+    normalised metric in column ``metric`` and the country as read in ``raw_country``."""
+    return rules.sql_all_ok(_key_cell(raw_country), {"metrics": tuple(metrics)}, key=True,
+                            bound={rules.METRIC: metric})
 
 
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",

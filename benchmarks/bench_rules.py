@@ -1,0 +1,108 @@
+"""Benchmark: validation and reduction of records by the embedded engine, two trees compared.
+
+The column rules (:mod:`cluster.ingest.rules`) are rendered to the SQL that checks every
+row of the scan; this times :func:`cluster.ingest.reduce` (scan, validate, reduce to
+site groups) on N demo records as a folder of 8 Parquet parts and as one CSV (where
+every cell is text and the rules' casts and blanks cost the most), for the code of this
+tree and of another (``--against /path/to/old/tree``), alternating runs in fresh
+subprocesses so that both meet the same machine load.
+
+Usage: ``python benchmarks/bench_rules.py --records 1000000 --against /work/main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+
+CHILD = '''
+import sys, time
+from cluster.config import load_config
+from cluster.ingest import open_records, reduce
+cfg = load_config({})
+metrics = [m.name for m in cfg.metrics]
+t0 = time.perf_counter()
+records = open_records([sys.argv[1]], metrics)
+red = reduce(records, metrics, cfg)
+print(time.perf_counter() - t0, len(red.groups), red.n_records)
+'''
+
+
+def make_inputs(n: int) -> tuple[Path, Path]:
+    """The demo records as 8 Parquet parts and as one CSV (made once, kept)."""
+    folder = DATA / f"rules-{n}"
+    parts, csv = folder / "parts", folder / "records.csv"
+    if (folder / "done").exists():
+        return parts, csv
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from cluster.demo import generate_demo
+
+    parts.mkdir(parents=True, exist_ok=True)
+    world = generate_demo(n, 0)
+    for i, idx in enumerate(np.array_split(np.arange(len(world)), 8)):
+        world.iloc[idx].to_parquet(parts / f"part-{i}.parquet", index=False)
+    world.to_csv(csv, index=False)
+    (folder / "done").write_text("ok")
+    return parts, csv
+
+
+def timed(root: Path, path: Path) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path)], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    return float(out[0]), " ".join(out[1:])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--against", default="", help="another tree (the old code) to time alike")
+    ap.add_argument("--out-dir", default=str(RESULTS))
+    args = ap.parse_args(argv)
+    parts, csv = make_inputs(args.records)
+    trees = {"this tree": ROOT} | ({"other tree": Path(args.against)} if args.against else {})
+    times: dict = {(t, k): [] for t in trees for k in ("parquet", "csv")}
+    checks: dict = {}
+    for kind, path in (("parquet", parts), ("csv", csv)):
+        for root in trees.values():
+            timed(root, path)  # warm-up (OS file cache)
+        for _ in range(args.repeats):
+            for tree, root in trees.items():
+                dt, check = timed(root, path)
+                times[(tree, kind)].append(dt)
+                checks.setdefault(kind, set()).add(check)
+    same = all(len(v) == 1 for v in checks.values())
+    med = {f"{t} {k}": round(statistics.median(v), 3) for (t, k), v in times.items()}
+    result = {"records": args.records, "repeats": args.repeats, "cpus": os.cpu_count(), "median_s": med,
+              "same_groups": same, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_rules.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = [f"# Validation + reduction (`cluster.ingest.reduce`), {args.records:,} demo records", "",
+          f"Median of {args.repeats} alternating runs in fresh processes (after a warm-up); "
+          f"{os.cpu_count()} CPUs shared with other work ({result['date']}). Other tree: "
+          f"{args.against or '-'}. Same groups and record counts on both: {same}.", "",
+          "| tree | Parquet (8 parts) s | CSV s |", "|---|---:|---:|"]
+    for tree in trees:
+        md.append(f"| {tree} | {med[f'{tree} parquet']} | {med[f'{tree} csv']} |")
+    (out / "bench_rules.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
