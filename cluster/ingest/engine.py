@@ -54,9 +54,9 @@ from pathlib import Path, PurePath, PurePosixPath
 import numpy as np
 import pandas as pd
 
+import cluster.ingest.rules as rules
 from cluster._atomic import file_sha256
 from cluster.errors import InputDataError, UserInputError
-from cluster.ingest import rules
 from cluster.ingest.mapping import InputMapping, mapping_plan
 from cluster.ingest.read import (
     _DELIMITERS,
@@ -1200,7 +1200,8 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
     """Fetch the suspect rows of each file with their row numbers and word them with the
     Python validator (same messages as a file read in memory), raised at once; with
     ``rejects``, collected there instead (``exact``: the rows the engine left out, the
-    count kept whatever the number fetched)."""
+    count kept whatever the number fetched; the rows per rule counted by the engine, one
+    flag per rule of :mod:`cluster.ingest.rules`, so exact too)."""
     problems, rows = [], 0
     before = rejects.rows if rejects is not None else 0
     register_filesystems(con, records.paths)
@@ -1211,16 +1212,18 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
                 # CSV has no row-number column: number the rows of this one file in order
                 # (an ordered scan, only on this path).
                 source = f"(SELECT *, row_number() OVER () - 1 AS file_row_number FROM {source})"
-            sql = _normalized(scan, metrics, source, rows=True, raw=True)
+            sql = _normalized(scan, metrics, source, rows=True, raw=True, per_rule=rejects is not None)
             con.execute("SET preserve_insertion_order = true")
             suspect = con.sql(f"SELECT * FROM ({sql}) WHERE NOT ok ORDER BY _rownum "
                               f"LIMIT {_MAX_SUSPECT_ROWS}").df()
             if suspect.empty:
                 continue
-            finite = con.sql(f"SELECT count(*) FROM ({sql}) WHERE isfinite(lat) AND isfinite(lon)").fetchall()[0][0]
-            # Only the first rows are fetched and worded; the headline counts them all.
-            bad = len(suspect) if len(suspect) < _MAX_SUSPECT_ROWS else con.sql(
-                f"SELECT count(*) FROM ({sql}) WHERE NOT ok").fetchall()[0][0]
+            # Only the first rows are fetched and worded; the headline counts them all, and
+            # the rows per rule are counted here (skipping: every rule, exact).
+            per_rule = [f", count(*) FILTER (WHERE {_rule_flag(r)})" for r in rules.RULES] if rejects else []
+            finite, bad, *counts = con.sql(
+                f"SELECT count(*) FILTER (WHERE isfinite(lat) AND isfinite(lon)), count(*) FILTER (WHERE NOT ok)"
+                f"{''.join(per_rule)} FROM ({sql})").fetchall()[0]
             names = _raw_names(scan)
             raw = pd.DataFrame({name: suspect[f"_raw_{i}"] for i, name in enumerate(names)})
             if scan.kind == "csv":
@@ -1228,6 +1231,7 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
                 raw = raw.astype(object).where(raw.notna(), "")
             plan_frame = pd.DataFrame({name: (raw[src] if kind == "column" else src)
                                        for name, kind, src in scan.plan}, index=raw.index)
+            counted = dict(rejects.per_rule) if rejects is not None else {}
             try:
                 _validate(plan_frame, f if is_url(f) else Path(f), 2 if scan.kind == "csv" else 1, metrics,
                           row_numbers=suspect["_rownum"].to_numpy(dtype=np.int64), n_finite=int(finite),
@@ -1235,9 +1239,15 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
             except InputDataError as exc:
                 problems += exc.problems
                 rows += max(exc.rows or 0, int(bad))
+            if rejects is not None:  # the engine's exact counts, not those of the rows fetched
+                columns = [n.strip().lower() for n, _, _ in scan.plan]
+                for rule, count in zip(rules.RULES, counts):
+                    if count:
+                        key = rule.counted_in(columns)
+                        counted[key] = counted.get(key, 0) + int(count)
+                rejects.per_rule = counted
     con.execute("SET preserve_insertion_order = false")
     if rejects is not None:
-        rejects.per_rule_exact &= rejects.rows - before == exact  # every bad row was fetched and worded
         rejects.rows = before + exact
         return
     if problems:

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import cluster.ingest.rules as rules
 from cluster._atomic import file_sha256
 from cluster.errors import InputDataError, UserInputError
-from cluster.ingest import rules
 from cluster.ingest.mapping import InputMapping, apply_mapping
 from cluster.ingest.rejects import Rejects
 from cluster.provenance import PARQUET_SYNTHETIC_KEY
@@ -496,7 +496,7 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
     for rule in rules.RULES:
         if not bad[rule.name].any():
             continue
-        column = rule.column if rule.column in raw.columns or not rule.column_if_absent else rule.column_if_absent
+        column = rule.named_column(raw.columns)
         if rule.shows is None:
             values = raw[rule.column].to_numpy()
         else:

@@ -55,8 +55,10 @@ COLUMNS = REQUIRED + OPTIONAL
 NUMERIC = ("lat", "lon", "weight", "year")
 #: Text cells that mean "no value" (as pandas writes missing values).
 BLANK_TEXTS = ("nan", "NaN", "None", "<NA>")
-#: A country code once upper-cased (ISO 3166-1 alpha-2 has letters only).
-COUNTRY_PATTERN = "[A-Z]{2}"
+#: A country code, ISO 3166-1 alpha-2, in either case. Matched on the cell as written, not
+#: upper-cased first: Python and DuckDB upper-case some letters differently ('ß' is 'SS' in
+#: Python, 'ẞ' in DuckDB), and the pandas check once accepted what the SQL refused.
+COUNTRY_PATTERN = "[A-Za-z]{2}"
 
 
 def non_numeric_problem(column: str, kind: str) -> str:
@@ -352,6 +354,15 @@ class Rule:
         """The rule's key in ``run.json``'s ``per_rule`` when it names ``column``."""
         return f"{self.column}: {self.what}"
 
+    def named_column(self, columns) -> str:
+        """The column messages name, given the table's record ``columns``."""
+        return self.column if self.column in columns or not self.column_if_absent else self.column_if_absent
+
+    def counted_in(self, columns) -> str:
+        """The rule's key in ``run.json``'s ``per_rule`` (``"column: what"``) for a table
+        with these record ``columns``."""
+        return f"{self.named_column(columns)}: {self.what}"
+
 
 #: The normalised metric (lower case) and the weight a row carries (None: counted by document).
 METRIC = lower(text("metric"))
@@ -392,7 +403,7 @@ RULES: tuple[Rule, ...] = (
                           & (num("year") <= 9999)), example={"year": "20"}),
     Rule("country_code", "country", "country must be an ISO 3166-1 alpha-2 code",
          "E.g. DE, US, CN; leave it empty when unknown.",
-         blank("country") | matches(upper(text("country")), COUNTRY_PATTERN), key=True,
+         blank("country") | matches(text("country"), COUNTRY_PATTERN), key=True,
          example={"country": "Germany"}),
 )
 BY_NAME = {r.name: r for r in RULES}
