@@ -28,12 +28,14 @@ counted the same way per cluster in a second pass once the clusters are known
 
 Validation
 ----------
-The rules are those of :mod:`cluster.ingest.read`, written once more as SQL predicates
-that flag a *suspect* row. A clean input (the normal case) is never read twice. When
+The rules are the table of :mod:`cluster.ingest.rules`, rendered to SQL predicates
+that flag a *suspect* row (the same table renders the pandas checks of
+:mod:`cluster.ingest.read`). A clean input (the normal case) is never read twice. When
 rows are flagged, only those rows are fetched, with their file and row number, and go
 through the Python validator, so the messages are the ones a small file gets: file, row,
-column, value and fix. A file DuckDB cannot parse (ragged rows, bytes that are not
-UTF-8) is handed to the pandas reader, whose messages name the line.
+column, value and fix; the rows per rule are counted by the engine (one flag per rule).
+A file DuckDB cannot parse (ragged rows, bytes that are not UTF-8) is handed to the
+pandas reader, whose messages name the line.
 
 Inputs DuckDB does not scan (GeoPackage and other vector files, GeoParquet, ``.bz2`` and
 ``.xz`` CSV, Parquet with binary columns, in-memory frames) are read and validated by

@@ -2,7 +2,8 @@
 
 Reads CSV, Parquet, GeoParquet and GeoPackage point files into one records frame with
 the columns ``metric, doc_id, lat, lon, weight, year, country, institution, source``.
-Validation collects every problem (file, row, column, value, fix) and raises once.
+Validation applies the rules of :mod:`cluster.ingest.rules` (their numpy rendering),
+collects every problem (file, row, column, value, fix) and raises once.
 
 Row numbers in messages are what a user sees in an editor: for CSV the line number
 (header = line 1), for other formats the 1-based record number.
