@@ -780,17 +780,12 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
     layer1 += [f"{_ident(src)} AS _raw_{i}" for i, src in enumerate(_raw_names(scan))] if raw else []
     cell = _row_cell(numeric)
     params = {"metrics": tuple(metrics)}
-    year_rule = rules.BY_NAME["year_integer"]
+    norm = {col: rules.to_sql(expr, cell) for col, expr in rules.NORMALISED.items()}
     layer2 = [
-        f"{rules.to_sql(rules.METRIC, cell)} AS metric",
-        f"CASE WHEN {cell('blank', 'doc_id')} THEN NULL ELSE t_doc_id END AS doc_id",
-        "n_lat AS lat", "CASE WHEN n_lon >= 180 THEN n_lon - 360 ELSE n_lon END AS lon",
-        f"CASE WHEN {rules.to_sql(rules.WEIGHT_OK, cell)} THEN n_weight END AS weight",
-        f"CASE WHEN NOT {cell('blank', 'year')} AND {rules.to_sql(year_rule.check, cell)} "
-        "THEN CAST(n_year AS INTEGER) END AS year",
-        f"{_country('c_country')} AS country", "c_country",
-        f"CASE WHEN {cell('blank', 'field')} THEN NULL ELSE t_field END AS field",
-        f"CASE WHEN {cell('blank', 'institution')} THEN NULL ELSE t_institution END AS institution",
+        f"{norm['metric']} AS metric", f"{norm['doc_id']} AS doc_id", f"{norm['lat']} AS lat",
+        f"{norm['lon']} AS lon", f"{norm['weight']} AS weight", f"CAST({norm['year']} AS INTEGER) AS year",
+        f"{norm['country']} AS country", "c_country", f"{norm['field']} AS field",
+        f"{norm['institution']} AS institution",
         # The row rules of cluster.ingest.rules; those of metric and country, which are
         # grouping keys, are checked once per group by reduce_records (_keys_ok) and here
         # for ``ok``.
@@ -851,9 +846,9 @@ def _blank(text: str) -> str:
 
 
 def _country(raw: str) -> str:
-    """SQL: the country code of a cell as read (upper case; NULL when blank)."""
-    t = _trimmed(raw)
-    return f"CASE WHEN {_blank(t)} THEN NULL ELSE upper({t}) END"
+    """SQL: the country code of a cell as read (upper case; NULL when blank), as
+    :data:`cluster.ingest.rules.NORMALISED` gives it."""
+    return rules.to_sql(rules.NORMALISED["country"], _key_cell(raw))
 
 
 # Every two-letter code, in the order of _country_code's numbers (alphabetical).

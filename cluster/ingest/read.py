@@ -510,24 +510,13 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
             fix = rule.fix.format(metrics=", ".join(metrics))
         pr.add(column, bad[rule.name], values, rule.what, fix)
 
-    # The records, normalised as the engine's SQL normalises them (engine._normalized).
-    def kept(col: str, value: np.ndarray) -> pd.Series:
-        return pd.Series(np.where(cells("blank", col), None, value), dtype=object)
-
+    # The records, normalised by the table's expressions (the engine renders them to SQL).
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    out["metric"] = pd.Series(rules.to_numpy(rules.METRIC, cells, params), dtype=object).fillna("")
-    lat, lon = cells("num", "lat"), cells("num", "lon")
-    out["lat"] = lat
-    with np.errstate(invalid="ignore"):
-        out["lon"] = np.where(np.isfinite(lat) & np.isfinite(lon) & (lon >= 180), lon - 360.0, lon)
-    out["weight"] = np.where(rules.to_numpy(rules.WEIGHT_OK, cells, params), cells("num", "weight"), np.nan)
-    out["doc_id"] = kept("doc_id", cells("text", "doc_id"))
-    y = cells("num", "year")
-    out["year"] = pd.array(np.where(bad["year_integer"] | ~np.isfinite(y), np.nan, y),
-                           dtype="Float64").astype("Int64")
-    out["country"] = kept("country", rules.to_numpy(rules.upper(rules.text("country")), cells))
-    for col in ("institution", "field"):
-        out[col] = kept(col, cells("text", col))
+    for col in ("metric", "doc_id", "lat", "lon", "weight", "year", "country", "institution", "field"):
+        value = rules.to_numpy(rules.NORMALISED[col], cells, params)
+        out[col] = pd.Series(value, dtype=float if value.dtype.kind == "f" else object)
+    out["metric"] = out["metric"].fillna("")
+    out["year"] = out["year"].astype("Float64").astype("Int64")
     if pr.items and rejects is not None:
         rejects.rows += pr.n_rows
         dropped = np.zeros(n, dtype=bool)

@@ -114,6 +114,9 @@ class Expr:
     def __ge__(self, other) -> Expr:
         return Expr(">=", (self, _lit(other)))
 
+    def __sub__(self, other) -> Expr:
+        return Expr("-", (self, _lit(other)))
+
 
 def _lit(value) -> Expr:
     return value if isinstance(value, Expr) else Expr("lit", (value,))
@@ -171,6 +174,11 @@ def matches(x: Expr, pattern: str) -> Expr:
     return Expr("match", (x, pattern))
 
 
+def when(cond: Expr, then: Expr, otherwise=None) -> Expr:
+    """``then`` where ``cond`` holds, else ``otherwise`` (default missing: NULL, NaN or None)."""
+    return Expr("when", (cond, then, _lit(otherwise)))
+
+
 def leaves(expr: Expr) -> set[tuple[str, str]]:
     """The ``(kind, column)`` cells an expression reads."""
     if expr.op in ("num", "text", "empty", "blank"):
@@ -217,8 +225,11 @@ def to_sql(expr: Expr, cell: Callable[[str, str], str], params: Mapping[str, Seq
             return f"({go(a[0])} OR {go(a[1])})"
         if op == "not":
             return f"(NOT {go(a[0])})"
-        if op in ("<", "<=", ">", ">="):
+        if op in ("<", "<=", ">", ">=", "-"):
             return f"({go(a[0])} {op} {go(a[1])})"
+        if op == "when":
+            otherwise = "" if a[2].op == "lit" and a[2].args[0] is None else f" ELSE {go(a[2])}"
+            return f"CASE WHEN {go(a[0])} THEN {go(a[1])}{otherwise} END"
         if op == "finite":
             return f"isfinite({go(a[0])})"
         if op == "abs":
@@ -238,6 +249,8 @@ def to_sql(expr: Expr, cell: Callable[[str, str], str], params: Mapping[str, Seq
 
 
 def _sql_literal(value) -> str:
+    if value is None:
+        return "NULL"
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, bool):
@@ -282,6 +295,15 @@ def to_numpy(expr: Expr, cell: Callable[[str, str], np.ndarray],
             x, y = go(a[0]), go(a[1])
             with np.errstate(invalid="ignore"):
                 return {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}[op](x, y)
+        if op == "-":
+            return go(a[0]) - go(a[1])
+        if op == "when":
+            cond, then, otherwise = go(a[0]), go(a[1]), go(a[2])
+            if otherwise is None:  # missing: NaN among numbers, None among text
+                then = np.asarray(then)
+                otherwise = np.nan if then.dtype.kind == "f" else None
+                then = then if then.dtype.kind == "f" else then.astype(object)
+            return np.where(cond, then, otherwise)
         if op == "finite":
             return np.isfinite(go(a[0]))
         if op == "abs":
@@ -407,6 +429,21 @@ RULES: tuple[Rule, ...] = (
          example={"country": "Germany"}),
 )
 BY_NAME = {r.name: r for r in RULES}
+
+#: The record columns as the readers return them, from the cells of a table: metric in
+#: lower case, longitudes wrapped to [-180, 180), a weight only where it is valid (else
+#: counted by document), a valid year, the country in upper case, blanks missing.
+NORMALISED: dict[str, Expr] = {
+    "metric": METRIC,
+    "doc_id": when(~blank("doc_id"), text("doc_id")),
+    "lat": num("lat"),
+    "lon": when(num("lon") >= 180, num("lon") - 360, num("lon")),
+    "weight": when(WEIGHT_OK, num("weight")),
+    "year": when(~blank("year") & BY_NAME["year_integer"].check, num("year")),
+    "country": when(~blank("country"), upper(text("country"))),
+    "field": when(~blank("field"), text("field")),
+    "institution": when(~blank("institution"), text("institution")),
+}
 
 
 def _bad(rule: Rule) -> Expr:
@@ -549,7 +586,7 @@ def violations(cells: FrameCells, metrics: Sequence[str]) -> dict[str, np.ndarra
     return {r.name: numpy_bad(r, cells, {"metrics": tuple(metrics)}) for r in RULES}
 
 
-__all__ = ["BLANK_TEXTS", "BY_NAME", "COLUMNS", "COUNTRY_PATTERN", "GOOD_ROW", "HINTS", "METRIC", "NUMERIC",
-           "OPTIONAL", "REQUIRED", "RULES", "Expr", "FrameCells", "Rule", "as_numbers", "blank", "coordinate_fix",
-           "empty", "finite", "leaves", "matches", "non_numeric_problem", "num", "numpy_bad", "one_of",
-           "sql_all_ok", "sql_bad", "text", "to_numpy", "to_sql", "violations"]
+__all__ = ["BLANK_TEXTS", "BY_NAME", "COLUMNS", "COUNTRY_PATTERN", "GOOD_ROW", "HINTS", "METRIC", "NORMALISED",
+           "NUMERIC", "OPTIONAL", "REQUIRED", "RULES", "Expr", "FrameCells", "Rule", "as_numbers", "blank",
+           "coordinate_fix", "empty", "finite", "leaves", "matches", "non_numeric_problem", "num", "numpy_bad",
+           "one_of", "sql_all_ok", "sql_bad", "text", "to_numpy", "to_sql", "violations", "when"]
