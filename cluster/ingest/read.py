@@ -501,11 +501,11 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
         if rule.shows is None:
             values = raw[rule.column].to_numpy()
         else:
-            values = np.asarray(rules.to_numpy(rule.shows, cells, params), dtype=object)
-            values = np.broadcast_to(values, (n,)) if values.ndim == 0 else values
-            values = np.where(pd.isna(values), "", values).astype(object)
+            shown = rules.to_numpy(rule.shows, cells, params)
+            shown = pd.Series(shown, index=range(n), dtype=object) if np.ndim(shown) == 0 else shown
+            values = shown.astype(object).fillna("").to_numpy()
         if rule.hint:
-            fix = rules.HINTS[rule.hint](cells, bad["lat_range"], bad["lon_range"], n_finite)
+            fix = rules.HINTS[rule.hint](cells, bad, n_finite)
         else:
             fix = rule.fix.format(metrics=", ".join(metrics))
         pr.add(column, bad[rule.name], values, rule.what, fix)
@@ -514,7 +514,9 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
     out = pd.DataFrame(index=pd.RangeIndex(n))
     for col in ("metric", "doc_id", "lat", "lon", "weight", "year", "country", "institution", "field"):
         value = rules.to_numpy(rules.NORMALISED[col], cells, params)
-        out[col] = pd.Series(value, dtype=float if value.dtype.kind == "f" else object)
+        if isinstance(value, pd.Series):  # text: object values, None where missing
+            value = value.astype(object).where(value.notna(), None)
+        out[col] = value
     out["metric"] = out["metric"].fillna("")
     out["year"] = out["year"].astype("Float64").astype("Int64")
     if pr.items and rejects is not None:

@@ -258,8 +258,8 @@ def _sql_literal(value) -> str:
     return repr(value)
 
 
-def to_numpy(expr: Expr, cell: Callable[[str, str], np.ndarray],
-             params: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
+def to_numpy(expr: Expr, cell: Callable[[str, str], np.ndarray | pd.Series],
+             params: Mapping[str, Sequence[str]] | None = None) -> np.ndarray | pd.Series:
     """A vectorised evaluation over the cells of a frame.
 
     Parameters
@@ -267,15 +267,16 @@ def to_numpy(expr: Expr, cell: Callable[[str, str], np.ndarray],
     expr : Expr
         The expression.
     cell : callable
-        ``cell(kind, column)``: the array of a leaf (float for num, object with None for
-        text, bool for empty and blank); see :class:`FrameCells`.
+        ``cell(kind, column)``: the values of a leaf: float array for num, a pandas text
+        Series (missing: NA) for text, bool arrays for empty and blank; see :class:`FrameCells`.
     params : mapping, optional
         Values of the run (``metrics``).
 
     Returns
     -------
-    ndarray
-        One value per row (comparisons with NaN are false).
+    ndarray or Series
+        One value per row: bool or float arrays (comparisons with NaN are false), text
+        as a pandas Series (its string methods are vectorised, numpy's object arrays not).
     """
     params = params or {}
 
@@ -299,11 +300,9 @@ def to_numpy(expr: Expr, cell: Callable[[str, str], np.ndarray],
             return go(a[0]) - go(a[1])
         if op == "when":
             cond, then, otherwise = go(a[0]), go(a[1]), go(a[2])
-            if otherwise is None:  # missing: NaN among numbers, None among text
-                then = np.asarray(then)
-                otherwise = np.nan if then.dtype.kind == "f" else None
-                then = then if then.dtype.kind == "f" else then.astype(object)
-            return np.where(cond, then, otherwise)
+            if isinstance(then, pd.Series):  # text: missing is NA
+                return then.where(cond) if otherwise is None else then.where(cond, otherwise)
+            return np.where(cond, then, np.nan if otherwise is None else otherwise)
         if op == "finite":
             return np.isfinite(go(a[0]))
         if op == "abs":
@@ -312,16 +311,21 @@ def to_numpy(expr: Expr, cell: Callable[[str, str], np.ndarray],
             with np.errstate(invalid="ignore"):
                 return np.mod(go(a[0]), 1) == 0
         if op in ("lower", "upper"):
-            s = pd.Series(go(a[0]), dtype=object)
-            return getattr(s.str, op)().to_numpy(dtype=object)
+            return getattr(_texts(go(a[0])).str, op)()
         if op == "in":
-            return pd.Series(go(a[0]), dtype=object).isin(list(params[a[1]])).to_numpy()
+            return _texts(go(a[0])).isin(list(params[a[1]])).to_numpy(dtype=bool)
         if op == "match":
-            s = pd.Series(go(a[0]), dtype=object)
-            return s.str.fullmatch(a[1]).fillna(False).to_numpy(dtype=bool)
+            return _texts(go(a[0])).str.fullmatch(a[1]).fillna(False).to_numpy(dtype=bool)
         raise ValueError(f"unknown operation {op!r}")
 
     return go(expr)
+
+
+def _texts(values) -> pd.Series:
+    """Text values as a pandas Series of strings (NA where missing)."""
+    if isinstance(values, pd.Series):
+        return values
+    return pd.Series(np.asarray(values, dtype=object), dtype="str")
 
 
 # --------------------------------------------------------------------------- the rules
@@ -499,27 +503,26 @@ class FrameCells:
             self._cache[key] = self._compute(kind, col)
         return self._cache[key]
 
-    def _compute(self, kind: str, col: str) -> np.ndarray:
+    def _compute(self, kind: str, col: str) -> np.ndarray | pd.Series:
         if col not in self.raw.columns:
-            return {"num": np.full(self.n, np.nan), "text": np.full(self.n, None, dtype=object),
+            return {"num": np.full(self.n, np.nan), "text": pd.Series([None] * self.n, dtype="str"),
                     "empty": np.ones(self.n, bool), "blank": np.ones(self.n, bool)}[kind]
-        series = self.raw[col]
         if kind == "num":
-            return as_numbers(series)
+            return as_numbers(self.raw[col])
         stripped, na = self.stripped(col)
         if kind == "text":
-            return np.where(na | (stripped == ""), None, stripped).astype(object)
+            return stripped.where(~(na | stripped.eq("").to_numpy()))
         if kind == "empty":
-            return na | (stripped == "")
-        return na | pd.Series(stripped, dtype=object).isin(("",) + BLANK_TEXTS).to_numpy()
+            return na | stripped.eq("").to_numpy()
+        return na | stripped.isin(("",) + BLANK_TEXTS).to_numpy()
 
-    def stripped(self, col: str) -> tuple[np.ndarray, np.ndarray]:
+    def stripped(self, col: str) -> tuple[pd.Series, np.ndarray]:
         """Text of a column without surrounding spaces ('' where missing) and the missing mask."""
         key = ("stripped", col)
         if key not in self._cache:
             series = self.raw[col]
             na = series.isna().to_numpy()
-            text_ = series.astype(object).where(~na, "").astype(str).str.strip().to_numpy(dtype=object)
+            text_ = series.astype(object).where(~na, "").astype("str").str.strip().reset_index(drop=True)
             self._cache[key] = (text_, na)
         return self._cache[key]
 
@@ -534,7 +537,7 @@ def as_numbers(series: pd.Series) -> np.ndarray:
 
 # --------------------------------------------------------------------------- message hints
 
-def coordinate_fix(cells: FrameCells, bad_lat: np.ndarray, bad_lon: np.ndarray, n_finite: int | None) -> str:
+def coordinate_fix(cells: FrameCells, bad: Mapping[str, np.ndarray], n_finite: int | None) -> str:
     """The fix of out-of-range coordinates, from what the bad rows look like: projected
     metres, swapped columns, or the ranges.
 
@@ -542,8 +545,8 @@ def coordinate_fix(cells: FrameCells, bad_lat: np.ndarray, bad_lon: np.ndarray, 
     ----------
     cells : FrameCells
         The table's cells.
-    bad_lat, bad_lon : ndarray of bool
-        Rows out of range (lat; lon with lat in range).
+    bad : mapping
+        Rule name -> rows breaking it (:func:`violations`).
     n_finite : int or None
         Rows of the whole file with finite coordinates (when ``cells`` holds only some).
 
@@ -551,20 +554,20 @@ def coordinate_fix(cells: FrameCells, bad_lat: np.ndarray, bad_lon: np.ndarray, 
     -------
     str
     """
+    bad_lat, bad_lon = bad["lat_range"], bad["lon_range"]
     lat, lon = cells("num", "lat"), cells("num", "lon")
     fin = np.isfinite(lat) & np.isfinite(lon)
-    bad = bad_lat | bad_lon
     with np.errstate(invalid="ignore"):
         projected = fin & (np.abs(lat) > 1000) & (np.abs(lon) > 1000)
         swapped = bad_lat & (np.abs(lon) <= 90)
-    if projected.sum() > 0.5 * bad.sum():
+    if projected.sum() > 0.5 * (bad_lat | bad_lon).sum():
         return "These look like projected coordinates (metres); reproject to WGS84 degrees (EPSG:4326)."
     if swapped.sum() > 0.5 * (fin.sum() if n_finite is None else n_finite):
         return "Latitude and longitude look swapped; exchange the 'lat' and 'lon' columns."
     return _COORD_FIX
 
 
-#: Fixes chosen from a table's bad rows, by :attr:`Rule.hint`.
+#: Fixes chosen from a table's bad rows, by :attr:`Rule.hint`: ``f(cells, bad, n_finite)``.
 HINTS = {"coordinates": coordinate_fix}
 
 
