@@ -1,9 +1,11 @@
 """Benchmark: validation and reduction of records by the embedded engine, two trees compared.
 
 The column rules (:mod:`cluster.ingest.rules`) are rendered to the SQL that checks every
-row of the scan; this times :func:`cluster.ingest.reduce` (scan, validate, reduce to
-site groups) on N demo records as a folder of 8 Parquet parts and as one CSV (where
-every cell is text and the rules' casts and blanks cost the most), for the code of this
+row of the scan and to the numpy checks of in-memory frames; this times
+:func:`cluster.ingest.reduce` (scan, validate, reduce to site groups) on N demo records as
+a folder of 8 Parquet parts and as one CSV (where every cell is text and the rules' casts
+and blanks cost the most), and :func:`cluster.ingest.validate_frame` on the CSV read as a
+text frame (the DataFrame path), for the code of this
 tree and of another (``--against /path/to/old/tree``), alternating runs in fresh
 subprocesses so that both meet the same machine load.
 
@@ -37,6 +39,16 @@ records = open_records([sys.argv[1]], metrics)
 red = reduce(records, metrics, cfg)
 print(time.perf_counter() - t0, len(red.groups), red.n_records)
 '''
+# The DataFrame path: the CSV read by pandas as text (not timed), then validated.
+CHILD_FRAME = '''
+import sys, time
+import pandas as pd
+from cluster.ingest import validate_frame
+frame = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)
+t0 = time.perf_counter()
+out = validate_frame(frame, "<DataFrame>", ["patents", "publications", "vc"])
+print(time.perf_counter() - t0, len(out))
+'''
 
 
 def make_inputs(n: int) -> tuple[Path, Path]:
@@ -59,9 +71,9 @@ def make_inputs(n: int) -> tuple[Path, Path]:
     return parts, csv
 
 
-def timed(root: Path, path: Path) -> tuple[float, str]:
+def timed(root: Path, path: Path, child: str = CHILD) -> tuple[float, str]:
     env = {**os.environ, "PYTHONPATH": str(root)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path)], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", child, str(path)], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     return float(out[0]), " ".join(out[1:])
 
@@ -75,14 +87,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     parts, csv = make_inputs(args.records)
     trees = {"this tree": ROOT} | ({"other tree": Path(args.against)} if args.against else {})
-    times: dict = {(t, k): [] for t in trees for k in ("parquet", "csv")}
+    kinds = (("parquet", parts, CHILD), ("csv", csv, CHILD), ("frame", csv, CHILD_FRAME))
+    times: dict = {(t, k): [] for t in trees for k, _, _ in kinds}
     checks: dict = {}
-    for kind, path in (("parquet", parts), ("csv", csv)):
+    for kind, path, child in kinds:
         for root in trees.values():
-            timed(root, path)  # warm-up (OS file cache)
+            timed(root, path, child)  # warm-up (OS file cache)
         for _ in range(args.repeats):
             for tree, root in trees.items():
-                dt, check = timed(root, path)
+                dt, check = timed(root, path, child)
                 times[(tree, kind)].append(dt)
                 checks.setdefault(kind, set()).add(check)
     same = all(len(v) == 1 for v in checks.values())
@@ -96,9 +109,10 @@ def main(argv=None) -> int:
           f"Median of {args.repeats} alternating runs in fresh processes (after a warm-up); "
           f"{os.cpu_count()} CPUs shared with other work ({result['date']}). Other tree: "
           f"{args.against or '-'}. Same groups and record counts on both: {same}.", "",
-          "| tree | Parquet (8 parts) s | CSV s |", "|---|---:|---:|"]
+          "| tree | embedded, Parquet (8 parts) s | embedded, CSV s | DataFrame (`validate_frame`) s |",
+          "|---|---:|---:|---:|"]
     for tree in trees:
-        md.append(f"| {tree} | {med[f'{tree} parquet']} | {med[f'{tree} csv']} |")
+        md.append(f"| {tree} | {med[f'{tree} parquet']} | {med[f'{tree} csv']} | {med[f'{tree} frame']} |")
     (out / "bench_rules.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0
