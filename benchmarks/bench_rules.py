@@ -51,6 +51,45 @@ print(time.perf_counter() - t0, len(out))
 '''
 
 
+# The reduction's query as a tree builds it (captured, not run): the queries of two trees
+# are then timed alternately on one connection, the fairest comparison of the SQL alone.
+CAPTURE = '''
+import sys
+from cluster.config import load_config
+from cluster.ingest import engine, open_records
+cfg = load_config({})
+metrics = [m.name for m in cfg.metrics]
+captured = []
+def capture(con, query, records, *, arrays=False):
+    captured.append(query)
+    raise KeyboardInterrupt
+engine._fetch = capture
+try:
+    engine.reduce_records(open_records([sys.argv[1]], metrics), metrics)
+except KeyboardInterrupt:
+    pass
+sys.stdout.write(captured[0])
+'''
+
+
+def query_times(trees: dict, path: Path, repeats: int) -> dict:
+    """Median seconds of each tree's reduction query over ``path``, run alternately."""
+    import duckdb
+
+    queries = {t: subprocess.run([sys.executable, "-c", CAPTURE, str(path)], env={**os.environ, "PYTHONPATH": str(r)},
+                                 capture_output=True, text=True, check=True).stdout for t, r in trees.items()}
+    con = duckdb.connect(config={"memory_limit": "2GB", "preserve_insertion_order": False})
+    for q in queries.values():
+        con.sql(q).fetchnumpy()  # warm-up
+    times: dict = {t: [] for t in trees}
+    for _ in range(repeats):
+        for t, q in queries.items():
+            t0 = time.perf_counter()
+            con.sql(q).fetchnumpy()
+            times[t].append(time.perf_counter() - t0)
+    return {t: round(statistics.median(v), 3) for t, v in times.items()}
+
+
 def make_inputs(n: int) -> tuple[Path, Path]:
     """The demo records as 8 Parquet parts and as one CSV (made once, kept)."""
     folder = DATA / f"rules-{n}"
@@ -99,9 +138,10 @@ def main(argv=None) -> int:
                 times[(tree, kind)].append(dt)
                 checks.setdefault(kind, set()).add(check)
     same = all(len(v) == 1 for v in checks.values())
+    sql = {kind: query_times(trees, path, 2 * args.repeats + 1) for kind, path in (("parquet", parts), ("csv", csv))}
     med = {f"{t} {k}": round(statistics.median(v), 3) for (t, k), v in times.items()}
     result = {"records": args.records, "repeats": args.repeats, "cpus": os.cpu_count(), "median_s": med,
-              "same_groups": same, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+              "query_median_s": sql, "same_groups": same, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_rules.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -113,6 +153,10 @@ def main(argv=None) -> int:
           "|---|---:|---:|---:|"]
     for tree in trees:
         md.append(f"| {tree} | {med[f'{tree} parquet']} | {med[f'{tree} csv']} | {med[f'{tree} frame']} |")
+    md += ["", f"The reduction's SQL alone (each tree's query, timed alternately on one connection, median of "
+           f"{2 * args.repeats + 1}):", "", "| tree | Parquet s | CSV s |", "|---|---:|---:|"]
+    for tree in trees:
+        md.append(f"| {tree} | {sql['parquet'][tree]} | {sql['csv'][tree]} |")
     (out / "bench_rules.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0

@@ -272,3 +272,13 @@ def test_a_country_python_upper_cases_to_two_letters_is_refused_alike(tmp_path):
         validate_frame(pd.DataFrame(rows), "<DataFrame>", METRICS)
     with pytest.raises(InputDataError, match=msg.replace("row 2", "row 3")):
         reduce(open_records([_write_csv(rows, tmp_path / "r.csv")], METRICS), METRICS)
+
+
+def test_a_rule_comes_only_after_rules_checked_in_the_same_place():
+    """The engine checks the grouping keys' rules per group and the others per row, and
+    drops a rule's guards in their conjunction (``A and (not A or B)`` is ``A and B``):
+    valid only when the rules a rule comes after are checked in the same place."""
+    for rule in rules.RULES:
+        assert all(rules.BY_NAME[name].key == rule.key for name in rule.after), rule.name
+        assert [r.name for r in rules.RULES].index(rule.name) > max(
+            ([r.name for r in rules.RULES].index(n) for n in rule.after), default=-1)
