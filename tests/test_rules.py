@@ -151,6 +151,14 @@ def _skipped_on(path_kind: str, rule, tmp_path, scheduler=None) -> tuple[dict, l
 
 
 PATHS = ["dataframe", "csv", "parquet"]
+# Each read path of cluster.ingest.READ_PATHS and how these tests run the counter-examples on it.
+COVERED = {"dataframe": "dataframe", "embedded": "csv, parquet", "dask": "csv on a scheduler (slow)"}
+
+
+def test_every_read_path_meets_the_counter_examples():
+    from cluster.ingest import READ_PATHS
+
+    assert set(COVERED) == set(READ_PATHS)
 
 
 @pytest.mark.parametrize("path_kind", PATHS)
