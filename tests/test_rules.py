@@ -25,16 +25,17 @@ GOOD = {"metric": "patents", "doc_id": "A", "lat": "48.1", "lon": "11.5", "weigh
 
 # Text cells at the edges of the rules, per column (each in an otherwise good row).
 EDGES = {
-    "metric": ["PATENTS", " patents ", "patent", "", " ", "nan", "vc", "Vc "],
+    "metric": ["PATENTS", " patents ", "patent", "", " ", "nan", "vc", "Vc ", "vc\t", "\u00a0vc"],
     "lat": ["", " ", "nan", "NaN", "None", "<NA>", "inf", "-inf", "Infinity", "1e400", "90", "90.0", "-90",
-            "90.0000001", "-90.5", "-0.0", " 48.1 ", "abc", "+48.1", "48,1", ".5", "5.", "1e1", "0x10"],
+            "90.0000001", "-90.5", "-0.0", " 48.1 ", "abc", "+48.1", "48,1", ".5", "5.", "1e1", "0x10",
+            "1_0", "\u221248.1", "\uff14\uff18", "\t48.1", "48.1\t", "\u00a048.1"],
     "lon": ["", "nan", "-180", "-180.0001", "360", "360.0001", "180", "359.9", "-0.0", "inf", " 11.5", "x"],
     "weight": ["", " ", "nan", "NaN", "None", "<NA>", "0", "-0.0", "-1", "1e-320", "1e400", "inf", "2", " 3 ",
-               "abc", "0.5"],
-    "doc_id": ["", " ", "nan", "None", "<NA>", "NaN", " A ", "0"],
+               "abc", "0.5", "1_0", "\t", "\u00a0"],
+    "doc_id": ["", " ", "nan", "None", "<NA>", "NaN", " A ", "0", "\t", "\u00a0", " nan", "\tA"],
     "year": ["", " ", "nan", "None", "2020", "2020.0", "2020.5", "999", "1000", "9999", "10000", "-2020", "2e3",
-             "inf", " 2020 ", "abc", "0"],
-    "country": ["", " ", "de", " DE ", "D1", "DEU", "nan", "None", "ÄÖ", "ß", "dı", "u s"],
+             "inf", " 2020 ", "abc", "0", "2_020", "\t2020", "\t"],
+    "country": ["", " ", "de", " DE ", "D1", "DEU", "nan", "None", "ÄÖ", "ß", "dı", "u s", "\tDE", "DE\u00a0"],
 }
 # Rows that combine cells (a document or a weight, a bad weight and no document ...).
 COMBOS = [{"doc_id": "", "weight": "2"}, {"doc_id": "", "weight": "0"}, {"doc_id": "nan", "weight": ""},

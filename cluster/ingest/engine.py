@@ -759,7 +759,10 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
             return "NULL::DOUBLE"
         if col in numeric:
             return f"CAST({cols[col][0]} AS DOUBLE)"
-        return f"TRY_CAST(trim(CAST({cols[col][0]} AS VARCHAR)) AS DOUBLE)"
+        # DuckDB reads digit separators ('1_000' is 1000), pandas does not: a number with
+        # an underscore is not one, as cluster.ingest.rules.as_numbers reads it.
+        cell = f"CAST({cols[col][0]} AS VARCHAR)"
+        return f"CASE WHEN NOT contains({cell}, '_') THEN TRY_CAST(trim({cell}) AS DOUBLE) END"
 
     layer1 = [f"{text('metric')} AS t_metric", f"{number('lat')} AS n_lat", f"{number('lon')} AS n_lon",
               f"{number('weight')} AS n_weight", f"{number('year')} AS n_year"]

@@ -21,7 +21,8 @@ The cells
 Rules see a record's cells through four leaves, defined alike for both renderings:
 
 * ``num(col)``: the cell as a number (missing, blank or not a number: NaN / NULL);
-* ``text(col)``: the cell as text without surrounding spaces (empty: None / NULL);
+* ``text(col)``: the cell as text without surrounding spaces (' ', not tabs or other
+  white space; empty: NA / NULL);
 * ``empty(col)``: the cell is missing or empty (a NaN in a numeric column);
 * ``blank(col)``: empty, or one of the spellings of a missing value pandas writes
   (:data:`BLANK_TEXTS`).
@@ -522,13 +523,15 @@ class FrameCells:
         if key not in self._cache:
             series = self.raw[col]
             na = series.isna().to_numpy()
-            text_ = series.astype(object).where(~na, "").astype("str").str.strip().reset_index(drop=True)
+            # Spaces only, as the engine trims (a tab or a no-break space is kept, by both).
+            text_ = series.astype(object).where(~na, "").astype("str").str.strip(" ").reset_index(drop=True)
             self._cache[key] = (text_, na)
         return self._cache[key]
 
 
 def as_numbers(series: pd.Series) -> np.ndarray:
-    """A column's cells as float (NaN where missing, blank or not a number)."""
+    """A column's cells as float (NaN where missing, blank or not a number, e.g. '1_000':
+    the engine refuses digit separators alike)."""
     if series.dtype == object or pd.api.types.is_string_dtype(series):
         return pd.to_numeric(series.astype(str).str.strip().replace("", "nan"),
                              errors="coerce").to_numpy(dtype=float)
