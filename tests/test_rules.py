@@ -291,3 +291,17 @@ def test_a_rule_comes_only_after_rules_checked_in_the_same_place():
         assert all(rules.BY_NAME[name].key == rule.key for name in rule.after), rule.name
         assert [r.name for r in rules.RULES].index(rule.name) > max(
             ([r.name for r in rules.RULES].index(n) for n in rule.after), default=-1)
+
+
+@pytest.mark.parametrize(("column", "value"), [("lat", "1_0"), ("year", "2_020"), ("doc_id", "\t"),
+                                               ("doc_id", "\u00a0"), ("country", "ß")])
+def test_cells_the_two_paths_once_judged_differently_are_judged_alike(column, value, tmp_path):
+    """Drifts the edge table found between pandas and the engine's SQL: DuckDB read '1_0'
+    as 10 (pandas: not a number); pandas stripped a tab or a no-break space to nothing (a
+    blank doc_id; DuckDB trims spaces only); 'ß' upper-cased to the code 'SS' in Python only."""
+    rows = [dict(GOOD, doc_id="G"), dict(GOOD, **{column: value})]
+    frame_rejects = Rejects()
+    validate_frame(pd.DataFrame(rows, dtype=str), "<DataFrame>", METRICS, rejects=frame_rejects)
+    _, n_read, per_rule = _engine_verdicts(_write_csv(rows, tmp_path / "r.csv"), offset=1)
+    assert per_rule == frame_rejects.per_rule
+    assert n_read == 2 - frame_rejects.rows
