@@ -25,7 +25,8 @@ GOOD = {"metric": "patents", "doc_id": "A", "lat": "48.1", "lon": "11.5", "weigh
 
 # Text cells at the edges of the rules, per column (each in an otherwise good row).
 EDGES = {
-    "metric": ["PATENTS", " patents ", "patent", "", " ", "nan", "vc", "Vc ", "vc\t", "\u00a0vc"],
+    "metric": ["PATENTS", " patents ", "patent", "", " ", "nan", "vc", "Vc ", "vc\t", "\u00a0vc",
+               "publ\u0130cations", "V\u212a"],
     "lat": ["", " ", "nan", "NaN", "None", "<NA>", "inf", "-inf", "Infinity", "1e400", "90", "90.0", "-90",
             "90.0000001", "-90.5", "-0.0", " 48.1 ", "abc", "+48.1", "48,1", ".5", "5.", "1e1", "0x10",
             "1_0", "\u221248.1", "\uff14\uff18", "\t48.1", "48.1\t", "\u00a048.1"],
@@ -294,11 +295,13 @@ def test_a_rule_comes_only_after_rules_checked_in_the_same_place():
 
 
 @pytest.mark.parametrize(("column", "value"), [("lat", "1_0"), ("year", "2_020"), ("doc_id", "\t"),
-                                               ("doc_id", "\u00a0"), ("country", "ß")])
+                                               ("doc_id", "\u00a0"), ("country", "ß"),
+                                               ("metric", "publ\u0130cations")])
 def test_cells_the_two_paths_once_judged_differently_are_judged_alike(column, value, tmp_path):
     """Drifts the edge table found between pandas and the engine's SQL: DuckDB read '1_0'
     as 10 (pandas: not a number); pandas stripped a tab or a no-break space to nothing (a
-    blank doc_id; DuckDB trims spaces only); 'ß' upper-cased to the code 'SS' in Python only."""
+    blank doc_id; DuckDB trims spaces only); 'ß' upper-cased to the code 'SS' in Python only;
+    'İ' lower-cased to 'i' in DuckDB and to 'i̇' in Python (the metric 'publications' or not)."""
     rows = [dict(GOOD, doc_id="G"), dict(GOOD, **{column: value})]
     frame_rejects = Rejects()
     validate_frame(pd.DataFrame(rows, dtype=str), "<DataFrame>", METRICS, rejects=frame_rejects)

@@ -322,11 +322,17 @@ def to_numpy(expr: Expr, cell: Callable[[str, str], np.ndarray | pd.Series],
     return go(expr)
 
 
+#: Text cells as Arrow strings: Arrow's string kernels (utf8proc) change case as DuckDB
+#: does ('İ' lower-cases to 'i' in both, to 'i̇' in Python; 'ß' upper-cases to 'ẞ', to
+#: 'SS' in Python), and are vectorised.
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
 def _texts(values) -> pd.Series:
     """Text values as a pandas Series of strings (NA where missing)."""
     if isinstance(values, pd.Series):
         return values
-    return pd.Series(np.asarray(values, dtype=object), dtype="str")
+    return pd.Series(np.asarray(values, dtype=object), dtype=_STR)
 
 
 # --------------------------------------------------------------------------- the rules
@@ -506,7 +512,7 @@ class FrameCells:
 
     def _compute(self, kind: str, col: str) -> np.ndarray | pd.Series:
         if col not in self.raw.columns:
-            return {"num": np.full(self.n, np.nan), "text": pd.Series([None] * self.n, dtype="str"),
+            return {"num": np.full(self.n, np.nan), "text": pd.Series([None] * self.n, dtype=_STR),
                     "empty": np.ones(self.n, bool), "blank": np.ones(self.n, bool)}[kind]
         if kind == "num":
             return as_numbers(self.raw[col])
@@ -524,7 +530,7 @@ class FrameCells:
             series = self.raw[col]
             na = series.isna().to_numpy()
             # Spaces only, as the engine trims (a tab or a no-break space is kept, by both).
-            text_ = series.astype(object).where(~na, "").astype("str").str.strip(" ").reset_index(drop=True)
+            text_ = series.astype(object).where(~na, "").astype(_STR).str.strip(" ").reset_index(drop=True)
             self._cache[key] = (text_, na)
         return self._cache[key]
 
