@@ -28,12 +28,14 @@ counted the same way per cluster in a second pass once the clusters are known
 
 Validation
 ----------
-The rules are those of :mod:`cluster.ingest.read`, written once more as SQL predicates
-that flag a *suspect* row. A clean input (the normal case) is never read twice. When
+The rules are the table of :mod:`cluster.ingest.rules`, rendered to SQL predicates
+that flag a *suspect* row (the same table renders the pandas checks of
+:mod:`cluster.ingest.read`). A clean input (the normal case) is never read twice. When
 rows are flagged, only those rows are fetched, with their file and row number, and go
 through the Python validator, so the messages are the ones a small file gets: file, row,
-column, value and fix. A file DuckDB cannot parse (ragged rows, bytes that are not
-UTF-8) is handed to the pandas reader, whose messages name the line.
+column, value and fix; the rows per rule are counted by the engine (one flag per rule).
+A file DuckDB cannot parse (ragged rows, bytes that are not UTF-8) is handed to the
+pandas reader, whose messages name the line.
 
 Inputs DuckDB does not scan (GeoPackage and other vector files, GeoParquet, ``.bz2`` and
 ``.xz`` CSV, Parquet with binary columns, in-memory frames) are read and validated by
@@ -47,13 +49,14 @@ import glob
 import io
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
+import cluster.ingest.rules as rules
 from cluster._atomic import file_sha256
 from cluster.errors import InputDataError, UserInputError
 from cluster.ingest.mapping import InputMapping, mapping_plan
@@ -80,8 +83,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Records", "Reduction", "connect", "in_memory", "open_records", "profile_counts", "records_frame",
            "reduce_records"]
 
-# Text cells that mean "no value" (as pandas writes missing values), for optional columns.
-_BLANKS = ("nan", "NaN", "None", "<NA>")
 # Scanned by DuckDB; other formats go through the pandas readers.
 _SCANNED_COMPRESSION = (None, "gzip", "zstd")
 # The column DuckDB adds with each row's file (a name no records file uses).
@@ -677,12 +678,11 @@ def _check_types(scan: _Scan, files) -> None:
     problems = []
     for (name, _, _), typ in zip(scan.plan, scan.types):
         col = name.strip().lower()
-        if col not in ("lat", "lon", "weight", "year"):
+        if col not in rules.NUMERIC:
             continue
         for marker, kind in _NON_NUMERIC:
             if marker in typ:
-                problems.append(f"{where}: column '{col}' holds {kind}, not numbers. Give "
-                                + ("decimal degrees (WGS84)." if col in ("lat", "lon") else "numbers."))
+                problems.append(f"{where}: {rules.non_numeric_problem(col, kind)}")
                 break
     if problems:
         raise InputDataError(problems)
@@ -734,11 +734,13 @@ def _ident(name: str) -> str:
 
 
 def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool = False, raw: bool = False,
-                index: int = 0) -> str:
-    """SELECT of the record columns, validated as :func:`cluster.ingest.read._validate`
-    does, plus ``ok`` (no problem on the row), ``_scan`` (``index``), ``_file`` and, with
-    ``rows``, ``_rownum`` (0-based row of the file). With ``raw`` the file's own columns
-    come along (to word the problems of suspect rows)."""
+                index: int = 0, per_rule: bool = False) -> str:
+    """SELECT of the record columns, validated by the rules of :mod:`cluster.ingest.rules`
+    (rendered to SQL), plus ``ok`` (no problem on the row), ``row_ok`` (no problem but
+    those of the grouping keys), ``_scan`` (``index``), ``_file`` and, with ``rows``,
+    ``_rownum`` (0-based row of the file). With ``raw`` the file's own columns come along
+    (to word the problems of suspect rows); with ``per_rule`` a flag per rule
+    (:func:`_rule_flag`: the row breaks it)."""
     cols = {}
     for (name, kind, src), typ in zip(scan.plan, scan.types):
         key = name.strip().lower()
@@ -757,7 +759,10 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
             return "NULL::DOUBLE"
         if col in numeric:
             return f"CAST({cols[col][0]} AS DOUBLE)"
-        return f"TRY_CAST(trim(CAST({cols[col][0]} AS VARCHAR)) AS DOUBLE)"
+        # DuckDB reads digit separators ('1_000' is 1000), pandas does not: a number with
+        # an underscore is not one, as cluster.ingest.rules.as_numbers reads it.
+        cell = f"CAST({cols[col][0]} AS VARCHAR)"
+        return f"CASE WHEN NOT contains({cell}, '_') THEN TRY_CAST(trim({cell}) AS DOUBLE) END"
 
     layer1 = [f"{text('metric')} AS t_metric", f"{number('lat')} AS n_lat", f"{number('lon')} AS n_lon",
               f"{number('weight')} AS n_weight", f"{number('year')} AS n_year"]
@@ -776,33 +781,60 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
     layer1 += [f"{int(index)} AS _scan", f"{_FILE_COLUMN} AS _file"] + (["file_row_number AS _rownum"] if rows else [])
     # The file's own cells, as read (raw names may clash with the record columns).
     layer1 += [f"{_ident(src)} AS _raw_{i}" for i, src in enumerate(_raw_names(scan))] if raw else []
-    def blank(col):
-        return _blank(f"t_{col}")
-
-    # Only an empty cell means "count by document"; text 'nan' is a broken weight.
-    w_blank = "nb_weight" if "weight" in numeric else "(t_weight IS NULL)"
-    y_blank = "nb_year" if "year" in numeric else blank("year")
-    w_val = f"CASE WHEN NOT {w_blank} AND isfinite(n_weight) AND n_weight > 0 THEN n_weight END"
-    y_ok = f"({y_blank} OR (isfinite(n_year) AND n_year = floor(n_year) AND n_year BETWEEN 1000 AND 9999))"
+    cell = _row_cell(numeric)
+    params = {"metrics": tuple(metrics)}
+    norm = {col: rules.to_sql(expr, cell) for col, expr in rules.NORMALISED.items()}
     layer2 = [
-        "lower(t_metric) AS metric",
-        f"CASE WHEN {blank('doc_id')} THEN NULL ELSE t_doc_id END AS doc_id",
-        "n_lat AS lat", "CASE WHEN n_lon >= 180 THEN n_lon - 360 ELSE n_lon END AS lon",
-        f"{w_val} AS weight",
-        f"CASE WHEN NOT {y_blank} AND {y_ok} THEN CAST(n_year AS INTEGER) END AS year",
-        f"{_country('c_country')} AS country", "c_country",
-        f"CASE WHEN {blank('field')} THEN NULL ELSE t_field END AS field",
-        f"CASE WHEN {blank('institution')} THEN NULL ELSE t_institution END AS institution",
-        # The checks of a row's own cells; those of metric and country, which are grouping
-        # keys, are made once per group by reduce_records (_keys_ok) and here for ``ok``.
-        f"""coalesce(isfinite(n_lat) AND abs(n_lat) <= 90 AND isfinite(n_lon) AND n_lon >= -180 AND n_lon <= 360
-              AND ({w_blank} OR (isfinite(n_weight) AND n_weight > 0))
-              AND NOT ({w_val} IS NULL AND {blank('doc_id')}) AND {y_ok}, false) AS row_ok""",
+        f"{norm['metric']} AS metric", f"{norm['doc_id']} AS doc_id", f"{norm['lat']} AS lat",
+        f"{norm['lon']} AS lon", f"{norm['weight']} AS weight", f"CAST({norm['year']} AS INTEGER) AS year",
+        f"{norm['country']} AS country", "c_country", f"{norm['field']} AS field",
+        f"{norm['institution']} AS institution",
+        # The row rules of cluster.ingest.rules; those of metric and country, which are
+        # grouping keys, are checked once per group by reduce_records (_keys_ok) and here
+        # for ``ok``.
+        f"coalesce({rules.sql_all_ok(cell, params, key=False)}, false) AS row_ok",
+    ] + ([f"{rules.sql_bad(r, cell, params)} AS {_rule_flag(r)}" for r in rules.RULES] if per_rule else []) + [
         "_scan", "_file",
     ] + (["_rownum"] if rows else []) + raw_cols
     inner = f"SELECT {', '.join(layer1)} FROM {source}"
     return (f"SELECT *, coalesce(row_ok AND {_keys_ok('metric', 'c_country', metrics)}, false) AS ok "
             f"FROM (SELECT {', '.join(layer2)} FROM ({inner}))")
+
+
+def _row_cell(numeric: set) -> Callable[[str, str], str]:
+    """The SQL of the rules' cells (:mod:`cluster.ingest.rules`) over the first layer of
+    :func:`_normalized`: ``n_<col>`` numbers, ``t_<col>`` trimmed text ('' as NULL),
+    ``nb_<col>`` blank numeric cells, ``c_country`` the country as read. ``numeric``: the
+    columns the file types as numbers."""
+    def cell(kind: str, col: str) -> str:
+        if col == "country":
+            t = _trimmed("c_country")
+            return {"text": t, "empty": f"({t} IS NULL)", "blank": _blank(t)}[kind]
+        if kind == "num":
+            return f"n_{col}"
+        if kind == "text":
+            return f"t_{col}"
+        if col in numeric:  # a numeric cell is blank when missing or NaN (as pandas reads it)
+            return f"nb_{col}"
+        return f"(t_{col} IS NULL)" if kind == "empty" else _blank(f"t_{col}")
+
+    return cell
+
+
+def _key_cell(raw_country: str) -> Callable[[str, str], str]:
+    """The SQL of the grouping keys' cells: the country as read in column ``raw_country``."""
+    def cell(kind: str, col: str) -> str:
+        if col != "country":
+            raise ValueError(f"a grouping key's rule reads {kind}({col})")
+        t = _trimmed(raw_country)
+        return {"text": t, "empty": f"({t} IS NULL)", "blank": _blank(t)}[kind]
+
+    return cell
+
+
+def _rule_flag(rule: rules.Rule) -> str:
+    """The column of :func:`_normalized` (``per_rule``) flagging the rows that break ``rule``."""
+    return f"_bad_{rule.name}"
 
 
 def _trimmed(text: str) -> str:
@@ -812,14 +844,14 @@ def _trimmed(text: str) -> str:
 
 
 def _blank(text: str) -> str:
-    """SQL: a trimmed cell that pandas reads as missing."""
-    return f"({text} IS NULL OR {text} IN ({', '.join(map(_sql_text, _BLANKS))}))"
+    """SQL: a trimmed cell that pandas reads as missing (:data:`cluster.ingest.rules.BLANK_TEXTS`)."""
+    return f"({text} IS NULL OR {text} IN ({', '.join(map(_sql_text, rules.BLANK_TEXTS))}))"
 
 
 def _country(raw: str) -> str:
-    """SQL: the country code of a cell as read (upper case; NULL when blank)."""
-    t = _trimmed(raw)
-    return f"CASE WHEN {_blank(t)} THEN NULL ELSE upper({t}) END"
+    """SQL: the country code of a cell as read (upper case; NULL when blank), as
+    :data:`cluster.ingest.rules.NORMALISED` gives it."""
+    return rules.to_sql(rules.NORMALISED["country"], _key_cell(raw))
 
 
 # Every two-letter code, in the order of _country_code's numbers (alphabetical).
@@ -830,15 +862,15 @@ def _country_code(raw: str) -> str:
     """SQL: the normalised country of a cell as read as a number, its position in
     :data:`_COUNTRIES` (-1 when blank; NULL when not two letters, a row _keys_ok rejects)."""
     t = _country(raw)
-    return (f"CASE WHEN {t} IS NULL THEN -1 WHEN regexp_full_match({t}, '[A-Z]{{2}}') "
+    return (f"CASE WHEN {t} IS NULL THEN -1 WHEN regexp_full_match({t}, {_sql_text(rules.COUNTRY_PATTERN)}) "
             f"THEN (ascii({t}[1]) - 65) * 26 + ascii({t}[2]) - 65 END")
 
 
 def _keys_ok(metric: str, raw_country: str, metrics: Sequence[str]) -> str:
-    """SQL: the checks of the grouping keys, metric (normalised) and country (as read)."""
-    t = _trimmed(raw_country)
-    return (f"({metric} IN ({', '.join(map(_sql_text, metrics))}) "
-            f"AND ({_blank(t)} OR regexp_full_match(upper({t}), '[A-Z]{{2}}')))")
+    """SQL: the rules of the grouping keys (:mod:`cluster.ingest.rules`, ``key``), over the
+    normalised metric in column ``metric`` and the country as read in ``raw_country``."""
+    return rules.sql_all_ok(_key_cell(raw_country), {"metrics": tuple(metrics)}, key=True,
+                            bound={rules.METRIC: metric})
 
 
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
@@ -1168,7 +1200,8 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
     """Fetch the suspect rows of each file with their row numbers and word them with the
     Python validator (same messages as a file read in memory), raised at once; with
     ``rejects``, collected there instead (``exact``: the rows the engine left out, the
-    count kept whatever the number fetched)."""
+    count kept whatever the number fetched; the rows per rule counted by the engine, one
+    flag per rule of :mod:`cluster.ingest.rules`, so exact too)."""
     problems, rows = [], 0
     before = rejects.rows if rejects is not None else 0
     register_filesystems(con, records.paths)
@@ -1179,16 +1212,18 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
                 # CSV has no row-number column: number the rows of this one file in order
                 # (an ordered scan, only on this path).
                 source = f"(SELECT *, row_number() OVER () - 1 AS file_row_number FROM {source})"
-            sql = _normalized(scan, metrics, source, rows=True, raw=True)
+            sql = _normalized(scan, metrics, source, rows=True, raw=True, per_rule=rejects is not None)
             con.execute("SET preserve_insertion_order = true")
             suspect = con.sql(f"SELECT * FROM ({sql}) WHERE NOT ok ORDER BY _rownum "
                               f"LIMIT {_MAX_SUSPECT_ROWS}").df()
             if suspect.empty:
                 continue
-            finite = con.sql(f"SELECT count(*) FROM ({sql}) WHERE isfinite(lat) AND isfinite(lon)").fetchall()[0][0]
-            # Only the first rows are fetched and worded; the headline counts them all.
-            bad = len(suspect) if len(suspect) < _MAX_SUSPECT_ROWS else con.sql(
-                f"SELECT count(*) FROM ({sql}) WHERE NOT ok").fetchall()[0][0]
+            # Only the first rows are fetched and worded; the headline counts them all, and
+            # the rows per rule are counted here (skipping: every rule, exact).
+            per_rule = [f", count(*) FILTER (WHERE {_rule_flag(r)})" for r in rules.RULES] if rejects else []
+            finite, bad, *counts = con.sql(
+                f"SELECT count(*) FILTER (WHERE isfinite(lat) AND isfinite(lon)), count(*) FILTER (WHERE NOT ok)"
+                f"{''.join(per_rule)} FROM ({sql})").fetchall()[0]
             names = _raw_names(scan)
             raw = pd.DataFrame({name: suspect[f"_raw_{i}"] for i, name in enumerate(names)})
             if scan.kind == "csv":
@@ -1196,6 +1231,7 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
                 raw = raw.astype(object).where(raw.notna(), "")
             plan_frame = pd.DataFrame({name: (raw[src] if kind == "column" else src)
                                        for name, kind, src in scan.plan}, index=raw.index)
+            counted = dict(rejects.per_rule) if rejects is not None else {}
             try:
                 _validate(plan_frame, f if is_url(f) else Path(f), 2 if scan.kind == "csv" else 1, metrics,
                           row_numbers=suspect["_rownum"].to_numpy(dtype=np.int64), n_finite=int(finite),
@@ -1203,9 +1239,15 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
             except InputDataError as exc:
                 problems += exc.problems
                 rows += max(exc.rows or 0, int(bad))
+            if rejects is not None:  # the engine's exact counts, not those of the rows fetched
+                columns = [n.strip().lower() for n, _, _ in scan.plan]
+                for rule, count in zip(rules.RULES, counts):
+                    if count:
+                        key = rule.counted_in(columns)
+                        counted[key] = counted.get(key, 0) + int(count)
+                rejects.per_rule = counted
     con.execute("SET preserve_insertion_order = false")
     if rejects is not None:
-        rejects.per_rule_exact &= rejects.rows - before == exact  # every bad row was fetched and worded
         rejects.rows = before + exact
         return
     if problems:

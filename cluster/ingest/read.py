@@ -2,7 +2,8 @@
 
 Reads CSV, Parquet, GeoParquet and GeoPackage point files into one records frame with
 the columns ``metric, doc_id, lat, lon, weight, year, country, institution, source``.
-Validation collects every problem (file, row, column, value, fix) and raises once.
+Validation applies the rules of :mod:`cluster.ingest.rules` (their numpy rendering),
+collects every problem (file, row, column, value, fix) and raises once.
 
 Row numbers in messages are what a user sees in an editor: for CSV the line number
 (header = line 1), for other formats the 1-based record number.
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import cluster.ingest.rules as rules
 from cluster._atomic import file_sha256
 from cluster.errors import InputDataError, UserInputError
 from cluster.ingest.mapping import InputMapping, apply_mapping
@@ -30,9 +32,8 @@ from cluster.provenance import PARQUET_SYNTHETIC_KEY
 
 log = logging.getLogger(__name__)
 
-REQUIRED = ("metric", "lat", "lon")
-OPTIONAL = ("doc_id", "weight", "year", "country", "field", "institution")
-COLUMNS = REQUIRED + OPTIONAL
+# The column specification lives with the row rules (cluster.ingest.rules).
+REQUIRED, OPTIONAL, COLUMNS = rules.REQUIRED, rules.OPTIONAL, rules.COLUMNS
 # Names users often have in their exports, mapped to ours for the suggestion.
 _ALIASES = {
     "latitude": "lat", "y": "lat", "longitude": "lon", "lng": "lon", "long": "lon", "x": "lon",
@@ -375,21 +376,6 @@ class _Problems:
         self.items.append(f"{self.path}: {message}")
 
 
-def _numeric(series: pd.Series) -> np.ndarray:
-    if series.dtype == object or pd.api.types.is_string_dtype(series):
-        return pd.to_numeric(series.astype(str).str.strip().replace("", "nan"),
-                             errors="coerce").to_numpy(dtype=float)
-    return series.to_numpy(dtype=float, na_value=np.nan)
-
-
-def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Stripped text of a column (object dtype) and a mask of blank cells (empty, NA, None)."""
-    na = series.isna().to_numpy()
-    text = series.astype(object).where(~na, "").astype(str).str.strip()
-    blank = na | text.isin(["", "nan", "NaN", "None", "<NA>"]).to_numpy()
-    return text.astype(object), blank
-
-
 def check_case_duplicates(columns: Sequence, path) -> None:
     """Refuse columns whose names differ only by case or surrounding spaces.
 
@@ -498,92 +484,46 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
     if n == 0:
         raise UserInputError(f"{path}: the file has a header but no records. Add at least one record.")
 
-    for col in ("lat", "lon", "weight", "year"):
+    for col in rules.NUMERIC:
         if col in raw.columns and (kind := _non_numeric_kind(raw[col])):
-            pr.note(f"column '{col}' holds {kind}, not numbers. Give "
-                    + ("decimal degrees (WGS84)." if col in ("lat", "lon") else "numbers."))
+            pr.note(rules.non_numeric_problem(col, kind))
     if pr.items:
         raise InputDataError(pr.items)
 
+    # Every row rule of the table (cluster.ingest.rules), in its order.
+    cells = rules.FrameCells(raw)
+    params = {"metrics": tuple(metrics)}
+    bad = rules.violations(cells, metrics)
+    for rule in rules.RULES:
+        if not bad[rule.name].any():
+            continue
+        column = rule.named_column(raw.columns)
+        if rule.shows is None:
+            values = raw[rule.column].to_numpy()
+        else:
+            shown = rules.to_numpy(rule.shows, cells, params)
+            shown = pd.Series(shown, index=range(n), dtype=object) if np.ndim(shown) == 0 else shown
+            values = shown.astype(object).fillna("").to_numpy()
+        if rule.hint:
+            fix = rules.HINTS[rule.hint](cells, bad, n_finite)
+        else:
+            fix = rule.fix.format(metrics=", ".join(metrics))
+        pr.add(column, bad[rule.name], values, rule.what, fix)
+
+    # The records, normalised by the table's expressions (the engine renders them to SQL).
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    metric = _text(raw["metric"])[0].str.lower()
-    bad = ~metric.isin(list(metrics)).to_numpy()
-    if bad.any():
-        pr.add("metric", bad, metric.to_numpy(), "unknown metric",
-               f"Use one of: {', '.join(metrics)} (metrics come from the config's [metrics.*] tables).")
-    out["metric"] = metric
-
-    lat, lon = _numeric(raw["lat"]), _numeric(raw["lon"])
-    for name, arr in (("lat", lat), ("lon", lon)):
-        nan = ~np.isfinite(arr)
-        pr.add(name, nan, raw[name].to_numpy(), "missing or non-numeric coordinate",
-               "Give decimal degrees (WGS84), e.g. 48.137; drop rows that are not geocoded.")
-    fin = np.isfinite(lat) & np.isfinite(lon)
-    bad_lat = fin & (np.abs(lat) > 90)
-    bad_lon = fin & ((lon < -180) | (lon > 360))
-    if (bad_lat | bad_lon).any():
-        projected = fin & (np.abs(lat) > 1000) & (np.abs(lon) > 1000)
-        swapped = bad_lat & ~bad_lon & (np.abs(lon) <= 90)
-        if projected.sum() > 0.5 * (bad_lat | bad_lon).sum():
-            fix = "These look like projected coordinates (metres); reproject to WGS84 degrees (EPSG:4326)."
-        elif swapped.sum() > 0.5 * (fin.sum() if n_finite is None else n_finite):
-            fix = "Latitude and longitude look swapped; exchange the 'lat' and 'lon' columns."
-        else:
-            fix = "Latitude must be in [-90, 90] and longitude in [-180, 360] (0–360 is wrapped)."
-        pr.add("lat", bad_lat, raw["lat"].to_numpy(), "latitude outside [-90, 90]", fix)
-        pr.add("lon", bad_lon & ~bad_lat, raw["lon"].to_numpy(), "longitude outside [-180, 360]", fix)
-    out["lat"] = lat
-    out["lon"] = np.where(fin & (lon >= 180), lon - 360.0, lon)
-
-    if "weight" in raw.columns:
-        w = _numeric(raw["weight"])
-        # Only an empty cell means "count by document"; a literal NaN is a broken weight.
-        text, _ = _text(raw["weight"])
-        blank = raw["weight"].isna().to_numpy() | text.eq("").to_numpy()
-        badw = ~blank & ~(np.isfinite(w) & (w > 0))
-        pr.add("weight", badw, raw["weight"].to_numpy(), "weight must be a finite number > 0",
-               "Remove rows with no activity, or leave the weight empty to count documents fractionally.")
-        out["weight"] = np.where(blank | badw, np.nan, w)
-    else:
-        out["weight"] = np.nan
-    if "doc_id" in raw.columns:
-        doc, blank = _text(raw["doc_id"])
-        out["doc_id"] = doc.where(~blank, None)
-    else:
-        out["doc_id"] = None
-    need_doc = out["weight"].isna().to_numpy() & out["doc_id"].isna().to_numpy()
-    col = "doc_id" if "doc_id" in raw.columns else "weight"
-    pr.add(col, need_doc, np.full(n, "", dtype=object), "row has neither a doc_id nor a weight",
-           "Give each record the identifier of its document, or a weight.")
-
-    if "year" in raw.columns:
-        y = _numeric(raw["year"])
-        blank = _text(raw["year"])[1]
-        bady = ~blank & ~(np.isfinite(y) & (np.mod(y, 1) == 0) & (y >= 1000) & (y <= 9999))
-        pr.add("year", bady, raw["year"].to_numpy(), "year must be a four-digit integer", "E.g. 2021.")
-        out["year"] = pd.array(np.where(np.isfinite(y) & ~bady, y, np.nan), dtype="Float64").astype("Int64")
-    else:
-        out["year"] = pd.array([pd.NA] * n, dtype="Int64")
-    if "country" in raw.columns:
-        cc, blank = _text(raw["country"])
-        cc = cc.str.upper()
-        badc = ~blank & ~cc.str.fullmatch(r"[A-Z]{2}").to_numpy()
-        pr.add("country", badc, raw["country"].to_numpy(), "country must be an ISO 3166-1 alpha-2 code",
-               "E.g. DE, US, CN; leave it empty when unknown.")
-        out["country"] = cc.where(~blank, None)
-    else:
-        out["country"] = None
-    for col in ("institution", "field"):
-        if col in raw.columns:
-            text, blank = _text(raw[col])
-            out[col] = text.where(~blank, None)
-        else:
-            out[col] = None
+    for col in ("metric", "doc_id", "lat", "lon", "weight", "year", "country", "institution", "field"):
+        value = rules.to_numpy(rules.NORMALISED[col], cells, params)
+        if isinstance(value, pd.Series):  # text: object values, None where missing
+            value = value.astype(object).where(value.notna(), None)
+        out[col] = value
+    out["metric"] = out["metric"].fillna("")
+    out["year"] = out["year"].astype("Float64").astype("Int64")
     if pr.items and rejects is not None:
         rejects.rows += pr.n_rows
-        bad = np.zeros(n, dtype=bool)
-        bad[list(pr.rows)] = True
-        out = out[~bad].reset_index(drop=True)
+        dropped = np.zeros(n, dtype=bool)
+        dropped[list(pr.rows)] = True
+        out = out[~dropped].reset_index(drop=True)
         if out.empty and row_numbers is None:
             raise UserInputError(f"{path}: every record breaks a rule ({'; '.join(rejects.per_rule)}); none "
                                  "is left to cluster. Fix the file (see the rules in the messages of "

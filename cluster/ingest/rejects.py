@@ -40,8 +40,9 @@ class Rejects:
     listed : list of tuple
         Up to :data:`LISTED` problems ``(file, row, column, value, rule)``.
     per_rule_exact : bool
-        False when a file had more bad rows than the engine fetches to word them
-        (100,000 per file): ``per_rule`` then counts those fetched, ``rows`` all of them.
+        Whether ``per_rule`` counts every row (kept in ``run.json``; always True since
+        the engine counts the rows per rule itself, one flag per rule of
+        :mod:`cluster.ingest.rules`, however many bad rows it fetches to word).
     """
 
     rows: int = 0
