@@ -7,7 +7,8 @@ the metric's threshold, or exact HDBSCAN* (:func:`cluster.engine.hdbscan.hdbscan
 where a site's core distance is the distance at which that weight is reached, each
 branch of the density hierarchy is cut at its own level, clusters weigh at least the
 threshold and none is split below ``eps_km`` (its floor). With ``split_scale`` > 1, DBSCAN
-is two-level (:func:`_split`): a cluster that holds sites core at ``split_scale`` times
+is two-level (``dbscan_sphere(..., split_scale=...)``; the rule is in
+:mod:`cluster.engine.dbscan`): a cluster that holds sites core at ``split_scale`` times
 the threshold is replaced by its clusters at that density (New York and Philadelphia,
 joined at the threshold by the New Jersey corridor, come apart), one that never reaches
 it stays whole.
@@ -33,8 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cluster.config import Config
-from cluster.engine.dbscan import CORE_RTOL, dbscan_sphere
-from cluster.engine.geo import chord_for_km, unit_vectors
+from cluster.engine.dbscan import dbscan_sphere
 from cluster.engine.hdbscan import hdbscan_sphere
 from cluster.stages.sites import metric_codes
 
@@ -93,61 +93,9 @@ def _cluster_one(lat, lon, weight, config: Config, threshold: float):
     if config.clustering_method == "hdbscan":
         return hdbscan_sphere(lat, lon, weight, min_weight=threshold, floor_km=config.eps_km,
                               min_cluster_weight=threshold / config.core_scale, method=config.selection)
-    labels, core = dbscan_sphere(lat, lon, weight, eps_km=config.eps_km, min_weight=threshold)
-    if config.split_scale == 1.0 or not core.any():
-        return labels, core
-    dense, dense_core = dbscan_sphere(lat, lon, weight, eps_km=config.eps_km,
-                                      min_weight=threshold * config.split_scale)
-    return _split(lat, lon, weight, config.eps_km, threshold, labels, core, dense, dense_core)
-
-
-def _split(lat, lon, weight, eps_km, threshold, labels, core, dense, dense_core):
-    """Two-level DBSCAN from the clusters at the threshold (``labels``, ``core``) and at the
-    higher density (``dense``, ``dense_core``).
-
-    * A cluster at the threshold that holds no site core at the higher density stays
-      whole (a sparse metro).
-    * One that does is replaced by the core sites of its dense clusters and by the
-      *remainder*: its core sites farther than ``eps_km`` from every dense core site,
-      joined when within ``eps_km`` of each other, each group kept when it weighs at
-      least the threshold (a city of the region that never reaches the higher density,
-      such as Frankfurt beside Mannheim-Heidelberg).
-
-    Only core sites are kept where a cluster was split: two dense clusters' cores are
-    more than ``eps_km`` apart, and a remainder's more than ``eps_km`` from both, but
-    their border sites need not be, and the overlay would join them again (footprints,
-    discs of ``eps_km / 2``, would overlap). The activity around them still counts within
-    their footprints. Clusters are numbered by their lowest index, as DBSCAN numbers them.
-    """
-    from scipy.spatial import cKDTree
-
-    reached = np.zeros(int(labels.max()) + 1, bool)
-    reached[labels[dense_core]] = True
-    in_split = (labels >= 0) & reached[np.maximum(labels, 0)]
-    keep = (labels >= 0) & ~in_split
-    out = np.where(dense_core, dense, -1)
-    next_label = int(dense.max()) + 1
-    out[keep] = labels[keep] + next_label
-    next_label += int(labels.max()) + 1
-    out_core = np.where(keep, core, dense_core)
-    rest = np.flatnonzero(in_split & core & ~dense_core)
-    if len(rest):
-        dist, _ = cKDTree(unit_vectors(lat[dense_core], lon[dense_core])).query(
-            unit_vectors(lat[rest], lon[rest]), k=1, distance_upper_bound=chord_for_km(eps_km))
-        rest = rest[~np.isfinite(dist)]
-    if len(rest):
-        groups, _ = dbscan_sphere(lat[rest], lon[rest], np.ones(len(rest)), eps_km=eps_km, min_weight=1.0)
-        heavy = np.bincount(groups, weights=weight[rest]) >= threshold * (1.0 - CORE_RTOL)
-        take = heavy[groups]
-        out[rest[take]] = groups[take] + next_label
-        out_core[rest[take]] = True
-    member = np.flatnonzero(out >= 0)
-    if len(member):
-        _, first, inverse = np.unique(out[member], return_index=True, return_inverse=True)
-        rank = np.empty(len(first), np.int64)
-        rank[np.argsort(member[first], kind="stable")] = np.arange(len(first))
-        out[member] = rank[inverse]
-    return out, out_core
+    # split_scale > 1: two-level DBSCAN, in the engine (one grid, one scan for both levels).
+    return dbscan_sphere(lat, lon, weight, eps_km=config.eps_km, min_weight=threshold,
+                         split_scale=config.split_scale)
 
 
 def overlay(sites: pd.DataFrame, eps_km: float) -> np.ndarray:
