@@ -52,7 +52,8 @@ sites need not be, and the overlay would join them again (footprints, discs of
 ``eps_km / 2``, would overlap). The activity around them still counts within their
 footprints. Clusters are numbered by their lowest-index member. This is the same as
 clustering at both weights with two calls and splitting (the tests keep that reference);
-one grid and one scan make it about 1.3 times one level instead of 8 at 1 M records.
+one fold, one grid and one scan make it about 1.2 times one level at 1 M records, where
+the two calls and the split took 7.8 times (``benchmarks/bench_hdbscan.py``).
 "Farther than ``eps_km`` from every dense site" is decided on the squared chord between
 unit vectors, below the square of :func:`cluster.engine.geo.chord_for_km` as a kd-tree
 query bounded by that chord decides it.
