@@ -236,8 +236,9 @@ def _kd_tree(x, y, z, leaf_size):
     median of its widest axis. Returns order, start, end, box (nodes, 6: lo xyz, hi xyz)
     and the number of inner nodes.
 
-    Built level by level: the nodes of a level own disjoint runs of ``order``, so they are
-    split on the engine's threads (:func:`_kd_nodes`) with the same result as one by one.
+    The nodes of a subtree own a run of ``order`` of their own, so the subtrees below the
+    top levels are built on the engine's threads (:func:`_kd_subtrees`), with the same
+    result as one node at a time.
     """
     n = x.size
     n_leaves = 1
@@ -251,15 +252,33 @@ def _kd_tree(x, y, z, leaf_size):
     box = np.empty((n_nodes, 6))
     start[0] = 0
     end[0] = n
-    first = 0
-    while first < n_nodes:
-        last = 2 * first + 1  # the level's nodes are first .. last - 1
-        parts = min(_threads(), last - first) if n >= _PARALLEL_MIN_TREE else 1
-        cuts = [first + (last - first) * j // parts for j in range(parts + 1)]
-        _run_chunks(_kd_nodes, [(a, b, x, y, z, order, start, end, box, n_inner)
-                                for a, b in zip(cuts[:-1], cuts[1:])])
-        first = last
+    threads = _threads() if n >= _PARALLEL_MIN_TREE else 1
+    # The top levels on one thread, until there are two subtrees a thread; then each
+    # thread builds whole subtrees, top down (one hand-over instead of one a level).
+    top = 1
+    while top < 2 * threads and top < n_nodes:
+        top = 2 * top + 1
+    top = min(top, n_nodes)
+    _kd_nodes(0, top, x, y, z, order, start, end, box, n_inner)
+    if top < n_nodes:
+        roots = np.arange(top // 2, top)  # the last level done: the subtrees below them
+        _run_chunks(_kd_subtrees, [(part, x, y, z, order, start, end, box, n_inner)
+                                   for part in np.array_split(roots, threads)])
     return order, start, end, box, n_inner
+
+
+@njit(cache=True, nogil=True)
+def _kd_subtrees(roots, x, y, z, order, start, end, box, n_inner):
+    """The nodes below ``roots`` (done already), level by level within each subtree."""
+    n_nodes = start.size
+    for r in roots:
+        width = 2
+        first = 2 * r + 1
+        while first < n_nodes:
+            _kd_nodes(first, min(first + width, n_nodes), x, y, z, order, start, end, box, n_inner)
+            first = 2 * first + 1
+            width *= 2
+    return 0
 
 
 @njit(cache=True, nogil=True)
