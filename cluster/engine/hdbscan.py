@@ -87,11 +87,11 @@ persistence short; the shipped configuration uses two-level DBSCAN instead
 (``[clustering] split_scale``, :mod:`cluster.stages.clustering`).
 
 Cost (``benchmarks/bench_hdbscan.py``, 87,639 sites from 1 M records, two shared cores):
-about four times DBSCAN at the same radius, nearly all of it the core distances (about
-a hundred sites examined per site: the light sites within its core distance) and
-Borůvka's rounds, both on the engine's threads; the kd-tree is built level by level on
-them too, and the sorts are LSD radix sorts (the permutations of numpy's stable
-argsorts). Memory is O(u) besides the record-to-site map.
+about four to five times DBSCAN at the same radius, nearly all of it the core distances
+(about 150 sites and 46 tree nodes examined per site, mostly the light sites within its
+core distance) and Borůvka's rounds, both on the engine's threads; the kd-tree's
+subtrees are built on them too, and the sorts are LSD radix sorts (the permutations of
+numpy's stable argsorts). Memory is O(u) besides the record-to-site map.
 
 Determinism: sites are ordered by (latitude, longitude) before anything else, so the
 result depends on the set of weighted sites only; clusters are numbered 0, 1, ... by
