@@ -86,6 +86,13 @@ Philadelphia, Stuttgart with Heidelberg-Mannheim), because the floor cuts the ch
 persistence short; the shipped configuration uses two-level DBSCAN instead
 (``[clustering] split_scale``, :mod:`cluster.stages.clustering`).
 
+Cost (``benchmarks/bench_hdbscan.py``, 87,639 sites from 1 M records, two shared cores):
+about four to five times DBSCAN at the same radius, nearly all of it the core distances
+(about 150 sites and 46 tree nodes examined per site, mostly the light sites within its
+core distance) and Borůvka's rounds, both on the engine's threads; the kd-tree's
+subtrees are built on them too, and the sorts are LSD radix sorts (the permutations of
+numpy's stable argsorts). Memory is O(u) besides the record-to-site map.
+
 Determinism: sites are ordered by (latitude, longitude) before anything else, so the
 result depends on the set of weighted sites only; clusters are numbered 0, 1, ... by
 their lowest input index, as :func:`cluster.engine.dbscan.dbscan_sphere` numbers them.
@@ -100,12 +107,15 @@ from numba import njit
 
 from cluster._runtime import rebuild_damaged_cache
 from cluster.engine.dbscan import (
+    _PARALLEL_MIN_RECORDS,
     CORE_RTOL,
     _announce_compilation,
     _check_points,
     _check_positive,
+    _expand,
     _fold,
     _run_chunks,
+    _threads,
 )
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 
@@ -121,6 +131,8 @@ _LEAF_SIZE = 16
 _CHUNK_SITES = 4096
 # Core searches select from an annulus thinner than this times the sum of its radii.
 _ANNULUS = 0.5
+# Smallest inputs whose kd-tree is built on threads.
+_PARALLEL_MIN_TREE = 1 << 15
 
 
 def core_chords(xyz: np.ndarray, weight: np.ndarray, k_weight: float) -> np.ndarray:
@@ -218,12 +230,16 @@ def _nth(idx, key, lo, hi, k):
             return
 
 
-@njit(cache=True)
 def _kd_tree(x, y, z, leaf_size):
     """Balanced kd-tree of 3-D points: node i has children 2i + 1 and 2i + 2, leaves are
     the nodes from ``n_leaves - 1`` on, each over ``order[start:end]``, split at the
     median of its widest axis. Returns order, start, end, box (nodes, 6: lo xyz, hi xyz)
-    and the number of inner nodes."""
+    and the number of inner nodes.
+
+    The nodes of a subtree own a run of ``order`` of their own, so the subtrees below the
+    top levels are built on the engine's threads (:func:`_kd_subtrees`), with the same
+    result as one node at a time.
+    """
     n = x.size
     n_leaves = 1
     while n_leaves * 2 * leaf_size <= n:
@@ -236,7 +252,39 @@ def _kd_tree(x, y, z, leaf_size):
     box = np.empty((n_nodes, 6))
     start[0] = 0
     end[0] = n
-    for node in range(n_nodes):
+    threads = _threads() if n >= _PARALLEL_MIN_TREE else 1
+    # The top levels on one thread, until there are two subtrees a thread; then each
+    # thread builds whole subtrees, top down (one hand-over instead of one a level).
+    top = 1
+    while top < 2 * threads and top < n_nodes:
+        top = 2 * top + 1
+    top = min(top, n_nodes)
+    _kd_nodes(0, top, x, y, z, order, start, end, box, n_inner)
+    if top < n_nodes:
+        roots = np.arange(top // 2, top)  # the last level done: the subtrees below them
+        _run_chunks(_kd_subtrees, [(part, x, y, z, order, start, end, box, n_inner)
+                                   for part in np.array_split(roots, threads)])
+    return order, start, end, box, n_inner
+
+
+@njit(cache=True, nogil=True)
+def _kd_subtrees(roots, x, y, z, order, start, end, box, n_inner):
+    """The nodes below ``roots`` (done already), level by level within each subtree."""
+    n_nodes = start.size
+    for r in roots:
+        width = 2
+        first = 2 * r + 1
+        while first < n_nodes:
+            _kd_nodes(first, min(first + width, n_nodes), x, y, z, order, start, end, box, n_inner)
+            first = 2 * first + 1
+            width *= 2
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _kd_nodes(first, last, x, y, z, order, start, end, box, n_inner):
+    """Boxes of the nodes first..last-1 of :func:`_kd_tree`, and the splits of the inner ones."""
+    for node in range(first, last):
         s, e = start[node], end[node]
         lx, ly, lz = np.inf, np.inf, np.inf
         hx, hy, hz = -np.inf, -np.inf, -np.inf
@@ -258,7 +306,67 @@ def _kd_tree(x, y, z, leaf_size):
                 _nth(order, z, s, e, mid)
             start[2 * node + 1], end[2 * node + 1] = s, mid
             start[2 * node + 2], end[2 * node + 2] = mid, e
-    return order, start, end, box, n_inner
+    return 0
+
+
+@njit(cache=True)
+def _float_keys(values, order):
+    """Keys that order as the floats ``values[order[i]]`` (-0.0 as 0.0), as unsigned integers."""
+    top = np.uint64(1) << np.uint64(63)
+    bits = (values + 0.0).view(np.uint64)
+    keys = np.empty(order.size, np.uint64)
+    for i in range(order.size):
+        b = bits[order[i]]
+        keys[i] = ~b if b & top else b | top
+    return keys
+
+
+@njit(cache=True)
+def _radix_sort(keys, order):
+    """``order`` sorted stably by ``keys`` (the key of ``order[i]`` is ``keys[i]``): an LSD
+    radix sort, 16 bits a pass, a pass skipped where all keys share its digit."""
+    n = order.size
+    tmp = np.empty(n, np.int64)
+    ktmp = np.empty(n, np.uint64)
+    count = np.empty(1 << 16, np.int64)
+    mask = np.uint64(0xFFFF)
+    for shift in range(0, 64, 16):
+        sh = np.uint64(shift)
+        count[:] = 0
+        for i in range(n):
+            count[np.int64((keys[i] >> sh) & mask)] += 1
+        if count.max() == n:
+            continue
+        total = 0
+        for d in range(1 << 16):
+            c = count[d]
+            count[d] = total
+            total += c
+        for i in range(n):
+            d = np.int64((keys[i] >> sh) & mask)
+            tmp[count[d]] = order[i]
+            ktmp[count[d]] = keys[i]
+            count[d] += 1
+        order, tmp = tmp, order
+        keys, ktmp = ktmp, keys
+    return order
+
+
+@njit(cache=True)
+def _stable_argsort(values):
+    """``np.argsort(values, kind="stable")`` of floats without NaN, by :func:`_radix_sort`."""
+    order = np.arange(values.size)
+    return _radix_sort(_float_keys(values, order), order)
+
+
+@njit(cache=True)
+def _site_order(lat, lon):
+    """The order of sites by latitude, then longitude mod 360, then index: the two stable
+    sorts (``argsort(kind="stable")`` of the longitudes, then of the latitudes) as two
+    radix sorts (:func:`_radix_sort`)."""
+    order = np.arange(lat.size)
+    order = _radix_sort(_float_keys(np.mod(lon, 360.0), order), order)
+    return _radix_sort(_float_keys(lat, order), order)
 
 
 @njit(cache=True, inline="always")
@@ -379,17 +487,29 @@ def _annulus_core(p, lo2, hi2, X, Y, Z, W, start, end, box, n_inner, wsum, need,
             for q in range(start[node], end[node]):
                 dx, dy, dz = px - X[q], py - Y[q], pz - Z[q]
                 d2 = dx * dx + dy * dy + dz * dz
-                if d2 < lo2:
-                    acc += W[q]
-                elif d2 < hi2:
-                    buf_d[m] = d2
-                    buf_w[m] = W[q]
-                    m += 1
+                # Without branches (which side a point falls is unpredictable): the sum
+                # is the same (adding 0.0 changes nothing), and a point outside the
+                # annulus is written but not kept.
+                w = W[q]
+                inside = d2 < lo2
+                acc += w * inside
+                buf_d[m] = d2
+                buf_w[m] = w
+                m += (not inside) & (d2 < hi2)
         else:
-            a, b = 2 * node + 1, 2 * node + 2
-            stack[sp], stack_d[sp] = a, _box_d2(box, a, px, py, pz)
-            stack[sp + 1], stack_d[sp + 1] = b, _box_d2(box, b, px, py, pz)
-            sp += 2
+            for c in range(2 * node + 1, 2 * node + 3):
+                dc = _box_d2(box, c, px, py, pz)
+                if dc < hi2:  # a child wholly beyond the annulus is not pushed
+                    stack[sp], stack_d[sp] = c, dc
+                    sp += 1
+    return _select_core2(buf_d, buf_w, m, acc, need)
+
+
+@njit(cache=True, nogil=True)
+def _select_core2(buf_d, buf_w, m, acc, need):
+    """The least d2 among ``buf_d[:m]`` at which ``acc`` plus the weight of the gathered
+    points up to it reaches ``need`` (quickselect, three-way, weighed); inf if ``acc``
+    alone reaches it or all of them do not (the caller's bounds did not hold)."""
     if acc >= need:
         return np.inf
     lo, hi = 0, m
@@ -444,10 +564,12 @@ def _core2_range(X, Y, Z, W, start, end, box, n_inner, wsum, leaf_of, need, lo, 
     heap_w = np.empty(n)
     stack = np.empty(128, np.int64)
     stack_d = np.empty(128)
+    chord = np.empty(hi - lo)  # sqrt(out[p]) of the points done, for the bounds
     prev = -1
     for p in range(lo, hi):
         if W[p] >= need:
             out[p] = 0.0
+            chord[p - lo] = 0.0
             prev = p
             continue
         c2 = np.inf
@@ -458,7 +580,7 @@ def _core2_range(X, Y, Z, W, start, end, box, n_inner, wsum, leaf_of, need, lo, 
             for q in range(min(max(start[leaf_of[p]], lo), p - 1), p):
                 dx, dy, dz = X[p] - X[q], Y[p] - Y[q], Z[p] - Z[q]
                 d = math.sqrt(dx * dx + dy * dy + dz * dz)
-                c = math.sqrt(out[q])
+                c = chord[q - lo]
                 r_lo = max(r_lo, c - d)
                 r_hi = min(r_hi, c + d)
             hi2 = r_hi * r_hi * (1.0 + 1e-9) + 1e-300
@@ -472,6 +594,7 @@ def _core2_range(X, Y, Z, W, start, end, box, n_inner, wsum, leaf_of, need, lo, 
         if c2 == np.inf:
             c2 = _core_search(p, np.inf, X, Y, Z, W, start, end, box, n_inner, need, heap_d, heap_w, stack, stack_d)
         out[p] = c2
+        chord[p - lo] = math.sqrt(c2)
         prev = p
     return 0
 
@@ -827,7 +950,7 @@ def _mst(xyz, weight, min_weight):
     a, b = site[a], site[b]
     # Equal distances stay in the order Borůvka found them (fixed by the sites: the
     # tree among ties depends on that order anyway).
-    order = np.argsort(d2, kind="stable")
+    order = _stable_argsort(d2)
     return core, (a[order], b[order], d2[order])
 
 
@@ -926,8 +1049,7 @@ def hdbscan_sphere(lat, lon, weight=None, *, min_weight, min_cluster_weight=None
     site_lat, site_lon = lat[first], lon[first]
     # The set of sites only: by latitude, then longitude (mod 360), then first record
     # (sites are numbered in order of their first record, so stable sorts keep it).
-    order = np.argsort(np.mod(site_lon, 360.0), kind="stable")
-    order = order[np.argsort(site_lat[order], kind="stable")]
+    order = _site_order(site_lat, site_lon)
     site_label = np.empty(len(first), np.int64)
     site_label[order] = _sites_hdbscan(site_lat[order], site_lon[order], site_weight[order],
                                        min_weight, min_cluster_weight, float(floor_km), method)
@@ -940,5 +1062,11 @@ def hdbscan_sphere(lat, lon, weight=None, *, min_weight, min_cluster_weight=None
         rank = np.empty(k, np.int64)
         rank[np.argsort(lowest, kind="stable")] = np.arange(k)
         site_label = np.where(site_label >= 0, rank[np.maximum(site_label, 0)], -1)
-    labels = site_label[codes]
-    return labels, labels >= 0
+    # Per record, on the engine's threads as DBSCAN does it.
+    labels = np.empty(n, np.int64)
+    core_mask = np.empty(n, np.bool_)
+    parts = _threads() if n >= _PARALLEL_MIN_RECORDS else 1
+    bounds = [n * j // parts for j in range(parts + 1)]
+    _run_chunks(_expand, [(codes[s:e], site_label, site_label >= 0, labels[s:e], core_mask[s:e])
+                          for s, e in zip(bounds, bounds[1:])])
+    return labels, core_mask
