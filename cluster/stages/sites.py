@@ -327,9 +327,12 @@ class PreparedSites:
     warnings : tuple of str
         What a user should know (records outside the window, metrics without records).
     records : Records
-        Where the records are (the bootstrap reads them once more, one row per record).
+        Where the records are (to word problems found later; never read again).
     per_file : dict
         Records per input file.
+    kept : Kept or None
+        What the profiles and the bootstrap need from the same pass over the records
+        (:class:`cluster.ingest.Kept`); None unless asked for (``keep``).
     """
 
     sites: pd.DataFrame
@@ -339,9 +342,10 @@ class PreparedSites:
     warnings: tuple
     records: object
     per_file: dict
+    kept: object = None
 
 
-def prepare_sites(records, config, *, con=None) -> PreparedSites:
+def prepare_sites(records, config, *, con=None, keep: bool = False) -> PreparedSites:
     """The whole sites stage: validation, year window, fractional counting, sites, totals.
 
     Parameters
@@ -354,6 +358,10 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
         ``scheduler`` set the reduction runs on that Dask cluster.
     con : duckdb.DuckDBPyConnection, optional
         The embedded engine's connection (default: a new one with ``config``'s settings).
+    keep : bool, default False
+        Keep, from the same pass, what the profiles (when the records have a ``field``
+        or ``institution``) and the bootstrap (when ``bootstrap_replicates > 0``) need
+        (``PreparedSites.kept``).
 
     Returns
     -------
@@ -370,7 +378,10 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
     metrics = list(config.metric_names)
     if isinstance(records, pd.DataFrame):
         records = ingest.in_memory(records)
-    reduction = ingest.reduce(records, metrics, config, con=con)
+    # The profiles (a field or institution column) and the bootstrap read what this pass
+    # keeps: the records are read once.
+    keep = keep and bool({"field", "institution"} & records.columns or config.bootstrap_replicates > 0)
+    reduction = ingest.reduce(records, metrics, config, con=con, keep=keep)
     notes = []
     dropped = reduction.outside_years
     if dropped:
@@ -400,4 +411,4 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
         log.warning(note)
     return PreparedSites(sites=sites, totals=totals, n_records=reduction.n_records,
                          records_outside_years=dropped, warnings=tuple(notes), records=records,
-                         per_file=reduction.per_file)
+                         per_file=reduction.per_file, kept=reduction.kept)
