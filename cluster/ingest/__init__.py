@@ -51,8 +51,8 @@ from cluster.ingest.rejects import Rejects
 READ_PATHS = ("dataframe", "embedded", "dask")
 
 __all__ = ["COLUMNS", "READ_PATHS", "InputMapping", "Kept", "Records", "Reduction", "Rejects", "connect",
-           "in_memory", "kept_records", "mapping_for", "open_records", "profile_counts", "raise_overflow", "records_frame", "reduce",
-           "validate_frame"]
+           "in_memory", "kept_records", "mapping_for", "open_records", "profile_counts", "raise_overflow",
+           "records_frame", "reduce", "validate_frame"]
 
 
 def reduce(records: Records, metrics: Sequence[str], config=None, *, con=None, keep: bool = False) -> Reduction:

@@ -961,7 +961,8 @@ def _joined(kept: Kept) -> str:
     # half the size.
     return f"""
         SELECT r.*, CASE WHEN r.inwin AND r.weight IS NULL AND r.doc_id IS NOT NULL THEN coalesce(d.d_n, 1) END AS n
-        FROM {kept.table} r LEFT JOIN {kept.docs} d ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
+        FROM {kept.table} r LEFT JOIN {kept.docs} d
+          ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
 
 
 def _keep(records: Records, metrics: Sequence[str], con, year_start, year_end, *, per_file: bool,
