@@ -1150,12 +1150,12 @@ def profile_counts(kept: Kept, metrics: Sequence[str], site_cluster: pd.DataFram
     try:
         # Rows at clustered sites first, then their document sizes: most rows drop out
         # at the first join.
-        return con.sql(f"""
+        return _arrow_frame(con, f"""
             WITH s AS (SELECT s.cluster, r.* FROM {kept.table} r JOIN _site_cluster s
                        ON r.metric = s.metric AND r.lat = s.lat AND r.lon = s.lon WHERE r.inwin),
             j AS (SELECT s.*, CASE WHEN s.weight IS NULL AND s.doc_id IS NOT NULL THEN coalesce(d.d_n, 1) END AS n
                   FROM s LEFT JOIN {kept.docs} d ON s.weight IS NULL AND s.metric = d.d_metric AND s.doc_id = d.d_doc)
-            SELECT cluster, metric, kind, value, n, weight, count(*) AS c FROM ({unpivot}) GROUP BY ALL""").df()
+            SELECT cluster, metric, kind, value, n, weight, count(*) AS c FROM ({unpivot}) GROUP BY ALL""")
     finally:
         con.unregister("_site_cluster")
 
@@ -1214,6 +1214,13 @@ def _per_file(records: Records, out: pd.DataFrame) -> dict:
             sel = out[out["_scan"] == i]
             per.update({k: int(v) for k, v in sel.groupby("_fkey")["c"].sum().items()})
     return per
+
+
+def _arrow_frame(con, query: str) -> pd.DataFrame:
+    """A query's result as pandas through Arrow: text stays in Arrow's buffers (pandas'
+    ``str`` dtype) instead of one Python object per cell (ten times the time on 1 M rows)."""
+    result = con.sql(query).arrow()
+    return (result.read_all() if hasattr(result, "read_all") else result).to_pandas()
 
 
 def _execute(con, statement: str, records: Records) -> None:

@@ -270,11 +270,14 @@ def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``cluster, metric, kind, value, weight``, one row per distinct key, sorted by
-        it; weights summed in that order (bit-identical whatever the engine's order).
+        ``cluster, metric, kind, value, weight``, one row per distinct key; the weights
+        of a key summed in the order of its ``(n, weight)`` (bit-identical whatever the
+        engine's order). Rows are in no particular order (the profiles sort them).
     """
-    keys = [counts["cluster"].to_numpy(dtype=np.int64), _codes(counts["metric"].astype(str).to_numpy(dtype=object)),
-            _codes(counts["kind"].to_numpy(dtype=object)), _codes(counts["value"].to_numpy(dtype=object))]
+    # Text keys as codes in order of appearance (hashing, no sort of strings): only the
+    # order *within* a key (by n, then own weight) decides the sums' bits.
+    keys = [counts["cluster"].to_numpy(dtype=np.int64)] + [
+        pd.factorize(counts[k])[0] for k in ("metric", "kind", "value")]
     n = np.nan_to_num(counts["n"].to_numpy(dtype=float), nan=-1.0)
     own = np.nan_to_num(counts["weight"].to_numpy(dtype=float), nan=-1.0)
     order = np.lexsort([own, n] + keys[::-1])
@@ -283,9 +286,12 @@ def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
                       counts["c"].to_numpy()[order])
     runs = _runs(keys)
     pick = order[runs]
-    return pd.DataFrame({"cluster": keys[0][runs], "metric": counts["metric"].astype(str).to_numpy()[pick],
-                         "kind": counts["kind"].to_numpy(dtype=object)[pick],
-                         "value": counts["value"].to_numpy(dtype=object)[pick],
+
+    def text(col):
+        return counts[col].astype(str).iloc[pick].reset_index(drop=True)
+
+    return pd.DataFrame({"cluster": keys[0][runs], "metric": text("metric"), "kind": text("kind"),
+                         "value": counts["value"].iloc[pick].reset_index(drop=True),
                          "weight": np.add.reduceat(w, runs) if len(w) else np.zeros(0)})
 
 
