@@ -926,6 +926,10 @@ class Kept:
     ----------
     kinds : tuple of str
         ``field`` and/or ``institution``: the profile columns present in the records.
+    metrics : tuple of str
+        The metric names; the table holds a metric as its position here.
+    per_file : bool
+        The table says each row's input (``_scan``, ``_fkey``).
     con : duckdb.DuckDBPyConnection or None
         The connection holding ``table`` and ``docs`` (embedded engine).
     table, docs : str
@@ -937,6 +941,8 @@ class Kept:
     """
 
     kinds: tuple = ()
+    metrics: tuple = ()
+    per_file: bool = False
     con: object = None
     table: str = ""
     docs: str = ""
@@ -965,6 +971,11 @@ def _joined(kept: Kept) -> str:
           ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
 
 
+def _metric_code(metric: str, metrics: Sequence[str]) -> str:
+    """SQL: the position of a (normalised) metric in ``metrics``, NULL for another."""
+    return "CASE " + metric + " " + " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics)) + " END"
+
+
 def _keep(records: Records, metrics: Sequence[str], con, year_start, year_end, *, per_file: bool,
           multi: Sequence[int]) -> Kept:
     """Read every file once into a temporary table of the columns the run needs, and count
@@ -983,11 +994,16 @@ def _keep(records: Records, metrics: Sequence[str], con, year_start, year_end, *
     kinds = tuple(k for k in ("field", "institution") if k in records.columns)
     fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
     n = next(_KEPT_TABLES)
-    kept = Kept(kinds=kinds, con=con, table=f"_ic_kept_{n}", docs=f"_ic_docs_{n}")
-    cols = ["metric", "lat", "lon", "c_country", "doc_id", "weight", "year",
+    kept = Kept(kinds=kinds, con=con, table=f"_ic_kept_{n}", docs=f"_ic_docs_{n}", metrics=tuple(metrics),
+                per_file=per_file)
+    # The metric as its position in ``metrics`` (NULL for another: its groups are then
+    # refused by the key check), a byte instead of a string: 10 M records are held in
+    # memory, and joins and groups on a number are faster.
+    cols = [f"CAST({_metric_code('metric', metrics)} AS UTINYINT) AS metric", "lat", "lon", "c_country", "doc_id",
+            "weight", "CAST(year AS SMALLINT) AS year",
             f"{'ok AND ' if skip else ''}{_window(year_start, year_end)} AS inwin",
-            f"{'ok' if skip else 'row_ok'} AS good", *kinds,
-            f"{'_scan' if per_file else '0'} AS _scan", f"{fkey if per_file else 'NULL::VARCHAR'} AS _fkey"]
+            f"{'ok' if skip else 'row_ok'} AS good", *kinds]
+    cols += ["_scan", f"{fkey} AS _fkey"] if per_file else []
     _execute(con, f"CREATE TEMP TABLE {kept.table} AS SELECT {', '.join(cols)} FROM ({_union(records, metrics, con)})",
              records)
     con.execute(f"""CREATE TEMP TABLE {kept.docs} AS
@@ -1061,17 +1077,19 @@ def _reduce_kept(records: Records, metrics: Sequence[str], con, kept: Kept, *, p
     # costliest parts of the reduction.
     rows = f"""
         SELECT metric, lat, lon, c_country, CASE WHEN weight IS NULL THEN CAST(n AS DOUBLE) ELSE -weight END AS nw,
-               _scan, _fkey, count(*) FILTER (WHERE inwin) AS c_in, count(*) FILTER (WHERE NOT inwin{valid}) AS c_out,
+               {'_scan, _fkey' if per_file else '0 AS _scan, NULL::VARCHAR AS _fkey'},
+               count(*) FILTER (WHERE inwin) AS c_in, count(*) FILTER (WHERE NOT inwin{valid}) AS c_out,
                count(*) FILTER (WHERE NOT good) AS c_bad
         FROM ({_joined(kept)}) GROUP BY ALL"""
     # The groups are checked and their country normalised, then returned as they are: two
     # raw countries that normalise alike (' de', 'DE') give two groups of the same key,
     # which sites.sites_from_groups adds up (integer counts: exact). Metric and country
     # come back as integer codes (text for 1.4 M groups is most of the fetch).
-    rank = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
+    name = "(CASE metric " + " ".join(f"WHEN {i} THEN {_sql_text(m)}" for i, m in enumerate(metrics)) + " END)"
+    keys_ok = "true" if skip else f"coalesce(c_bad = 0 AND {_keys_ok(name, 'c_country', metrics)}, false)"
     checked = f"""
-        SELECT {'true' if skip else f"coalesce(c_bad = 0 AND {_keys_ok('metric', 'c_country', metrics)}, false)"} AS ok,
-               CASE metric {rank} END AS metric_code, lat, lon, {_country_code('c_country')} AS country_code,
+        SELECT {keys_ok} AS ok,
+               metric AS metric_code, lat, lon, {_country_code('c_country')} AS country_code,
                CASE WHEN nw > 0 THEN CAST(nw AS BIGINT) END AS n, CASE WHEN nw < 0 THEN -nw END AS weight,
                _scan, _fkey, c_in, c_out, c_bad FROM g1"""
     key = "ok, metric_code, lat, lon, country_code, n, weight"
@@ -1143,19 +1161,22 @@ def profile_counts(kept: Kept, metrics: Sequence[str], site_cluster: pd.DataFram
         keys = ["cluster", "metric", "kind", "value", "n", "weight"]
         return counts.groupby(keys, dropna=False, sort=False, observed=True)["c"].sum().reset_index()
     con = kept.con
-    con.register("_site_cluster", table)
+    codes = pd.Index(list(kept.metrics)).get_indexer(table["metric"])
+    con.register("_site_cluster", table.assign(metric=codes.astype(np.int16)))
     unpivot = " UNION ALL ".join(
         f"SELECT cluster, metric, '{k}' AS kind, {k} AS value, n, weight FROM j WHERE {k} IS NOT NULL"
         for k in kept.kinds)
     try:
         # Rows at clustered sites first, then their document sizes: most rows drop out
         # at the first join.
-        return _arrow_frame(con, f"""
+        counts = _arrow_frame(con, f"""
             WITH s AS (SELECT s.cluster, r.* FROM {kept.table} r JOIN _site_cluster s
                        ON r.metric = s.metric AND r.lat = s.lat AND r.lon = s.lon WHERE r.inwin),
             j AS (SELECT s.*, CASE WHEN s.weight IS NULL AND s.doc_id IS NOT NULL THEN coalesce(d.d_n, 1) END AS n
                   FROM s LEFT JOIN {kept.docs} d ON s.weight IS NULL AND s.metric = d.d_metric AND s.doc_id = d.d_doc)
             SELECT cluster, metric, kind, value, n, weight, count(*) AS c FROM ({unpivot}) GROUP BY ALL""")
+        counts["metric"] = pd.Categorical.from_codes(counts["metric"].to_numpy(dtype=np.int64), categories=kept.metrics)
+        return counts
     finally:
         con.unregister("_site_cluster")
 
@@ -1181,6 +1202,7 @@ def kept_records(kept: Kept, metrics: Sequence[str]) -> pd.DataFrame:
                        ["metric", "doc_id", "lat", "lon", "weight"]].reset_index(drop=True)
     else:
         df = kept.con.sql(f"SELECT metric, doc_id, lat, lon, weight FROM {kept.table} WHERE inwin").df()
+        df["metric"] = pd.Categorical.from_codes(df["metric"].to_numpy(dtype=np.int64), categories=kept.metrics)
     df["metric"] = df["metric"].astype(str).astype(pd.CategoricalDtype(list(metrics)))
     df["weight"] = df["weight"].astype(float)
     return df
