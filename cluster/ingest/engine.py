@@ -22,9 +22,24 @@ which rows arrive, the number of threads or the machine (Dask gives the same gro
 A site's weight is then summed in Python in one fixed order from ``c / n`` (or
 ``c * weight``), so the embedded engine, the distributed engine and an in-memory frame
 give bit-identical site weights (:func:`cluster.stages.sites.sites_from_groups`).
-The same pass gives the rows per file; the profiles (``field``, ``institution``) are
-counted the same way per cluster in a second pass once the clusters are known
-(:func:`profile_counts`).
+The same pass gives the rows per file.
+
+One scan
+--------
+Every file is read once. The rows, validated and normalised, go into a temporary DuckDB
+table of the columns the run needs (:class:`Kept`: the metric as a byte, coordinates,
+country as read, ``doc_id``, own weight, year, two flags, and ``field`` and
+``institution`` when present), and the document sizes into a second one. The site
+groups are counted from these tables; once the clusters are known, the profiles
+(:func:`profile_counts`: rows per cluster, metric and value, counted as the sites are)
+and the bootstrap's draws (:func:`kept_records`) come from them too, and the pipeline
+drops them after the bootstrap. Measured on 10 M demo records: building the table costs
+about what a second scan of the Parquet files costs, and the profiles, which read and
+validated every file again before, take half the time or less. The table holds about
+110 bytes per record (1.1 GB for 10 M); past ``[engine] memory_limit`` DuckDB spills it
+to ``temp_directory``. Counting profiles per site in the reduction itself (grouping
+sets) was measured slower: every institution at every site makes many more groups than
+the clustered sites by cluster.
 
 Validation
 ----------
@@ -1367,8 +1382,8 @@ def records_frame(records: Records, metrics: Sequence[str], *, year_start: int |
                   year_end: int | None = None, con=None, config=None) -> pd.DataFrame:
     """The validated records inside the year window as one pandas frame.
 
-    Memory grows with the number of records: used only where records are needed one by
-    one (the bootstrap resamples documents), never by a plain run.
+    Memory grows with the number of records, and the files are read again: a run uses
+    :func:`kept_records` (the records its one pass kept) instead.
 
     Parameters
     ----------

@@ -6,8 +6,10 @@ comes from the optional record columns ``field`` and ``institution``:
 
 * every record gets its fractional weight (its own ``weight``, else ``1/n`` for a
   document at n rows), so a document counts once and a co-invented patent is split
-  between its locations as in the cluster counts; the engine sums them per site and
-  value (:func:`cluster.stages.sites.site_values`), so records never reach this stage;
+  between its locations as in the cluster counts; the engine counts rows per cluster
+  and value from the records its one pass kept (:func:`cluster.ingest.profile_counts`)
+  and :func:`cluster.stages.sites.cluster_values` sums them, so records never reach
+  this stage;
 * a value's weight at a site belongs to the cluster whose boundary holds the site (the
   cluster :mod:`cluster.stages.boundaries` put it in), so the profile adds up to the
   cluster's count of the metric;
