@@ -26,10 +26,12 @@ The same pass gives the rows per file.
 
 One scan
 --------
-Every file is read once. The rows, validated and normalised, go into a temporary DuckDB
-table of the columns the run needs (:class:`Kept`: the metric as a byte, coordinates,
-country as read, ``doc_id``, own weight, year, two flags, and ``field`` and
-``institution`` when present), and the document sizes into a second one. The site
+When the run needs records after the clustering (a ``field`` or ``institution`` column
+to profile, or the bootstrap), every file is read once. The rows, validated and
+normalised, go into a temporary DuckDB table of the columns the run needs
+(:class:`Kept`: the metric as a byte, coordinates, country as read, ``doc_id``, own
+weight, year, two flags, and ``field`` and ``institution`` when present), and the
+document sizes into a second one. The site
 groups are counted from these tables; once the clusters are known, the profiles
 (:func:`profile_counts`: rows per cluster, metric and value, counted as the sites are)
 and the bootstrap's draws (:func:`kept_records`) come from them too, and the pipeline
@@ -39,7 +41,10 @@ validated every file again before, take half the time or less. The table holds a
 110 bytes per record (1.1 GB for 10 M); past ``[engine] memory_limit`` DuckDB spills it
 to ``temp_directory``. Counting profiles per site in the reduction itself (grouping
 sets) was measured slower: every institution at every site makes many more groups than
-the clustered sites by cluster.
+the clustered sites by cluster. When nothing is needed after the sites, nothing is kept:
+the same query streams the files (document sizes, then rows; each parses only the
+columns it needs) with memory bounded by its hash tables (on 100 M records a kept table
+would spill 6.6 GB to disk and read it back, for nothing).
 
 Validation
 ----------
@@ -966,7 +971,7 @@ class Kept:
 
     def release(self) -> None:
         """Drop the temporary tables (their memory goes back to DuckDB)."""
-        if self.con is not None and self.table:
+        if self.con is not None and self.table and not self.table.startswith("("):
             self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
             self.con.execute(f"DROP TABLE IF EXISTS {self.docs}")
 
@@ -992,9 +997,10 @@ def _metric_code(metric: str, metrics: Sequence[str]) -> str:
 
 
 def _keep(records: Records, metrics: Sequence[str], con, year_start, year_end, *, per_file: bool,
-          multi: Sequence[int]) -> Kept:
+          multi: Sequence[int], materialize: bool = True) -> Kept:
     """Read every file once into a temporary table of the columns the run needs, and count
-    the rows of each document (a second temporary table).
+    the rows of each document (a second temporary table). Without ``materialize`` the
+    two are subqueries instead, which the reduction streams (nothing is kept).
 
     ``inwin``: inside the year window (and valid, when bad rows are skipped); ``good``:
     the row passes the rules of its own cells (with ``on_bad_rows = skip`` also those of
@@ -1009,8 +1015,6 @@ def _keep(records: Records, metrics: Sequence[str], con, year_start, year_end, *
     kinds = tuple(k for k in ("field", "institution") if k in records.columns)
     fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
     n = next(_KEPT_TABLES)
-    kept = Kept(kinds=kinds, con=con, table=f"_ic_kept_{n}", docs=f"_ic_docs_{n}", metrics=tuple(metrics),
-                per_file=per_file)
     # The metric as its position in ``metrics`` (NULL for another: its groups are then
     # refused by the key check), a byte instead of a string: 10 M records are held in
     # memory, and joins and groups on a number are faster.
@@ -1019,13 +1023,23 @@ def _keep(records: Records, metrics: Sequence[str], con, year_start, year_end, *
             f"{'ok AND ' if skip else ''}{_window(year_start, year_end)} AS inwin",
             f"{'ok' if skip else 'row_ok'} AS good", *kinds]
     cols += ["_scan", f"{fkey} AS _fkey"] if per_file else []
-    _execute(con, f"CREATE TEMP TABLE {kept.table} AS SELECT {', '.join(cols)} FROM ({_union(records, metrics, con)})",
-             records)
-    con.execute(f"""CREATE TEMP TABLE {kept.docs} AS
-        SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS d_n FROM {kept.table}
-        WHERE inwin AND weight IS NULL GROUP BY metric, doc_id HAVING count(*) > 1""")
-    for i in range(len(records.frames)):
-        con.unregister(f"_frame_{i}")
+    rows = f"SELECT {', '.join(cols)} FROM ({_union(records, metrics, con)})"
+
+    def docs(table):
+        return f"""SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS d_n FROM {table}
+            WHERE inwin AND weight IS NULL GROUP BY metric, doc_id HAVING count(*) > 1"""
+
+    if not materialize:
+        # Nothing is needed after the sites: the reduction streams the files twice (the
+        # document sizes, then the rows; only the columns each needs are parsed) and its
+        # memory stays bounded by its hash tables, where a table of 100 M records would
+        # spill gigabytes to disk and read them back.
+        return Kept(kinds=kinds, table=f"({rows})", docs=f"({docs(f'({rows})')})", metrics=tuple(metrics),
+                    per_file=per_file)
+    kept = Kept(kinds=kinds, con=con, table=f"_ic_kept_{n}", docs=f"_ic_docs_{n}", metrics=tuple(metrics),
+                per_file=per_file)
+    _execute(con, f"CREATE TEMP TABLE {kept.table} AS {rows}", records)
+    con.execute(f"CREATE TEMP TABLE {kept.docs} AS {docs(kept.table)}")
     return kept
 
 
@@ -1047,7 +1061,7 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
         The engine settings for a new connection.
     keep : bool, default False
         Keep the records read (``Reduction.kept``) for :func:`profile_counts` and
-        :func:`kept_records`; without, their table is dropped once the groups are counted.
+        :func:`kept_records`; without, nothing is kept and the reduction streams.
 
     Returns
     -------
@@ -1066,14 +1080,16 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     # file of a multi-file CSV scan (Parquet files give theirs from their footers).
     multi = [i for i, sc in enumerate(records.scans) if sc.kind == "csv" and len(sc.files) > 1]
     per_file = bool(len(records.scans) + len(records.frames) > 1 or multi)
-    kept = _keep(records, metrics, con, year_start, year_end, per_file=per_file, multi=multi)
+    kept = _keep(records, metrics, con, year_start, year_end, per_file=per_file, multi=multi, materialize=keep)
     try:
         reduction = _reduce_kept(records, metrics, con, kept, per_file=per_file)
     except BaseException:
         kept.release()
         raise
+    finally:
+        for i in range(len(records.frames)):
+            con.unregister(f"_frame_{i}")
     if not keep:
-        kept.release()
         return reduction
     return Reduction(groups=reduction.groups, n_records=reduction.n_records, outside_years=reduction.outside_years,
                      years=reduction.years, per_file=reduction.per_file, kept=kept)
