@@ -69,7 +69,10 @@ def make_parts(n: int) -> Path:
 def timed(cmd: list[str], env: dict) -> tuple[float, float, float]:
     """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # From a neutral folder: ``python -m`` puts the working directory first on the path,
+    # which would shadow PYTHONPATH (the tree being timed).
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=tempfile.gettempdir())
     _, status, usage = os.wait4(proc.pid, 0)
     dt = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status):
@@ -142,9 +145,9 @@ def main(argv=None) -> int:
            f"Ratio whole run / bare reduction: **{result['ratio']}x** wall, {result['cpu_ratio']}x CPU "
            "(target: within 4x at 10 M)."
            + (f" Baseline: {result['baseline_ratio']}x wall." if args.baseline else ""), ""]
-    for name in stage_med:
-        md.append(f"Stages of the {'run' if name == 'run' else 'baseline'} (median s): "
-                  + ", ".join(f"{k} {v}" for k, v in stage_med[name].items()))
+    for tree in stage_med:
+        md.append(f"Stages of the {'run' if tree == 'run' else 'baseline'} (median s): "
+                  + ", ".join(f"{k} {v}" for k, v in stage_med[tree].items()))
     md.append("")
     (out / f"{name}.md").write_text("\n".join(md))
     print("\n".join(md))
