@@ -84,3 +84,28 @@ def test_profiles_weights_are_fractional_counts_of_the_records(parts):
         want.index.names = got.index.names
         assert len(got) == len(want)
         np.testing.assert_allclose(got.sort_index().to_numpy(), want.sort_index().to_numpy(), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("year_start", [None, 2020])
+def test_kept_records_are_the_records_a_second_read_gives(parts, year_start):
+    """The bootstrap's draws from the kept table are the rows a re-read of the files
+    (``records_frame``, the two-pass way) gives: same rows, same weights, same window."""
+    from cluster.config import load_config
+    from cluster.ingest import connect, kept_records, open_records, records_frame, reduce
+
+    config = load_config(overrides={"bootstrap": 2, "year_start": year_start})
+    metrics = list(config.metric_names)
+    records = open_records([str(parts)], metrics)
+    con = connect(config)
+    reduction = reduce(records, metrics, config, con=con, keep=True)
+    kept = kept_records(reduction.kept, metrics)
+    again = records_frame(records, metrics, year_start=year_start, con=con)
+    cols = ["metric", "doc_id", "lat", "lon", "weight"]
+
+    def rows(df):
+        out = df[cols].assign(metric=df["metric"].astype(str), weight=df["weight"].fillna(-1.0))
+        return out.sort_values(cols, kind="mergesort").reset_index(drop=True)
+
+    assert len(kept) == len(again) > 0
+    pd.testing.assert_frame_equal(rows(kept), rows(again))
+    reduction.kept.release()
