@@ -1038,8 +1038,12 @@ def _keep(records: Records, metrics: Sequence[str], con, year_start, year_end, *
                     per_file=per_file)
     kept = Kept(kinds=kinds, con=con, table=f"_ic_kept_{n}", docs=f"_ic_docs_{n}", metrics=tuple(metrics),
                 per_file=per_file)
-    _execute(con, f"CREATE TEMP TABLE {kept.table} AS {rows}", records)
-    con.execute(f"CREATE TEMP TABLE {kept.docs} AS {docs(kept.table)}")
+    try:
+        _execute(con, f"CREATE TEMP TABLE {kept.table} AS {rows}", records)
+        con.execute(f"CREATE TEMP TABLE {kept.docs} AS {docs(kept.table)}")
+    except BaseException:
+        kept.release()
+        raise
     return kept
 
 
