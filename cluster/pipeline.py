@@ -32,9 +32,9 @@ from cluster.ingest import (
     Rejects,
     connect,
     in_memory,
+    kept_records,
     open_records,
     profile_counts,
-    records_frame,
     validate_frame,
 )
 from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
@@ -394,7 +394,7 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     input_info = input_info or {}
     with _stage("sites", timings):
         con = None if config.scheduler else connect(config)
-        prepared = prepare_sites(records, config, con=con)
+        prepared = prepare_sites(records, config, con=con, keep=True)
         totals = prepared.totals
     from cluster.stages.boundaries import build_boundaries, sites_inside
     from cluster.stages.clustering import cluster_metrics, overlay
@@ -438,9 +438,9 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         ids = clusters["cluster_id"].tolist()
         position = {cid: i for i, cid in enumerate(ids)}
         member = sites["cluster_id"].notna().to_numpy()
-        counts = profile_counts(prepared.records, metrics, sites.loc[member, ["metric", "lat", "lon"]].assign(
-            cluster=sites.loc[member, "cluster_id"].map(position).to_numpy(dtype=np.int64)),
-            year_start=config.year_start, year_end=config.year_end, con=con, config=config)
+        counts = None if prepared.kept is None else profile_counts(
+            prepared.kept, metrics, sites.loc[member, ["metric", "lat", "lon"]].assign(
+                cluster=sites.loc[member, "cluster_id"].map(position).to_numpy(dtype=np.int64)))
         profiles = cluster_profiles(None if counts is None else cluster_values(counts), sites, ids, metrics)
         if profiles is not None:
             top = top_columns(profiles, clusters["cluster_id"].tolist(), metrics)
@@ -450,15 +450,17 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     bootstrap_info = None
     if config.bootstrap_replicates > 0 and len(clusters):
         with _stage("bootstrap", timings):
-            # The bootstrap resamples documents: it needs the records one by one.
+            # The bootstrap resamples documents: it needs the records one by one, as the
+            # sites stage's pass kept them.
             from cluster.stages.bootstrap import rank_intervals
 
-            kept = records_frame(prepared.records, metrics, year_start=config.year_start,
-                                 year_end=config.year_end, con=con, config=config)
+            kept = kept_records(prepared.kept, metrics)
             low, high, bootstrap_info = rank_intervals(kept, sites, totals, config, clusters)
             at = clusters.columns.get_loc("rank") + 1
             clusters.insert(at, "rank_ci_low", low)
             clusters.insert(at + 1, "rank_ci_high", high)
+    if prepared.kept is not None:
+        prepared.kept.release()
     ranges_info = None
     if (config.rank_range_eps_km or config.rank_range_methods) and len(clusters):
         with _stage("rank_ranges", timings):

@@ -1,6 +1,8 @@
 """Ingestion: the story of a record up to the sites, in one package.
 
 Records come in; weighted-site groups, profile counts and the problems found go out.
+Every file is read once: what the profiles and the bootstrap need after the clustering
+is kept from that pass (:class:`Kept`).
 The stages use only the names exported here (``tests/test_architecture.py`` checks it).
 
 Modules, in the order a record meets them:
@@ -29,10 +31,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cluster.ingest.engine import (
+    Kept,
     Records,
     Reduction,
     connect,
     in_memory,
+    kept_records,
     open_records,
     profile_counts,
     raise_overflow,
@@ -48,12 +52,12 @@ from cluster.ingest.rejects import Rejects
 #: through each; a new path is added here and gets a runner there.
 READ_PATHS = ("dataframe", "embedded", "dask")
 
-__all__ = ["COLUMNS", "READ_PATHS", "InputMapping", "Records", "Reduction", "Rejects", "connect", "in_memory",
-           "mapping_for", "open_records", "profile_counts", "raise_overflow", "records_frame", "reduce",
-           "validate_frame"]
+__all__ = ["COLUMNS", "READ_PATHS", "InputMapping", "Kept", "Records", "Reduction", "Rejects", "connect",
+           "in_memory", "kept_records", "mapping_for", "open_records", "profile_counts", "raise_overflow",
+           "records_frame", "reduce", "validate_frame"]
 
 
-def reduce(records: Records, metrics: Sequence[str], config=None, *, con=None) -> Reduction:
+def reduce(records: Records, metrics: Sequence[str], config=None, *, con=None, keep: bool = False) -> Reduction:
     """Validate every record and reduce them to site groups, on the engine the config names.
 
     Parameters
@@ -67,6 +71,9 @@ def reduce(records: Records, metrics: Sequence[str], config=None, *, con=None) -
         reduction runs on that Dask cluster; else on the embedded engine.
     con : duckdb.DuckDBPyConnection, optional
         The embedded engine's connection (default: a new one with ``config``'s settings).
+    keep : bool, default False
+        Keep what the profiles and the bootstrap need from the same pass
+        (``Reduction.kept``): the files are read once.
 
     Returns
     -------
@@ -82,8 +89,8 @@ def reduce(records: Records, metrics: Sequence[str], config=None, *, con=None) -
     if config is not None and getattr(config, "scheduler", ""):
         from cluster.ingest.distributed import reduce_records_distributed
 
-        return reduce_records_distributed(records, metrics, config)
+        return reduce_records_distributed(records, metrics, config, keep=keep)
     from cluster.ingest.engine import reduce_records
 
     return reduce_records(records, metrics, year_start=getattr(config, "year_start", None),
-                          year_end=getattr(config, "year_end", None), con=con, config=config)
+                          year_end=getattr(config, "year_end", None), con=con, config=config, keep=keep)

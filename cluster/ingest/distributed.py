@@ -16,7 +16,10 @@ How the work is split
 3. Each row gets its document's size by a shuffle join, and rows are counted per
    ``(metric, lat, lon, country, n, weight)``: integers, so the groups do not depend on
    partitions, workers or the order tasks finish in.
-4. The client turns the counts into weights (:func:`cluster.stages.sites.sites_from_groups`):
+4. In the same graph (one read of every file): rows per site and ``field`` or
+   ``institution`` value (the profiles) and, with the bootstrap, rows per document and
+   site (its draws), kept on the client (:class:`cluster.ingest.engine.Kept`).
+5. The client turns the counts into weights (:func:`cluster.stages.sites.sites_from_groups`):
    the site weights are bit-identical to the embedded engine's.
 
 The workers need this package (``pip install innovation-clusters`` in their
@@ -35,6 +38,7 @@ import pandas as pd
 
 from cluster.errors import EnvironmentFault, UserInputError
 from cluster.ingest.engine import (
+    Kept,
     Records,
     Reduction,
     _normalized,
@@ -47,7 +51,8 @@ from cluster.ingest.engine import (
 log = logging.getLogger(__name__)
 
 _COLUMNS = {"metric": "object", "doc_id": "object", "lat": "float64", "lon": "float64", "weight": "float64",
-            "year": "float64", "country": "object", "ok": "bool", "_file": "object"}
+            "year": "float64", "country": "object", "field": "object", "institution": "object", "ok": "bool",
+            "_file": "object"}
 _KEY = ["metric", "lat", "lon", "country", "n", "weight"]
 
 
@@ -71,7 +76,8 @@ def _frame_partition(frame: pd.DataFrame) -> pd.DataFrame:
     return out.astype(_COLUMNS)
 
 
-def reduce_records_distributed(records: Records, metrics: Sequence[str], config, *, client=None) -> Reduction:
+def reduce_records_distributed(records: Records, metrics: Sequence[str], config, *, client=None,
+                               keep: bool = False) -> Reduction:
     """:func:`cluster.ingest.engine.reduce_records` on a Dask distributed cluster.
 
     Parameters
@@ -84,6 +90,10 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
         ``scheduler`` (the cluster's address), ``year_start``, ``year_end``.
     client : distributed.Client, optional
         A connected client (default: one connected to ``config.scheduler``).
+    keep : bool, default False
+        Count, in the same graph, what the profiles (rows per site and ``field`` or
+        ``institution`` value) and, with ``bootstrap_replicates``, the bootstrap (rows per
+        document and site) need: ``Reduction.kept``; the files are read once.
 
     Returns
     -------
@@ -125,8 +135,19 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
         joined = rows.merge(sizes.reset_index(), on=["metric", "doc_id"], how="left")
         joined = joined.assign(n=joined["n"].where(joined["weight"].isna()))
         counted = joined.groupby(["ok", "inwin", "_file"] + _KEY, dropna=False).size().rename("c")
+        # The profiles' and the bootstrap's counts come from the same graph: every file is
+        # read once, and only counts come back (integers: the same whatever the partitions).
+        kinds = [k for k in ("field", "institution") if k in records.columns] if keep else []
+        inside = joined[joined["inwin"]]
+        extra = [inside[~inside[k].isna()].groupby(["metric", "lat", "lon", "n", "weight", k], dropna=False)
+                 .size().rename("c") for k in kinds]
+        draws = keep and getattr(config, "bootstrap_replicates", 0) > 0
+        if draws:
+            extra.append(inside.groupby(["metric", "doc_id", "lat", "lon", "weight"], dropna=False).size().rename("c"))
         try:
-            out = _result(client, client.compute(counted), config.scheduler, timeout).reset_index()
+            futures = client.compute([counted, *extra])
+            out = _result(client, futures[0], config.scheduler, timeout).reset_index()
+            extra = [_result(client, f, config.scheduler, timeout).reset_index() for f in futures[1:]]
         except Exception as exc:  # a worker's DuckDB parse error, re-raised here as its own type
             import duckdb
 
@@ -161,8 +182,14 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
 
         years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "
                              f"WHERE NOT {_window(config.year_start, config.year_end)} GROUP BY year").fetchall())
+    kept = None
+    if keep:
+        values = [v.rename(columns={k: "value"}).assign(kind=k) for k, v in zip(kinds, extra)]
+        values = (pd.concat(values, ignore_index=True)[["metric", "lat", "lon", "kind", "value", "n", "weight", "c"]]
+                  if values else None)
+        kept = Kept(kinds=tuple(kinds), values=values, units=extra[len(kinds)] if draws else None)
     return Reduction(groups=groups.reset_index(drop=True), n_records=int(out["c"].sum()),
-                     outside_years=outside, years=years, per_file=per_file)
+                     outside_years=outside, years=years, per_file=per_file, kept=kept)
 
 
 def _probe(address: str, timeout: float) -> None:

@@ -22,9 +22,29 @@ which rows arrive, the number of threads or the machine (Dask gives the same gro
 A site's weight is then summed in Python in one fixed order from ``c / n`` (or
 ``c * weight``), so the embedded engine, the distributed engine and an in-memory frame
 give bit-identical site weights (:func:`cluster.stages.sites.sites_from_groups`).
-The same pass gives the rows per file; the profiles (``field``, ``institution``) are
-counted the same way per cluster in a second pass once the clusters are known
-(:func:`profile_counts`).
+The same pass gives the rows per file.
+
+One scan
+--------
+When the run needs records after the clustering (a ``field`` or ``institution`` column
+to profile, or the bootstrap), every file is read once. The rows, validated and
+normalised, go into a temporary DuckDB table of the columns the run needs
+(:class:`Kept`: the metric as a byte, coordinates, country as read, ``doc_id``, own
+weight, year, two flags, and ``field`` and ``institution`` when present), and the
+document sizes into a second one. The site
+groups are counted from these tables; once the clusters are known, the profiles
+(:func:`profile_counts`: rows per cluster, metric and value, counted as the sites are)
+and the bootstrap's draws (:func:`kept_records`) come from them too, and the pipeline
+drops them after the bootstrap. Measured on 10 M demo records: building the table costs
+about what a second scan of the Parquet files costs, and the profiles, which read and
+validated every file again before, take half the time or less. The table holds about
+110 bytes per record (1.1 GB for 10 M); past ``[engine] memory_limit`` DuckDB spills it
+to ``temp_directory``. Counting profiles per site in the reduction itself (grouping
+sets) was measured slower: every institution at every site makes many more groups than
+the clustered sites by cluster. When nothing is needed after the sites, nothing is kept:
+the same query streams the files (document sizes, then rows; each parses only the
+columns it needs) with memory bounded by its hash tables (on 100 M records a kept table
+would spill 6.6 GB to disk and read it back, for nothing).
 
 Validation
 ----------
@@ -80,8 +100,8 @@ from cluster.provenance import PARQUET_SYNTHETIC_KEY
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Records", "Reduction", "connect", "in_memory", "open_records", "profile_counts", "records_frame",
-           "reduce_records"]
+__all__ = ["Kept", "Records", "Reduction", "connect", "in_memory", "kept_records", "open_records", "profile_counts",
+           "records_frame", "reduce_records"]
 
 # Scanned by DuckDB; other formats go through the pandas readers.
 _SCANNED_COMPRESSION = (None, "gzip", "zstd")
@@ -912,6 +932,9 @@ class Reduction:
         Records per year (``None`` for rows without a year).
     per_file : dict
         Records per file path.
+    kept : Kept or None
+        The records as read, for the profiles and the bootstrap (:func:`profile_counts`,
+        :func:`kept_records`); None when not asked for.
     """
 
     groups: pd.DataFrame
@@ -919,6 +942,7 @@ class Reduction:
     outside_years: int
     years: dict
     per_file: dict
+    kept: Kept | None = None
 
 
 def _union(records: Records, metrics: Sequence[str], con) -> str:
@@ -939,29 +963,125 @@ def _union(records: Records, metrics: Sequence[str], con) -> str:
     return "\nUNION ALL BY NAME\n".join(f"({p})" for p in parts)
 
 
-def _joined(records: Records, metrics: Sequence[str], con, year_start, year_end) -> str:
-    """Every record with ``inwin`` (inside the year window; and valid, when bad rows are
-    skipped) and, for a row inside it without its own weight, ``n``: the rows of its
-    document inside the window."""
-    # Records are scanned twice (document sizes, then the rows) rather than materialised:
-    # memory stays bounded by the hash tables, whatever the number of records. The first
-    # scan needs no validation: a run with any invalid row stops before using the sizes,
-    # so only metric, doc_id, weight and year are computed there. Only documents at
-    # several rows are joined back (a row without a match is its document's only one):
-    # half the documents or more in real data, so a hash table half the size.
+@dataclass(frozen=True)
+class Kept:
+    """The records as the one pass over the files kept them, for the stages after the
+    clustering (profiles, bootstrap): they never read the files again.
+
+    On the embedded engine, a DuckDB temporary table of the record columns those stages
+    need (``metric, lat, lon, doc_id, weight, inwin``, ``field`` and ``institution`` when
+    present) and one of the document sizes; on a Dask cluster, what the same graph
+    counted: ``values`` (rows per site and field or institution value) and, with the
+    bootstrap, ``units`` (rows per document and site).
+
+    Attributes
+    ----------
+    kinds : tuple of str
+        ``field`` and/or ``institution``: the profile columns present in the records.
+    metrics : tuple of str
+        The metric names; the table holds a metric as its position here.
+    per_file : bool
+        The table says each row's input (``_scan``, ``_fkey``).
+    con : duckdb.DuckDBPyConnection or None
+        The connection holding ``table`` and ``docs`` (embedded engine).
+    table, docs : str
+        Names of the two temporary tables (embedded engine).
+    values : DataFrame or None
+        ``metric, lat, lon, kind, value, n, weight, c`` (Dask).
+    units : DataFrame or None
+        ``metric, doc_id, lat, lon, weight, c`` (Dask, with the bootstrap).
+    """
+
+    kinds: tuple = ()
+    metrics: tuple = ()
+    per_file: bool = False
+    con: object = None
+    table: str = ""
+    docs: str = ""
+    values: pd.DataFrame | None = None
+    units: pd.DataFrame | None = None
+
+    def release(self) -> None:
+        """Drop the temporary tables (their memory goes back to DuckDB)."""
+        if self.con is not None and self.table and not self.table.startswith("("):
+            self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
+            self.con.execute(f"DROP TABLE IF EXISTS {self.docs}")
+
+
+_KEPT_TABLES = iter(range(1 << 62))
+
+
+def _joined(kept: Kept) -> str:
+    """Every kept record with, for a row inside the year window without its own weight,
+    ``n``: the rows of its document inside the window."""
+    # Only documents at several rows are in the sizes (a row without a match is its
+    # document's only one): half the documents or more in real data, so a hash table
+    # half the size.
     return f"""
-        WITH r AS NOT MATERIALIZED (
-            SELECT *, {'ok AND ' if records.rejects is not None else ''}{_window(year_start, year_end)} AS inwin
-            FROM ({_union(records, metrics, con)})),
-        d AS (SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS d_n FROM r
-              WHERE inwin AND weight IS NULL GROUP BY metric, doc_id HAVING count(*) > 1)
         SELECT r.*, CASE WHEN r.inwin AND r.weight IS NULL AND r.doc_id IS NOT NULL THEN coalesce(d.d_n, 1) END AS n
-        FROM r LEFT JOIN d ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
+        FROM {kept.table} r LEFT JOIN {kept.docs} d
+          ON r.weight IS NULL AND r.metric = d.d_metric AND r.doc_id = d.d_doc"""
+
+
+def _metric_code(metric: str, metrics: Sequence[str]) -> str:
+    """SQL: the position of a (normalised) metric in ``metrics``, NULL for another."""
+    return "CASE " + metric + " " + " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics)) + " END"
+
+
+def _keep(records: Records, metrics: Sequence[str], con, year_start, year_end, *, per_file: bool,
+          multi: Sequence[int], materialize: bool = True) -> Kept:
+    """Read every file once into a temporary table of the columns the run needs, and count
+    the rows of each document (a second temporary table). Without ``materialize`` the
+    two are subqueries instead, which the reduction streams (nothing is kept).
+
+    ``inwin``: inside the year window (and valid, when bad rows are skipped); ``good``:
+    the row passes the rules of its own cells (with ``on_bad_rows = skip`` also those of
+    its keys); ``_scan`` and ``_fkey`` say where a row comes from, when rows are counted
+    per file."""
+    # One scan, materialised: the sites, the document sizes, the profiles and the
+    # bootstrap's draws all come from this table (the files are parsed and validated
+    # once; a second scan of Parquet costs as much as building the table). Only the
+    # columns used later are kept; DuckDB spills the table to ``temp_directory`` past
+    # ``memory_limit``.
+    skip = records.rejects is not None
+    kinds = tuple(k for k in ("field", "institution") if k in records.columns)
+    fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
+    n = next(_KEPT_TABLES)
+    # The metric as its position in ``metrics`` (NULL for another: its groups are then
+    # refused by the key check), a byte instead of a string: 10 M records are held in
+    # memory, and joins and groups on a number are faster.
+    cols = [f"CAST({_metric_code('metric', metrics)} AS UTINYINT) AS metric", "lat", "lon", "c_country", "doc_id",
+            "weight", "CAST(year AS SMALLINT) AS year",
+            f"{'ok AND ' if skip else ''}{_window(year_start, year_end)} AS inwin",
+            f"{'ok' if skip else 'row_ok'} AS good", *kinds]
+    cols += ["_scan", f"{fkey} AS _fkey"] if per_file else []
+    rows = f"SELECT {', '.join(cols)} FROM ({_union(records, metrics, con)})"
+
+    def docs(table):
+        return f"""SELECT metric AS d_metric, doc_id AS d_doc, count(*) AS d_n FROM {table}
+            WHERE inwin AND weight IS NULL GROUP BY metric, doc_id HAVING count(*) > 1"""
+
+    if not materialize:
+        # Nothing is needed after the sites: the reduction streams the files twice (the
+        # document sizes, then the rows; only the columns each needs are parsed) and its
+        # memory stays bounded by its hash tables, where a table of 100 M records would
+        # spill gigabytes to disk and read them back.
+        return Kept(kinds=kinds, table=f"({rows})", docs=f"({docs(f'({rows})')})", metrics=tuple(metrics),
+                    per_file=per_file)
+    kept = Kept(kinds=kinds, con=con, table=f"_ic_kept_{n}", docs=f"_ic_docs_{n}", metrics=tuple(metrics),
+                per_file=per_file)
+    try:
+        _execute(con, f"CREATE TEMP TABLE {kept.table} AS {rows}", records)
+        con.execute(f"CREATE TEMP TABLE {kept.docs} AS {docs(kept.table)}")
+    except BaseException:
+        kept.release()
+        raise
+    return kept
 
 
 def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int | None = None,
-                   year_end: int | None = None, con=None, config=None) -> Reduction:
-    """Validate every record and reduce them to site groups in one DuckDB pass.
+                   year_end: int | None = None, con=None, config=None, keep: bool = False) -> Reduction:
+    """Validate every record and reduce them to site groups, reading every file once.
 
     Parameters
     ----------
@@ -975,6 +1095,9 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
         Default: :func:`connect` with ``config``.
     config : Config, optional
         The engine settings for a new connection.
+    keep : bool, default False
+        Keep the records read (``Reduction.kept``) for :func:`profile_counts` and
+        :func:`kept_records`; without, nothing is kept and the reduction streams.
 
     Returns
     -------
@@ -989,35 +1112,51 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     """
     con = con or connect(config)
     register_filesystems(con, records.paths)
-    joined = _joined(records, metrics, con, year_start, year_end)
-    # Skipping bad rows: they are neither inside nor outside the window, only counted
-    # (c_bad); failing on them: any bad group stops the run (ok).
-    skip = records.rejects is not None
-    valid = " AND ok" if skip else ""
     # Rows per file come with the groups when there are several inputs: per scan, and per
     # file of a multi-file CSV scan (Parquet files give theirs from their footers).
     multi = [i for i, sc in enumerate(records.scans) if sc.kind == "csv" and len(sc.files) > 1]
     per_file = bool(len(records.scans) + len(records.frames) > 1 or multi)
-    fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
+    kept = _keep(records, metrics, con, year_start, year_end, per_file=per_file, multi=multi, materialize=keep)
+    try:
+        reduction = _reduce_kept(records, metrics, con, kept, per_file=per_file)
+    except BaseException:
+        kept.release()
+        raise
+    finally:
+        for i in range(len(records.frames)):
+            con.unregister(f"_frame_{i}")
+    if not keep:
+        return reduction
+    return Reduction(groups=reduction.groups, n_records=reduction.n_records, outside_years=reduction.outside_years,
+                     years=reduction.years, per_file=reduction.per_file, kept=kept)
+
+
+def _reduce_kept(records: Records, metrics: Sequence[str], con, kept: Kept, *, per_file: bool) -> Reduction:
+    """The site groups, rows per file and year counts of the kept records."""
+    # Skipping bad rows: they are neither inside nor outside the window, only counted
+    # (c_bad); failing on them: any bad group stops the run (ok).
+    skip = records.rejects is not None
+    valid = " AND good" if skip else ""
     # Rows are grouped by the fewest keys the weights need: the country as read (the
     # groups, a few per site, are then checked and normalised), and the document size
     # and own weight as one number (n > 0, or -weight; a row has one of them). Validity
     # and the year window are counts, not keys. Per-row string work and wide keys are the
-    # costliest parts of the scan.
+    # costliest parts of the reduction.
     rows = f"""
         SELECT metric, lat, lon, c_country, CASE WHEN weight IS NULL THEN CAST(n AS DOUBLE) ELSE -weight END AS nw,
-               {'_scan' if per_file else '0'} AS _scan, {fkey if per_file else 'NULL::VARCHAR'} AS _fkey,
+               {'_scan, _fkey' if per_file else '0 AS _scan, NULL::VARCHAR AS _fkey'},
                count(*) FILTER (WHERE inwin) AS c_in, count(*) FILTER (WHERE NOT inwin{valid}) AS c_out,
-               count(*) FILTER (WHERE NOT {'ok' if skip else 'row_ok'}) AS c_bad
-        FROM ({joined}) GROUP BY ALL"""
+               count(*) FILTER (WHERE NOT good) AS c_bad
+        FROM ({_joined(kept)}) GROUP BY ALL"""
     # The groups are checked and their country normalised, then returned as they are: two
     # raw countries that normalise alike (' de', 'DE') give two groups of the same key,
     # which sites.sites_from_groups adds up (integer counts: exact). Metric and country
     # come back as integer codes (text for 1.4 M groups is most of the fetch).
-    rank = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
+    name = "(CASE metric " + " ".join(f"WHEN {i} THEN {_sql_text(m)}" for i, m in enumerate(metrics)) + " END)"
+    keys_ok = "true" if skip else f"coalesce(c_bad = 0 AND {_keys_ok(name, 'c_country', metrics)}, false)"
     checked = f"""
-        SELECT {'true' if skip else f"coalesce(c_bad = 0 AND {_keys_ok('metric', 'c_country', metrics)}, false)"} AS ok,
-               CASE metric {rank} END AS metric_code, lat, lon, {_country_code('c_country')} AS country_code,
+        SELECT {keys_ok} AS ok,
+               metric AS metric_code, lat, lon, {_country_code('c_country')} AS country_code,
                CASE WHEN nw > 0 THEN CAST(nw AS BIGINT) END AS n, CASE WHEN nw < 0 THEN -nw END AS weight,
                _scan, _fkey, c_in, c_out, c_bad FROM g1"""
     key = "ok, metric_code, lat, lon, country_code, n, weight"
@@ -1055,30 +1194,23 @@ def reduce_records(records: Records, metrics: Sequence[str], *, year_start: int 
     outside = int(out["c_out"][site].sum())
     years = {}
     if outside and not sel.any():
-        years = dict(con.sql(f"SELECT year, count(*) FROM ({_union(records, metrics, con)}) "
-                             "GROUP BY year").fetchall())
+        years = dict(con.sql(f"SELECT year, count(*) FROM {kept.table} GROUP BY year").fetchall())
     return Reduction(groups=groups, n_records=int(c[site].sum()), outside_years=outside, years=years,
                      per_file=_per_file(records, files))
 
 
-def profile_counts(records: Records, metrics: Sequence[str], site_cluster: pd.DataFrame, *,
-                   year_start: int | None = None, year_end: int | None = None, con=None,
-                   config=None) -> pd.DataFrame | None:
-    """Rows per cluster, metric and ``field``/``institution`` value (a second pass over
-    the records, once the clusters are known).
+def profile_counts(kept: Kept, metrics: Sequence[str], site_cluster: pd.DataFrame) -> pd.DataFrame | None:
+    """Rows per cluster, metric and ``field``/``institution`` value, from the records the
+    reduction kept (the files are not read again), once the clusters are known.
 
     Parameters
     ----------
-    records : Records
-        The inputs.
+    kept : Kept
+        ``Reduction.kept``.
     metrics : sequence of str
         Metric names.
     site_cluster : DataFrame
         ``metric, lat, lon, cluster`` of every site inside a cluster.
-    year_start, year_end : int, optional
-        The year window.
-    con, config
-        As :func:`reduce_records`.
 
     Returns
     -------
@@ -1087,25 +1219,63 @@ def profile_counts(records: Records, metrics: Sequence[str], site_cluster: pd.Da
         ``n`` and ``weight``; sum with :func:`cluster.stages.sites.cluster_values`); None
         when no input has a ``field`` or ``institution`` column.
     """
-    kinds = [k for k in ("field", "institution") if k in records.columns]
-    if not kinds:
+    if not kept.kinds:
         return None
-    con = con or connect(config)
-    register_filesystems(con, records.paths)
     table = site_cluster[["metric", "lat", "lon", "cluster"]].assign(metric=site_cluster["metric"].astype(str))
-    con.register("_site_cluster", table)
+    if kept.con is None:  # counted per site by the Dask graph: joined to the clusters here
+        counts = kept.values.assign(metric=kept.values["metric"].astype(str)).merge(
+            table, on=["metric", "lat", "lon"], how="inner", sort=False)
+        keys = ["cluster", "metric", "kind", "value", "n", "weight"]
+        return counts.groupby(keys, dropna=False, sort=False, observed=True)["c"].sum().reset_index()
+    con = kept.con
+    codes = pd.Index(list(kept.metrics)).get_indexer(table["metric"])
+    con.register("_site_cluster", table.assign(metric=codes.astype(np.int16)))
     unpivot = " UNION ALL ".join(
         f"SELECT cluster, metric, '{k}' AS kind, {k} AS value, n, weight FROM j WHERE {k} IS NOT NULL"
-        for k in kinds)
+        for k in kept.kinds)
     try:
-        return _fetch(con, f"""
-            WITH j AS (SELECT s.cluster, r.* FROM ({_joined(records, metrics, con, year_start, year_end)}) r
-                       JOIN _site_cluster s ON r.metric = s.metric AND r.lat = s.lat AND r.lon = s.lon
-                       WHERE r.inwin AND r.ok)
-            SELECT cluster, metric, kind, value, n, weight, count(*) AS c FROM ({unpivot}) GROUP BY ALL""",
-                      records)
+        # Rows at clustered sites first, then their document sizes: most rows drop out
+        # at the first join. Only the columns counted go on (the two kinds read the
+        # rows twice, so DuckDB materialises them).
+        counts = _arrow_frame(con, f"""
+            WITH s AS (SELECT s.cluster, r.metric, r.doc_id, r.weight, {', '.join(f'r.{k}' for k in kept.kinds)}
+                       FROM {kept.table} r JOIN _site_cluster s
+                       ON r.metric = s.metric AND r.lat = s.lat AND r.lon = s.lon WHERE r.inwin),
+            j AS (SELECT s.cluster, s.metric, s.weight, {', '.join(f's.{k}' for k in kept.kinds)},
+                         CASE WHEN s.weight IS NULL AND s.doc_id IS NOT NULL THEN coalesce(d.d_n, 1) END AS n
+                  FROM s LEFT JOIN {kept.docs} d ON s.weight IS NULL AND s.metric = d.d_metric AND s.doc_id = d.d_doc)
+            SELECT cluster, metric, kind, value, n, weight, count(*) AS c FROM ({unpivot}) GROUP BY ALL""")
+        counts["metric"] = pd.Categorical.from_codes(counts["metric"].to_numpy(dtype=np.int64), categories=kept.metrics)
+        return counts
     finally:
         con.unregister("_site_cluster")
+
+
+def kept_records(kept: Kept, metrics: Sequence[str]) -> pd.DataFrame:
+    """The kept records inside the year window, one row per record (the bootstrap's draws).
+
+    Parameters
+    ----------
+    kept : Kept
+        ``Reduction.kept``.
+    metrics : sequence of str
+        Metric names.
+
+    Returns
+    -------
+    DataFrame
+        ``metric`` (categorical), ``doc_id``, ``lat``, ``lon``, ``weight`` (NaN = fractional).
+    """
+    if kept.con is None:  # Dask: rows per (document, site, weight), one row each again
+        units = kept.units
+        df = units.loc[np.repeat(units.index.to_numpy(), units["c"].to_numpy(dtype=np.int64)),
+                       ["metric", "doc_id", "lat", "lon", "weight"]].reset_index(drop=True)
+    else:
+        df = kept.con.sql(f"SELECT metric, doc_id, lat, lon, weight FROM {kept.table} WHERE inwin").df()
+        df["metric"] = pd.Categorical.from_codes(df["metric"].to_numpy(dtype=np.int64), categories=kept.metrics)
+    df["metric"] = df["metric"].astype(str).astype(pd.CategoricalDtype(list(metrics)))
+    df["weight"] = df["weight"].astype(float)
+    return df
 
 
 def _window(year_start: int | None, year_end: int | None) -> str:
@@ -1136,6 +1306,24 @@ def _per_file(records: Records, out: pd.DataFrame) -> dict:
             sel = out[out["_scan"] == i]
             per.update({k: int(v) for k, v in sel.groupby("_fkey")["c"].sum().items()})
     return per
+
+
+def _arrow_frame(con, query: str) -> pd.DataFrame:
+    """A query's result as pandas through Arrow: text stays in Arrow's buffers (pandas'
+    ``str`` dtype) instead of one Python object per cell (ten times the time on 1 M rows)."""
+    result = con.sql(query).arrow()
+    return (result.read_all() if hasattr(result, "read_all") else result).to_pandas()
+
+
+def _execute(con, statement: str, records: Records) -> None:
+    """Run a statement that reads the files; a parse error is worded as by :func:`_fetch`."""
+    import duckdb
+
+    try:
+        con.execute(statement)
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
+        _explain_parse_error(records, exc)
+        raise
 
 
 def _fetch(con, query: str, records: Records, *, arrays: bool = False):
@@ -1259,8 +1447,8 @@ def records_frame(records: Records, metrics: Sequence[str], *, year_start: int |
                   year_end: int | None = None, con=None, config=None) -> pd.DataFrame:
     """The validated records inside the year window as one pandas frame.
 
-    Memory grows with the number of records: used only where records are needed one by
-    one (the bootstrap resamples documents), never by a plain run.
+    Memory grows with the number of records, and the files are read again: a run uses
+    :func:`kept_records` (the records its one pass kept) instead.
 
     Parameters
     ----------

@@ -154,8 +154,11 @@ def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
                 or pd.api.types.is_datetime64_any_dtype(s.dtype) or isinstance(s.dtype, pd.IntervalDtype)):
             continue
         values = s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
-        hit = values.map(lambda v: isinstance(v, str) and (v.startswith(FORMULA_STARTS) or "\r" in v)
-                         ).to_numpy(bool)
+        if isinstance(s.dtype, pd.StringDtype):  # text only: vectorised (a Python call per cell is slow)
+            hit = (s.str.startswith(FORMULA_STARTS) | s.str.contains("\r", regex=False)).fillna(False).to_numpy(bool)
+        else:
+            hit = values.map(lambda v: isinstance(v, str) and (v.startswith(FORMULA_STARTS) or "\r" in v)
+                             ).to_numpy(bool)
         if hit.any():
             if out is df:
                 out = df.copy()

@@ -270,11 +270,14 @@ def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``cluster, metric, kind, value, weight``, one row per distinct key, sorted by
-        it; weights summed in that order (bit-identical whatever the engine's order).
+        ``cluster, metric, kind, value, weight``, one row per distinct key; the weights
+        of a key summed in the order of its ``(n, weight)`` (bit-identical whatever the
+        engine's order). Rows are in no particular order (the profiles sort them).
     """
-    keys = [counts["cluster"].to_numpy(dtype=np.int64), _codes(counts["metric"].astype(str).to_numpy(dtype=object)),
-            _codes(counts["kind"].to_numpy(dtype=object)), _codes(counts["value"].to_numpy(dtype=object))]
+    # Text keys as codes in order of appearance (hashing, no sort of strings): only the
+    # order *within* a key (by n, then own weight) decides the sums' bits.
+    keys = [counts["cluster"].to_numpy(dtype=np.int64)] + [
+        pd.factorize(counts[k])[0] for k in ("metric", "kind", "value")]
     n = np.nan_to_num(counts["n"].to_numpy(dtype=float), nan=-1.0)
     own = np.nan_to_num(counts["weight"].to_numpy(dtype=float), nan=-1.0)
     order = np.lexsort([own, n] + keys[::-1])
@@ -283,9 +286,12 @@ def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
                       counts["c"].to_numpy()[order])
     runs = _runs(keys)
     pick = order[runs]
-    return pd.DataFrame({"cluster": keys[0][runs], "metric": counts["metric"].astype(str).to_numpy()[pick],
-                         "kind": counts["kind"].to_numpy(dtype=object)[pick],
-                         "value": counts["value"].to_numpy(dtype=object)[pick],
+
+    def text(col):
+        return counts[col].astype(str).iloc[pick].reset_index(drop=True)
+
+    return pd.DataFrame({"cluster": keys[0][runs], "metric": text("metric"), "kind": text("kind"),
+                         "value": counts["value"].iloc[pick].reset_index(drop=True),
                          "weight": np.add.reduceat(w, runs) if len(w) else np.zeros(0)})
 
 
@@ -327,9 +333,12 @@ class PreparedSites:
     warnings : tuple of str
         What a user should know (records outside the window, metrics without records).
     records : Records
-        Where the records are (the bootstrap reads them once more, one row per record).
+        Where the records are (to word problems found later; never read again).
     per_file : dict
         Records per input file.
+    kept : Kept or None
+        What the profiles and the bootstrap need from the same pass over the records
+        (:class:`cluster.ingest.Kept`); None unless asked for (``keep``).
     """
 
     sites: pd.DataFrame
@@ -339,9 +348,10 @@ class PreparedSites:
     warnings: tuple
     records: object
     per_file: dict
+    kept: object = None
 
 
-def prepare_sites(records, config, *, con=None) -> PreparedSites:
+def prepare_sites(records, config, *, con=None, keep: bool = False) -> PreparedSites:
     """The whole sites stage: validation, year window, fractional counting, sites, totals.
 
     Parameters
@@ -354,6 +364,10 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
         ``scheduler`` set the reduction runs on that Dask cluster.
     con : duckdb.DuckDBPyConnection, optional
         The embedded engine's connection (default: a new one with ``config``'s settings).
+    keep : bool, default False
+        Keep, from the same pass, what the profiles (when the records have a ``field``
+        or ``institution``) and the bootstrap (when ``bootstrap_replicates > 0``) need
+        (``PreparedSites.kept``).
 
     Returns
     -------
@@ -370,7 +384,10 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
     metrics = list(config.metric_names)
     if isinstance(records, pd.DataFrame):
         records = ingest.in_memory(records)
-    reduction = ingest.reduce(records, metrics, config, con=con)
+    # The profiles (a field or institution column) and the bootstrap read what this pass
+    # keeps: the records are read once.
+    keep = keep and bool({"field", "institution"} & records.columns or config.bootstrap_replicates > 0)
+    reduction = ingest.reduce(records, metrics, config, con=con, keep=keep)
     notes = []
     dropped = reduction.outside_years
     if dropped:
@@ -400,4 +417,4 @@ def prepare_sites(records, config, *, con=None) -> PreparedSites:
         log.warning(note)
     return PreparedSites(sites=sites, totals=totals, n_records=reduction.n_records,
                          records_outside_years=dropped, warnings=tuple(notes), records=records,
-                         per_file=reduction.per_file)
+                         per_file=reduction.per_file, kept=reduction.kept)

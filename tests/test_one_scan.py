@@ -1,0 +1,111 @@
+"""One scan (issue 22): the records are read once, by the sites stage; the profiles and the
+bootstrap use what that pass kept, on the embedded engine and on a Dask cluster.
+
+The input files are moved away right after the sites stage: a run that read them again
+(the profiles' second pass, the bootstrap's re-read before issue 22) fails; this one
+gives the same profiles, rank intervals and sites as a run that keeps them.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cluster
+import cluster.pipeline as pipeline
+from cluster.demo import generate_demo
+
+
+@pytest.fixture()
+def parts(tmp_path):
+    """The demo world with field and institution as two Parquet parts, rows shuffled
+    (documents span the parts), plus a few pre-weighted rows."""
+    world = generate_demo(20_000, 5, fields=True).sample(frac=1.0, random_state=1).reset_index(drop=True)
+    folder = tmp_path / "records"
+    folder.mkdir()
+    world.iloc[::2].to_parquet(folder / "part-0.parquet", index=False)
+    world.iloc[1::2].to_parquet(folder / "part-1.parquet", index=False)
+    return folder
+
+
+def _run_then_remove(folder, monkeypatch, **kw):
+    """A run whose input disappears as soon as the sites stage has returned."""
+    original = pipeline.prepare_sites
+    gone = folder.parent / "gone"
+
+    def sites_then_remove(*args, **kwargs):
+        prepared = original(*args, **kwargs)
+        shutil.move(folder, gone)
+        return prepared
+
+    monkeypatch.setattr(pipeline, "prepare_sites", sites_then_remove)
+    try:
+        return cluster.run(str(folder), **kw)
+    finally:
+        monkeypatch.setattr(pipeline, "prepare_sites", original)
+        shutil.move(gone, folder)
+
+
+def _assert_same(a, b):
+    pd.testing.assert_frame_equal(a.profiles, b.profiles)
+    assert a.sites_table["weight"].to_numpy().tobytes() == b.sites_table["weight"].to_numpy().tobytes()
+    cols = ["cluster_id", "rank", "rank_ci_low", "rank_ci_high"]
+    pd.testing.assert_frame_equal(pd.DataFrame(a.clusters[cols]), pd.DataFrame(b.clusters[cols]))
+
+
+@pytest.mark.parametrize("engine", ["embedded", pytest.param("dask", marks=pytest.mark.slow)])
+def test_profiles_and_bootstrap_never_read_the_files_again(parts, monkeypatch, engine, request):
+    kw = {"bootstrap": 8}
+    if engine == "dask":
+        pytest.importorskip("distributed")
+        kw["scheduler"] = request.getfixturevalue("scheduler")
+    expected = cluster.run(str(parts), **kw)
+    assert expected.profiles is not None and len(expected.profiles)
+    assert "rank_ci_low" in expected.clusters
+    got = _run_then_remove(parts, monkeypatch, **kw)
+    _assert_same(expected, got)
+
+
+def test_profiles_weights_are_fractional_counts_of_the_records(parts):
+    """The profile weights from the kept records equal a direct pandas count: every record
+    at a clustered site adds 1/n (n = rows of its document) to its value."""
+    result = cluster.run(str(parts))
+    records = pd.read_parquet(parts)
+    n = records.groupby(["metric", "doc_id"])["doc_id"].transform("size").to_numpy()
+    sites = result.sites_table[["metric", "lat", "lon", "cluster_id"]].assign(metric=lambda d: d["metric"].astype(str))
+    rec = records.assign(w=1.0 / n).merge(sites, on=["metric", "lat", "lon"], how="inner")
+    rec = rec[rec["cluster_id"].notna()]
+    for kind in ("field", "institution"):
+        want = rec.groupby(["cluster_id", "metric", kind])["w"].sum()
+        got = result.profiles[result.profiles["kind"] == kind].set_index(["cluster_id", "metric", "value"])["weight"]
+        want.index.names = got.index.names
+        assert len(got) == len(want)
+        np.testing.assert_allclose(got.sort_index().to_numpy(), want.sort_index().to_numpy(), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("year_start", [None, 2020])
+def test_kept_records_are_the_records_a_second_read_gives(parts, year_start):
+    """The bootstrap's draws from the kept table are the rows a re-read of the files
+    (``records_frame``, the two-pass way) gives: same rows, same weights, same window."""
+    from cluster.config import load_config
+    from cluster.ingest import connect, kept_records, open_records, records_frame, reduce
+
+    config = load_config(overrides={"bootstrap": 2, "year_start": year_start})
+    metrics = list(config.metric_names)
+    records = open_records([str(parts)], metrics)
+    con = connect(config)
+    reduction = reduce(records, metrics, config, con=con, keep=True)
+    kept = kept_records(reduction.kept, metrics)
+    again = records_frame(records, metrics, year_start=year_start, con=con)
+    cols = ["metric", "doc_id", "lat", "lon", "weight"]
+
+    def rows(df):
+        out = df[cols].assign(metric=df["metric"].astype(str), weight=df["weight"].fillna(-1.0))
+        return out.sort_values(cols, kind="mergesort").reset_index(drop=True)
+
+    assert len(kept) == len(again) > 0
+    pd.testing.assert_frame_equal(rows(kept), rows(again))
+    reduction.kept.release()
