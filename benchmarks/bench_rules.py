@@ -1,6 +1,6 @@
 """Benchmark: validation and reduction of records by the embedded engine, two trees compared.
 
-The column rules (:mod:`cluster.ingest.rules`) are rendered to the SQL that checks every
+The column rules (:mod:`cluster.ingest._rules`) are rendered to the SQL that checks every
 row of the scan and to the numpy checks of in-memory frames; this times
 :func:`cluster.ingest.reduce` (scan, validate, reduce to site groups) on N demo records as
 a folder of 8 Parquet parts and as one CSV (where every cell is text and the rules' casts

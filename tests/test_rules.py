@@ -1,4 +1,4 @@
-"""One table of column rules (:mod:`cluster.ingest.rules`), one behaviour on every path.
+"""One table of column rules (:mod:`cluster.ingest._rules`), one behaviour on every path.
 
 * every rule's own counter-example (:attr:`Rule.example`) is refused naming that rule's
   column and words, and skipped and counted under that rule alone, alike on the DataFrame
@@ -112,7 +112,7 @@ def test_both_read_paths_agree_on_typed_edge_values(tmp_path):
 # --------------------------------------------------------------------------- the table itself
 
 try:
-    from cluster.ingest import rules
+    from cluster.ingest import _rules as rules
 except ImportError:  # the code before the table (the end-to-end tests above still run there)
     rules = None
 RULES = rules.RULES if rules else [pytest.param(None, marks=pytest.mark.skip(reason="no rules table"))]

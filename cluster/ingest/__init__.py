@@ -11,7 +11,7 @@ Modules, in the order a record meets them:
   partitions, globs, object-store addresses, standard input and pipes, compressed
   files) and scans them with the embedded engine (DuckDB), validating every row and
   reducing it to site groups in one pass;
-* :mod:`~cluster.ingest.rules` holds the column rules, once: each is rendered to the
+* :mod:`~cluster.ingest._rules` holds the column rules, once: each is rendered to the
   pandas check and to the engine's SQL predicate;
 * :mod:`~cluster.ingest.read` reads what DuckDB does not scan (GeoPackage, GeoParquet,
   ``.bz2``/``.xz`` CSV, other encodings, in-memory frames) and words every problem

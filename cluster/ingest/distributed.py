@@ -9,7 +9,7 @@ How the work is split
 ---------------------
 1. Every input file is one task: the worker reads it with its own DuckDB (the same SQL
    as the embedded engine, :func:`cluster.ingest.engine._normalized`), so the rows are
-   validated by the same rules (:mod:`cluster.ingest.rules`), and returns them as a
+   validated by the same rules (:mod:`cluster.ingest._rules`), and returns them as a
    pandas partition.
 2. Document sizes: rows per ``(metric, doc_id)`` inside the year window, a Dask
    group-by (a tree reduction across workers: a document may span files).

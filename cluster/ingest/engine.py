@@ -48,7 +48,7 @@ would spill 6.6 GB to disk and read it back, for nothing).
 
 Validation
 ----------
-The rules are the table of :mod:`cluster.ingest.rules`, rendered to SQL predicates
+The rules are the table of :mod:`cluster.ingest._rules`, rendered to SQL predicates
 that flag a *suspect* row (the same table renders the pandas checks of
 :mod:`cluster.ingest.read`). A clean input (the normal case) is never read twice. When
 rows are flagged, only those rows are fetched, with their file and row number, and go
@@ -76,7 +76,7 @@ from pathlib import Path, PurePath, PurePosixPath
 import numpy as np
 import pandas as pd
 
-import cluster.ingest.rules as rules
+import cluster.ingest._rules as rules
 from cluster._atomic import file_sha256
 from cluster.errors import InputDataError, UserInputError
 from cluster.ingest.mapping import InputMapping, mapping_plan
@@ -755,7 +755,7 @@ def _ident(name: str) -> str:
 
 def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool = False, raw: bool = False,
                 index: int = 0, per_rule: bool = False) -> str:
-    """SELECT of the record columns, validated by the rules of :mod:`cluster.ingest.rules`
+    """SELECT of the record columns, validated by the rules of :mod:`cluster.ingest._rules`
     (rendered to SQL), plus ``ok`` (no problem on the row), ``row_ok`` (no problem but
     those of the grouping keys), ``_scan`` (``index``), ``_file`` and, with ``rows``,
     ``_rownum`` (0-based row of the file). With ``raw`` the file's own columns come along
@@ -780,7 +780,7 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
         if col in numeric:
             return f"CAST({cols[col][0]} AS DOUBLE)"
         # DuckDB reads digit separators ('1_000' is 1000), pandas does not: a number with
-        # an underscore is not one, as cluster.ingest.rules.as_numbers reads it.
+        # an underscore is not one, as cluster.ingest._rules.as_numbers reads it.
         cell = f"CAST({cols[col][0]} AS VARCHAR)"
         return f"CASE WHEN NOT contains({cell}, '_') THEN TRY_CAST(trim({cell}) AS DOUBLE) END"
 
@@ -809,7 +809,7 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
         f"{norm['lon']} AS lon", f"{norm['weight']} AS weight", f"CAST({norm['year']} AS INTEGER) AS year",
         f"{norm['country']} AS country", "c_country", f"{norm['field']} AS field",
         f"{norm['institution']} AS institution",
-        # The row rules of cluster.ingest.rules; those of metric and country, which are
+        # The row rules of cluster.ingest._rules; those of metric and country, which are
         # grouping keys, are checked once per group by reduce_records (_keys_ok) and here
         # for ``ok``.
         f"coalesce({rules.sql_all_ok(cell, params, key=False)}, false) AS row_ok",
@@ -822,7 +822,7 @@ def _normalized(scan: _Scan, metrics: Sequence[str], source: str, *, rows: bool 
 
 
 def _row_cell(numeric: set) -> Callable[[str, str], str]:
-    """The SQL of the rules' cells (:mod:`cluster.ingest.rules`) over the first layer of
+    """The SQL of the rules' cells (:mod:`cluster.ingest._rules`) over the first layer of
     :func:`_normalized`: ``n_<col>`` numbers, ``t_<col>`` trimmed text ('' as NULL),
     ``nb_<col>`` blank numeric cells, ``c_country`` the country as read. ``numeric``: the
     columns the file types as numbers."""
@@ -864,13 +864,13 @@ def _trimmed(text: str) -> str:
 
 
 def _blank(text: str) -> str:
-    """SQL: a trimmed cell that pandas reads as missing (:data:`cluster.ingest.rules.BLANK_TEXTS`)."""
+    """SQL: a trimmed cell that pandas reads as missing (:data:`cluster.ingest._rules.BLANK_TEXTS`)."""
     return f"({text} IS NULL OR {text} IN ({', '.join(map(_sql_text, rules.BLANK_TEXTS))}))"
 
 
 def _country(raw: str) -> str:
     """SQL: the country code of a cell as read (upper case; NULL when blank), as
-    :data:`cluster.ingest.rules.NORMALISED` gives it."""
+    :data:`cluster.ingest._rules.NORMALISED` gives it."""
     return rules.to_sql(rules.NORMALISED["country"], _key_cell(raw))
 
 
@@ -887,7 +887,7 @@ def _country_code(raw: str) -> str:
 
 
 def _keys_ok(metric: str, raw_country: str, metrics: Sequence[str]) -> str:
-    """SQL: the rules of the grouping keys (:mod:`cluster.ingest.rules`, ``key``), over the
+    """SQL: the rules of the grouping keys (:mod:`cluster.ingest._rules`, ``key``), over the
     normalised metric in column ``metric`` and the country as read in ``raw_country``."""
     return rules.sql_all_ok(_key_cell(raw_country), {"metrics": tuple(metrics)}, key=True,
                             bound={rules.METRIC: metric})
@@ -1389,7 +1389,7 @@ def _row_problems(records: Records, metrics: Sequence[str], con, *, rejects: Rej
     Python validator (same messages as a file read in memory), raised at once; with
     ``rejects``, collected there instead (``exact``: the rows the engine left out, the
     count kept whatever the number fetched; the rows per rule counted by the engine, one
-    flag per rule of :mod:`cluster.ingest.rules`, so exact too)."""
+    flag per rule of :mod:`cluster.ingest._rules`, so exact too)."""
     problems, rows = [], 0
     before = rejects.rows if rejects is not None else 0
     register_filesystems(con, records.paths)

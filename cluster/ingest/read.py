@@ -2,7 +2,7 @@
 
 Reads CSV, Parquet, GeoParquet and GeoPackage point files into one records frame with
 the columns ``metric, doc_id, lat, lon, weight, year, country, institution, source``.
-Validation applies the rules of :mod:`cluster.ingest.rules` (their numpy rendering),
+Validation applies the rules of :mod:`cluster.ingest._rules` (their numpy rendering),
 collects every problem (file, row, column, value, fix) and raises once.
 
 Row numbers in messages are what a user sees in an editor: for CSV the line number
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import cluster.ingest.rules as rules
+import cluster.ingest._rules as rules
 from cluster._atomic import file_sha256
 from cluster.errors import InputDataError, UserInputError
 from cluster.ingest.mapping import InputMapping, apply_mapping
@@ -32,7 +32,7 @@ from cluster.provenance import PARQUET_SYNTHETIC_KEY
 
 log = logging.getLogger(__name__)
 
-# The column specification lives with the row rules (cluster.ingest.rules).
+# The column specification lives with the row rules (cluster.ingest._rules).
 REQUIRED, OPTIONAL, COLUMNS = rules.REQUIRED, rules.OPTIONAL, rules.COLUMNS
 # Names users often have in their exports, mapped to ours for the suggestion.
 _ALIASES = {
@@ -490,7 +490,7 @@ def _validate(raw: pd.DataFrame, path: Path, row_offset: int, metrics: Sequence[
     if pr.items:
         raise InputDataError(pr.items)
 
-    # Every row rule of the table (cluster.ingest.rules), in its order.
+    # Every row rule of the table (cluster.ingest._rules), in its order.
     cells = rules.FrameCells(raw)
     params = {"metrics": tuple(metrics)}
     bad = rules.violations(cells, metrics)

@@ -42,7 +42,7 @@ class Rejects:
     per_rule_exact : bool
         Whether ``per_rule`` counts every row (kept in ``run.json``; always True since
         the engine counts the rows per rule itself, one flag per rule of
-        :mod:`cluster.ingest.rules`, however many bad rows it fetches to word).
+        :mod:`cluster.ingest._rules`, however many bad rows it fetches to word).
     """
 
     rows: int = 0
