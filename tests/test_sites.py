@@ -111,14 +111,14 @@ def test_partitioned_files_shuffled_rows_and_memory_give_bit_identical_sites(tmp
 
 def test_engine_returns_groups_in_summing_order_and_any_order_gives_the_same_bits():
     from cluster.ingest.engine import in_memory, reduce_records
-    from cluster.stages.sites import _codes_in, _is_sorted, sites_from_groups
+    from cluster.stages.sites import _is_sorted, positions_in, sites_from_groups
 
     groups = reduce_records(in_memory(_records(_random_rows())), METRICS).groups
     # DuckDB sorts the groups as sites_from_groups sums them, so no sort is left to numpy.
     n = np.nan_to_num(groups["n"].to_numpy(dtype=float), nan=-1.0)
     own = np.nan_to_num(groups["weight"].to_numpy(dtype=float), nan=-1.0)
     country = pd.factorize(groups["country"], sort=True)[0]
-    assert _is_sorted([_codes_in(groups["metric"], list(METRICS)), groups["lat"].to_numpy(),
+    assert _is_sorted([positions_in(groups["metric"], list(METRICS)), groups["lat"].to_numpy(),
                        groups["lon"].to_numpy(), country, n, own])
     sites = sites_from_groups(groups, METRICS)
     for seed in (1, 2):

@@ -67,6 +67,7 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import itertools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -828,8 +829,7 @@ def _row_cell(numeric: set) -> Callable[[str, str], str]:
     columns the file types as numbers."""
     def cell(kind: str, col: str) -> str:
         if col == "country":
-            t = _trimmed("c_country")
-            return {"text": t, "empty": f"({t} IS NULL)", "blank": _blank(t)}[kind]
+            return _country_cell(kind, "c_country")
         if kind == "num":
             return f"n_{col}"
         if kind == "text":
@@ -846,10 +846,15 @@ def _key_cell(raw_country: str) -> Callable[[str, str], str]:
     def cell(kind: str, col: str) -> str:
         if col != "country":
             raise ValueError(f"a grouping key's rule reads {kind}({col})")
-        t = _trimmed(raw_country)
-        return {"text": t, "empty": f"({t} IS NULL)", "blank": _blank(t)}[kind]
+        return _country_cell(kind, raw_country)
 
     return cell
+
+
+def _country_cell(kind: str, raw_country: str) -> str:
+    """The SQL of a rule's cell of the country as read in column ``raw_country``."""
+    t = _trimmed(raw_country)
+    return {"text": t, "empty": f"({t} IS NULL)", "blank": _blank(t)}[kind]
 
 
 def _rule_flag(rule: rules.Rule) -> str:
@@ -1003,12 +1008,12 @@ class Kept:
 
     def release(self) -> None:
         """Drop the temporary tables (their memory goes back to DuckDB)."""
-        if self.con is not None and self.table and not self.table.startswith("("):
+        if self.con is not None:  # streamed (nothing kept): no connection, nothing to drop
             self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
             self.con.execute(f"DROP TABLE IF EXISTS {self.docs}")
 
 
-_KEPT_TABLES = iter(range(1 << 62))
+_KEPT_TABLES = itertools.count()
 
 
 def _joined(kept: Kept) -> str:

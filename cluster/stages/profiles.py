@@ -30,8 +30,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from cluster.stages.sites import positions_in
+
 KINDS = ("field", "institution")
-_BLANK = ("", "nan", "NaN", "None", "<NA>")
 
 
 def cluster_profiles(values: pd.DataFrame | None, sites: pd.DataFrame, cluster_ids: Sequence[str],
@@ -77,12 +78,12 @@ def cluster_profiles(values: pd.DataFrame | None, sites: pd.DataFrame, cluster_i
         return empty
     # The cluster's count of the metric: every site inside, its values labelled or not.
     inside = sites["cluster_id"].notna().to_numpy()
-    total = pd.DataFrame({"c": _positions(sites.loc[inside, "cluster_id"], cluster_ids),
-                          "_m": _positions(sites.loc[inside, "metric"].astype(str), metrics),
+    total = pd.DataFrame({"c": positions_in(sites.loc[inside, "cluster_id"], cluster_ids),
+                          "_m": positions_in(sites.loc[inside, "metric"].astype(str), metrics),
                           "w": sites.loc[inside, "weight"].to_numpy(dtype=float)}).groupby(["c", "_m"])["w"].sum()
     out = values[values["kind"].isin(kinds)].rename(columns={"cluster": "c"})
-    m = _positions(out["metric"], metrics)
-    out = out.assign(_m=np.where(m < 0, len(metrics), m), _k=_positions(out["kind"], kinds))
+    m = positions_in(out["metric"], metrics)
+    out = out.assign(_m=np.where(m < 0, len(metrics), m), _k=positions_in(out["kind"], kinds))
     out["share"] = out["weight"].to_numpy() / total.reindex(
         pd.MultiIndex.from_arrays([out["c"].to_numpy(), out["_m"].to_numpy()])).to_numpy()
     # Weights rounded before ordering: float noise must not reorder near-ties.
@@ -98,14 +99,6 @@ def cluster_profiles(values: pd.DataFrame | None, sites: pd.DataFrame, cluster_i
     })[columns]
     profiles.attrs["kinds"] = kinds
     return profiles
-
-
-def _positions(values, names) -> np.ndarray:
-    """Position of each value in ``names`` (-1 when absent), as int64: each distinct value
-    looked up once (``Series.map`` on 700 k strings takes a tenth of a second each)."""
-    codes, uniques = pd.factorize(values)
-    pos = np.append(pd.Index(list(names)).get_indexer(uniques), -1)  # code -1 (missing) -> -1
-    return pos[codes].astype(np.int64)
 
 
 def top_columns(profiles: pd.DataFrame, cluster_ids: Sequence[str], metrics: Sequence[str],

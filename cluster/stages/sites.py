@@ -119,16 +119,23 @@ def group_weights(n: np.ndarray, weight: np.ndarray, c: np.ndarray) -> np.ndarra
         return np.where(n > 0, c / np.where(n > 0, n, 1.0), c * np.asarray(weight, dtype=float))
 
 
-def _codes(values: np.ndarray) -> np.ndarray:
-    """Integer codes in sort order of a key column (text sorts as codes: lexsort on
-    strings is ten times slower)."""
-    if values.dtype.kind in "OUS":
-        return pd.factorize(values, sort=True)[0]
-    return values
+def positions_in(values, categories: Iterable) -> np.ndarray:
+    """Position of each value in ``categories``, each distinct value looked up once
+    (``Series.map`` on 700 k strings takes a tenth of a second).
 
+    Parameters
+    ----------
+    values : array-like or Series
+        The values (text or numbers).
+    categories : iterable
+        The names in their order.
 
-def _codes_in(values, categories: list) -> np.ndarray:
-    """Position of each value in ``categories`` (-1 when absent or missing), as int64."""
+    Returns
+    -------
+    ndarray of int64
+        The position of each value, -1 when absent or missing.
+    """
+    categories = list(categories)
     codes, uniques = pd.factorize(values)
     pos = np.append(pd.Index(categories).get_indexer(uniques), -1)  # code -1 -> -1
     return pos[codes].astype(np.int64)
@@ -151,7 +158,7 @@ def metric_codes(sites: pd.DataFrame, metrics: Iterable[str]) -> np.ndarray:
     -------
     ndarray of shape (n_sites,), int64
     """
-    return _codes_in(sites["metric"], list(metrics))
+    return positions_in(sites["metric"], list(metrics))
 
 
 def _names_of(codes: np.ndarray, names) -> np.ndarray:
@@ -211,7 +218,7 @@ def sites_from_groups(groups: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFr
         metric, lat, lon.
     """
     metrics = list(metrics)
-    code = _codes_in(groups["metric"], metrics)
+    code = positions_in(groups["metric"], metrics)
     lat = groups["lat"].to_numpy(dtype=float)
     lon = groups["lon"].to_numpy(dtype=float)
     # Countries as codes in sort order, missing (-1) first; text only for the sites.
