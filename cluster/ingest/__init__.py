@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cluster.ingest._rules import PROFILE_COLUMNS
 from cluster.ingest.engine import (
     Kept,
     Records,
@@ -52,8 +53,8 @@ from cluster.ingest.rejects import Rejects
 #: through each; a new path is added here and gets a runner there.
 READ_PATHS = ("dataframe", "embedded", "dask")
 
-__all__ = ["COLUMNS", "READ_PATHS", "InputMapping", "Kept", "Records", "Reduction", "Rejects", "connect",
-           "in_memory", "kept_records", "mapping_for", "open_records", "profile_counts", "raise_overflow",
+__all__ = ["COLUMNS", "PROFILE_COLUMNS", "READ_PATHS", "InputMapping", "Kept", "Records", "Reduction", "Rejects",
+           "connect", "in_memory", "kept_records", "mapping_for", "open_records", "profile_counts", "raise_overflow",
            "records_frame", "reduce", "validate_frame"]
 
 

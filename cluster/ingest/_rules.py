@@ -52,6 +52,8 @@ REQUIRED = ("metric", "lat", "lon")
 OPTIONAL = ("doc_id", "weight", "year", "country", "field", "institution")
 #: Every record column, in the order messages list them.
 COLUMNS = REQUIRED + OPTIONAL
+#: Columns profiled per cluster (``profiles.csv``): counted from the records' one pass.
+PROFILE_COLUMNS = ("field", "institution")
 #: Columns whose cells are numbers (a column of dates, booleans or lists there is refused).
 NUMERIC = ("lat", "lon", "weight", "year")
 #: Text cells that mean "no value" (as pandas writes missing values).
@@ -599,6 +601,7 @@ def violations(cells: FrameCells, metrics: Sequence[str]) -> dict[str, np.ndarra
 
 
 __all__ = ["BLANK_TEXTS", "BY_NAME", "COLUMNS", "COUNTRY_PATTERN", "GOOD_ROW", "HINTS", "METRIC", "NORMALISED",
-           "NUMERIC", "OPTIONAL", "REQUIRED", "RULES", "Expr", "FrameCells", "Rule", "as_numbers", "blank",
-           "coordinate_fix", "empty", "finite", "leaves", "matches", "non_numeric_problem", "num", "numpy_bad",
+           "NUMERIC", "OPTIONAL", "PROFILE_COLUMNS", "REQUIRED", "RULES", "Expr", "FrameCells", "Rule", "as_numbers",
+           "blank", "coordinate_fix", "empty", "finite", "leaves", "matches", "non_numeric_problem", "num",
+           "numpy_bad",
            "one_of", "sql_all_ok", "sql_bad", "text", "to_numpy", "to_sql", "violations", "when"]

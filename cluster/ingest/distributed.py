@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from cluster.errors import EnvironmentFault, UserInputError
+from cluster.ingest._rules import PROFILE_COLUMNS
 from cluster.ingest.engine import (
     Kept,
     Records,
@@ -137,7 +138,7 @@ def reduce_records_distributed(records: Records, metrics: Sequence[str], config,
         counted = joined.groupby(["ok", "inwin", "_file"] + _KEY, dropna=False).size().rename("c")
         # The profiles' and the bootstrap's counts come from the same graph: every file is
         # read once, and only counts come back (integers: the same whatever the partitions).
-        kinds = [k for k in ("field", "institution") if k in records.columns] if keep else []
+        kinds = [k for k in PROFILE_COLUMNS if k in records.columns] if keep else []
         inside = joined[joined["inwin"]]
         extra = [inside[~inside[k].isna()].groupby(["metric", "lat", "lon", "n", "weight", k], dropna=False)
                  .size().rename("c") for k in kinds]

@@ -1049,7 +1049,7 @@ def _keep(records: Records, metrics: Sequence[str], con, year_start, year_end, *
     # columns used later are kept; DuckDB spills the table to ``temp_directory`` past
     # ``memory_limit``.
     skip = records.rejects is not None
-    kinds = tuple(k for k in ("field", "institution") if k in records.columns)
+    kinds = tuple(k for k in rules.PROFILE_COLUMNS if k in records.columns)
     fkey = f"CASE WHEN _scan IN ({', '.join(map(str, multi))}) THEN _file END" if multi else "NULL::VARCHAR"
     n = next(_KEPT_TABLES)
     # The metric as its position in ``metrics`` (NULL for another: its groups are then

@@ -30,9 +30,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from cluster.ingest import PROFILE_COLUMNS
 from cluster.stages.sites import positions_in
 
-KINDS = ("field", "institution")
+KINDS = PROFILE_COLUMNS
 
 
 def cluster_profiles(values: pd.DataFrame | None, sites: pd.DataFrame, cluster_ids: Sequence[str],

@@ -393,7 +393,7 @@ def prepare_sites(records, config, *, con=None, keep: bool = False) -> PreparedS
         records = ingest.in_memory(records)
     # The profiles (a field or institution column) and the bootstrap read what this pass
     # keeps: the records are read once.
-    keep = keep and bool({"field", "institution"} & records.columns or config.bootstrap_replicates > 0)
+    keep = keep and bool(set(ingest.PROFILE_COLUMNS) & records.columns or config.bootstrap_replicates > 0)
     reduction = ingest.reduce(records, metrics, config, con=con, keep=keep)
     notes = []
     dropped = reduction.outside_years
