@@ -42,6 +42,7 @@ import pandas as pd
 
 from cluster._atomic import atomic_output_dir
 from cluster._progress import bar
+from cluster.ingest import PROFILE_COLUMNS
 from cluster.outputs._text import md_escape, write_csv
 from cluster.outputs.gpkg import GPKG_VERSION, finish_geopackage, write_sites_layer
 from cluster.outputs.maps import draw_map
@@ -159,7 +160,7 @@ def profile_markdown(top: pd.DataFrame, metrics) -> list[str]:
     list of str
         Markdown lines.
     """
-    cols = [(m, kind) for m in metrics for kind in ("field", "institution") if f"top_{kind}_{m}" in top.columns]
+    cols = [(m, kind) for m in metrics for kind in PROFILE_COLUMNS if f"top_{kind}_{m}" in top.columns]
     if not cols:
         return []
     lines = ["", "## Profiles", "",
