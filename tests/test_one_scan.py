@@ -109,3 +109,85 @@ def test_kept_records_are_the_records_a_second_read_gives(parts, year_start):
     assert len(kept) == len(again) > 0
     pd.testing.assert_frame_equal(rows(kept), rows(again))
     reduction.kept.release()
+
+
+# ------------------------------------------------------------------ what is kept, and where
+
+def test_columns_constant_for_the_inputs_are_not_stored(parts, tmp_path):
+    """No weight column and no year window: the kept table stores neither ``weight`` nor
+    ``year`` nor ``inwin`` (90 MB of NULL doubles at 10 M records), yet reads them as
+    constants; with a weight column and a window it stores them, and both give the
+    sites a normal read gives."""
+    from cluster.ingest import connect, open_records, reduce
+
+    metrics = ["patents", "publications", "vc"]
+    con = connect()
+    plain = reduce(open_records([str(parts)], metrics), metrics, con=con, keep=True)
+    stored = {r[0] for r in con.sql(f"DESCRIBE {plain.kept.stored}").fetchall()}
+    assert {"weight", "year", "inwin"}.isdisjoint(stored) and {"lat", "lon", "doc_id", "field"} <= stored
+    assert con.sql(f"SELECT count(*) FROM {plain.kept.table} WHERE inwin AND weight IS NULL").fetchall()[0][0] \
+        == plain.n_records
+    plain.kept.release()
+
+    weighted = pd.read_parquet(parts).assign(weight=np.nan)
+    weighted.loc[::7, "weight"] = 0.25
+    weighted.to_parquet(tmp_path / "weighted.parquet", index=False)
+    config = cluster.load_config(overrides={"year_start": 2000})
+    full = reduce(open_records([str(tmp_path / "weighted.parquet")], metrics), metrics, config, con=con, keep=True)
+    stored = {r[0] for r in con.sql(f"DESCRIBE {full.kept.stored}").fetchall()}
+    assert {"weight", "year", "inwin"} <= stored
+    assert con.sql(f"SELECT count(*) FROM {full.kept.table} WHERE weight = 0.25").fetchall()[0][0] > 0
+    full.kept.release()
+
+
+def test_duckdb_spills_into_its_own_folder_of_the_temporary_directory(tmp_path, monkeypatch):
+    """DuckDB's default spill folder is ``.tmp`` in the working directory: a run that
+    spilled wrote there. Now it spills into a folder of its own in ``temp_directory``
+    (default: the system's temporary directory), which is gone once the connection is."""
+    import tempfile
+
+    from cluster.ingest import connect
+
+    work, temp = tmp_path / "work", tmp_path / "temp"
+    work.mkdir()
+    temp.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    con = connect(cluster.load_config(overrides={"memory_limit": "64MB", "threads": 1}))
+    spill = con.sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
+    assert spill.startswith(str(temp))
+    con.execute("CREATE TEMP TABLE t AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(2000000)")
+    assert list(temp.iterdir()), "the table did not spill: the test proves nothing"
+    con.close()
+    assert list(work.iterdir()) == [] and list(temp.iterdir()) == []
+
+
+def test_an_error_beside_the_background_counting_stops_it(parts, monkeypatch):
+    """The profiles are counted on a background thread while places and ranking run: when
+    those fail, the run stops the counting (DuckDB interrupts the query) and waits for
+    the thread before the error reaches the caller, so nothing reads the kept records
+    (or their connection) afterwards."""
+    import threading
+
+    import cluster.stages.profiles as profiles
+
+    started, seen = threading.Event(), []
+
+    def endless(kept, metrics, site_cluster):
+        started.set()
+        try:  # a query that never ends on its own
+            kept.con.sql("SELECT count(*) FROM range(1000000000000) a, range(1000000000000) b").fetchall()
+        except Exception as exc:
+            seen.append(exc)
+            raise
+
+    def failing(*args, **kwargs):
+        assert started.wait(60)
+        raise RuntimeError("places failed")
+
+    monkeypatch.setattr(profiles, "value_weights", endless)
+    monkeypatch.setattr(pipeline, "_describe", failing)
+    with pytest.raises(RuntimeError, match="places failed"):
+        cluster.run(str(parts))
+    assert not [t for t in threading.enumerate() if t.name.startswith("innovation-clusters")]
+    assert seen and "INTERRUPT" in str(seen[0]).upper()
