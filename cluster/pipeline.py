@@ -35,10 +35,11 @@ from cluster.ingest import (
     in_memory,
     kept_records,
     open_records,
+    profile_counts,
     validate_frame,
 )
 from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
-from cluster.stages.sites import prepare_sites
+from cluster.stages.sites import cluster_values, prepare_sites
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -208,6 +209,16 @@ class RunResult:
             fig = map_figure(self.clusters, notice=self.info.get("notice"), n_labels=n_labels, fig=plt.figure())
             return fig.axes[0]
         return plot_clusters(self.clusters, ax, n_labels=n_labels, notice=self.info.get("notice"))
+
+
+def _profile_values(kept, metrics: list, site_cluster: pd.DataFrame, release: bool) -> pd.DataFrame | None:
+    """Weight of every field and institution value per cluster label of ``site_cluster``
+    (None without such columns); with ``release``, the kept records are dropped as soon as
+    they are counted (nothing else needs them), before the sums."""
+    counts = profile_counts(kept, metrics, site_cluster)
+    if release:
+        kept.release()
+    return None if counts is None else cluster_values(counts)
 
 
 def _in_background(fn, *args) -> concurrent.futures.Future:
@@ -419,7 +430,7 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         totals = prepared.totals
     from cluster.stages.boundaries import build_boundaries, sites_inside
     from cluster.stages.clustering import cluster_metrics, overlay
-    from cluster.stages.profiles import cluster_profiles, top_columns, value_weights
+    from cluster.stages.profiles import cluster_profiles, top_columns
     from cluster.stages.ranking import rank_sites
 
     site_table, dropped = prepared.sites, None
@@ -442,8 +453,8 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     # background thread (the engine's query, then sorts that release the GIL) while
     # places and ranking run here. None: no field or institution column.
     counting = None if prepared.kept is None else _in_background(
-        value_weights, prepared.kept, metrics, sites.loc[inside >= 0, ["metric", "lat", "lon"]].assign(
-            cluster=inside[inside >= 0].astype(np.int64)))
+        _profile_values, prepared.kept, metrics, sites.loc[inside >= 0, ["metric", "lat", "lon"]].assign(
+            cluster=inside[inside >= 0].astype(np.int64)), not config.bootstrap_replicates)
     try:
         with _stage("places", timings):
             described = _describe(sites, inside, geoms, totals, config)

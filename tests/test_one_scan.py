@@ -169,8 +169,6 @@ def test_an_error_beside_the_background_counting_stops_it(parts, monkeypatch):
     (or their connection) afterwards."""
     import threading
 
-    import cluster.stages.profiles as profiles
-
     started, seen = threading.Event(), []
 
     def endless(kept, metrics, site_cluster):
@@ -185,7 +183,7 @@ def test_an_error_beside_the_background_counting_stops_it(parts, monkeypatch):
         assert started.wait(60)
         raise RuntimeError("places failed")
 
-    monkeypatch.setattr(profiles, "value_weights", endless)
+    monkeypatch.setattr(pipeline, "profile_counts", endless)
     monkeypatch.setattr(pipeline, "_describe", failing)
     with pytest.raises(RuntimeError, match="places failed"):
         cluster.run(str(parts))

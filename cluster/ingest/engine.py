@@ -30,16 +30,22 @@ When the run needs records after the clustering (a ``field`` or ``institution`` 
 to profile, or the bootstrap), every file is read once. The rows, validated and
 normalised, go into a temporary DuckDB table of the columns the run needs
 (:class:`Kept`: the metric as a byte, coordinates, country as read, ``doc_id``, own
-weight, year, two flags, and ``field`` and ``institution`` when present), and the
-document sizes into a second one. The site
+weight, year, two flags, and ``field`` and ``institution`` when present; a column that is
+constant for the inputs, such as the weight of records without a weight column, is
+not stored but read as a constant), and the document sizes into a second one. The site
 groups are counted from these tables; once the clusters are known, the profiles
 (:func:`profile_counts`: rows per cluster, metric and value, counted as the sites are)
 and the bootstrap's draws (:func:`kept_records`) come from them too, and the pipeline
-drops them after the bootstrap. Measured on 10 M demo records: building the table costs
-about what a second scan of the Parquet files costs, and the profiles, which read and
-validated every file again before, take half the time or less. The table holds about
-110 bytes per record (1.1 GB for 10 M); past ``[engine] memory_limit`` DuckDB spills it
-to ``temp_directory``. Counting profiles per site in the reduction itself (grouping
+drops them as soon as neither needs them. Measured on 10 M demo records: building the
+table costs about what a second scan of the Parquet files costs, and the profiles, which
+read and validated every file again before, take half the time or less. The table holds
+about 100 bytes per record (1.0 GB for 10 M, 580 MB of it ``field`` and
+``institution``); past ``[engine] memory_limit`` DuckDB spills it to a folder of its own
+in ``temp_directory``. Measured and not taken: DuckDB's compressed storage (a database
+file in the spill folder, or a compressed in-memory database) holds the same table in
+190 MB but takes 1.4 to 2.2 s more to write at 10 M records, and dictionary types
+(``ENUM``) for the two text columns halve it for 1.4 s more and a second read of each
+file. Counting profiles per site in the reduction itself (grouping
 sets) was measured slower: every institution at every site makes many more groups than
 the clustered sites by cluster. When nothing is needed after the sites, nothing is kept:
 the same query streams the files (document sizes, then rows; each parses only the

@@ -30,35 +30,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from cluster.ingest import PROFILE_COLUMNS, Kept, profile_counts
-from cluster.stages.sites import cluster_values, positions_in
+from cluster.ingest import PROFILE_COLUMNS
+from cluster.stages.sites import positions_in
 
 KINDS = PROFILE_COLUMNS
-
-
-def value_weights(kept: Kept, metrics: Sequence[str], site_cluster: pd.DataFrame) -> pd.DataFrame | None:
-    """Weight of every field and institution value per cluster and metric, counted from
-    the records the sites stage kept (:func:`cluster.ingest.profile_counts`, then
-    :func:`cluster.stages.sites.cluster_values`).
-
-    Parameters
-    ----------
-    kept : cluster.ingest.Kept
-        The records as the sites stage's one pass kept them.
-    metrics : sequence of str
-        Metric names.
-    site_cluster : DataFrame
-        ``metric, lat, lon, cluster`` of every site inside a cluster (``cluster``: any
-        integer label; the result keeps it).
-
-    Returns
-    -------
-    DataFrame or None
-        ``cluster, metric, kind, value, weight``; None when no input has a ``field`` or
-        ``institution`` column.
-    """
-    counts = profile_counts(kept, metrics, site_cluster)
-    return None if counts is None else cluster_values(counts)
 
 
 def cluster_profiles(values: pd.DataFrame | None, sites: pd.DataFrame, cluster_ids: Sequence[str],
