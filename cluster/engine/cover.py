@@ -1,0 +1,199 @@
+"""Discs that add nothing to a union of discs: found before the union, and left out of it.
+
+A dense cluster has thousands of sites whose 5 km discs overlap many times over; most lie
+wholly inside their neighbours' discs, yet unioning them all is most of the boundaries
+stage's time. :func:`covered_discs` finds such discs with a conservative, provable test,
+so the union of the remaining discs is the same point set.
+
+The test is made on the polygons exactly as they are unioned: ``segments``-gons with
+straight edges in one (unwrapped) longitude/latitude plane (:func:`cluster.engine.polygons.disc_union`).
+
+- A polygon is *usable* when it is convex and strictly contains its centre: every turn of
+  its ring and the centre's side of every edge have one strict sign, and its vertices go
+  once around the centre (their angles about it sum to one full turn). Polar caps and
+  whatever else fails this are never dropped and never cover.
+- A usable polygon ``P_i`` is the union of its fan triangles ``(c_i, v_k, v_k+1)`` (it is
+  star-shaped from its centre). A triangle lies in a convex polygon ``P_j`` when its three
+  corners do; a corner is taken as inside ``P_j`` only when it lies inside each edge's
+  line by at least ``margin_deg`` (1e-9 degree, about 0.1 mm, a million times the
+  rounding of the arithmetic in degrees), so rounding cannot make a point seem inside.
+- ``P_i`` is dropped when each of its triangles lies in one single other usable polygon
+  that has not been dropped. Sites are decided one after the other in ``(lat, lon)``
+  order. A dropped disc may have been covered by discs dropped after it, but each of
+  those was covered only by discs not yet dropped at its turn, so the "was covered by"
+  relation has no cycle and, by induction from the last disc dropped, every dropped
+  disc lies inside the union of the discs kept.
+
+Neighbours come from a grid of cubic cells on the unit vectors (edge = the chord of the
+radius): a polygon that contains ``c_i`` has its centre within one disc radius of it.
+A great-circle pre-test (every corner within ``radius * cos(pi / segments)``, the disc's
+inradius, of ``c_j``) picks the candidates; only the planar test above decides.
+
+Hand-written because no library does it: GEOS (shapely) has coverage and cascaded
+unions but nothing that drops redundant inputs before an overlay; its ``contains``
+predicate per disc pair would cost about as much as the union it is meant to save.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from cluster._runtime import numba_cache_dir, rebuild_damaged_cache
+from cluster.engine.geo import EARTH_RADIUS_KM
+
+__all__ = ["covered_discs"]
+
+# numba's cache folder, set before the kernels below are decorated (see cluster._runtime).
+numba_cache_dir()
+
+#: How far inside every edge of a covering polygon a corner must be, degrees.
+MARGIN_DEG = 1e-9
+# Grid cells: three indices of 20 bits packed into an int64.
+_MAX_CELLS_PER_AXIS = 1 << 20
+
+
+@njit(cache=True, nogil=True)
+def _inscribed(rings, cx, cy, margin):
+    """Per ring, its x scale (the cosine of its centre's latitude) and, when it is usable,
+    the radius less ``margin`` of the circle about its centre inside every edge line in the
+    plane ``(lon * scale, lat)`` (0 when it is not usable).
+
+    Usable: every turn of the ring and the centre's side of every edge have one strict
+    sign, and the ring crosses the ray from the centre towards +x once (it goes once
+    around the centre), so the polygon is convex and contains that circle. The scaling
+    is affine, so it keeps convexity and containment.
+    """
+    n, s = rings.shape[0], rings.shape[1]
+    scale = np.ones(n)
+    rad = np.zeros(n)
+    for j in range(n):
+        sx = np.cos(np.radians(cy[j]))
+        scale[j] = sx
+        sign = 0.0
+        best = np.inf
+        crossings = 0
+        ok = sx > 0.0
+        for k in range(s):
+            ax, ay = sx * (rings[j, k, 0] - cx[j]), rings[j, k, 1] - cy[j]
+            bx, by = sx * (rings[j, (k + 1) % s, 0] - cx[j]), rings[j, (k + 1) % s, 1] - cy[j]
+            qx, qy = sx * (rings[j, (k + 2) % s, 0] - cx[j]), rings[j, (k + 2) % s, 1] - cy[j]
+            ex, ey = bx - ax, by - ay
+            bend = ex * (qy - by) - ey * (qx - bx)
+            side = ax * by - ay * bx  # the centre (the origin) relative to edge a -> b
+            if sign == 0.0:
+                sign = 1.0 if bend > 0 else -1.0
+            if not (bend * sign > 0 and side * sign > 0):
+                ok = False
+                break
+            if (ay < 0.0) != (by < 0.0) and (ax * by - ay * bx) * (by - ay) > 0:
+                crossings += 1  # the edge crosses the +x axis (x > 0 at the crossing)
+            best = min(best, abs(side) / np.sqrt(ex * ex + ey * ey))
+        if ok and crossings == 1:
+            rad[j] = max(best - margin, 0.0)
+    return scale, rad
+
+
+@njit(cache=True, nogil=True)
+def _covered(rings, cx, cy, order, cell, margin):
+    """Drop mask: each disc, in ``order``, whose fan triangles each lie in one other
+    usable, not dropped polygon (see the module docstring)."""
+    n, s = rings.shape[0], rings.shape[1]
+    scale, rad = _inscribed(rings, cx, cy, margin)
+    keys = np.empty(n, np.int64)
+    ix = np.empty(n, np.int64)
+    iy = np.empty(n, np.int64)
+    iz = np.empty(n, np.int64)
+    for i in range(n):
+        phi, lam = np.radians(cy[i]), np.radians(cx[i])
+        ix[i] = np.int64((np.cos(phi) * np.cos(lam) + 1.0) / cell)
+        iy[i] = np.int64((np.cos(phi) * np.sin(lam) + 1.0) / cell)
+        iz[i] = np.int64((np.sin(phi) + 1.0) / cell)
+        keys[i] = (ix[i] << 40) | (iy[i] << 20) | iz[i]
+    # The candidates' data in grid order, so a cell's discs are read in sequence.
+    by_key = np.argsort(keys, kind="mergesort")
+    sorted_keys = keys[by_key]
+    gx = cx[by_key]
+    gy = cy[by_key]
+    gscale = scale[by_key]
+    grad2 = rad[by_key] ** 2
+    pos = np.empty(n, np.int64)  # each disc's grid position
+    pos[by_key] = np.arange(n)
+    dropped = np.zeros(n, np.bool_)  # by grid position
+    full = (np.uint64(1) << np.uint64(s)) - np.uint64(1)
+    one = np.uint64(1)
+    wrap = np.uint64(s - 1)
+    for ii in range(n):
+        i = order[ii]
+        if rad[i] == 0.0:
+            continue
+        covered = np.uint64(0)
+        done = False
+        for dx in range(-1, 2):
+            for dy in range(-1, 2):
+                # Cells (dx, dy, -1 .. 1) are consecutive in key order.
+                base = ((ix[i] + dx) << 40) | ((iy[i] + dy) << 20)
+                lo = np.searchsorted(sorted_keys, base | (iz[i] - 1))
+                hi = np.searchsorted(sorted_keys, base | (iz[i] + 1), side="right")
+                for q in range(lo, hi):
+                    r2 = grad2[q]
+                    if dropped[q] or r2 == 0.0 or q == pos[i]:
+                        continue
+                    sx, ox, oy = gscale[q], gx[q], gy[q]
+                    px, py = sx * (cx[i] - ox), cy[i] - oy
+                    if not px * px + py * py < r2:
+                        continue
+                    corners = np.uint64(0)
+                    for k in range(s):
+                        # Only corners of triangles not yet covered.
+                        if (covered >> np.uint64(k)) & one and (covered >> np.uint64((k - 1) % s)) & one:
+                            continue
+                        px, py = sx * (rings[i, k, 0] - ox), rings[i, k, 1] - oy
+                        if px * px + py * py < r2:
+                            corners |= one << np.uint64(k)
+                    # Triangle k (corners k and k + 1) lies in polygon q.
+                    covered |= corners & ((corners >> one) | ((corners & one) << wrap))
+                    if covered == full:
+                        done = True
+                        break
+                if done:
+                    break
+            if done:
+                break
+        dropped[pos[i]] = done
+    return dropped[pos]
+
+
+@rebuild_damaged_cache
+def covered_discs(lat, lon, rings, radius_km: float, *, margin_deg: float = MARGIN_DEG) -> np.ndarray:
+    """Which discs lie inside the union of the others that are kept (may be left out of it).
+
+    Parameters
+    ----------
+    lat, lon : array-like of shape (n,)
+        Disc centres in degrees, ``lon`` in the frame of ``rings``.
+    rings : ndarray of shape (n, segments, 2)
+        Each disc's polygon ``(lon, lat)`` in degrees (:func:`cluster.engine.polygons.disc_vertices`),
+        all in one unwrapped longitude frame.
+    radius_km : float
+        Great-circle radius of the discs, km.
+    margin_deg : float, default 1e-9
+        How far inside a covering polygon's edges a point must be, degrees.
+
+    Returns
+    -------
+    ndarray of shape (n,), bool
+        True for a disc whose polygon lies inside the union of the polygons marked False
+        (so the union of those is the union of all). Decided in ``(lat, lon)`` order, so
+        the same sites in any order give the same answer.
+    """
+    lat = np.ascontiguousarray(lat, dtype=np.float64)
+    lon = np.ascontiguousarray(lon, dtype=np.float64)
+    rings = np.ascontiguousarray(rings, dtype=np.float64)
+    n, segments = rings.shape[0], rings.shape[1]
+    delta = radius_km / EARTH_RADIUS_KM
+    cell = 2.0 * np.sin(delta / 2.0)  # the chord of the radius
+    if n < 2 or segments < 3 or segments > 63 or not 2.0 / cell < _MAX_CELLS_PER_AXIS - 2 or delta >= np.pi / 4:
+        return np.zeros(n, dtype=bool)
+    order = np.lexsort((lon, lat))
+    return _covered(rings, lon, lat, order, cell, float(margin_deg))
