@@ -1,37 +1,42 @@
 """Discs that add nothing to a union of discs: found before the union, and left out of it.
 
-A dense cluster has thousands of sites whose 5 km discs overlap many times over; most lie
-wholly inside their neighbours' discs, yet unioning them all is most of the boundaries
+A dense cluster has thousands of sites whose discs overlap many times over; most lie
+wholly inside their neighbours' discs, yet unioning them all was most of the boundaries
 stage's time. :func:`covered_discs` finds such discs with a conservative, provable test,
 so the union of the remaining discs is the same point set.
 
 The test is made on the polygons exactly as they are unioned: ``segments``-gons with
-straight edges in one (unwrapped) longitude/latitude plane (:func:`cluster.engine.polygons.disc_union`).
+straight edges in one (unwrapped) longitude/latitude plane
+(:func:`cluster.engine.polygons.disc_union`).
 
-- A polygon is *usable* when it is convex and strictly contains its centre: every turn of
-  its ring and the centre's side of every edge have one strict sign, and its vertices go
-  once around the centre (their angles about it sum to one full turn). Polar caps and
-  whatever else fails this are never dropped and never cover.
-- A usable polygon ``P_i`` is the union of its fan triangles ``(c_i, v_k, v_k+1)`` (it is
-  star-shaped from its centre). A triangle lies in a convex polygon ``P_j`` when its three
-  corners do; a corner is taken as inside ``P_j`` only when it lies inside each edge's
-  line by at least ``margin_deg`` (1e-9 degree, about 0.1 mm, a million times the
-  rounding of the arithmetic in degrees), so rounding cannot make a point seem inside.
-- ``P_i`` is dropped when each of its triangles lies in one single other usable polygon
-  that has not been dropped. Sites are decided one after the other in ``(lat, lon)``
-  order. A dropped disc may have been covered by discs dropped after it, but each of
-  those was covered only by discs not yet dropped at its turn, so the "was covered by"
-  relation has no cycle and, by induction from the last disc dropped, every dropped
-  disc lies inside the union of the discs kept.
+- **Usable polygons.** In the plane ``(lon * s_j, lat)``, with ``s_j`` the cosine of the
+  centre's latitude (an affine map, so convexity and containment are kept), a polygon
+  ``P_j`` is usable when every turn of its ring and the centre's side of every edge have
+  one strict sign and the ring crosses the ray from the centre once: ``P_j`` is then
+  convex and goes once around its centre. ``rho_j`` is the distance from the centre to
+  the nearest edge line less a margin (1e-9 degree, about 0.1 mm, a million times the
+  rounding of the arithmetic): the circle of radius ``rho_j`` about the centre lies in
+  ``P_j`` (it is inside every edge's half-plane), and a point is taken as inside ``P_j``
+  only when it lies in that circle (about 99.4 % of the disc's radius with 32 segments).
+  Polar caps and whatever else is not usable are never dropped and never cover.
+- **Covered.** A usable ``P_i`` is the union of its fan triangles ``(c_i, v_k, v_k+1)``
+  (it is star-shaped from its centre), and a triangle lies in the convex ``P_j`` when its
+  three corners do. ``P_i`` is dropped when each of its triangles lies in one single
+  other usable polygon that has not been dropped.
+- **No cycle.** Sites are decided one after the other in ``(lat, lon)`` order. A dropped
+  disc may have been covered by discs dropped after it, but each of those was covered
+  only by discs not dropped at its own turn, so the "was covered by" relation has no
+  cycle and, by induction from the last disc dropped, every dropped disc lies inside the
+  union of the discs kept. The same sites in any order give the same answer.
 
 Neighbours come from a grid of cubic cells on the unit vectors (edge = the chord of the
-radius): a polygon that contains ``c_i`` has its centre within one disc radius of it.
-A great-circle pre-test (every corner within ``radius * cos(pi / segments)``, the disc's
-inradius, of ``c_j``) picks the candidates; only the planar test above decides.
+radius): a polygon that contains ``c_i`` has its centre within about one disc radius.
+Missing a neighbour could only keep a disc, never drop one wrongly.
 
-Hand-written because no library does it: GEOS (shapely) has coverage and cascaded
-unions but nothing that drops redundant inputs before an overlay; its ``contains``
-predicate per disc pair would cost about as much as the union it is meant to save.
+Hand-written because no library does it: GEOS (shapely) has cascaded unions but nothing
+that drops redundant inputs before an overlay, and its ``covered_by`` predicate against
+the union of a disc's neighbours would cost about as much as the union it is meant to
+save.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from numba import njit
 from cluster._runtime import numba_cache_dir, rebuild_damaged_cache
 from cluster.engine.geo import EARTH_RADIUS_KM
 
-__all__ = ["covered_discs"]
+__all__ = ["covered_discs", "warm_up"]
 
 # numba's cache folder, set before the kernels below are decorated (see cluster._runtime).
 numba_cache_dir()
@@ -197,3 +202,16 @@ def covered_discs(lat, lon, rings, radius_km: float, *, margin_deg: float = MARG
         return np.zeros(n, dtype=bool)
     order = np.lexsort((lon, lat))
     return _covered(rings, lon, lat, order, cell, float(margin_deg))
+
+
+def warm_up() -> None:
+    """Compile (or load) the kernels now, on two overlapping discs.
+
+    Returns
+    -------
+    None
+    """
+    from cluster.engine.polygons import disc_vertices
+
+    lat, lon = np.array([0.0, 0.0, 0.01]), np.array([0.0, 0.01, 0.0])
+    covered_discs(lat, lon, disc_vertices(lat, lon, 5.0, 32), 5.0)
