@@ -47,7 +47,7 @@ from numba import njit
 from cluster._runtime import numba_cache_dir, rebuild_damaged_cache
 from cluster.engine.geo import EARTH_RADIUS_KM
 
-__all__ = ["covered_discs", "warm_up"]
+__all__ = ["covered_discs"]
 
 # numba's cache folder, set before the kernels below are decorated (see cluster._runtime).
 numba_cache_dir()
@@ -203,15 +203,3 @@ def covered_discs(lat, lon, rings, radius_km: float, *, margin_deg: float = MARG
     order = np.lexsort((lon, lat))
     return _covered(rings, lon, lat, order, cell, float(margin_deg))
 
-
-def warm_up() -> None:
-    """Compile (or load) the kernels now, on two overlapping discs.
-
-    Returns
-    -------
-    None
-    """
-    from cluster.engine.polygons import disc_vertices
-
-    lat, lon = np.array([0.0, 0.0, 0.01]), np.array([0.0, 0.01, 0.0])
-    covered_discs(lat, lon, disc_vertices(lat, lon, 5.0, 32), 5.0)
