@@ -66,6 +66,16 @@ def test_pruned_union_is_the_same_point_set(name):
     assert out.is_valid and shapely.intersects_xy(out, lon, lat).all()
 
 
+@pytest.mark.parametrize("segments", [8, 64, 100])
+def test_any_number_of_segments(segments):
+    rng = np.random.default_rng(segments)
+    lat, lon = _scatter(rng, 300, 10.0, 20.0, 20.0)
+    rings = disc_vertices(lat, lon, RADIUS_KM, segments)
+    assert covered_discs(lat, lon, rings, RADIUS_KM).mean() > 0.3
+    pruned, _ = disc_union(lat, lon, RADIUS_KM, segments)
+    assert _rel_symdiff(disc_union(lat, lon, RADIUS_KM, segments, prune=False)[0], pruned) < 1e-9
+
+
 @pytest.mark.parametrize(("n", "half_km"), [(500, 25.0), (60, 12.0), (40, 10.0)])
 def test_every_dropped_disc_lies_in_the_union_of_the_kept(n, half_km):
     # Sparse layouts too, where few discs overlap a dropped one: a corner taken as inside

@@ -125,15 +125,14 @@ def _covered(rings, cx, cy, order, cell, margin):
     pos = np.empty(n, np.int64)  # each disc's grid position
     pos[by_key] = np.arange(n)
     dropped = np.zeros(n, np.bool_)  # by grid position
-    full = (np.uint64(1) << np.uint64(s)) - np.uint64(1)
-    one = np.uint64(1)
-    wrap = np.uint64(s - 1)
+    tri = np.zeros(s, np.bool_)  # fan triangles of the disc at hand covered so far
+    corner = np.zeros(s, np.bool_)  # its rim vertices inside the candidate's circle
     for ii in range(n):
         i = order[ii]
         if rad[i] == 0.0:
             continue
-        covered = np.uint64(0)
-        done = False
+        tri[:] = False
+        n_tri = 0
         for dx in range(-1, 2):
             for dy in range(-1, 2):
                 # Cells (dx, dy, -1 .. 1) are consecutive in key order.
@@ -148,23 +147,24 @@ def _covered(rings, cx, cy, order, cell, margin):
                     px, py = sx * (cx[i] - ox), cy[i] - oy
                     if not px * px + py * py < r2:
                         continue
-                    corners = np.uint64(0)
                     for k in range(s):
-                        # Only corners of triangles not yet covered.
-                        if (covered >> np.uint64(k)) & one and (covered >> np.uint64((k - 1) % s)) & one:
-                            continue
-                        px, py = sx * (rings[i, k, 0] - ox), rings[i, k, 1] - oy
-                        if px * px + py * py < r2:
-                            corners |= one << np.uint64(k)
-                    # Triangle k (corners k and k + 1) lies in polygon q.
-                    covered |= corners & ((corners >> one) | ((corners & one) << wrap))
-                    if covered == full:
-                        done = True
+                        # Only corners of triangles not yet covered (k - 1 and k).
+                        corner[k] = False
+                        if not (tri[k] and tri[k - 1]):
+                            px, py = sx * (rings[i, k, 0] - ox), rings[i, k, 1] - oy
+                            corner[k] = px * px + py * py < r2
+                    # Triangle k (the centre and corners k and k + 1) lies in polygon q.
+                    for k in range(s):
+                        if not tri[k] and corner[k] and corner[(k + 1) % s]:
+                            tri[k] = True
+                            n_tri += 1
+                    if n_tri == s:
                         break
-                if done:
+                if n_tri == s:
                     break
-            if done:
+            if n_tri == s:
                 break
+        done = n_tri == s
         dropped[pos[i]] = done
     return dropped[pos]
 
@@ -198,7 +198,7 @@ def covered_discs(lat, lon, rings, radius_km: float, *, margin_deg: float = MARG
     n, segments = rings.shape[0], rings.shape[1]
     delta = radius_km / EARTH_RADIUS_KM
     cell = 2.0 * np.sin(delta / 2.0)  # the chord of the radius
-    if n < 2 or segments < 3 or segments > 63 or not 2.0 / cell < _MAX_CELLS_PER_AXIS - 2 or delta >= np.pi / 4:
+    if n < 2 or segments < 3 or not 2.0 / cell < _MAX_CELLS_PER_AXIS - 2 or delta >= np.pi / 4:
         return np.zeros(n, dtype=bool)
     order = np.lexsort((lon, lat))
     return _covered(rings, lon, lat, order, cell, float(margin_deg))
