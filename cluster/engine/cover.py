@@ -56,6 +56,9 @@ numba_cache_dir()
 MARGIN_DEG = 1e-9
 # Grid cells: three indices of 20 bits packed into an int64.
 _MAX_CELLS_PER_AXIS = 1 << 20
+# The nine columns of cells about a disc's cell, nearest first.
+_COL_DX = np.array([0, -1, 1, 0, 0, -1, -1, 1, 1], np.int64)
+_COL_DY = np.array([0, 0, 0, -1, 1, -1, 1, -1, 1], np.int64)
 
 
 @njit(cache=True, nogil=True)
@@ -133,39 +136,37 @@ def _covered(rings, cx, cy, order, cell, margin):
             continue
         tri[:] = False
         n_tri = 0
-        for dx in range(-1, 2):
-            for dy in range(-1, 2):
-                # Cells (dx, dy, -1 .. 1) are consecutive in key order.
-                base = ((ix[i] + dx) << 40) | ((iy[i] + dy) << 20)
-                lo = np.searchsorted(sorted_keys, base | (iz[i] - 1))
-                hi = np.searchsorted(sorted_keys, base | (iz[i] + 1), side="right")
-                for q in range(lo, hi):
-                    r2 = grad2[q]
-                    if dropped[q] or r2 == 0.0 or q == pos[i]:
-                        continue
-                    sx, ox, oy = gscale[q], gx[q], gy[q]
-                    px, py = sx * (cx[i] - ox), cy[i] - oy
-                    if not px * px + py * py < r2:
-                        continue
-                    for k in range(s):
-                        # Only corners of triangles not yet covered (k - 1 and k).
-                        corner[k] = False
-                        if not (tri[k] and tri[k - 1]):
-                            px, py = sx * (rings[i, k, 0] - ox), rings[i, k, 1] - oy
-                            corner[k] = px * px + py * py < r2
-                    # Triangle k (the centre and corners k and k + 1) lies in polygon q.
-                    for k in range(s):
-                        if not tri[k] and corner[k] and corner[(k + 1) % s]:
-                            tri[k] = True
-                            n_tri += 1
-                    if n_tri == s:
-                        break
+        for col in range(9):
+            # The disc's own column of cells first, then the sides, then the corners:
+            # the nearest discs first, so a disc is decided sooner (not differently).
+            # Cells (dx, dy, -1 .. 1) are consecutive in key order.
+            base = ((ix[i] + _COL_DX[col]) << 40) | ((iy[i] + _COL_DY[col]) << 20)
+            lo = np.searchsorted(sorted_keys, base | (iz[i] - 1))
+            hi = np.searchsorted(sorted_keys, base | (iz[i] + 1), side="right")
+            for q in range(lo, hi):
+                r2 = grad2[q]
+                if dropped[q] or r2 == 0.0 or q == pos[i]:
+                    continue
+                sx, ox, oy = gscale[q], gx[q], gy[q]
+                px, py = sx * (cx[i] - ox), cy[i] - oy
+                if not px * px + py * py < r2:
+                    continue
+                for k in range(s):
+                    # Only corners of triangles not yet covered (k - 1 and k).
+                    corner[k] = False
+                    if not (tri[k] and tri[k - 1]):
+                        px, py = sx * (rings[i, k, 0] - ox), rings[i, k, 1] - oy
+                        corner[k] = px * px + py * py < r2
+                # Triangle k (the centre and corners k and k + 1) lies in polygon q.
+                for k in range(s):
+                    if not tri[k] and corner[k] and corner[(k + 1) % s]:
+                        tri[k] = True
+                        n_tri += 1
                 if n_tri == s:
                     break
             if n_tri == s:
                 break
-        done = n_tri == s
-        dropped[pos[i]] = done
+        dropped[pos[i]] = n_tri == s
     return dropped[pos]
 
 
