@@ -7,7 +7,9 @@ spherical destination-point formula on the clustering's sphere (radius
 centre along evenly spaced azimuths, whatever the latitude. Discs are unioned in a
 longitude frame unwrapped around the cluster (no jump at +-180 degrees), and a disc that
 contains a pole becomes a polar cap bounded by the pole's parallel; the result is then
-cut into parts inside [-180, 180] (RFC 7946 style) by :func:`split_antimeridian`.
+cut into parts inside [-180, 180] (RFC 7946 style) by :func:`split_antimeridian`. Discs
+that lie inside the union of the others are left out of it first
+(:func:`cluster.engine.cover.covered_discs`).
 
 shapely has no geodesic buffer and no antimeridian handling, hence these few functions.
 """
