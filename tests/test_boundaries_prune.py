@@ -46,6 +46,7 @@ CASES = {
     "dense, southern": (300, -33.9, 151.2, 20.0),
     "sparse": (60, 52.0, 0.0, 30.0),
     "across the antimeridian": (300, -16.5, 179.97, 20.0),
+    "on the equator at the antimeridian": (300, 0.0, 180.0, 20.0),
     "high latitude": (300, 78.0, -40.0, 20.0),
     "near the north pole": (200, 89.9, 30.0, 12.0),
     "around the south pole": (200, -89.97, 0.0, 6.0),

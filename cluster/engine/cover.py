@@ -114,9 +114,10 @@ def _covered(rings, cx, cy, order, cell, margin):
     iz = np.empty(n, np.int64)
     for i in range(n):
         phi, lam = np.radians(cy[i]), np.radians(cx[i])
-        ix[i] = np.int64((np.cos(phi) * np.cos(lam) + 1.0) / cell)
-        iy[i] = np.int64((np.cos(phi) * np.sin(lam) + 1.0) / cell)
-        iz[i] = np.int64((np.sin(phi) + 1.0) / cell)
+        # From 1, so that the neighbouring cells' indices are never negative.
+        ix[i] = np.int64((np.cos(phi) * np.cos(lam) + 1.0) / cell) + 1
+        iy[i] = np.int64((np.cos(phi) * np.sin(lam) + 1.0) / cell) + 1
+        iz[i] = np.int64((np.sin(phi) + 1.0) / cell) + 1
         keys[i] = (ix[i] << 40) | (iy[i] << 20) | iz[i]
     # The candidates' data in grid order, so a cell's discs are read in sequence.
     by_key = np.argsort(keys, kind="mergesort")
@@ -199,7 +200,7 @@ def covered_discs(lat, lon, rings, radius_km: float, *, margin_deg: float = MARG
     n, segments = rings.shape[0], rings.shape[1]
     delta = radius_km / EARTH_RADIUS_KM
     cell = 2.0 * np.sin(delta / 2.0)  # the chord of the radius
-    if n < 2 or segments < 3 or not 2.0 / cell < _MAX_CELLS_PER_AXIS - 2 or delta >= np.pi / 4:
+    if n < 2 or segments < 3 or not 2.0 / cell < _MAX_CELLS_PER_AXIS - 3 or delta >= np.pi / 4:
         return np.zeros(n, dtype=bool)
     order = np.lexsort((lon, lat))
     return _covered(rings, lon, lat, order, cell, float(margin_deg))
