@@ -151,7 +151,9 @@ def sites_inside(sites: pd.DataFrame, geoms: list) -> np.ndarray:
     # query's cost with a million sites).
     x = sites["lon"].to_numpy(dtype=float)
     y = sites["lat"].to_numpy(dtype=float)
-    by_lon = np.argsort(x, kind="stable")
+    # Any sort will do (three times faster than a stable one on a million sites): each
+    # boundary takes the set of sites in its longitude range, whatever their order.
+    by_lon = np.argsort(x)
     x_sorted = x[by_lon]
     for k, geom in enumerate(geoms):
         if geom is None or geom.is_empty:
