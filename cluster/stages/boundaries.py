@@ -95,12 +95,16 @@ def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: floa
         Valid, EPSG:4326, split at the antimeridian.
     """
     n = int(component.max()) + 1 if len(component) else 0
-    locs = pd.DataFrame({"c": component, "lat": sites["lat"].to_numpy(),
-                         "lon": sites["lon"].to_numpy()}).drop_duplicates()
-    locs = locs.sort_values(["c", "lat", "lon"], kind="mergesort")
-    comp_sorted = locs["c"].to_numpy()
+    # The distinct (cluster, lat, lon) in that order (a stable sort, then the first of
+    # each run of equal rows).
+    comp = np.asarray(component)
+    lat, lon = sites["lat"].to_numpy(dtype=float), sites["lon"].to_numpy(dtype=float)
+    order = np.lexsort((lon, lat, comp))
+    comp_sorted, lat, lon = comp[order], lat[order], lon[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (comp_sorted[1:] != comp_sorted[:-1]) | (lat[1:] != lat[:-1]) | (lon[1:] != lon[:-1])
+    comp_sorted, lat, lon = comp_sorted[first], lat[first], lon[first]
     starts = np.searchsorted(comp_sorted, np.arange(n + 1))
-    lat, lon = locs["lat"].to_numpy(), locs["lon"].to_numpy()
 
     def one(c):
         if method == "concave":
@@ -121,7 +125,7 @@ def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: floa
     else:
         geoms = [one(c) for c in progress(range(n), desc="boundaries", unit="cluster")]
     log.info("built %s %s boundaries from %s locations (disc radius %.3g km, %d segments)",
-             f"{n:,}", method, f"{len(locs):,}", radius_km, segments)
+             f"{n:,}", method, f"{len(lat):,}", radius_km, segments)
     return geoms
 
 
