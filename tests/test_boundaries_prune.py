@@ -151,3 +151,9 @@ def test_the_same_sites_in_any_order_give_the_same_discs_and_bytes():
     assert [g.wkb for g in first] == [g.wkb for g in again]
     inside = sites_inside(sites, first)
     assert np.array_equal(inside, component)
+
+
+def test_mismatched_shapes_are_refused():
+    rings = disc_vertices([0.0, 0.0], [0.0, 0.01], RADIUS_KM, 32)
+    with pytest.raises(ValueError, match="rings of shape"):
+        covered_discs([0.0], [0.0], rings, RADIUS_KM)

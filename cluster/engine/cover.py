@@ -199,6 +199,9 @@ def covered_discs(lat, lon, rings, radius_km: float, *, margin_deg: float = MARG
     lat = np.ascontiguousarray(lat, dtype=np.float64)
     lon = np.ascontiguousarray(lon, dtype=np.float64)
     rings = np.ascontiguousarray(rings, dtype=np.float64)
+    if rings.ndim != 3 or rings.shape[2] != 2 or not len(lat) == len(lon) == rings.shape[0]:
+        raise ValueError(f"covered_discs needs n centres and rings of shape (n, segments, 2); got {len(lat)} "
+                         f"latitudes, {len(lon)} longitudes and rings of shape {rings.shape}")
     n, segments = rings.shape[0], rings.shape[1]
     delta = radius_km / EARTH_RADIUS_KM
     cell = 2.0 * np.sin(delta / 2.0)  # the chord of the radius
