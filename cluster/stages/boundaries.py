@@ -12,9 +12,9 @@ same whatever the latitude. Vertices are built in a longitude frame unwrapped ar
 cluster (no jump at ±180°), unioned with shapely, then split at the antimeridian into
 parts inside [-180, 180] (RFC 7946 style). A disc that contains a pole becomes a polar
 cap bounded by the pole's parallel. Discs that lie inside the union of their neighbours'
-discs (most of them in a dense cluster: 83 % at 10 M demo records) are left out before
+discs (most of them in a dense cluster: 85 % at 10 M demo records) are left out before
 the union, by a conservative test that proves it (:mod:`cluster.engine.cover`): the same
-point set, for about a third of the time.
+point set, for under a third of the CPU time.
 
 Alternative (``[boundaries] method = "concave"``, :mod:`cluster.stages.concave`): a concave
 hull of the member sites in a local azimuthal-equidistant projection, buffered by a
