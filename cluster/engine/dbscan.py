@@ -768,6 +768,11 @@ def warm_up() -> None:
     # Two levels, with a remainder (the last three sites) for the kernel that only they use.
     dbscan_sphere(np.zeros(5), np.arange(5) * 0.03, np.array([3.0, 0.5, 0.5, 0.5, 0.5]), eps_km=5.0,
                   min_weight=1.0, split_scale=3.0)
+    # The boundaries' kernel too (cluster.engine.cover, through the disc union), so a
+    # first run compiles nothing.
+    from cluster.engine.polygons import disc_union
+
+    disc_union([0.0, 0.0, 0.01], [0.0, 0.01, 0.0], 5.0)
 
 
 # Kept between calls (starting threads costs about a millisecond a call), per process:
