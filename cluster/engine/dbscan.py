@@ -142,7 +142,7 @@ import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from numbers import Real
 
 import numba
@@ -698,8 +698,10 @@ def _threads() -> int:
 
 def _kernels() -> tuple:
     """The cached kernels, compiled at their first call in a process without a cache."""
+    from cluster.engine.cover import _covered, _inscribed  # the boundaries' kernels
+
     return (_first_outside, _fold_into, _fold_duplicates, _expand, _cell_keys, _order_within_cells,
-            _cell_starts, _cosines, _core_chunk, _components, _border_chunk)
+            _cell_starts, _cosines, _core_chunk, _components, _border_chunk, _inscribed, _covered)
 
 
 def compile_cache_state() -> tuple[bool | None, str | None]:
@@ -745,11 +747,21 @@ def _announce_compilation():
     _checked_cache = True
     warm, directory = compile_cache_state()
     if warm is False:
-        log.info("compiling the clustering engine once (about 15 s); later runs use the cache in %s", directory)
-        from cluster._progress import waiting
-
-        return waiting("compiling the clustering engine (once)")
+        log.info("compiling the clustering engine once (about 20 s); later runs use the cache in %s", directory)
+        return _compiling()
     return nullcontext()
+
+
+@contextmanager
+def _compiling():
+    """The first call's work, then the boundaries' kernels (:mod:`cluster.engine.cover`),
+    under one notice: a cold cache makes the run wait once, not twice."""
+    from cluster._progress import waiting
+    from cluster.engine.polygons import disc_union
+
+    with waiting("compiling the clustering engine (once)"):
+        yield
+        disc_union([0.0, 0.0, 0.01], [0.0, 0.01, 0.0], 5.0)
 
 
 def warm_up() -> None:
