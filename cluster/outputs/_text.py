@@ -268,7 +268,7 @@ def _csv_column(s: pd.Series):
             return pa.array(np.where(s.to_numpy(), "True", "False"), type=pa.large_string())
         if dtype == np.float64:
             return _csv_floats(s.to_numpy())
-        if dtype == object and pd.api.types.infer_dtype(s, skipna=True) == "string":
+        if dtype.kind == "O" and pd.api.types.infer_dtype(s, skipna=True) == "string":
             return _csv_text(pa.array(s.to_numpy(), type=pa.large_string(), from_pandas=True))
         return None
     if isinstance(dtype, pd.StringDtype):
