@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cluster.outputs._text import _csv_body, csv_safe, write_csv
+from cluster.outputs._text import _csv_parts, csv_safe, write_csv
 
 TEXTS = ["plain", "", "a,b", 'say "hi"', '"', ",", "line\nbreak", "\n", "cr\rhere", "a\r\nb", "tab\there",
          " lead", "trail ", "=SUM(A1)", "-3", "+1", "@x", "'q", "ünïcödé – ok", "x\x00y", "\u2028", "😀",
@@ -34,7 +34,7 @@ def _written(df: pd.DataFrame, tmp_path) -> bytes:
 
 
 def _fast_path_taken(df: pd.DataFrame) -> bool:
-    return _csv_body(csv_safe(df)) is not None
+    return _csv_parts(csv_safe(df)) is not None
 
 
 @pytest.mark.parametrize("text_dtype", [object, "str", "string"])

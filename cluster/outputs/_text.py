@@ -21,7 +21,7 @@ The bytes of a CSV are pandas' (``to_csv(index=False, lineterminator="\n")``: Py
 CSV writer, minimal quoting, missing values empty, floats as numpy's shortest
 round-trip text). A table of the common column types (integers, float64, booleans,
 text) is formatted column by column, the rows joined with Arrow's compute functions
-instead of Python's row-by-row writer (:func:`_csv_body`): the same bytes several times
+instead of Python's row-by-row writer (:func:`_csv_parts`): the same bytes several times
 faster (``profiles.csv``, ~400 k rows at 10 M records). A table with a column of any
 other type goes through pandas.
 """
@@ -200,16 +200,19 @@ def write_csv(df: pd.DataFrame, path) -> Path:
     """
     path = Path(path)
     safe = csv_safe(df)
-    body = _csv_body(safe)
-    if body is None:
+    parts = _csv_parts(safe)
+    if parts is None:
         safe.to_csv(path, index=False, lineterminator="\n")
-        return path
-    header = safe.iloc[:0].to_csv(index=False, lineterminator="\n")  # pandas' own header line
-    with path.open("wb") as f:
-        f.write(header.encode("utf-8"))
-        for chunk in body:
-            f.write(chunk)
+    else:
+        _write_parts(path, parts)
     return path
+
+
+def _write_parts(path: Path, parts) -> None:
+    """Write the buffers of :func:`_csv_parts` into ``path``."""
+    with path.open("wb") as f:
+        for part in parts:
+            f.write(part)
 
 
 # pandas' nullable integer types (missing values written empty).
@@ -222,11 +225,16 @@ _NULLABLE_INTS = (pd.Int8Dtype, pd.Int16Dtype, pd.Int32Dtype, pd.Int64Dtype,
 _CSV_SPECIAL = r'[,"\r\n]'
 
 
+def _csv_row(fields: list) -> str:
+    """One row as Python's CSV writer writes it with pandas' settings (line end included)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(fields)
+    return buf.getvalue()
+
+
 def _csv_field(text: str) -> str:
     """One text field as Python's CSV writer writes it in a row of several fields."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([text, ""])
-    return buf.getvalue()[:-2]  # the empty second field and the line end
+    return _csv_row([text, ""])[:-2]  # the empty second field and the line end
 
 
 def _csv_floats(values: np.ndarray):
@@ -256,7 +264,7 @@ def _csv_text(values):
 
 def _csv_column(s: pd.Series):
     """One column as the text pandas writes (nulls for empty cells), or None when its type
-    is not one :func:`_csv_body` formats."""
+    is not one :func:`_csv_parts` formats."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -281,18 +289,23 @@ def _csv_column(s: pd.Series):
     return None
 
 
-def _csv_body(df: pd.DataFrame):
-    """The rows of ``df.to_csv(index=False, lineterminator="\n")`` as UTF-8 buffers, built
-    column by column with Arrow; None when pandas must write the table (a column of
-    another type, fewer than two columns: a lone empty field is written ``""``, or text
-    Arrow cannot hold)."""
+def _csv_parts(df: pd.DataFrame):
+    """The bytes of ``df.to_csv(index=False, lineterminator="\n")`` as UTF-8 buffers (the
+    header line, then the rows built column by column with Arrow); None when pandas must
+    write the table: a column of another type, a header that is not text, fewer than two
+    columns (a lone empty field is written ``""``), or text Arrow cannot hold."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if df.shape[1] < 2 or not isinstance(df.columns, pd.Index) or isinstance(df.columns, pd.MultiIndex):
+    if (df.shape[1] < 2 or isinstance(df.columns, pd.MultiIndex)
+            or not all(isinstance(c, str) for c in df.columns)):
+        return None
+    try:
+        header = _csv_row(list(df.columns)).encode("utf-8")
+    except UnicodeError:
         return None
     if len(df) == 0:
-        return []
+        return [header]
     try:
         columns = [_csv_column(df.iloc[:, i]) for i in range(df.shape[1])]
     except (pa.ArrowException, UnicodeError):  # e.g. lone surrogates: pandas names the error
@@ -304,4 +317,4 @@ def _csv_body(df: pd.DataFrame):
     rows = pc.binary_join_element_wise(rows, empty, newline)  # each row + "\n"
     offsets = rows.buffers()[1]
     first, last = (int(v) for v in np.frombuffer(offsets, np.int64)[[rows.offset, rows.offset + len(rows)]])
-    return [memoryview(rows.buffers()[2])[first:last]]
+    return [header, memoryview(rows.buffers()[2])[first:last]]
