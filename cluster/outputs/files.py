@@ -27,13 +27,23 @@ look; a folder is replaced only when everything in it is listed in its manifest,
 those files are removed. Everything is written in this process: a helper process forked
 from a process that runs threads (DuckDB's, numba's) can inherit a lock that nobody will
 ever release, and the side process that drew ``map.png`` that way hung a run.
+
+Two threads write: a worker writes ``clusters.gpkg`` (its ``sites`` layer is most of the
+writing time, spent in GDAL and SQLite without Python's GIL, see
+:mod:`cluster.outputs._gdal_nogil`) while the calling thread writes every other file and
+draws ``map.png`` (matplotlib's object API on an Agg canvas of its own, in this thread
+only). Both write into the temporary folder; the folder is swapped into place only when
+both are done, and an error in either is raised as it was (the calling thread's first)
+after both have stopped, so nothing half-written is ever swapped in.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import geopandas as gpd
@@ -239,22 +249,30 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
               if isinstance(f, dict) and f.get("path") and "://" not in str(f["path"])]
     with (atomic_output_dir(out_dir, command="run", inputs=inputs) as tmp,
           bar(desc="writing outputs", total=steps, unit="file") as done):
-        def wrote(name: str) -> None:
-            done.set_postfix_str(name, refresh=False)
-            done.update()
+        lock = threading.Lock()
 
-        _write_files(tmp, result, metrics, labels, notice, wrote)
-        draw_map(result.clusters, tmp / "map.png", notice=notice)
-        wrote("map.png")
+        def wrote(name: str) -> None:
+            with lock:  # called from both threads
+                done.set_postfix_str(name, refresh=False)
+                done.update()
+
+        # The GeoPackage on a worker thread, the rest here (see the module docstring).
+        # Leaving the pool waits for the worker, whatever happened here.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-gpkg") as pool:
+            gpkg = pool.submit(_write_geopackage, tmp, result, labels, notice, wrote)
+            _write_files(tmp, result, metrics, labels, notice, wrote)
+            draw_map(result.clusters, tmp / "map.png", notice=notice)
+            wrote("map.png")
+        gpkg.result()  # the worker's error, if any
     log.info("wrote %s", ", ".join(str(out_dir / f) for f in OUTPUT_FILES))
     return out_dir
 
 
-def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | None, wrote) -> None:
-    """Every output but ``map.png`` into ``tmp`` (see :func:`write_outputs`)."""
-    config, clusters, profiles = result.config, result.clusters, getattr(result, "profiles", None)
-    table = ranking_table(clusters, metrics)
-    gdf = clusters.copy()
+def _write_geopackage(tmp: Path, result, labels: dict, notice: str | None, wrote) -> None:
+    """``clusters.gpkg`` into ``tmp``: layers ``clusters`` and ``sites``, then the extras
+    of :func:`cluster.outputs.gpkg.finish_geopackage` (see :func:`write_outputs`)."""
+    config = result.config
+    gdf = result.clusters.copy()
     description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
     # Nullable integers (intensity_rank, rank_ci_*) and rank_*_settings stay INTEGER fields (empty = NULL);
     # VERSION: see cluster.outputs.gpkg.GPKG_VERSION.
@@ -267,6 +285,12 @@ def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | N
     wrote("clusters.gpkg: sites")
     finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
                       default_json=json_default, economy_min_share=config.economy_min_share)
+
+
+def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | None, wrote) -> None:
+    """Every output but ``clusters.gpkg`` and ``map.png`` into ``tmp`` (see :func:`write_outputs`)."""
+    config, clusters, profiles = result.config, result.clusters, getattr(result, "profiles", None)
+    table = ranking_table(clusters, metrics)
     clusters.to_parquet(tmp / "clusters.parquet", index=False, schema_version="1.1.0",
                         write_covering_bbox=True)
     wrote("clusters.parquet")

@@ -159,6 +159,10 @@ def sites_table(sites: pd.DataFrame, *, outside: bool):
 def write_sites_layer(path: Path, sites: pd.DataFrame, *, outside: bool) -> None:
     """Add the ``sites`` layer (:func:`sites_table`) to the GeoPackage at ``path``.
 
+    GDAL writes it without holding Python's GIL when it can (see
+    :mod:`cluster.outputs._gdal_nogil`: the same calls as ``pyogrio.write_arrow``, the same
+    bytes), so that the other outputs are written meanwhile; else pyogrio writes it.
+
     Parameters
     ----------
     path : pathlib.Path
@@ -172,12 +176,15 @@ def write_sites_layer(path: Path, sites: pd.DataFrame, *, outside: bool) -> None
     -------
     None
     """
-    import pyogrio
+    from cluster.outputs._gdal_nogil import add_layer
 
-    pyogrio.write_arrow(sites_table(sites, outside=outside), path, layer="sites", driver="GPKG",
-                        geometry_name="geometry", geometry_type="Point", crs="EPSG:4326",
-                        layer_metadata={"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"},
-                        VERSION=GPKG_VERSION)
+    table = sites_table(sites, outside=outside)
+    layer = {"layer": "sites", "geometry_name": "geometry", "geometry_type": "Point", "crs": "EPSG:4326",
+             "layer_metadata": {"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"}}
+    if not add_layer(table, path, **layer):
+        import pyogrio
+
+        pyogrio.write_arrow(table, path, driver="GPKG", VERSION=GPKG_VERSION, **layer)
 
 
 def sites_frame(sites: pd.DataFrame, *, outside: bool):
