@@ -38,7 +38,7 @@ def _fail_in(monkeypatch, name: str, where: list):
     monkeypatch.setattr(files, name, boom)
 
 
-@pytest.mark.parametrize("name, thread", [("write_sites_layer", "cluster-gpkg"), ("finish_geopackage", "cluster-gpkg"),
+@pytest.mark.parametrize("name, thread", [("write_sites_table", "cluster-gpkg"), ("finish_geopackage", "cluster-gpkg"),
                                           ("write_map_html", "MainThread"), ("draw_map", "MainThread")])
 def test_an_error_on_either_thread_leaves_no_output_folder(result, tmp_path, monkeypatch, name, thread):
     where: list = []
@@ -49,7 +49,7 @@ def test_an_error_on_either_thread_leaves_no_output_folder(result, tmp_path, mon
     assert list(tmp_path.iterdir()) == []  # no output folder, no temporary folder
 
 
-@pytest.mark.parametrize("name", ["write_sites_layer", "draw_map"])
+@pytest.mark.parametrize("name", ["write_sites_table", "draw_map"])
 def test_an_error_on_either_thread_keeps_the_previous_outputs(result, tmp_path, monkeypatch, name):
     out = tmp_path / "out"
     result.write(out)

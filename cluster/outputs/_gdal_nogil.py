@@ -13,7 +13,11 @@ The calls are pyogrio's, in pyogrio's order, with its arguments, for the case us
 pyogrio/_io.pyx ``ogr_open``, ``create_ogr_dataset_layer``, ``create_fields_from_arrow_schema``,
 ``ogr_write_arrow``), on the same GDAL library (the one pyogrio loaded, found in
 ``/proc/self/maps``): the file is the same, byte for byte (tests/test_outputs_gpkg.py
-compares it with pyogrio's). Where that library cannot be found (a platform without
+compares it with pyogrio's). One setting differs, for this thread only: SQLite does not
+``fsync`` the file at commit (``OGR_SQLITE_SYNCHRONOUS=OFF``). That changes no byte; it
+spares waiting for ~50 MB to reach the disk, a wait that no other output file pays either
+(a killed run loses nothing: the file sits in a temporary folder until every output is
+written, see :mod:`cluster._atomic`). Where that library cannot be found (a platform without
 ``/proc``) or the layer already exists, :func:`add_layer` returns False and the caller
 writes with pyogrio.
 """
@@ -29,6 +33,7 @@ _GDAL_OF_UPDATE, _GDAL_OF_VECTOR, _GDAL_OF_VERBOSE_ERROR = 0x01, 0x04, 0x40
 _OAMS_TRADITIONAL_GIS_ORDER = 0
 _GEOMETRY_CODES = {"Point": 1}
 _CE_NONE = 0
+_SYNCHRONOUS = b"OGR_SQLITE_SYNCHRONOUS"
 
 
 class _ArrowSchema(ctypes.Structure):
@@ -114,7 +119,8 @@ def _load():
                                                      ctypes.POINTER(c)]),
            "GDALClose": (i, [p]), "CPLErrorReset": (None, []), "CPLGetLastErrorMsg": (c, []),
            "CPLGetLastErrorType": (i, []), "CPLPushErrorHandler": (None, [p]), "CPLPopErrorHandler": (None, []),
-           "GDALVersionInfo": (c, [c])}
+           "GDALVersionInfo": (c, [c]), "CPLSetThreadLocalConfigOption": (None, [c, c]),
+           "CPLGetThreadLocalConfigOption": (c, [c, c])}
     try:
         for name, (restype, argtypes) in sig.items():
             fn = getattr(lib, name)
@@ -161,6 +167,8 @@ def add_layer(table, path: Path, *, layer: str, geometry_name: str, geometry_typ
     schema, array = _ArrowSchema(), _ArrowArray()
     ds = crs_h = None
     lib.CPLPushErrorHandler(lib.quiet)
+    previous = lib.CPLGetThreadLocalConfigOption(_SYNCHRONOUS, None)
+    lib.CPLSetThreadLocalConfigOption(_SYNCHRONOUS, b"OFF")
     try:
         lib.CPLErrorReset()
         lib.OGRSetNonLinearGeometriesEnabledFlag(0)
@@ -222,5 +230,6 @@ def add_layer(table, path: Path, *, layer: str, geometry_name: str, geometry_typ
             lib.OSRRelease(crs_h)
         if ds:
             lib.GDALClose(ds)
+        lib.CPLSetThreadLocalConfigOption(_SYNCHRONOUS, previous)
         lib.CPLPopErrorHandler()
         del stream_capsule
