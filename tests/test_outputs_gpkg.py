@@ -84,8 +84,8 @@ def _sites(n: int = 5000) -> pd.DataFrame:
     })
 
 
-@pytest.mark.parametrize("outside", [False, True])
-def test_sites_layer_without_the_gil_has_pyogrio_bytes(tmp_path, outside):
+@pytest.mark.parametrize("outside, empty", [(False, False), (True, False), (False, True)])
+def test_sites_layer_without_the_gil_has_pyogrio_bytes(tmp_path, outside, empty):
     """cluster.outputs._gdal_nogil makes pyogrio.write_arrow's GDAL calls itself: the same file."""
     import geopandas as gpd
     import pyogrio
@@ -96,22 +96,25 @@ def test_sites_layer_without_the_gil_has_pyogrio_bytes(tmp_path, outside):
 
     if sys.platform.startswith("linux"):
         assert _library() is not None  # the GIL-free path is the one taken here
+    sites = _sites()
+    if empty:  # no site in a cluster: an empty layer
+        sites["cluster_id"] = None
     files = []
     for name in ("ours", "pyogrio"):
         path = tmp_path / f"{name}.gpkg"
         gpd.GeoDataFrame({"name": ["a"]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326").to_file(
             path, layer="clusters", driver="GPKG", engine="pyogrio", VERSION=GPKG_VERSION)
         if name == "ours":
-            write_sites_layer(path, _sites(), outside=outside)
+            write_sites_layer(path, sites, outside=outside)
         else:
-            pyogrio.write_arrow(sites_table(_sites(), outside=outside), path, layer="sites", driver="GPKG",
+            pyogrio.write_arrow(sites_table(sites, outside=outside), path, layer="sites", driver="GPKG",
                                 geometry_name="geometry", geometry_type="Point", crs="EPSG:4326",
                                 layer_metadata={"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"},
                                 VERSION=GPKG_VERSION)
         files.append(path)
     assert _masked(files[0]) == _masked(files[1])
     back = pyogrio.read_dataframe(files[0], layer="sites")
-    assert len(back) == len(sites_table(_sites(), outside=outside)) and back.crs.to_epsg() == 4326
+    assert len(back) == len(sites_table(sites, outside=outside)) and back.crs.to_epsg() == 4326
 
 
 def test_sites_layer_is_written_by_pyogrio_where_the_gil_free_path_cannot(tmp_path, monkeypatch):
