@@ -290,7 +290,7 @@ def _csv_column(s: pd.Series):
 
 
 def _csv_parts(df: pd.DataFrame):
-    """The bytes of ``df.to_csv(index=False, lineterminator="\n")`` as UTF-8 buffers (the
+    """The bytes of ``df.to_csv(index=False, lineterminator="\\n")`` as UTF-8 buffers (the
     header line, then the rows built column by column with Arrow); None when pandas must
     write the table: a column of another type, a header that is not text, fewer than two
     columns (a lone empty field is written ``""``), or text Arrow cannot hold."""
