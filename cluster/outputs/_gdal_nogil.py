@@ -18,8 +18,8 @@ compares it with pyogrio's). One setting differs, for this thread only: SQLite d
 spares waiting for ~50 MB to reach the disk, a wait that no other output file pays either
 (a killed run loses nothing: the file sits in a temporary folder until every output is
 written, see :mod:`cluster._atomic`). Where that library cannot be found (a platform without
-``/proc``) or the layer already exists, :func:`add_layer` returns False and the caller
-writes with pyogrio.
+``/proc``), GDAL cannot open the file or the layer already exists, :func:`add_layer`
+returns False and the caller writes with pyogrio.
 """
 
 from __future__ import annotations
@@ -150,8 +150,9 @@ def add_layer(table, path: Path, *, layer: str, geometry_name: str, geometry_typ
     """Add ``table`` as a new layer of the existing GeoPackage ``path``, as
     ``pyogrio.write_arrow`` would, with the GIL released during GDAL's work.
 
-    Returns False (nothing written) when it cannot: pyogrio's GDAL not found, or the
-    layer already exists; the caller then writes with pyogrio. Raises pyogrio's
+    Returns False (nothing written) when it cannot: pyogrio's GDAL not found, GDAL cannot
+    open the file, or the layer already exists; the caller then writes with pyogrio, which
+    does what it does in those cases. Raises pyogrio's
     exceptions, with pyogrio's messages, when GDAL fails.
     """
     from pyogrio.errors import DataLayerError, DataSourceError, FieldError
@@ -173,8 +174,8 @@ def add_layer(table, path: Path, *, layer: str, geometry_name: str, geometry_typ
         lib.CPLErrorReset()
         lib.OGRSetNonLinearGeometriesEnabledFlag(0)
         ds = lib.GDALOpenEx(path_b, _GDAL_OF_VECTOR | _GDAL_OF_VERBOSE_ERROR | _GDAL_OF_UPDATE, None, None, None)
-        if not ds:
-            raise DataSourceError(_message(lib) or f"Failed to open dataset (mode=1): {path}")
+        if not ds:  # pyogrio then replaces the file by a new one: let it do so
+            return False
         names = [lib.OGR_L_GetName(lib.GDALDatasetGetLayer(ds, k)) for k in range(lib.GDALDatasetGetLayerCount(ds))]
         if layer.encode("utf-8") in names:
             lib.GDALClose(ds)
