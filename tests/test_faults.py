@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 from helpers import two_city_csv
 
+import cluster.outputs._text as text
 from cluster.cli import main
 
 ROOT = Path(__file__).parents[1]
@@ -237,6 +238,8 @@ def test_disk_full_is_a_fault_of_the_environment_and_the_previous_outputs_stay(t
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    # the CSV files of common column types are written without pandas (cluster.outputs._text)
+    monkeypatch.setattr(text, "_write_parts", lambda path, parts: full(None, path))
     assert _run(tmp_path / "r.csv", out) == 3
     err = capsys.readouterr().err
     assert "the disk is full" in err and "This is a bug" not in err and "previous outputs are intact" in err

@@ -1,9 +1,11 @@
 """Unit tests of the GeoPackage writer's pure functions (cluster.outputs.gpkg)."""
 
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from cluster.outputs.gpkg import _range_breaks, clusters_qml, clusters_sld, column_docs, sites_frame
 
@@ -57,3 +59,83 @@ def test_sites_layer_keeps_cluster_sites_in_a_fixed_order():
     everything = sites_frame(sites, outside=True)
     assert len(everything) == 4 and everything["cluster_id"].iloc[-1] is None
     assert not everything["member"].iloc[-1]
+
+
+def _masked(path) -> bytes:
+    """A GeoPackage's bytes with what varies between two writes of the same data blanked:
+    its timestamps (gpkg_contents.last_change, layer_styles.update_time) and SQLite's file
+    change counter (header bytes 24-27, copied at 92-95), which GDAL's R-tree thread leaves
+    at 17 or 18 transactions as timing goes (pyogrio's writes alike)."""
+    import re
+
+    data = bytearray(re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", lambda m: b"X" * len(m.group()),
+                            path.read_bytes()))
+    data[24:28] = data[92:96] = b"\0\0\0\0"
+    return bytes(data)
+
+
+def _sites(n: int = 5000) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    return pd.DataFrame({
+        "metric": rng.choice(["patents", "publications", "vc"], n), "lat": rng.uniform(-60, 70, n),
+        "lon": rng.uniform(-180, 180, n), "weight": rng.random(n) * 10, "metric_cluster": rng.integers(-1, 4, n),
+        "core": rng.random(n) < 0.3,
+        "cluster_id": pd.array(rng.choice(["gA", "gB, \"q\"", "gü", None], n), dtype=object),
+    })
+
+
+@pytest.mark.parametrize("outside, empty", [(False, False), (True, False), (False, True)])
+def test_sites_layer_without_the_gil_has_pyogrio_bytes(tmp_path, outside, empty):
+    """cluster.outputs._gdal_nogil makes pyogrio.write_arrow's GDAL calls itself: the same file."""
+    import geopandas as gpd
+    import pyogrio
+    from shapely.geometry import box
+
+    from cluster.outputs._gdal_nogil import _library
+    from cluster.outputs.gpkg import GPKG_VERSION, sites_table, write_sites_layer
+
+    if sys.platform.startswith("linux"):
+        assert _library() is not None  # the GIL-free path is the one taken here
+    sites = _sites()
+    if empty:  # no site in a cluster: an empty layer
+        sites["cluster_id"] = None
+    files = []
+    for name in ("ours", "pyogrio"):
+        path = tmp_path / f"{name}.gpkg"
+        gpd.GeoDataFrame({"name": ["a"]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326").to_file(
+            path, layer="clusters", driver="GPKG", engine="pyogrio", VERSION=GPKG_VERSION)
+        if name == "ours":
+            write_sites_layer(path, sites, outside=outside)
+        else:
+            pyogrio.write_arrow(sites_table(sites, outside=outside), path, layer="sites", driver="GPKG",
+                                geometry_name="geometry", geometry_type="Point", crs="EPSG:4326",
+                                layer_metadata={"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"},
+                                VERSION=GPKG_VERSION)
+        files.append(path)
+    assert _masked(files[0]) == _masked(files[1])
+    back = pyogrio.read_dataframe(files[0], layer="sites")
+    assert len(back) == len(sites_table(sites, outside=outside)) and back.crs.to_epsg() == 4326
+
+
+def test_sites_layer_is_written_by_pyogrio_where_the_gil_free_path_cannot(tmp_path, monkeypatch):
+    import pyogrio
+
+    import cluster.outputs._gdal_nogil as nogil
+    from cluster.outputs.gpkg import write_sites_layer
+
+    monkeypatch.setattr(nogil, "_gdal", [None])  # no GDAL library found
+    write_sites_layer(tmp_path / "new.gpkg", _sites(50), outside=True)  # created by pyogrio
+    assert len(pyogrio.read_dataframe(tmp_path / "new.gpkg", layer="sites")) == 50
+
+
+@pytest.mark.filterwarnings("ignore:GPKG. bad application_id")
+def test_a_file_gdal_cannot_open_is_left_to_pyogrio(tmp_path):
+    """pyogrio replaces a file it cannot open by a new GeoPackage; so does the GIL-free path."""
+    import pyogrio
+
+    from cluster.outputs.gpkg import write_sites_layer
+
+    bad = tmp_path / "bad.gpkg"
+    bad.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    write_sites_layer(bad, _sites(10), outside=True)
+    assert pyogrio.list_layers(bad)[:, 0].tolist() == ["sites"]

@@ -16,12 +16,23 @@ Two rules, each in one place, used by every writer of the tool:
   every spreadsheet. Column headers get the same treatment. A carriage return inside a
   text cell becomes a line feed: Python's CSV writer with ``\n`` line ends leaves a field
   holding a bare ``\r`` unquoted, and every reader then splits the row there.
+
+The bytes of a CSV are pandas' (``to_csv(index=False, lineterminator="\n")``: Python's
+CSV writer, minimal quoting, missing values empty, floats as numpy's shortest
+round-trip text). A table of the common column types (integers, float64, booleans,
+text) is formatted column by column, the rows joined with Arrow's compute functions
+instead of Python's row-by-row writer (:func:`_csv_parts`): the same bytes several times
+faster (``profiles.csv``, ~400 k rows at 10 M records). A table with a column of any
+other type goes through pandas.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 # OWASP's list: the characters a spreadsheet takes as the start of a formula.
@@ -188,5 +199,122 @@ def write_csv(df: pd.DataFrame, path) -> Path:
         ``path``.
     """
     path = Path(path)
-    csv_safe(df).to_csv(path, index=False, lineterminator="\n")
+    safe = csv_safe(df)
+    parts = _csv_parts(safe)
+    if parts is None:
+        safe.to_csv(path, index=False, lineterminator="\n")
+    else:
+        _write_parts(path, parts)
     return path
+
+
+def _write_parts(path: Path, parts) -> None:
+    """Write the buffers of :func:`_csv_parts` into ``path``."""
+    with path.open("wb") as f:
+        for part in parts:
+            f.write(part)
+
+
+# pandas' nullable integer types (missing values written empty).
+_NULLABLE_INTS = (pd.Int8Dtype, pd.Int16Dtype, pd.Int32Dtype, pd.Int64Dtype,
+                  pd.UInt8Dtype, pd.UInt16Dtype, pd.UInt32Dtype, pd.UInt64Dtype)
+
+# Characters for which Python's CSV writer (pandas' to_csv, minimal quoting, "\n" line
+# ends) may quote a text field; a field with none of them is written as it is. A superset
+# on purpose: the few fields holding one are written by the csv module itself.
+_CSV_SPECIAL = r'[,"\r\n]'
+
+
+def _csv_row(fields: list) -> str:
+    """One row as Python's CSV writer writes it with pandas' settings (line end included)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(fields)
+    return buf.getvalue()
+
+
+def _csv_field(text: str) -> str:
+    """One text field as Python's CSV writer writes it in a row of several fields."""
+    return _csv_row([text, ""])[:-2]  # the empty second field and the line end
+
+
+def _csv_floats(values: np.ndarray):
+    """float64 values as pandas writes them (numpy's ``values.astype(str)``, NaN empty), as
+    Arrow text. Each distinct value is formatted once (told apart by its bits, so that
+    ``-0.0`` stays ``-0.0``): rounded columns hold few of them (``profiles.csv``: ~20 k
+    in ~400 k rows)."""
+    import pyarrow as pa
+
+    codes, uniques = pd.factorize(np.ascontiguousarray(values, dtype=np.float64).view(np.int64))
+    distinct = uniques.view(np.float64)
+    text = pa.array(distinct.astype(str), type=pa.large_string(), mask=np.isnan(distinct))
+    return text.take(pa.array(codes))
+
+
+def _csv_text(values):
+    """Arrow text as Python's CSV writer writes it (quoted and quotes doubled where needed)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    special = np.asarray(pc.fill_null(pc.match_substring_regex(values, _CSV_SPECIAL), False))
+    if special.any():
+        quoted = [_csv_field(v) for v in values.filter(pa.array(special)).to_pylist()]
+        values = pc.replace_with_mask(values, pa.array(special), pa.array(quoted, type=pa.large_string()))
+    return values
+
+
+def _csv_column(s: pd.Series):
+    """One column as the text pandas writes (nulls for empty cells), or None when its type
+    is not one :func:`_csv_parts` formats."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype):
+        if dtype.kind in "iu":
+            return pc.cast(pa.array(s.to_numpy()), pa.large_string())
+        if dtype.kind == "b":
+            return pa.array(np.where(s.to_numpy(), "True", "False"), type=pa.large_string())
+        if dtype == np.float64:
+            return _csv_floats(s.to_numpy())
+        if dtype.kind == "O" and pd.api.types.infer_dtype(s, skipna=True) == "string":
+            return _csv_text(pa.array(s.to_numpy(), type=pa.large_string(), from_pandas=True))
+        return None
+    if isinstance(dtype, pd.StringDtype):
+        values = pa.array(s, type=pa.large_string(), from_pandas=True)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        return _csv_text(values)
+    if isinstance(dtype, _NULLABLE_INTS):
+        return pc.cast(pa.array(s, from_pandas=True), pa.large_string())
+    return None
+
+
+def _csv_parts(df: pd.DataFrame):
+    """The bytes of ``df.to_csv(index=False, lineterminator="\\n")`` as UTF-8 buffers (the
+    header line, then the rows built column by column with Arrow); None when pandas must
+    write the table: a column of another type, a header that is not text, fewer than two
+    columns (a lone empty field is written ``""``), or text Arrow cannot hold."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if (df.shape[1] < 2 or isinstance(df.columns, pd.MultiIndex)
+            or not all(isinstance(c, str) for c in df.columns)):
+        return None
+    try:
+        header = _csv_row(list(df.columns)).encode("utf-8")
+    except UnicodeError:
+        return None
+    if len(df) == 0:
+        return [header]
+    try:
+        columns = [_csv_column(df.iloc[:, i]) for i in range(df.shape[1])]
+    except (pa.ArrowException, UnicodeError):  # e.g. lone surrogates: pandas names the error
+        return None
+    if any(c is None for c in columns):
+        return None
+    comma, newline, empty = (pa.scalar(c, pa.large_string()) for c in (",", "\n", ""))
+    rows = pc.binary_join_element_wise(*columns, comma, null_handling="replace", null_replacement="")
+    rows = pc.binary_join_element_wise(rows, empty, newline)  # each row + "\n"
+    offsets = rows.buffers()[1]
+    first, last = (int(v) for v in np.frombuffer(offsets, np.int64)[[rows.offset, rows.offset + len(rows)]])
+    return [header, memoryview(rows.buffers()[2])[first:last]]

@@ -27,13 +27,25 @@ look; a folder is replaced only when everything in it is listed in its manifest,
 those files are removed. Everything is written in this process: a helper process forked
 from a process that runs threads (DuckDB's, numba's) can inherit a lock that nobody will
 ever release, and the side process that drew ``map.png`` that way hung a run.
+
+Two threads write: once the calling thread has written the ``clusters`` layer and built
+the ``sites`` table, a worker writes the ``sites`` layer (most of the writing time, spent
+in GDAL and SQLite without Python's GIL, see :mod:`cluster.outputs._gdal_nogil`) and
+finishes ``clusters.gpkg``, while the calling thread writes every other file and draws
+``map.png`` (matplotlib's object API on an Agg canvas of its own, in this thread only).
+The worker does little that needs the GIL, so the two threads seldom wait for each
+other. Both write into the temporary folder; the folder is swapped into place only when
+both are done, and an error in either is raised as it was (the calling thread's first)
+after both have stopped, so nothing half-written is ever swapped in.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import geopandas as gpd
@@ -44,7 +56,7 @@ from cluster._atomic import atomic_output_dir
 from cluster._progress import bar
 from cluster.ingest import PROFILE_COLUMNS
 from cluster.outputs._text import md_escape, write_csv
-from cluster.outputs.gpkg import GPKG_VERSION, finish_geopackage, write_sites_layer
+from cluster.outputs.gpkg import GPKG_VERSION, finish_geopackage, sites_table, write_sites_table
 from cluster.outputs.maps import draw_map
 from cluster.outputs.report import REPORT_FILES, write_report
 from cluster.outputs.webmap import write_map_html
@@ -239,22 +251,31 @@ def write_outputs(result, out_dir: str | Path, metrics: Sequence[str] | None = N
               if isinstance(f, dict) and f.get("path") and "://" not in str(f["path"])]
     with (atomic_output_dir(out_dir, command="run", inputs=inputs) as tmp,
           bar(desc="writing outputs", total=steps, unit="file") as done):
-        def wrote(name: str) -> None:
-            done.set_postfix_str(name, refresh=False)
-            done.update()
+        lock = threading.Lock()
 
-        _write_files(tmp, result, metrics, labels, notice, wrote)
-        draw_map(result.clusters, tmp / "map.png", notice=notice)
-        wrote("map.png")
+        def wrote(name: str) -> None:
+            with lock:  # called from both threads
+                done.set_postfix_str(name, refresh=False)
+                done.update()
+
+        # Most of the GeoPackage on a worker thread, the rest here (see the module
+        # docstring). Leaving the pool waits for the worker, whatever happened here.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-gpkg") as pool:
+            gpkg = _write_geopackage(pool, tmp, result, labels, notice, wrote)
+            _write_files(tmp, result, metrics, labels, notice, wrote)
+            draw_map(result.clusters, tmp / "map.png", notice=notice)
+            wrote("map.png")
+        gpkg.result()  # the worker's error, if any
     log.info("wrote %s", ", ".join(str(out_dir / f) for f in OUTPUT_FILES))
     return out_dir
 
 
-def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | None, wrote) -> None:
-    """Every output but ``map.png`` into ``tmp`` (see :func:`write_outputs`)."""
-    config, clusters, profiles = result.config, result.clusters, getattr(result, "profiles", None)
-    table = ranking_table(clusters, metrics)
-    gdf = clusters.copy()
+def _write_geopackage(pool: ThreadPoolExecutor, tmp: Path, result, labels: dict, notice: str | None, wrote):
+    """``clusters.gpkg`` into ``tmp``: layer ``clusters`` and the ``sites`` table here, then
+    on ``pool`` layer ``sites`` and the extras of :func:`cluster.outputs.gpkg.finish_geopackage`
+    (see :func:`write_outputs`); returns the worker's future."""
+    config = result.config
+    gdf = result.clusters.copy()
     description = "Science-and-technology clusters (innovation-clusters)" + (f". {notice}" if notice else "")
     # Nullable integers (intensity_rank, rank_ci_*) and rank_*_settings stay INTEGER fields (empty = NULL);
     # VERSION: see cluster.outputs.gpkg.GPKG_VERSION.
@@ -262,11 +283,22 @@ def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | N
                 layer_metadata={"DESCRIPTION": description}, VERSION=GPKG_VERSION)
     wrote("clusters.gpkg: clusters")
     sites = result.sites_table  # the table as stored (no point objects to build)
-    if sites is not None and "cluster_id" in sites:
-        write_sites_layer(tmp / "clusters.gpkg", sites, outside=config.sites_outside)
-    wrote("clusters.gpkg: sites")
-    finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
-                      default_json=json_default, economy_min_share=config.economy_min_share)
+    table = sites_table(sites, outside=config.sites_outside) if sites is not None and "cluster_id" in sites else None
+
+    def finish() -> None:  # on the worker: GDAL and SQLite, mostly without the GIL
+        if table is not None:
+            write_sites_table(tmp / "clusters.gpkg", table)
+        wrote("clusters.gpkg: sites")
+        finish_geopackage(tmp / "clusters.gpkg", clusters=gdf, metric_labels=labels, info=result.info,
+                          default_json=json_default, economy_min_share=config.economy_min_share)
+
+    return pool.submit(finish)
+
+
+def _write_files(tmp: Path, result, metrics: list, labels: dict, notice: str | None, wrote) -> None:
+    """Every output but ``clusters.gpkg`` and ``map.png`` into ``tmp`` (see :func:`write_outputs`)."""
+    config, clusters, profiles = result.config, result.clusters, getattr(result, "profiles", None)
+    table = ranking_table(clusters, metrics)
     clusters.to_parquet(tmp / "clusters.parquet", index=False, schema_version="1.1.0",
                         write_covering_bbox=True)
     wrote("clusters.parquet")

@@ -172,12 +172,35 @@ def write_sites_layer(path: Path, sites: pd.DataFrame, *, outside: bool) -> None
     -------
     None
     """
-    import pyogrio
+    write_sites_table(path, sites_table(sites, outside=outside))
 
-    pyogrio.write_arrow(sites_table(sites, outside=outside), path, layer="sites", driver="GPKG",
-                        geometry_name="geometry", geometry_type="Point", crs="EPSG:4326",
-                        layer_metadata={"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"},
-                        VERSION=GPKG_VERSION)
+
+def write_sites_table(path: Path, table) -> None:
+    """Add the ``sites`` layer, as :func:`sites_table` made it, to the GeoPackage at ``path``.
+
+    GDAL writes it without holding Python's GIL when it can (see
+    :mod:`cluster.outputs._gdal_nogil`: the same calls as ``pyogrio.write_arrow``, the same
+    bytes), so that other threads write the other outputs meanwhile; else pyogrio writes it.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A GeoPackage (created when missing).
+    table : pyarrow.Table
+        :func:`sites_table`'s result.
+
+    Returns
+    -------
+    None
+    """
+    from cluster.outputs._gdal_nogil import add_layer
+
+    layer = {"layer": "sites", "geometry_name": "geometry", "geometry_type": "Point", "crs": "EPSG:4326",
+             "layer_metadata": {"DESCRIPTION": "Weighted sites of the clusters (innovation-clusters)"}}
+    if not add_layer(table, path, **layer):
+        import pyogrio
+
+        pyogrio.write_arrow(table, path, driver="GPKG", VERSION=GPKG_VERSION, **layer)
 
 
 def sites_frame(sites: pd.DataFrame, *, outside: bool):
@@ -353,6 +376,9 @@ def finish_geopackage(path: Path, *, clusters: pd.DataFrame, metric_labels: dict
     """
     con = sqlite3.connect(path)
     try:
+        # No fsync at commit: no byte changes, and no other output waits for the disk either
+        # (the file is in the run's temporary folder until every output is written).
+        con.execute("PRAGMA synchronous = OFF")
         with con:
             # Schema extension: gpkg_data_columns (+ its constraints table, required with it).
             con.execute("CREATE TABLE IF NOT EXISTS gpkg_data_columns (table_name TEXT NOT NULL, "
