@@ -11,7 +11,6 @@ stage. Writing files is the job of :meth:`RunResult.write` (:mod:`cluster.output
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import platform
@@ -209,37 +208,6 @@ class RunResult:
             fig = map_figure(self.clusters, notice=self.info.get("notice"), n_labels=n_labels, fig=plt.figure())
             return fig.axes[0]
         return plot_clusters(self.clusters, ax, n_labels=n_labels, notice=self.info.get("notice"))
-
-
-def _profile_values(kept, metrics: list, site_cluster: pd.DataFrame, release: bool) -> pd.DataFrame | None:
-    """Weight of every field and institution value per cluster label of ``site_cluster``
-    (None without such columns); with ``release``, the kept records are dropped as soon as
-    they are counted (nothing else needs them), before the sums."""
-    counts = profile_counts(kept, metrics, site_cluster)
-    if release:
-        kept.release()
-    return None if counts is None else cluster_values(counts)
-
-
-def _in_background(fn, *args) -> concurrent.futures.Future:
-    """``fn(*args)`` on a thread of its own; its result (or error) from the future."""
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="innovation-clusters")
-    try:
-        return pool.submit(fn, *args)
-    finally:
-        pool.shutdown(wait=False)  # the thread ends with its one task
-
-
-def _stop(future: concurrent.futures.Future, interrupt, timeout_s: float = 60.0) -> None:
-    """Stop a background task: call ``interrupt`` until the task has ended (an interrupt
-    that comes before its query starts is lost, so it is repeated), at most
-    ``timeout_s`` seconds; the task's result or error is dropped."""
-    deadline = time.monotonic() + timeout_s
-    while not future.done() and time.monotonic() < deadline:
-        interrupt()
-        concurrent.futures.wait([future], timeout=0.05)
-    if not future.done():
-        log.warning("a background task did not stop within %.0f s of its interruption", timeout_s)
 
 
 @contextmanager
@@ -449,47 +417,39 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
                                  concave_ratio=config.concave_ratio,
                                  concave_margin_km=config.concave_margin_km)
         inside = sites_inside(sites, geoms)
-    # The profiles need only the boundary holding each site: they are counted on a
-    # background thread (the engine's query, then sorts that release the GIL) while
-    # places and ranking run here. None: no field or institution column.
-    counting = None if prepared.kept is None else _in_background(
-        _profile_values, prepared.kept, metrics, sites.loc[inside >= 0, ["metric", "lat", "lon"]].assign(
-            cluster=inside[inside >= 0].astype(np.int64)), not config.bootstrap_replicates)
-    try:
-        with _stage("places", timings):
-            described = _describe(sites, inside, geoms, totals, config)
-        with _stage("ranking", timings):
-            ranked = rank_sites(sites, inside, len(geoms), totals, config, population=described.population,
-                                remote=described.remote if config.population_source == "geonames" else None,
-                                single_site=None if config.intensity_single_site else described.single_site,
-                                fallback=None if config.intensity_single_site else described.fallback)
-            clusters = _assemble(ranked, described, inside, geoms, config, synthetic)
-            warnings = list(prepared.warnings) + ([dropped] if dropped else [])
-            for note in (_single_site_warning(clusters), _fallback_warning(clusters)):
-                if note is not None:
-                    log.warning(note)
-                    warnings.append(note)
-            id_of = np.asarray(ranked.ids, dtype=object)
-            sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if len(geoms) else None,
-                                                     None))
-        with _stage("profiles", timings):
-            # None when the records have neither a field nor an institution.
-            ids = clusters["cluster_id"].tolist()
-            position = {cid: i for i, cid in enumerate(ids)}
-            values = None if counting is None else counting.result()
-            if values is not None:  # boundary number -> position in the ranking
-                values["cluster"] = np.asarray([position[c] for c in id_of], dtype=np.int64)[
-                    values["cluster"].to_numpy(dtype=np.int64)]
-            profiles = cluster_profiles(values, sites, ids, metrics)
-            if profiles is not None:
-                top = top_columns(profiles, clusters["cluster_id"].tolist(), metrics)
-                at = clusters.columns.get_loc("synthetic")
-                for i, col in enumerate(top.columns):
-                    clusters.insert(at + i, col, top[col].to_numpy())
-    except BaseException:
-        if counting is not None:  # nothing may read the kept records once this returns
-            _stop(counting, prepared.kept.interrupt)
-        raise
+    with _stage("places", timings):
+        described = _describe(sites, inside, geoms, totals, config)
+    with _stage("ranking", timings):
+        ranked = rank_sites(sites, inside, len(geoms), totals, config, population=described.population,
+                            remote=described.remote if config.population_source == "geonames" else None,
+                            single_site=None if config.intensity_single_site else described.single_site,
+                            fallback=None if config.intensity_single_site else described.fallback)
+        clusters = _assemble(ranked, described, inside, geoms, config, synthetic)
+        warnings = list(prepared.warnings) + ([dropped] if dropped else [])
+        for note in (_single_site_warning(clusters), _fallback_warning(clusters)):
+            if note is not None:
+                log.warning(note)
+                warnings.append(note)
+        id_of = np.asarray(ranked.ids, dtype=object)
+        sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if len(geoms) else None,
+                                                 None))
+    with _stage("profiles", timings):
+        # None when the records have neither a field nor an institution.
+        ids = clusters["cluster_id"].tolist()
+        position = {cid: i for i, cid in enumerate(ids)}
+        member = sites["cluster_id"].notna().to_numpy()
+        counts = None if prepared.kept is None else profile_counts(
+            prepared.kept, metrics, sites.loc[member, ["metric", "lat", "lon"]].assign(
+                cluster=sites.loc[member, "cluster_id"].map(position).to_numpy(dtype=np.int64)))
+        if prepared.kept is not None and not config.bootstrap_replicates:
+            # Nothing else reads the kept records: their memory goes back before the sums.
+            prepared.kept.release()
+        profiles = cluster_profiles(None if counts is None else cluster_values(counts), sites, ids, metrics)
+        if profiles is not None:
+            top = top_columns(profiles, clusters["cluster_id"].tolist(), metrics)
+            at = clusters.columns.get_loc("synthetic")
+            for i, col in enumerate(top.columns):
+                clusters.insert(at + i, col, top[col].to_numpy())
     bootstrap_info = None
     if config.bootstrap_replicates > 0 and len(clusters):
         with _stage("bootstrap", timings):

@@ -160,32 +160,3 @@ def test_duckdb_spills_into_its_own_folder_of_the_temporary_directory(tmp_path, 
     assert list(temp.iterdir()), "the table did not spill: the test proves nothing"
     con.close()
     assert list(work.iterdir()) == [] and list(temp.iterdir()) == []
-
-
-def test_an_error_beside_the_background_counting_stops_it(parts, monkeypatch):
-    """The profiles are counted on a background thread while places and ranking run: when
-    those fail, the run stops the counting (DuckDB interrupts the query) and waits for
-    the thread before the error reaches the caller, so nothing reads the kept records
-    (or their connection) afterwards."""
-    import threading
-
-    started, seen = threading.Event(), []
-
-    def endless(kept, metrics, site_cluster):
-        started.set()
-        try:  # a query that never ends on its own
-            kept.con.sql("SELECT count(*) FROM range(1000000000000) a, range(1000000000000) b").fetchall()
-        except Exception as exc:
-            seen.append(exc)
-            raise
-
-    def failing(*args, **kwargs):
-        assert started.wait(60)
-        raise RuntimeError("places failed")
-
-    monkeypatch.setattr(pipeline, "profile_counts", endless)
-    monkeypatch.setattr(pipeline, "_describe", failing)
-    with pytest.raises(RuntimeError, match="places failed"):
-        cluster.run(str(parts))
-    assert not [t for t in threading.enumerate() if t.name.startswith("innovation-clusters")]
-    assert seen and "INTERRUPT" in str(seen[0]).upper()

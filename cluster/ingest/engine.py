@@ -1032,11 +1032,6 @@ class Kept:
     units: pd.DataFrame | None = None
     stored: str = ""
 
-    def interrupt(self) -> None:
-        """Stop the query reading the kept records, if one runs (from another thread)."""
-        if self.con is not None:
-            self.con.interrupt()
-
     def release(self) -> None:
         """Drop the temporary tables (their memory goes back to DuckDB)."""
         if self.con is not None:  # streamed (nothing kept): no connection, nothing to drop
@@ -1280,12 +1275,7 @@ def profile_counts(kept: Kept, metrics: Sequence[str], site_cluster: pd.DataFram
         return counts.groupby(keys, dropna=False, sort=False, observed=True)["c"].sum().reset_index()
     con = kept.con
     codes = pd.Index(list(kept.metrics)).get_indexer(table["metric"])
-    # As Arrow: DuckDB scans it without taking the GIL (the pipeline counts on a
-    # background thread while its own goes on).
-    import pyarrow as pa
-
-    con.register("_site_cluster", pa.Table.from_pandas(table.assign(metric=codes.astype(np.int16)),
-                                                       preserve_index=False))
+    con.register("_site_cluster", table.assign(metric=codes.astype(np.int16)))
     unpivot = " UNION ALL ".join(
         f"SELECT cluster, metric, '{k}' AS kind, {k} AS value, n, weight FROM j WHERE {k} IS NOT NULL"
         for k in kept.kinds)
