@@ -2,8 +2,9 @@
 
 The domain modules (stages, engine, outputs) neither start threads or processes at
 import nor depend on timing to be correct; what a command needs around them lives here,
-called by the command line (:func:`start` before the command, :func:`finish` after it)
-and, for the engine's cache, by the engine itself:
+called by the command line (:func:`start` before the command, :func:`finish` after it),
+for the engine's cache by the engine itself, and between its heaviest stages by the
+pipeline (:func:`trim_heap`):
 
 - **numba's cache** in a folder of its own under the user cache
   (``<user cache>/innovation-clusters/numba``, ``NUMBA_CACHE_DIR`` wins when set), so that
@@ -17,6 +18,9 @@ and, for the engine's cache, by the engine itself:
   removed at once, as on Ctrl-C.
 - **Debris**: the temporary folders of commands that were killed with SIGKILL are removed
   by the next command of any kind (:func:`cluster._atomic.remove_debris`).
+- **Memory back to the system**: glibc keeps freed arrays' memory for later
+  allocations; :func:`trim_heap` hands it back, so one stage's transients do not add to
+  the next stage's peak.
 - **Fast exit**: once every output is written and closed, the process ends without the
   interpreter's teardown (numba's LLVM and the modules' memory: 0.6 s of a 13 s run on
   10 M records, for nothing).
@@ -40,7 +44,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["finish", "numba_cache_dir", "rebuild_damaged_cache", "start"]
+__all__ = ["finish", "numba_cache_dir", "rebuild_damaged_cache", "start", "trim_heap"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,36 @@ def rebuild_damaged_cache(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
 
     return call
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free memory back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing).
+
+    glibc keeps the memory of freed arrays for later allocations: after the reduction of
+    10 M records about 240 MB of it, which the next stages' arrays and queries would add
+    to the process's peak. The pipeline calls this between its heaviest stages; it takes
+    a few milliseconds.
+
+    Returns
+    -------
+    None
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name and sys.platform.startswith("linux") else None
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return None
 
 
 def _terminate(signum, frame):  # noqa: ARG001 (signal handler signature)

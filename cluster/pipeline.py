@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cluster._runtime import trim_heap
 from cluster._version import __version__
 from cluster.config import Config, load_config
 from cluster.errors import UserInputError
@@ -396,6 +397,7 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         con = None if config.scheduler else connect(config)
         prepared = prepare_sites(records, config, con=con, keep=True)
         totals = prepared.totals
+        trim_heap()  # the reduction's transients go back before the clustering's arrays come
     from cluster.stages.boundaries import build_boundaries, sites_inside
     from cluster.stages.clustering import cluster_metrics, overlay
     from cluster.stages.profiles import cluster_profiles, top_columns
@@ -438,6 +440,7 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         ids = clusters["cluster_id"].tolist()
         position = {cid: i for i, cid in enumerate(ids)}
         member = sites["cluster_id"].notna().to_numpy()
+        trim_heap()  # the places' and ranking's transients go back before the query's memory comes
         counts = None if prepared.kept is None else profile_counts(
             prepared.kept, metrics, sites.loc[member, ["metric", "lat", "lon"]].assign(
                 cluster=sites.loc[member, "cluster_id"].map(position).to_numpy(dtype=np.int64)))
