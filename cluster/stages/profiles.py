@@ -82,21 +82,34 @@ def cluster_profiles(values: pd.DataFrame | None, sites: pd.DataFrame, cluster_i
     total = pd.DataFrame({"c": positions_in(sites.loc[inside, "cluster_id"], cluster_ids),
                           "_m": positions_in(sites.loc[inside, "metric"].astype(str), metrics),
                           "w": sites.loc[inside, "weight"].to_numpy(dtype=float)}).groupby(["c", "_m"])["w"].sum()
-    out = values[values["kind"].isin(kinds)].rename(columns={"cluster": "c"})
+    out = values[values["kind"].isin(kinds)]
+    c = out["cluster"].to_numpy(dtype=np.int64)
     m = positions_in(out["metric"], metrics)
-    out = out.assign(_m=np.where(m < 0, len(metrics), m), _k=positions_in(out["kind"], kinds))
-    out["share"] = out["weight"].to_numpy() / total.reindex(
-        pd.MultiIndex.from_arrays([out["c"].to_numpy(), out["_m"].to_numpy()])).to_numpy()
-    # Weights rounded before ordering: float noise must not reorder near-ties.
-    out["w"] = out["weight"].round(9)
-    out = out.sort_values(["c", "_m", "_k", "w", "value"], ascending=[True, True, True, False, True],
-                          kind="mergesort")
-    out["position"] = out.groupby(["c", "_m", "_k"], sort=False).cumcount() + 1
+    m = np.where(m < 0, len(metrics), m)
+    k = positions_in(out["kind"], kinds)
+    # Each cluster's count of each metric as a dense table (NaN where it has none).
+    dense = np.full((len(cluster_ids), len(metrics) + 1), np.nan)
+    dense[total.index.get_level_values(0).to_numpy(dtype=np.int64),
+          total.index.get_level_values(1).to_numpy(dtype=np.int64)] = total.to_numpy()
+    weight = out["weight"].to_numpy(dtype=float)
+    share = weight / dense[c, m]
+    # Weights rounded before ordering: float noise must not reorder near-ties. Order:
+    # cluster, metric, kind, weight (heaviest first), then value; values as their ranks
+    # among the distinct values (one sort of those, not of every row's text).
+    w = np.round(weight, 9)
+    value_rank, _ = pd.factorize(out["value"], sort=True)
+    order = np.lexsort((value_rank, -w, k, m, c))
+    c, m, k, w, share = c[order], m[order], k[order], w[order], share[order]
+    starts = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (m[1:] != m[:-1]) | (k[1:] != k[:-1])])
+    position = np.arange(len(c)) - np.repeat(starts, np.diff(np.r_[starts, len(c)])) + 1
     ids = np.asarray(cluster_ids, dtype=object)
+
+    def text(col):  # reordered as text arrays (a Python object per cell costs 0.15 s at 2 M rows)
+        return out[col].astype(str).array.take(order)
+
     profiles = pd.DataFrame({
-        "cluster_id": ids[out["c"].to_numpy()], "metric": out["metric"].to_numpy(),
-        "kind": out["kind"].to_numpy(), "position": out["position"].to_numpy(dtype=np.int64),
-        "value": out["value"].to_numpy(), "weight": out["w"].to_numpy(), "share": out["share"].to_numpy(),
+        "cluster_id": ids[c], "metric": text("metric"), "kind": text("kind"), "position": position.astype(np.int64),
+        "value": text("value"), "weight": w, "share": share,
     })[columns]
     profiles.attrs["kinds"] = kinds
     return profiles
