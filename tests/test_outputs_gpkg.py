@@ -139,3 +139,21 @@ def test_a_file_gdal_cannot_open_is_left_to_pyogrio(tmp_path):
     bad.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
     write_sites_layer(bad, _sites(10), outside=True)
     assert pyogrio.list_layers(bad)[:, 0].tolist() == ["sites"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/maps")
+def test_pyogrios_gdal_is_found_beside_rasterios():
+    """rasterio's wheel loads a GDAL of its own: the GIL-free path still finds pyogrio's
+    (it found two libraries and fell back to pyogrio, for the rest of the process)."""
+    pytest.importorskip("rasterio")
+    from pathlib import Path
+
+    import pyogrio
+
+    from cluster.outputs._gdal_nogil import _loaded_gdal_path
+
+    libs = Path(pyogrio.__file__).resolve().parent.parent / "pyogrio.libs"
+    if not libs.is_dir():
+        pytest.skip("pyogrio built against a GDAL outside its wheel")
+    path = _loaded_gdal_path()
+    assert path is not None and path.startswith(f"{libs}/")

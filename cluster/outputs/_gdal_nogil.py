@@ -84,7 +84,7 @@ def _library():
 
 def _loaded_gdal_path() -> str | None:
     """The file of the GDAL library pyogrio loaded into this process (Linux), or None."""
-    import pyogrio  # noqa: F401  (loads GDAL)
+    import pyogrio  # loads GDAL
 
     try:
         maps = Path("/proc/self/maps").read_text()
@@ -92,6 +92,12 @@ def _loaded_gdal_path() -> str | None:
         return None
     paths = {line.split(None, 5)[5] for line in maps.splitlines()
              if len(line.split(None, 5)) == 6 and "/libgdal" in line.split(None, 5)[5]}
+    # Wheels bundle their own GDAL: with rasterio imported too (the raster population),
+    # two are loaded; pyogrio's is the one in its wheel's library folder.
+    libs = str(Path(pyogrio.__file__).resolve().parent.parent / "pyogrio.libs") + "/"
+    own = {p for p in paths if p.startswith(libs)}
+    if len(own) == 1:
+        return own.pop()
     return paths.pop() if len(paths) == 1 else None
 
 
