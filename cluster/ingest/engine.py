@@ -1297,16 +1297,13 @@ def profile_counts(kept: Kept, metrics: Sequence[str], site_cluster: pd.DataFram
         f"SELECT cluster, metric, '{k}' AS kind, {k} AS value, n, weight FROM j WHERE {k} IS NOT NULL"
         for k in kept.kinds)
     try:
-        # Rows at clustered sites first, then their document sizes: most rows drop out
-        # at the first join. Only the columns counted go on (the two kinds read the
-        # rows twice, so DuckDB materialises them).
+        # The kept rows with their document sizes, as the site groups count them
+        # (:func:`_joined`), at the clustered sites. Only the columns counted go on (the
+        # two kinds read the rows twice, so DuckDB materialises them).
         counts = _arrow_frame(con, f"""
-            WITH s AS (SELECT s.cluster, r.metric, r.doc_id, r.weight, {', '.join(f'r.{k}' for k in kept.kinds)}
-                       FROM {kept.table} r JOIN _site_cluster s
-                       ON r.metric = s.metric AND r.lat = s.lat AND r.lon = s.lon WHERE r.inwin),
-            j AS (SELECT s.cluster, s.metric, s.weight, {', '.join(f's.{k}' for k in kept.kinds)},
-                         CASE WHEN s.weight IS NULL AND s.doc_id IS NOT NULL THEN coalesce(d.d_n, 1) END AS n
-                  FROM s LEFT JOIN {kept.docs} d ON s.weight IS NULL AND s.metric = d.d_metric AND s.doc_id = d.d_doc)
+            WITH j AS (SELECT s.cluster, r.metric, r.n, r.weight, {', '.join(f'r.{k}' for k in kept.kinds)}
+                       FROM ({_joined(kept)}) r JOIN _site_cluster s
+                       ON r.metric = s.metric AND r.lat = s.lat AND r.lon = s.lon WHERE r.inwin)
             SELECT cluster, metric, kind, value, n, weight, count(*) AS c FROM ({unpivot}) GROUP BY ALL""")
         counts["metric"] = pd.Categorical.from_codes(counts["metric"].to_numpy(dtype=np.int64), categories=kept.metrics)
         return counts
