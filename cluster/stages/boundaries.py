@@ -36,7 +36,7 @@ import shapely
 from cluster._progress import progress
 from cluster.engine.geo import EARTH_RADIUS_KM, unit_vectors
 from cluster.engine.polygons import disc_union, split_antimeridian
-from cluster.stages.sites import metric_codes
+from cluster.stages.sites import metric_codes, run_starts
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ def build_boundaries(sites: pd.DataFrame, component: np.ndarray, radius_km: floa
     lat, lon = sites["lat"].to_numpy(dtype=float), sites["lon"].to_numpy(dtype=float)
     order = np.lexsort((lon, lat, comp))
     comp_sorted, lat, lon = comp[order], lat[order], lon[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (comp_sorted[1:] != comp_sorted[:-1]) | (lat[1:] != lat[:-1]) | (lon[1:] != lon[:-1])
+    first = run_starts([comp_sorted, lat, lon])
     comp_sorted, lat, lon = comp_sorted[first], lat[first], lon[first]
     starts = np.searchsorted(comp_sorted, np.arange(n + 1))
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cluster.ingest import PROFILE_COLUMNS
-from cluster.stages.sites import positions_in
+from cluster.stages.sites import positions_in, run_starts
 
 KINDS = PROFILE_COLUMNS
 
@@ -100,7 +100,7 @@ def cluster_profiles(values: pd.DataFrame | None, sites: pd.DataFrame, cluster_i
     value_rank, _ = pd.factorize(out["value"], sort=True)
     order = np.lexsort((value_rank, -w, k, m, c))
     c, m, k, w, share = c[order], m[order], k[order], w[order], share[order]
-    starts = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (m[1:] != m[:-1]) | (k[1:] != k[:-1])])
+    starts = run_starts([c, m, k])
     position = np.arange(len(c)) - np.repeat(starts, np.diff(np.r_[starts, len(c)])) + 1
     ids = np.asarray(cluster_ids, dtype=object)
 

@@ -183,8 +183,19 @@ def _is_sorted(keys: list[np.ndarray]) -> bool:
     return bool((before | tied).all())
 
 
-def _runs(keys: list[np.ndarray]) -> np.ndarray:
-    """Start of every run of equal keys in rows sorted by them."""
+def run_starts(keys: list[np.ndarray]) -> np.ndarray:
+    """Start of every run of equal keys in rows sorted by them.
+
+    Parameters
+    ----------
+    keys : list of ndarray
+        Columns of equal length, the rows sorted by them (NaN starts a run of its own).
+
+    Returns
+    -------
+    ndarray of int64
+        The row where each run of rows equal in every key begins (0 first).
+    """
     n = len(keys[0]) if keys else 0
     change = np.zeros(n, dtype=bool)
     if n:
@@ -234,19 +245,19 @@ def sites_from_groups(groups: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFr
         keys, c, n_raw, own_raw = [k[order] for k in keys], c[order], n_raw[order], own_raw[order]
     # A key may come in several groups (countries as read that normalise alike, the
     # partitions of a distributed reduction): their counts are added first, as integers.
-    same = _runs(keys)
+    same = run_starts(keys)
     if len(same) < len(c):
         keys, n_raw, own_raw = [k[same] for k in keys], n_raw[same], own_raw[same]
         c = np.add.reduceat(c, same)
     code, lat, lon, country = keys[:4]
     w = group_weights(n_raw, own_raw, c)
     # Per (site, country), then per site over countries in code order.
-    by_country = _runs([code, lat, lon, country])
+    by_country = run_starts([code, lat, lon, country])
     with np.errstate(over="ignore"):
         w_country = np.add.reduceat(w, by_country) if len(w) else np.zeros(0)
     c_country = np.add.reduceat(c, by_country) if len(c) else np.zeros(0, np.int64)
     sc, slat, slon = code[by_country], lat[by_country], lon[by_country]
-    by_site = _runs([sc, slat, slon])
+    by_site = run_starts([sc, slat, slon])
     with np.errstate(over="ignore"):  # an overflow is reported by the caller, with the rows
         weight = np.add.reduceat(w_country, by_site) if len(w_country) else np.zeros(0)
     n_records = np.add.reduceat(c_country, by_site) if len(c_country) else np.zeros(0, np.int64)
@@ -291,7 +302,7 @@ def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
     keys = [k[order] for k in keys]
     w = group_weights(counts["n"].to_numpy(dtype=float)[order], counts["weight"].to_numpy(dtype=float)[order],
                       counts["c"].to_numpy()[order])
-    runs = _runs(keys)
+    runs = run_starts(keys)
     pick = order[runs]
 
     def text(col):
