@@ -192,3 +192,22 @@ def test_freed_heap_memory_goes_back_to_the_system():
     trim_heap()
     assert rss_mb() < before - 100, (before, rss_mb())
     del pin
+
+
+def test_fetched_groups_fill_nulls_as_the_reduction_reads_them():
+    """The reduction's arrays come through Arrow: NULL is NaN in numbers (integers become
+    floats only when they hold a NULL), False in booleans, None in text; columns without
+    NULLs keep their type."""
+    from cluster.ingest.engine import _fetch, connect
+
+    con = connect()
+    out = _fetch(con, """SELECT * FROM (VALUES (1, 2::UTINYINT, 1.5, true, 'a', 7),
+                                               (NULL, 3::UTINYINT, NULL, NULL, NULL, 8))
+                         t(i, u, f, b, s, k)""", records=None, arrays=True)
+    np.testing.assert_array_equal(out["i"], [1.0, np.nan])
+    assert out["i"].dtype == np.float64 and out["f"].dtype == np.float64
+    np.testing.assert_array_equal(out["f"], [1.5, np.nan])
+    assert out["u"].dtype == np.uint8 and out["u"].tolist() == [2, 3]
+    assert out["k"].dtype == np.int32 and out["k"].tolist() == [7, 8]
+    assert out["b"].dtype == bool and out["b"].tolist() == [True, False]
+    assert out["s"].dtype == object and out["s"].tolist() == ["a", None]

@@ -1396,26 +1396,30 @@ def _fetch(con, query: str, records: Records, *, arrays: bool = False):
     try:
         if not arrays:
             return con.sql(query).df()
-        return {k: _filled(v) for k, v in con.sql(query).fetchnumpy().items()}
+        # Through Arrow: a column without NULLs is handed over without a copy, where
+        # ``fetchnumpy`` copies every column into masked arrays (0.3 s of 1.4 for the 1.9 M
+        # groups of 10 M records).
+        result = con.sql(query).arrow()
+        table = result.read_all() if hasattr(result, "read_all") else result
+        return {name: _filled(table.column(name)) for name in table.column_names}
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
         _explain_parse_error(records, exc)
         raise
 
 
-def _filled(values) -> np.ndarray:
-    """A fetched column without its NULL mask (see :func:`_fetch`)."""
-    if not isinstance(values, np.ma.MaskedArray):
-        return np.asarray(values)
-    mask = np.ma.getmaskarray(values)
-    if values.dtype.kind in "iuf":
-        out = values.data.astype(float)
-        out[mask] = np.nan
-        return out
-    if values.dtype.kind == "b":
-        return values.filled(False)
-    out = values.data.astype(object)
-    out[mask] = None
-    return out
+def _filled(column) -> np.ndarray:
+    """A fetched Arrow column as numpy, its NULLs filled (see :func:`_fetch`)."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_boolean(kind):
+        return column.fill_null(False).to_numpy()
+    if pa.types.is_decimal(kind) or (pa.types.is_integer(kind) and column.null_count):
+        column = column.cast(pa.float64())
+        kind = column.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return column.to_numpy()  # NULL -> NaN in floats
+    return np.asarray(column.to_numpy(), dtype=object)  # text: NULL -> None
 
 
 def _explain_parse_error(records: Records, exc: Exception) -> None:
