@@ -1001,7 +1001,9 @@ def fallback_thresholds(sites: pd.DataFrame, totals: dict, share: float = 1e-4) 
     ndarray of shape (n_sites,)
         Weights (infinite for a metric absent from the input).
     """
-    world = sites["metric"].astype(str).map(lambda m: totals.get(m, 0.0)).to_numpy(dtype=float)
+    # Each distinct metric looked up once (a lookup per site is a tenth of a second at 400 k).
+    codes, names = pd.factorize(sites["metric"])
+    world = np.append([float(totals.get(str(m), 0.0)) for m in names], 0.0)[codes]  # missing -> 0
     return np.where(world > 0, share * world, np.inf)
 
 
