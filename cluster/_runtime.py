@@ -21,6 +21,10 @@ pipeline (:func:`trim_heap`):
 - **Memory back to the system**: glibc keeps freed arrays' memory for later
   allocations; :func:`trim_heap` hands it back, so one stage's transients do not add to
   the next stage's peak.
+- **Work alongside**: :func:`alongside` runs one function on a worker thread while the
+  caller goes on (the pipeline counts the profiles in the engine, whose query runs
+  without the GIL, while places and ranking run in Python); when the caller fails, the
+  worker is interrupted and waited for, at most a minute, before the error goes on.
 - **Fast exit**: once every output is written and closed, the process ends without the
   interpreter's teardown (numba's LLVM and the modules' memory: 0.6 s of a 13 s run on
   10 M records, for nothing).
@@ -34,6 +38,7 @@ not worth an argument about import locks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -41,10 +46,12 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-__all__ = ["finish", "numba_cache_dir", "rebuild_damaged_cache", "start", "trim_heap"]
+__all__ = ["alongside", "finish", "numba_cache_dir", "rebuild_damaged_cache", "start", "trim_heap"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +137,49 @@ def rebuild_damaged_cache(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
 
     return call
+
+
+@contextlib.contextmanager
+def alongside(fn: Callable, *args, interrupt: Callable[[], None] | None = None,
+              deadline_s: float = 60.0) -> Iterator[Future]:
+    """Call ``fn(*args)`` on a worker thread while the ``with`` block runs.
+
+    The result (or the error) of ``fn`` comes from the future the block receives. When the
+    block raises, ``interrupt`` is called until ``fn`` has returned (an interruption that
+    comes before ``fn`` has started its work is lost, so it is repeated), for at most
+    ``deadline_s`` seconds; then the block's error goes on and ``fn``'s is dropped.
+
+    Parameters
+    ----------
+    fn : callable
+        The work; it must not touch what the block uses (e.g. a DuckDB connection).
+    *args
+        Its arguments.
+    interrupt : callable, optional
+        Stops ``fn`` early (e.g. ``DuckDBPyConnection.interrupt``).
+    deadline_s : float, default 60
+        Seconds to wait for ``fn`` after the block failed.
+
+    Yields
+    ------
+    concurrent.futures.Future
+    """
+    pool = ThreadPoolExecutor(1, thread_name_prefix="cluster-alongside")
+    try:
+        future = pool.submit(fn, *args)
+        try:
+            yield future
+        except BaseException:
+            deadline = time.monotonic() + deadline_s
+            while not future.done() and time.monotonic() < deadline:
+                if interrupt is not None:
+                    interrupt()
+                wait([future], timeout=0.05)
+            if not future.done():
+                log.warning("work on a worker thread did not stop within %.0f s of its interruption", deadline_s)
+            raise
+    finally:
+        pool.shutdown(wait=False)  # its one thread ends with its one task
 
 
 def trim_heap() -> None:

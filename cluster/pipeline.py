@@ -16,7 +16,7 @@ import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cluster._runtime import trim_heap
+from cluster._runtime import alongside, trim_heap
 from cluster._version import __version__
 from cluster.config import Config, load_config
 from cluster.errors import UserInputError
@@ -236,6 +236,15 @@ class _Described:
     fallback: np.ndarray
 
 
+def _count_profiles(kept, metrics: list, site_boundary: pd.DataFrame, release: bool) -> pd.DataFrame | None:
+    """:func:`~cluster.ingest.profile_counts` per boundary; with ``release`` the kept records
+    are dropped once counted (nothing else reads them), their memory back to the system."""
+    counts = profile_counts(kept, metrics, site_boundary)
+    if release:
+        kept.release()
+    return counts
+
+
 def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict, config: Config) -> _Described:
     """Population, names, economies and shape of every cluster (the places stage)."""
     from cluster.stages.boundaries import cluster_area_km2, cluster_extent
@@ -419,34 +428,42 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
                                  concave_ratio=config.concave_ratio,
                                  concave_margin_km=config.concave_margin_km)
         inside = sites_inside(sites, geoms)
-    with _stage("places", timings):
-        described = _describe(sites, inside, geoms, totals, config)
-    with _stage("ranking", timings):
-        ranked = rank_sites(sites, inside, len(geoms), totals, config, population=described.population,
-                            remote=described.remote if config.population_source == "geonames" else None,
-                            single_site=None if config.intensity_single_site else described.single_site,
-                            fallback=None if config.intensity_single_site else described.fallback)
-        clusters = _assemble(ranked, described, inside, geoms, config, synthetic)
-        warnings = list(prepared.warnings) + ([dropped] if dropped else [])
-        for note in (_single_site_warning(clusters), _fallback_warning(clusters)):
-            if note is not None:
-                log.warning(note)
-                warnings.append(note)
-        id_of = np.asarray(ranked.ids, dtype=object)
-        sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if len(geoms) else None,
-                                                 None))
+    # The profiles need only the boundary holding each site: the engine counts them on a
+    # worker thread (its query runs without the GIL) while places and ranking run here.
+    counting = nullcontext()
+    if prepared.kept is not None:
+        trim_heap()  # the clustering's transients go back before the query's memory comes
+        held = inside >= 0
+        counting = alongside(_count_profiles, prepared.kept, metrics,
+                             sites.loc[held, ["metric", "lat", "lon"]].assign(cluster=inside[held].astype(np.int64)),
+                             not config.bootstrap_replicates,
+                             interrupt=None if prepared.kept.con is None else prepared.kept.con.interrupt)
+    with counting as counted:
+        with _stage("places", timings):
+            described = _describe(sites, inside, geoms, totals, config)
+        with _stage("ranking", timings):
+            ranked = rank_sites(sites, inside, len(geoms), totals, config, population=described.population,
+                                remote=described.remote if config.population_source == "geonames" else None,
+                                single_site=None if config.intensity_single_site else described.single_site,
+                                fallback=None if config.intensity_single_site else described.fallback)
+            clusters = _assemble(ranked, described, inside, geoms, config, synthetic)
+            warnings = list(prepared.warnings) + ([dropped] if dropped else [])
+            for note in (_single_site_warning(clusters), _fallback_warning(clusters)):
+                if note is not None:
+                    log.warning(note)
+                    warnings.append(note)
+            id_of = np.asarray(ranked.ids, dtype=object)
+            sites = sites.assign(cluster_id=np.where(inside >= 0, id_of[np.maximum(inside, 0)] if len(geoms) else None,
+                                                     None))
     with _stage("profiles", timings):
-        # None when the records have neither a field nor an institution.
         ids = clusters["cluster_id"].tolist()
-        position = {cid: i for i, cid in enumerate(ids)}
-        member = sites["cluster_id"].notna().to_numpy()
-        trim_heap()  # the places' and ranking's transients go back before the query's memory comes
-        counts = None if prepared.kept is None else profile_counts(
-            prepared.kept, metrics, sites.loc[member, ["metric", "lat", "lon"]].assign(
-                cluster=sites.loc[member, "cluster_id"].map(position).to_numpy(dtype=np.int64)))
-        if prepared.kept is not None and not config.bootstrap_replicates:
-            # Nothing else reads the kept records: their memory goes back before the sums.
-            prepared.kept.release()
+        # None when the records have neither a field nor an institution.
+        counts = None if counted is None else counted.result()
+        if counts is not None:
+            # Boundary -> the cluster's row in rank order.
+            position = {cid: i for i, cid in enumerate(ids)}
+            row = np.array([position[cid] for cid in ranked.ids], dtype=np.int64)
+            counts["cluster"] = row[counts["cluster"].to_numpy(dtype=np.int64)]
         profiles = cluster_profiles(None if counts is None else cluster_values(counts), sites, ids, metrics)
         if profiles is not None:
             top = top_columns(profiles, clusters["cluster_id"].tolist(), metrics)
