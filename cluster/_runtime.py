@@ -19,8 +19,9 @@ pipeline (:func:`trim_heap`):
 - **Debris**: the temporary folders of commands that were killed with SIGKILL are removed
   by the next command of any kind (:func:`cluster._atomic.remove_debris`).
 - **Memory back to the system**: glibc keeps freed arrays' memory for later
-  allocations; :func:`trim_heap` hands it back, so one stage's transients do not add to
-  the next stage's peak.
+  allocations, and DuckDB's allocator a dropped table's for a second or so;
+  :func:`trim_heap` hands both back, so one stage's transients do not add to the next
+  stage's peak.
 - **Work alongside**: :func:`alongside` runs one function on a worker thread while the
   caller goes on (the pipeline counts the profiles in the engine, whose query runs
   without the GIL, while places and ranking run in Python); when the caller fails, the
@@ -183,21 +184,24 @@ def alongside(fn: Callable, *args, interrupt: Callable[[], None] | None = None,
 
 
 def trim_heap() -> None:
-    """Hand the C heap's free memory back to the system (glibc's ``malloc_trim``; elsewhere
-    nothing).
+    """Hand freed memory back to the system: the C heap's (glibc's ``malloc_trim``) and
+    that of DuckDB's allocator (jemalloc's purge of every arena); elsewhere nothing.
 
     glibc keeps the memory of freed arrays for later allocations: after the reduction of
     10 M records about 240 MB of it, which the next stages' arrays and queries would add
-    to the process's peak. The pipeline calls this between its heaviest stages; it takes
-    a few milliseconds.
+    to the process's peak. jemalloc, in the DuckDB of Linux wheels, returns a dropped
+    table's memory over a second or so (its decay), and while it does the next stage's
+    allocations add up to a peak: 1 GB for the records kept at 10 M. The pipeline calls
+    this between its heaviest stages and once the kept records are dropped; it takes a
+    few milliseconds.
 
     Returns
     -------
     None
     """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    for release in (_malloc_trim(), _duckdb_purge()):
+        if release is not None:
+            release()
 
 
 @functools.lru_cache(maxsize=1)
@@ -207,9 +211,36 @@ def _malloc_trim():
 
     name = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name).malloc_trim if name and sys.platform.startswith("linux") else None
+        trim = ctypes.CDLL(name).malloc_trim if name and sys.platform.startswith("linux") else None
     except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
         return None
+    return None if trim is None else functools.partial(trim, 0)
+
+
+def _duckdb_purge():
+    """Purge DuckDB's jemalloc arenas, or None (DuckDB not loaded, or without jemalloc).
+
+    DuckDB offers no statement for this (its ``allocator_flush_threshold`` flushes after
+    a query's task, not after ``DROP TABLE``), so jemalloc's own control interface is
+    called, as its manual documents it (``arena.<MALLCTL_ARENAS_ALL>.purge``), through
+    the symbol DuckDB's build exports; a DuckDB without it is left as it is."""
+    module = sys.modules.get("_duckdb") or sys.modules.get("duckdb._duckdb")
+    return None if module is None else _jemalloc_purge(getattr(module, "__file__", None))
+
+
+@functools.lru_cache(maxsize=2)
+def _jemalloc_purge(library: str | None):
+    import ctypes
+
+    try:
+        mallctl = ctypes.CDLL(library).duckdb_je_mallctl if library else None
+    except (OSError, AttributeError):
+        return None
+    if mallctl is None:
+        return None
+    mallctl.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    mallctl.restype = ctypes.c_int
+    return functools.partial(mallctl, b"arena.4096.purge", None, None, None, 0)  # 4096: MALLCTL_ARENAS_ALL
 
 
 def _terminate(signum, frame):  # noqa: ARG001 (signal handler signature)

@@ -242,6 +242,7 @@ def _count_profiles(kept, metrics: list, site_boundary: pd.DataFrame, release: b
     counts = profile_counts(kept, metrics, site_boundary)
     if release:
         kept.release()
+        trim_heap()  # 1 GB at 10 M records, back before the profiles' sums and the outputs
     return counts
 
 
