@@ -224,8 +224,8 @@ def test_fetched_groups_fill_nulls_as_the_reduction_reads_them():
     from cluster.ingest.engine import _fetch, connect
 
     con = connect()
-    out = _fetch(con, """SELECT * FROM (VALUES (1, 2::UTINYINT, 1.5, true, 'a', 7),
-                                               (NULL, 3::UTINYINT, NULL, NULL, NULL, 8))
+    out = _fetch(con, """SELECT *, NULL::VARCHAR AS z FROM (VALUES (1, 2::UTINYINT, 1.5, true, 'a', 7),
+                                                                 (NULL, 3::UTINYINT, NULL, NULL, NULL, 8))
                          t(i, u, f, b, s, k)""", records=None, arrays=True)
     np.testing.assert_array_equal(out["i"], [1.0, np.nan])
     assert out["i"].dtype == np.float64 and out["f"].dtype == np.float64
@@ -234,3 +234,4 @@ def test_fetched_groups_fill_nulls_as_the_reduction_reads_them():
     assert out["k"].dtype == np.int32 and out["k"].tolist() == [7, 8]
     assert out["b"].dtype == bool and out["b"].tolist() == [True, False]
     assert out["s"].dtype == object and out["s"].tolist() == ["a", None]
+    assert out["z"].dtype == object and out["z"].tolist() == [None, None]

@@ -1413,6 +1413,8 @@ def _filled(column) -> np.ndarray:
         kind = column.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return column.to_numpy()  # NULL -> NaN in floats
+    if column.null_count == len(column):  # e.g. the file of each group, without several files
+        return np.full(len(column), None, dtype=object)  # (Arrow makes a None per cell: 0.2 s at 2 M)
     return np.asarray(column.to_numpy(), dtype=object)  # text: NULL -> None
 
 
