@@ -280,3 +280,32 @@ def test_culled_basemap_draws_the_same_pixels(extent):
     assert n_culled < n_whole  # something was left out (Antarctica on the world map)
     assert np.array_equal(whole, culled)
     assert (whole[..., :3] != whole[0, 0, :3]).any()  # not a blank picture
+
+
+def test_basemap_paths_cache_equals_the_derivation_and_survives_a_damaged_file(tmp_path, monkeypatch):
+    from cluster.outputs import maps
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    maps._basemap_arrays.cache_clear()
+    try:
+        derived = maps._derive_basemap_arrays()
+
+        def same(a):
+            return set(a) == set(derived) and all(np.array_equal(a[k], derived[k]) for k in derived)
+
+        assert same(maps._basemap_arrays())  # derived and written
+        (cached,) = (tmp_path / "innovation-clusters" / "basemap").glob("basemap-paths-*.npz")
+        maps._basemap_arrays.cache_clear()
+        assert same(maps._basemap_arrays())  # read back
+        cached.write_bytes(cached.read_bytes()[:1000])
+        maps._basemap_arrays.cache_clear()
+        assert same(maps._basemap_arrays())  # damaged: derived again
+        maps._basemap_arrays.cache_clear()
+        assert same(maps._basemap_arrays())  # and rewritten
+        # what the map draws: every polygon, border and coastline of the decoded basemap
+        world = basemap()
+        assert len(derived["land_bbox"]) == len(world.land.geoms)
+        assert len(derived["borders_bbox"]) == len(world.borders)
+        assert len(derived["coastlines_bbox"]) == len(world.coastlines)
+    finally:
+        maps._basemap_arrays.cache_clear()

@@ -259,13 +259,53 @@ def _basemap_paths() -> _BasemapPaths:
 
 @lru_cache(maxsize=2)
 def _make_basemap_paths(simplify: bool, threshold: float) -> _BasemapPaths:
+    from matplotlib.path import Path as MplPath
+
+    a = _basemap_arrays()
+
+    def lines(kind) -> _Lines:
+        coords, bounds = a[f"{kind}_coords"], a[f"{kind}_bounds"].tolist()
+        return _Lines([MplPath(coords[i:j]) for i, j in zip(bounds[:-1], bounds[1:])], a[f"{kind}_bbox"])
+
+    return _BasemapPaths(a["land_coords"], a["land_codes"], a["land_bounds"], a["land_bbox"], lines("borders"),
+                         lines("coastlines"))
+
+
+_ARRAYS = ("land_coords", "land_codes", "land_bounds", "land_bbox", "borders_coords", "borders_bounds", "borders_bbox",
+           "coastlines_coords", "coastlines_bounds", "coastlines_bbox")
+
+
+@lru_cache(maxsize=1)
+def _basemap_arrays() -> dict:
+    """The basemap as the arrays of :class:`_BasemapPaths`, kept in the user cache (an
+    ``.npz`` named by the vendored source's hash): loading them takes milliseconds,
+    loading the decoded basemap and taking it apart again took 45 ms of every run."""
+    from cluster._cache import cache_dir, cached
+    from cluster.outputs.basemap import _digest, vendored_bytes
+
+    def load(p):
+        with np.load(p, allow_pickle=False) as f:
+            a = {k: f[k] for k in _ARRAYS}
+        ok = all(a[f"{k}_bounds"][-1] == len(a[f"{k}_coords"]) and len(a[f"{k}_bbox"]) == len(a[f"{k}_bounds"]) - 1
+                 for k in ("land", "borders", "coastlines")) and len(a["land_codes"]) == len(a["land_coords"])
+        return a if ok else None
+
+    digest = _digest(vendored_bytes("world-atlas/countries-50m.json"))
+    return cached(cache_dir("basemap") / f"basemap-paths-{digest}-v1.npz", derive=_derive_basemap_arrays, load=load,
+                  dump=lambda a, tmp: np.savez(tmp, **a))
+
+
+def _derive_basemap_arrays() -> dict:
+    """Land (one compound path: vertices, codes, and where each polygon's vertices start),
+    borders and coastlines (vertices end to end, where each line starts), and the bounding
+    box (lon0, lon1, lat0, lat1) of every polygon and line."""
     import shapely
     from matplotlib.path import Path as MplPath
 
     from cluster.outputs.basemap import basemap
 
     world = basemap()
-    coords, codes, owner = _polygon_arrays(np.asarray([world.land], dtype=object))
+    coords, codes, _ = _polygon_arrays(np.asarray([world.land], dtype=object))
     # the land's polygons, each a slice of the compound path's vertices
     polygons = shapely.get_parts(world.land)
     ring_counts = shapely.get_num_interior_rings(polygons) + 1
@@ -273,14 +313,15 @@ def _make_basemap_paths(simplify: bool, threshold: float) -> _BasemapPaths:
     land_bounds = np.append(ring_start[np.r_[0, np.cumsum(ring_counts)[:-1]]], len(coords)) if len(polygons) \
         else np.zeros(1, dtype=np.int64)
     b = shapely.bounds(polygons).reshape(-1, 4)  # minx, miny, maxx, maxy
-
-    def lines(segments) -> _Lines:
-        paths = [MplPath(np.asarray(seg, float)) for seg in segments]
-        bbox = np.array([[s[:, 0].min(), s[:, 0].max(), s[:, 1].min(), s[:, 1].max()] for s in segments],
-                        dtype=float).reshape(-1, 4)
-        return _Lines(paths, bbox)
-
-    return _BasemapPaths(coords, codes, land_bounds, b[:, [0, 2, 1, 3]], lines(world.borders), lines(world.coastlines))
+    out = {"land_coords": coords, "land_codes": codes, "land_bounds": land_bounds.astype(np.int64),
+           "land_bbox": b[:, [0, 2, 1, 3]]}
+    for kind, segments in (("borders", world.borders), ("coastlines", world.coastlines)):
+        segments = [np.asarray(seg, float) for seg in segments]
+        out[f"{kind}_coords"] = np.concatenate(segments) if segments else np.zeros((0, 2))
+        out[f"{kind}_bounds"] = np.r_[0, np.cumsum([len(seg) for seg in segments], dtype=np.int64)].astype(np.int64)
+        out[f"{kind}_bbox"] = np.array([[s[:, 0].min(), s[:, 0].max(), s[:, 1].min(), s[:, 1].max()]
+                                        for s in segments], dtype=float).reshape(-1, 4)
+    return out
 
 
 def _polygon_collection(geometries, **style):
