@@ -744,9 +744,10 @@ def place_labels(ax, rows, *, vmax: float, bubbles=None) -> list:
         mine = np.arange(len(rows)) != k
         loose = (anchors[mine], np.minimum(radii[mine], 9))
         spot = None
-        # Near spots first, even over an unlabelled bubble, before long leader lines.
-        for keep_out, rings in ((strict, _RINGS_PX[:5]), (loose, _RINGS_PX[:5]), (strict, _RINGS_PX),
-                                (loose, _RINGS_PX)):
+        # Near spots first, even over an unlabelled bubble, before long leader lines (the
+        # near rings, tried already under the same keep-out, are not tried again).
+        for keep_out, rings in ((strict, _RINGS_PX[:5]), (loose, _RINGS_PX[:5]), (strict, _RINGS_PX[5:]),
+                                (loose, _RINGS_PX[5:])):
             spot = _find_spot(px, py, rad, w, h, frame, placed, leaders, keep_out, rings)
             if spot:
                 break
