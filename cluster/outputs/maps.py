@@ -367,7 +367,7 @@ def _draw_clusters(ax, clusters, colors, vmax: float, *, outline: bool) -> None:
     ax.add_collection(_polygon_collection(clusters.geometry.to_numpy(), facecolors=colors,
                                           edgecolors="#5a1a00" if outline else "none",
                                           linewidths=0.3 if outline else 0, zorder=2), autolim=False)
-    pts = clusters[["anchor_lon", "anchor_lat"]].to_numpy()
+    pts = np.column_stack([clusters["anchor_lon"].to_numpy(), clusters["anchor_lat"].to_numpy()])
     # Bubbles: clusters are a few pixels wide at these scales, their score must still show.
     order = np.argsort(-score, kind="stable")  # big ones below small ones
     ax.scatter(pts[order, 0], pts[order, 1], s=_bubble_area(score[order], vmax), c=colors[order],
@@ -721,7 +721,9 @@ def place_labels(ax, rows, *, vmax: float, bubbles=None) -> list:
     px_per_pt = fig.dpi / 72
 
     def circles(df):
-        xy = ax.transData.transform(df[["anchor_lon", "anchor_lat"]].to_numpy(dtype=float))
+        # the two columns by name: selecting a two-column frame of a GeoDataFrame costs more
+        xy = ax.transData.transform(np.column_stack([df["anchor_lon"].to_numpy(dtype=float),
+                                                     df["anchor_lat"].to_numpy(dtype=float)]))
         return xy, np.sqrt(_bubble_area(df["score"].to_numpy(), vmax)) / 2 * px_per_pt
 
     anchors, radii = circles(rows)
