@@ -2,7 +2,10 @@
 the top clusters labelled next to their clusters, dense regions in panels of their own.
 
 Basemap: land, coastlines and country borders from the vendored Natural Earth 1:50m
-countries (:mod:`cluster.outputs.basemap`), the same data as ``map.html``.
+countries (:mod:`cluster.outputs.basemap`), the same data as ``map.html``. Their matplotlib
+paths are made once per process from arrays kept in the user cache (:func:`_basemap_arrays`),
+and ``map.png``'s own figure leaves out, per axes, the polygons and lines lying wholly
+outside it: the same pixels (a test compares them), a third less drawing time.
 
 Labels (:func:`place_labels`): in rank order, each label takes the nearest free spot
 around its cluster's bubble, searched ring by ring (adjacent first, then further out in
