@@ -110,12 +110,11 @@ def _bounds(geom, anchor_lon: float, anchor_lat: float, bounds=None) -> list:
     """``[lon0, lat0, lon1, lat1]`` to zoom to; around the anchor when the polygon is split
     at the antimeridian (its bounding box would be the whole world). ``bounds``: the
     geometry's, if already known."""
-    if geom is None or geom.is_empty:
-        return [anchor_lon - 0.5, anchor_lat - 0.5, anchor_lon + 0.5, anchor_lat + 0.5]
-    bounds = geom.bounds if bounds is None else bounds
-    if bounds[2] - bounds[0] > 180:
-        return [anchor_lon - 0.5, anchor_lat - 0.5, anchor_lon + 0.5, anchor_lat + 0.5]
-    return [round(b, 4) for b in bounds]
+    if geom is not None and not geom.is_empty:
+        bounds = geom.bounds if bounds is None else bounds
+        if not bounds[2] - bounds[0] > 180:
+            return [round(b, 4) for b in bounds]
+    return [anchor_lon - 0.5, anchor_lat - 0.5, anchor_lon + 0.5, anchor_lat + 0.5]
 
 
 def map_data(clusters, metrics, metric_labels: dict) -> dict:
