@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from shapely.geometry import Point
 
 from cluster.outputs.basemap import basemap, cut_line, cut_polygon, decode_arcs, web_layers
-from cluster.outputs.maps import crowded_regions, draw_map, map_figure, plot_clusters
+from cluster.outputs.maps import crowded_regions, draw_basemap, draw_map, map_figure, plot_clusters
 
 
 def test_vendored_files_match_the_manifest():
@@ -259,3 +259,53 @@ def test_web_layers_cache_equals_the_derivation_and_survives_a_damaged_file(tmp_
         assert json.loads(cached.read_text()) == derived  # rewritten
     finally:
         bm.web_layers.cache_clear()
+
+
+@pytest.mark.parametrize("extent", [(-180.0, 180.0, -58.0, 78.0), (-10.5, 30.0, 36.0, 60.0), (100.0, 145.5, 20.0, 45.5),
+                                    (160.0, 180.0, -50.0, -30.0)])
+def test_culled_basemap_draws_the_same_pixels(extent):
+    # map.png leaves out the land, borders and coastlines wholly outside each axes: the
+    # pixels must be those of the whole basemap, only drawn sooner.
+    def pixels(cull):
+        fig = Figure(figsize=(6, 4), dpi=110)
+        FigureCanvasAgg(fig)
+        ax = fig.add_axes([0.1, 0.1, 0.8, 0.8])
+        draw_basemap(ax, extent, cull=cull)
+        n_lines = sum(len(c.get_paths()) for c in ax.collections)
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba()).copy(), n_lines
+
+    whole, n_whole = pixels(False)
+    culled, n_culled = pixels(True)
+    assert n_culled < n_whole  # something was left out (Antarctica on the world map)
+    assert np.array_equal(whole, culled)
+    assert (whole[..., :3] != whole[0, 0, :3]).any()  # not a blank picture
+
+
+def test_basemap_paths_cache_equals_the_derivation_and_survives_a_damaged_file(tmp_path, monkeypatch):
+    from cluster.outputs import maps
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    maps._basemap_arrays.cache_clear()
+    try:
+        derived = maps._derive_basemap_arrays()
+
+        def same(a):
+            return set(a) == set(derived) and all(np.array_equal(a[k], derived[k]) for k in derived)
+
+        assert same(maps._basemap_arrays())  # derived and written
+        (cached,) = (tmp_path / "innovation-clusters" / "basemap").glob("basemap-paths-*.npz")
+        maps._basemap_arrays.cache_clear()
+        assert same(maps._basemap_arrays())  # read back
+        cached.write_bytes(cached.read_bytes()[:1000])
+        maps._basemap_arrays.cache_clear()
+        assert same(maps._basemap_arrays())  # damaged: derived again
+        maps._basemap_arrays.cache_clear()
+        assert same(maps._basemap_arrays())  # and rewritten
+        # what the map draws: every polygon, border and coastline of the decoded basemap
+        world = basemap()
+        assert len(derived["land_bbox"]) == len(world.land.geoms)
+        assert len(derived["borders_bbox"]) == len(world.borders)
+        assert len(derived["coastlines_bbox"]) == len(world.coastlines)
+    finally:
+        maps._basemap_arrays.cache_clear()

@@ -228,6 +228,41 @@ def test_hostile_text_cannot_leave_its_json(tmp_path):
     assert "<img" not in html and "<b>" not in html and "<i>" not in html
 
 
+def test_outlines_taken_apart_at_once_are_those_of_each_cluster():
+    import shapely
+
+    from cluster.outputs.webmap import _all_polygons, _polygons
+
+    ring = Point(8.5, 47.4).buffer(0.2, 64)
+    geoms = np.array([ring.difference(Point(8.5, 47.4).buffer(0.05)),  # a hole
+                      MultiPolygon([box(179.9, -16.9, 180, -16.7), box(-180, -16.9, -179.9, -16.7)]),
+                      None, shapely.Polygon(), ring, shapely.GeometryCollection([ring, Point(0, 0)])], dtype=object)
+    assert _all_polygons(geoms) == [_polygons(g) for g in geoms]
+    assert len(_all_polygons(geoms)[0][0]) == 2  # exterior and hole
+
+
+def test_basemap_json_cache_equals_the_layers_and_survives_a_damaged_file(tmp_path, monkeypatch):
+    from cluster.outputs import basemap as bm
+    from cluster.outputs import webmap
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    webmap._basemap_json.cache_clear()
+    bm.web_layers.cache_clear()
+    try:
+        derived = webmap._script_json(bm.derive_web_layers())
+        assert webmap._basemap_json() == derived  # derived and written
+        (cached,) = (tmp_path / "innovation-clusters" / "basemap").glob("web-layers-*-script-*.txt")
+        webmap._basemap_json.cache_clear()
+        assert webmap._basemap_json() == derived  # read back
+        cached.write_text(cached.read_text().replace("1", "2", 1))
+        webmap._basemap_json.cache_clear()
+        assert webmap._basemap_json() == derived  # damaged: derived again and rewritten
+        assert cached.read_text().partition("\n")[2] == derived
+    finally:
+        webmap._basemap_json.cache_clear()
+        bm.web_layers.cache_clear()
+
+
 @pytest.mark.slow
 def test_page_loads_nothing_from_the_network(page, browser):
     b = browser().open(page.as_uri() + "#cluster=gt")

@@ -40,6 +40,7 @@ import json
 import math
 import re
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,7 @@ _SIMPLIFY_DEG = 0.003  # ~300 m: invisible at any useful zoom, keeps the file sm
 # YlOrRd from pale to dark (the palest yellow of the scale left out: it vanishes on land)
 _RAMP = [(254, 217, 118), (254, 178, 76), (253, 141, 60), (240, 59, 32), (189, 0, 38), (128, 0, 38)]
 _PROFILE_KINDS = {"field": "Top field", "institution": "Top institution"}
+_BASEMAP_ARGS = (0.02, 2)  # web_layers(tolerance_deg, decimals) of the page
 
 
 def _num(v, nd=6):
@@ -79,12 +81,40 @@ def _polygons(geom) -> list:
     return out
 
 
-def _bounds(geom, anchor_lon: float, anchor_lat: float) -> list:
+def _all_polygons(geoms: np.ndarray) -> list:
+    """:func:`_polygons` of every geometry, simplified and taken apart by shapely once for
+    all (a call per cluster took a third of :func:`map_data`)."""
+    out = [[] for _ in range(len(geoms))]
+    idx = np.flatnonzero(~shapely.is_missing(geoms))
+    idx = idx[~shapely.is_empty(geoms[idx])]
+    simple = shapely.simplify(geoms[idx], _SIMPLIFY_DEG, preserve_topology=True)
+    parts, part_of = shapely.get_parts(simple, return_index=True)
+    keep = (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON) & ~shapely.is_empty(parts)
+    polys, poly_of = parts[keep], idx[part_of[keep]]
+    if shapely.has_z(polys).any():  # get_coordinates below is 2-D: keep every coordinate as before
+        return [_polygons(g) for g in geoms]
+    rings, ring_of = shapely.get_rings(polys, return_index=True)  # exterior first, then the holes
+    counts = shapely.get_num_coordinates(rings)
+    points = np.round(shapely.get_coordinates(rings), 4).tolist()
+    ends = np.cumsum(counts).tolist()
+    current = None
+    for k, (end, count) in enumerate(zip(ends, counts.tolist())):
+        if k == 0 or ring_of[k] != ring_of[k - 1]:  # a polygon's exterior: a new polygon
+            current = []
+            out[poly_of[ring_of[k]]].append(current)
+        current.append(points[end - count:end - 1])  # the closing point left out
+    return out
+
+
+def _bounds(geom, anchor_lon: float, anchor_lat: float, bounds=None) -> list:
     """``[lon0, lat0, lon1, lat1]`` to zoom to; around the anchor when the polygon is split
-    at the antimeridian (its bounding box would be the whole world)."""
-    if geom is None or geom.is_empty or geom.bounds[2] - geom.bounds[0] > 180:
-        return [anchor_lon - 0.5, anchor_lat - 0.5, anchor_lon + 0.5, anchor_lat + 0.5]
-    return [round(b, 4) for b in geom.bounds]
+    at the antimeridian (its bounding box would be the whole world). ``bounds``: the
+    geometry's, if already known."""
+    if geom is not None and not geom.is_empty:
+        bounds = geom.bounds if bounds is None else bounds
+        if not bounds[2] - bounds[0] > 180:
+            return [round(b, 4) for b in bounds]
+    return [anchor_lon - 0.5, anchor_lat - 0.5, anchor_lon + 0.5, anchor_lat + 0.5]
 
 
 def map_data(clusters, metrics, metric_labels: dict) -> dict:
@@ -104,30 +134,51 @@ def map_data(clusters, metrics, metric_labels: dict) -> dict:
     dict
         ``metrics`` and ``clusters`` (one dict each: name, rank, counts, shares, outline ...).
     """
+    # Column by column from the values a row of iterrows holds (the same objects, so the
+    # same numbers and text), without building a Series per cluster.
+    columns = list(clusters.columns)
+    values = clusters.values
+
+    def col(name) -> list:
+        return values[:, columns.index(name)].tolist()
+
+    def present(v) -> bool:
+        return v is not None and not pd.isna(v) and bool(str(v))
+
+    n = len(clusters)
+    profile_cols = {m: [(label, col(f"top_{kind}_{m}")) for kind, label in _PROFILE_KINDS.items()
+                        if f"top_{kind}_{m}" in columns] for m in metrics}
+    ci_low, ci_high = (col("rank_ci_low"), col("rank_ci_high")) if "rank_ci_low" in columns else ([None] * n, None)
+    geoms = values[:, columns.index("geometry")]
+    polygons = _all_polygons(np.asarray(geoms, dtype=object))
+    bounds = shapely.bounds(np.asarray(geoms, dtype=object)).tolist()
+    ids, names, ranks, tiers, economies = (col(c) for c in ("cluster_id", "name", "rank", "tier", "economies"))
+    score, population, intensity, intensity_rank, anchor_lon, anchor_lat = (
+        col(c) for c in ("score", "population", "intensity_score", "intensity_rank", "anchor_lon", "anchor_lat"))
+    counts = {m: col(m) for m in metrics}
+    shares = {m: col(f"share_{m}") for m in metrics}
+    per_million = {m: col(f"{m}_per_million") for m in metrics}
     rows = []
-    for _, r in clusters.iterrows():
-        profiles = {m: [[f"{label}", str(r[f"top_{kind}_{m}"])] for kind, label in _PROFILE_KINDS.items()
-                        if f"top_{kind}_{m}" in r.index and r[f"top_{kind}_{m}"] is not None
-                        and not pd.isna(r[f"top_{kind}_{m}"]) and str(r[f"top_{kind}_{m}"])]
-                    for m in metrics}
+    for i in range(n):
+        profiles = {m: [[f"{label}", str(v[i])] for label, v in profile_cols[m] if present(v[i])] for m in metrics}
         ci = None
-        if "rank_ci_low" in r.index and not pd.isna(r["rank_ci_low"]):
-            ci = [int(r["rank_ci_low"]), int(r["rank_ci_high"])]
-        lon, lat = _num(r["anchor_lon"], 4), _num(r["anchor_lat"], 4)
+        if not pd.isna(ci_low[i]):
+            ci = [int(ci_low[i]), int(ci_high[i])]
+        lon, lat = _num(anchor_lon[i], 4), _num(anchor_lat[i], 4)
         rows.append({
-            "id": str(r["cluster_id"]), "name": str(r["name"]), "rank": int(r["rank"]),
-            "tier": str(r["tier"]), "economies": str(r["economies"]),
-            "score": _num(r["score"]), "population": int(r["population"]),
-            "intensity_score": _num(r["intensity_score"]),
-            "intensity_rank": None if pd.isna(r["intensity_rank"]) else int(r["intensity_rank"]),
+            "id": str(ids[i]), "name": str(names[i]), "rank": int(ranks[i]),
+            "tier": str(tiers[i]), "economies": str(economies[i]),
+            "score": _num(score[i]), "population": int(population[i]),
+            "intensity_score": _num(intensity[i]),
+            "intensity_rank": None if pd.isna(intensity_rank[i]) else int(intensity_rank[i]),
             "rank_ci": ci,
-            "counts": {m: _num(r[m], 2) for m in metrics},
-            "shares": {m: _num(r[f"share_{m}"]) for m in metrics},
-            "per_million": {m: _num(r[f"{m}_per_million"], 2) for m in metrics},
+            "counts": {m: _num(counts[m][i], 2) for m in metrics},
+            "shares": {m: _num(shares[m][i]) for m in metrics},
+            "per_million": {m: _num(per_million[m][i], 2) for m in metrics},
             "profiles": profiles,
             "anchor": [lon, lat],
-            "bounds": _bounds(r.geometry, lon, lat),
-            "polygons": _polygons(r.geometry),
+            "bounds": _bounds(geoms[i], lon, lat, bounds[i]),
+            "polygons": polygons[i],
         })
     return {"metrics": [{"name": m, "label": metric_labels.get(m) or m} for m in metrics], "clusters": rows}
 
@@ -162,7 +213,25 @@ def _leaflet() -> tuple[str, str, str]:
 
 @lru_cache(maxsize=1)
 def _basemap_json() -> str:
-    return _script_json(web_layers())
+    """:func:`web_layers` as the page embeds them, kept in the user cache as that text (with
+    its SHA-256 on the first line, checked when read): reading the layers back from their
+    JSON and writing them out again took half of :func:`write_map_html`."""
+    import hashlib
+
+    from cluster._cache import cache_dir, cached
+    from cluster.outputs.basemap import _digest
+
+    def load(p):
+        digest, _, text = p.read_text("utf-8").partition("\n")
+        return text if hashlib.sha256(text.encode("utf-8")).hexdigest() == digest else None
+
+    def dump(text, tmp):
+        Path(tmp).write_text(hashlib.sha256(text.encode("utf-8")).hexdigest() + "\n" + text, "utf-8")
+
+    # Named by the vendored source's hash (as the layers are) and by this page's escaping.
+    source = _digest(vendored_bytes("world-atlas/countries-50m.json"))
+    return cached(cache_dir("basemap") / "web-layers-{}-{}-{}-script-v1.txt".format(source, *_BASEMAP_ARGS),
+                  derive=lambda: _script_json(web_layers(*_BASEMAP_ARGS)), load=load, dump=dump)
 
 
 def render_html(data: dict, *, notice: str | None = None) -> str:
@@ -219,6 +288,4 @@ def write_map_html(path, clusters, metrics, metric_labels: dict, *, notice: str 
     -------
     None
     """
-    from pathlib import Path
-
     Path(path).write_text(render_html(map_data(clusters, metrics, metric_labels), notice=notice), "utf-8")
