@@ -238,7 +238,7 @@ class _Described:
 
 def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict, config: Config) -> _Described:
     """Population, names, economies and shape of every cluster (the places stage)."""
-    from cluster.stages.boundaries import cluster_area_km2, cluster_extent
+    from cluster.stages.boundaries import cluster_area_km2, cluster_extent_km
     from cluster.stages.places import (
         assign_places,
         city_parents,
@@ -291,7 +291,7 @@ def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict
                           min_population=config.name_min_population,
                           principal_min_share=config.principal_min_share, exclude=flags != "")
     active = sel & (sites["weight"].to_numpy() > 0)
-    extent, _ = cluster_extent(lat[active], lon[active], inside[active], n, activity[active])
+    extent = cluster_extent_km(lat[active], lon[active], inside[active], n)
     return _Described(population=population, remote=remote, names=named.names, first_place=named.first_place,
                       economies=economies, area_km2=cluster_area_km2(geoms), extent_km=extent,
                       single_site=extent <= SINGLE_SITE_KM, geocode_note=notes,

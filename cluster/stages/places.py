@@ -726,13 +726,15 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
     bounds = np.searchsorted(place_cluster[order], np.arange(n_clusters + 1))
     site_order = np.argsort(cluster, kind="stable")
     site_bounds = np.searchsorted(cluster[site_order], np.arange(n_clusters + 1))
+    site_xyz = unit_vectors(lat, lon)  # once for all sites (element by element: the same bits)
+    excluded = None if exclude is None else np.asarray(exclude, dtype=bool)
     named_c, named_place, named_activity = [], [], []
     for c in progress(range(n_clusters), desc="names", unit="cluster"):
         s = site_order[site_bounds[c]:site_bounds[c + 1]]
         if len(s) == 0:
             continue
-        if exclude is not None:
-            kept = s[~np.asarray(exclude, dtype=bool)[s]]
+        if excluded is not None:
+            kept = s[~excluded[s]]
             if activity[kept].sum() > 0:
                 s = kept
         own = order[bounds[c]:bounds[c + 1]]
@@ -746,7 +748,7 @@ def cluster_names(lat, lon, cluster, activity, n_clusters: int, places: pd.DataF
         else:  # nothing within reach at all: the nearest places name it
             cand = np.unique(nearest_place(lat[s], lon[s], places))
         named_c.append(np.full(len(s), c, dtype=np.int64))
-        named_place.append(_naming_candidate(lat[s], lon[s], place_xyz, pop, cand, radius_km))
+        named_place.append(_naming_candidate(site_xyz[s], place_xyz, pop, cand, radius_km))
         named_activity.append(activity[s])
     if not named_c:
         return ClusterNames(names=names, first_place=first)
@@ -789,31 +791,32 @@ def _principal(keys: np.ndarray, acts: np.ndarray, pop: np.ndarray, min_share: f
     return int(meaningful[np.argmax(pop[keys[meaningful]])])
 
 
-def _naming_candidate(lat, lon, place_xyz: np.ndarray, place_pop: np.ndarray, cand: np.ndarray,
+def _naming_candidate(xyz: np.ndarray, place_xyz: np.ndarray, place_pop: np.ndarray, cand: np.ndarray,
                       radius_km: float) -> np.ndarray:
-    """Row of the candidate each site is named after: its nearest candidate, given way to
-    the most populous candidate within ``radius_km`` of that one (ties: nearer, then
-    lower row), so the sites of a suburb name the city it belongs to. ``place_xyz`` and
-    ``place_pop`` are every place's unit vector and population."""
+    """Row of the candidate each site (unit vectors ``xyz``) is named after: its nearest
+    candidate, given way to the most populous candidate within ``radius_km`` of that one
+    (ties: nearer, then lower row), so the sites of a suburb name the city it belongs to.
+    ``place_xyz`` and ``place_pop`` are every place's unit vector and population."""
     from scipy.spatial import cKDTree
 
     tree = cKDTree(place_xyz[cand])
-    _, nearest = tree.query(unit_vectors(lat, lon), k=1)
+    _, nearest = tree.query(xyz, k=1)
     nearest = np.asarray(nearest, dtype=np.int64)
     if radius_km <= 0 or len(cand) == 1:
         return cand[nearest]
     pairs = tree.sparse_distance_matrix(tree, chord_for_km(radius_km), output_type="ndarray")
     a, b, dist = pairs["i"], pairs["j"], pairs["v"]
     pop = place_pop[cand]
+    # Only a more populous candidate takes another's place (each candidate keeps its own
+    # otherwise): the other pairs are left out before the sort.
+    up = pop[b] > pop[a]
+    a, b, dist = a[up], b[up], dist[up]
     dominant = np.arange(len(cand))
     order = np.lexsort((cand[b], dist, -pop[b], a))
     a, b = a[order], b[order]
     first = np.ones(len(a), dtype=bool)
     first[1:] = a[1:] != a[:-1]
     dominant[a[first]] = b[first]
-    # Each candidate competes too, at distance 0 (sparse_distance_matrix leaves those out).
-    itself = np.arange(len(cand))
-    dominant = np.where(pop[dominant] > pop, dominant, itself)
     return cand[dominant[nearest]]
 
 
