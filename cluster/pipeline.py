@@ -39,7 +39,7 @@ from cluster.ingest import (
     validate_frame,
 )
 from cluster.provenance import PROVENANCE_ATTR, SYNTHETIC_NOTICE
-from cluster.stages.sites import cluster_values, prepare_sites
+from cluster.stages.sites import cluster_values, positions_in, prepare_sites
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -438,12 +438,11 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
     with _stage("profiles", timings):
         # None when the records have neither a field nor an institution.
         ids = clusters["cluster_id"].tolist()
-        position = {cid: i for i, cid in enumerate(ids)}
         member = sites["cluster_id"].notna().to_numpy()
         trim_heap()  # the places' and ranking's transients go back before the query's memory comes
         counts = None if prepared.kept is None else profile_counts(
             prepared.kept, metrics, sites.loc[member, ["metric", "lat", "lon"]].assign(
-                cluster=sites.loc[member, "cluster_id"].map(position).to_numpy(dtype=np.int64)))
+                cluster=positions_in(sites.loc[member, "cluster_id"], ids)))
         if prepared.kept is not None and not config.bootstrap_replicates:
             # Nothing else reads the kept records: their memory goes back before the sums.
             prepared.kept.release()
