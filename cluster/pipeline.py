@@ -274,7 +274,9 @@ def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict
     parent = city_parents(places, np.flatnonzero(place_cluster >= 0))
     activity = site_activity(sites, totals, config)
     sel = inside >= 0
-    countries = site_countries(sites[sel], places)
+    # The sites inside clusters, only the columns read here (not every column copied twice).
+    inner = sites.loc[sel, [c for c in ("metric", "lat", "lon", "country") if c in sites.columns]]
+    countries = site_countries(inner, places)
     economies = cluster_economies(countries, inside[sel], activity[sel], n, min_share=config.economy_min_share)
     if config.population_source == "raster":
         from cluster.stages.population import raster_population
@@ -283,7 +285,7 @@ def _describe(sites: pd.DataFrame, inside: np.ndarray, geoms: list, totals: dict
     else:
         population = cluster_population(place_cluster, places, parent, n, economies)
     flags = fallback_sites(lat[sel], lon[sel], sites["weight"].to_numpy()[sel], places,
-                           min_activity=fallback_thresholds(sites[sel], totals))
+                           min_activity=fallback_thresholds(inner, totals))
     notes, fallback_share = geocode_notes(flags, lat[sel], lon[sel], inside[sel], activity[sel], n)
     named = cluster_names(lat[sel], lon[sel], inside[sel], activity[sel], n, places, place_cluster=place_cluster,
                           parent=parent, economies=economies, radius_km=config.name_radius_km,
