@@ -8,6 +8,7 @@ from cluster.engine.geo import haversine_km, unit_vectors
 from cluster.engine.polygons import disc_vertices
 from cluster.stages.boundaries import (
     cluster_extent,
+    cluster_extent_km,
     cluster_polygon,
     counts_inside,
     largest_chord,
@@ -124,3 +125,21 @@ def test_cluster_extent_and_top_share():
     assert extent[0] == pytest.approx(haversine_km(0.0, 0.0, 0.0, 1.0), rel=1e-12)
     assert extent[1] == 0.0 and extent[2] == 0.0
     np.testing.assert_allclose(top, [0.75, 1.0, 0.0])
+
+
+def test_cluster_extent_is_that_of_the_distinct_locations_in_any_order():
+    # Sites of several metrics share locations; each cluster's extent is the largest
+    # chord between its distinct locations (brute force here), whatever the rows' order.
+    rng = np.random.default_rng(8)
+    n = 3000
+    lat = np.round(rng.normal(48.0, 0.2, n), 2)
+    lon = np.round(rng.normal(11.0, 0.3, n), 2)
+    cluster = (lon > 11.0).astype(np.int64) + 2 * (rng.random(n) < 0.05)
+    extent = cluster_extent_km(lat, lon, cluster, 5)  # cluster 4 holds nothing
+    for c in range(4):
+        xyz = np.unique(unit_vectors(lat[cluster == c], lon[cluster == c]), axis=0)
+        assert extent[c] == 2.0 * 6371.0088 * np.arcsin(min(_brute_chord(xyz) / 2.0, 1.0))
+    assert extent[4] == 0.0
+    perm = rng.permutation(n)
+    assert extent.tobytes() == cluster_extent_km(lat[perm], lon[perm], cluster[perm], 5).tobytes()
+    assert extent.tobytes() == cluster_extent(lat, lon, cluster, 5)[0].tobytes()

@@ -68,8 +68,25 @@ def test_other_tables_are_written_by_pandas(tmp_path):
               pd.DataFrame({"a": [1, 2], "when": pd.to_datetime(["2020-01-01", "2021-06-30"])}),
               pd.DataFrame({"a": [1, 2], "f32": np.array([0.1, 2.5], dtype=np.float32)}),
               pd.DataFrame({"a": [1, 2], "mixed": ["x", 3]}, dtype=object),
-              pd.DataFrame({"a": [1, 2], "c": pd.Categorical(["x", "y"])}),
+              pd.DataFrame({"a": [1, 2], "c": pd.Categorical([0.5, 1e-7])}),  # categories of floats
               pd.DataFrame({"a": pd.Series([], dtype=int), "b": pd.Series([], dtype=float)})]
     for df in tables:
         assert _written(df, tmp_path) == _pandas(df), df.dtypes.to_dict()
     assert not any(_fast_path_taken(df) for df in tables[:-1])
+
+
+@pytest.mark.parametrize("text_dtype", [object, "str"])
+def test_categoricals_of_text_and_integers_give_pandas_bytes(tmp_path, text_dtype):
+    # profiles.csv writes its repeated columns (rank, cluster id, name, metric, kind) as
+    # categoricals: each category is formatted once and the cells taken by their codes.
+    n = len(TEXTS) * 3
+    names = [t for t in TEXTS if isinstance(t, str)]
+    text = pd.Series([TEXTS[i % len(TEXTS)] for i in range(n)], dtype=text_dtype)
+    df = pd.DataFrame({"rank": pd.Categorical([(i * 7) % 11 - 3 for i in range(n)]),
+                       "name": pd.Categorical(text, categories=pd.Index(names[::-1], dtype=text_dtype)),
+                       "safe": pd.Categorical([["a", "b,c", None][i % 3] for i in range(n)]),
+                       "id": pd.Categorical.from_codes([i % 4 - 1 for i in range(n)], categories=[10, 20, 30]),
+                       "weight": np.arange(n) / 7.0})
+    assert _fast_path_taken(df)
+    assert _written(df, tmp_path) == _pandas(df)
+    assert _written(df.iloc[:0], tmp_path) == _pandas(df.iloc[:0])

@@ -350,3 +350,28 @@ def test_a_city_of_its_own_leads_before_a_district_of_a_city_elsewhere(places):
     got = _name(places, lat, lon, [3.0, 2.0, 9.0], cluster=np.array([0, 0, 1]), economies=["JP", "JP"],
                 reach_km=5.0, principal_min_share=0.01)
     assert got.names[0].startswith("Mito") and got.names[1].startswith("Tokyo"), got.names
+
+
+def test_fallback_density_counts_a_section_only_without_its_city_nearby():
+    from cluster.stages.places import fallback_sites
+
+    # A city (1,000 people), its district 5.6 km away (400, a section of it) and a town 40 km
+    # off (500). By the city, the district's people are the city's; by the district alone
+    # (the city 13 km away), they count.
+    places = pd.DataFrame({"lat": [50.0, 50.05, 50.36, 49.9], "lon": [8.0, 8.0, 8.0, 8.0],
+                           "population": [1000, 400, 500, 0], "section_of": [-1, 0, -1, -1]})
+    lat = [50.0, 50.12, 50.36, 49.9, 51.5]
+    lon = [8.0001, 8.0, 8.0, 8.0001, 8.0]
+    act = [60.0, 30.0, 20.0, 5.0, 5.0]
+    got = fallback_sites(lat, lon, act, places, min_activity=1.0, known={})
+    assert got[0] == "60 per 1,000 inhabitants within 10 km (1,000 people)"  # 400 not added
+    assert got[1] == "75 per 1,000 inhabitants within 10 km (400 people)"
+    assert got[2] == ""                                                      # 40 per 1,000
+    assert got[3] == ""                                                      # nobody there, 0 people
+    assert got[4] == "no populated place within 10 km"
+
+
+def test_economies_of_several_clusters_some_empty():
+    got = cluster_economies(["CH", "DE", "FR", "CH", "FR", "US"], [0, 0, 0, 0, 2, 2],
+                            [5.0, 3.0, 0.1, 1.0, 0.0, 0.0], 4, min_share=0.05)
+    assert got == ["CH/DE", "", "FR", ""]

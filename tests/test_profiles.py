@@ -139,3 +139,27 @@ def test_demo_profiles_name_the_planted_institution_and_field():
                     n_clear += 1
                     assert got == best, (c["name"], m, kind, got, best)
     assert n_clear >= 15  # of 20 (5 clusters x 2 metrics x 2 kinds)
+
+
+def test_profiles_csv_is_the_join_of_profiles_and_clusters_in_rank_order(tmp_path):
+    from cluster.outputs._text import write_csv
+    from cluster.outputs.files import write_profiles_csv
+
+    clusters = pd.DataFrame({"rank": [1, 2, 3, 4], "cluster_id": ["C9", "C2", "C5", "C7"],
+                             "name": ["=Evil", "Bonn, Köln", None, "Bonn, Köln"]})
+    profiles = pd.DataFrame({"cluster_id": ["C2", "C9", "C2", "C0", "C9", "C5"],
+                             "metric": ["patents", "patents", "vc", "patents", "vc", "patents"],
+                             "kind": ["field", "field", "institution", "field", "field", "institution"],
+                             "position": [1, 1, 1, 1, 1, 1], "value": ["x", "-y", 'a "b"', "z", None, "w"],
+                             "weight": [1.23456789, 2.0, 0.5, 1.0, 3.0, 1e-9],
+                             "share": [0.1234567, 1.0, 0.25, 1.0, np.nan, 0.0]})
+    write_profiles_csv(tmp_path / "p.csv", profiles, clusters)
+    # What it was written as before: pandas' inner join in the clusters' order, rounded.
+    df = clusters[["cluster_id", "rank", "name"]].merge(profiles, on="cluster_id", how="inner", sort=False)
+    df = df[["rank", "cluster_id", "name", "metric", "kind", "position", "value", "weight", "share"]]
+    df["weight"], df["share"] = df["weight"].round(4), df["share"].round(6)
+    write_csv(df, tmp_path / "ref.csv")
+    assert (tmp_path / "p.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
+    assert (tmp_path / "p.csv").read_text("utf-8").splitlines()[1] == "1,C9,'=Evil,patents,field,1,'-y,2.0,1.0"
+    with pytest.raises(ValueError, match="cluster ids repeat"):
+        write_profiles_csv(tmp_path / "p.csv", profiles, pd.concat([clusters, clusters]))

@@ -185,3 +185,39 @@ def test_a_glob_over_hive_folders_reads_them_as_columns(tmp_path):
     for pattern in ("data/**/*.parquet", "data/*/part-*.parquet"):
         got = prepare_sites(open_records([str(tmp_path / pattern)], METRICS), config).sites
         pd.testing.assert_frame_equal(whole, got)
+
+
+def test_folded_codes_sort_as_their_columns_even_past_the_int64_radix():
+    from cluster.stages.sites import fold_codes
+
+    rng = np.random.default_rng(3)
+    keys = [rng.integers(-1, 4, 500), rng.integers(0, 2**40, 500), rng.integers(-1, 3, 500),
+            rng.integers(0, 2**30, 500)]  # 2**70 combinations: the fold re-ranks on the way
+    keys[1][::7] = keys[1][0]
+    keys[3][::7] = keys[3][0]
+    folded, span = fold_codes(keys)
+    assert folded.min() >= 0 and folded.max() < span
+    assert np.array_equal(np.argsort(folded, kind="stable"), np.lexsort(keys[::-1]))
+    rows = list(zip(*keys))
+    assert all((folded[i] == folded[j]) == (rows[i] == rows[j]) for i in range(50) for j in range(0, 500, 7))
+
+
+def test_cluster_values_sums_each_key_in_one_order_whatever_the_rows_order():
+    from cluster.stages.sites import cluster_values
+
+    rng = np.random.default_rng(5)
+    n = 400
+    counts = pd.DataFrame({"cluster": rng.integers(0, 3, n),
+                           "metric": pd.Categorical(rng.choice(METRICS, n), categories=METRICS),
+                           "kind": rng.choice(["field", "institution"], n), "value": rng.choice(list("abcd"), n),
+                           "n": rng.integers(1, 9, n).astype(float), "weight": np.nan, "c": rng.integers(1, 5, n)})
+    counts.loc[::5, ["n", "weight"]] = [np.nan, 0.3]
+    # The engine's counts: one row per key and (n, weight).
+    counts = counts.drop_duplicates(["cluster", "metric", "kind", "value", "n", "weight"]).reset_index(drop=True)
+    a = cluster_values(counts)
+    b = cluster_values(counts.sample(frac=1.0, random_state=1).reset_index(drop=True))
+    key = ["cluster", "metric", "kind", "value"]
+    a, b = (x.sort_values(key).reset_index(drop=True) for x in (a, b))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert a["metric"].dtype == a["kind"].dtype == a["value"].dtype
+    assert len(a) == len(counts.drop_duplicates(key))

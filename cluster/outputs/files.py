@@ -343,11 +343,32 @@ def write_profiles_csv(path: Path, profiles: pd.DataFrame, clusters) -> None:
     -------
     None
     """
-    names = pd.DataFrame({"cluster_id": clusters["cluster_id"], "rank": clusters["rank"], "name": clusters["name"]})
-    df = names.merge(profiles, on="cluster_id", how="inner", validate="one_to_many", sort=False)
-    df = df[["rank", "cluster_id", "name", "metric", "kind", "position", "value", "weight", "share"]]
-    df["weight"] = df["weight"].round(4)
-    df["share"] = df["share"].round(6)
+    from cluster.stages.sites import positions_in
+
+    ids = clusters["cluster_id"]
+    if ids.duplicated().any():
+        raise ValueError("write_profiles_csv: cluster ids repeat in the clusters table")
+    # Each profile row's cluster by position (an inner join in the clusters' order, a
+    # cluster's rows in their order); the columns that repeat per cluster or metric as
+    # categoricals, so the writer formats each distinct value once.
+    at = positions_in(profiles["cluster_id"], ids)
+    rows = np.flatnonzero(at >= 0)
+    rows = rows[np.argsort(at[rows], kind="stable")]
+    at = at[rows]
+
+    def by_cluster(col):
+        codes, names = pd.factorize(clusters[col])
+        return pd.Categorical.from_codes(codes[at], categories=names)
+
+    def repeated(col):
+        return pd.Categorical(profiles[col].take(rows))
+
+    df = pd.DataFrame({"rank": by_cluster("rank"), "cluster_id": by_cluster("cluster_id"), "name": by_cluster("name"),
+                       "metric": repeated("metric"), "kind": repeated("kind"),
+                       "position": profiles["position"].to_numpy()[rows],
+                       "value": profiles["value"].take(rows).reset_index(drop=True),
+                       "weight": profiles["weight"].to_numpy()[rows].round(4),
+                       "share": profiles["share"].to_numpy()[rows].round(6)})
     write_csv(df, path)
 
 

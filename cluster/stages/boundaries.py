@@ -246,7 +246,8 @@ def cluster_extent(lat, lon, cluster, n_clusters: int, activity=None) -> tuple[n
     Returns
     -------
     extent_km : ndarray of shape (n_clusters,), float64
-        Largest distance between two of the cluster's locations, km (0 for one location).
+        Largest distance between two of the cluster's locations, km (0 for one location):
+        :func:`cluster_extent_km`.
     top_share : ndarray of shape (n_clusters,), float64
         Share of the cluster's activity at its heaviest ``(lat, lon)`` location (1.0 for
         one location).
@@ -255,19 +256,44 @@ def cluster_extent(lat, lon, cluster, n_clusters: int, activity=None) -> tuple[n
     frame = pd.DataFrame({"c": np.asarray(cluster), "lat": np.asarray(lat, float),
                           "lon": np.asarray(lon, float), "a": act})
     frame = frame.groupby(["c", "lat", "lon"], as_index=False, sort=True)["a"].sum()
-    c_sorted = frame["c"].to_numpy()
-    total = np.bincount(c_sorted, weights=frame["a"].to_numpy(), minlength=n_clusters)
+    total = np.bincount(frame["c"].to_numpy(), weights=frame["a"].to_numpy(), minlength=n_clusters)
     heaviest = frame.groupby("c")["a"].max().reindex(range(n_clusters), fill_value=0.0).to_numpy()
     top_share = np.divide(heaviest, total, out=np.zeros(n_clusters), where=total > 0)
-    extent = np.zeros(n_clusters)
-    xyz_all = unit_vectors(frame["lat"].to_numpy(), frame["lon"].to_numpy())
+    return cluster_extent_km(lat, lon, cluster, n_clusters), top_share
+
+
+def cluster_extent_km(lat, lon, cluster, n_clusters: int) -> np.ndarray:
+    """The largest great-circle distance across each cluster's sites (:func:`largest_chord`
+    of its distinct locations, each compared once: sites of several metrics often share one).
+
+    Parameters
+    ----------
+    lat, lon : array-like of shape (n,)
+        Sites inside clusters, degrees.
+    cluster : int array of shape (n,)
+        Cluster number of each site.
+    n_clusters : int
+        Number of clusters.
+
+    Returns
+    -------
+    ndarray of shape (n_clusters,), float64
+        Largest distance between two of the cluster's locations, km (0 for one location).
+    """
+    lat, lon, cluster = np.asarray(lat, float), np.asarray(lon, float), np.asarray(cluster, dtype=np.int64)
+    order = np.lexsort((lon, lat, cluster))
+    c_sorted, lat, lon = cluster[order], lat[order], lon[order]
+    first = run_starts([c_sorted, lat, lon])  # the distinct locations, cluster by cluster
+    c_sorted = c_sorted[first]
+    xyz_all = unit_vectors(lat[first], lon[first])
     starts = np.searchsorted(c_sorted, np.arange(n_clusters + 1))
+    extent = np.zeros(n_clusters)
     for c in range(n_clusters):
         if starts[c + 1] - starts[c] < 2:
             continue
         chord = largest_chord(xyz_all[starts[c]:starts[c + 1]])
         extent[c] = 2.0 * EARTH_RADIUS_KM * np.arcsin(min(chord / 2.0, 1.0))
-    return extent, top_share
+    return extent
 
 
 def largest_chord(xyz: np.ndarray) -> float:
