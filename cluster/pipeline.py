@@ -467,7 +467,7 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
         counts = None if counted is None else counted.result()
         if counts is not None:
             # Boundary -> the cluster's row in rank order.
-            row = positions_in(list(ranked.ids), ids)
+            row = positions_in(np.asarray(ranked.ids, dtype=object), ids)
             counts["cluster"] = row[counts["cluster"].to_numpy(dtype=np.int64)]
         profiles = cluster_profiles(None if counts is None else cluster_values(counts), sites, ids, metrics)
         if profiles is not None:
