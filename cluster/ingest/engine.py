@@ -1287,18 +1287,21 @@ def profile_counts(kept: Kept, metrics: Sequence[str], site_cluster: pd.DataFram
     con = kept.con
     codes = pd.Index(list(kept.metrics)).get_indexer(table["metric"])
     con.register("_site_cluster", table.assign(metric=codes.astype(np.int16)))
-    unpivot = " UNION ALL ".join(
-        f"SELECT cluster, metric, '{k}' AS kind, {k} AS value, n, weight FROM j WHERE {k} IS NOT NULL"
+    # Each kind grouped on its own (the kind a constant added to the few groups, not a key
+    # of 15 M unpivoted rows: a tenth less time).
+    per_kind = " UNION ALL ".join(
+        f"SELECT cluster, metric, '{k}' AS kind, value, n, weight, c FROM (SELECT cluster, metric, {k} AS value, "
+        f"n, weight, count(*) AS c FROM j WHERE {k} IS NOT NULL GROUP BY ALL)"
         for k in kept.kinds)
     try:
         # The kept rows with their document sizes, as the site groups count them
-        # (:func:`_joined`), at the clustered sites. Only the columns counted go on (the
-        # two kinds read the rows twice, so DuckDB materialises them).
+        # (:func:`_joined`), at the clustered sites; only the columns counted go on, and
+        # DuckDB streams these rows to each kind's group-by.
         counts = _arrow_frame(con, f"""
             WITH j AS (SELECT s.cluster, r.metric, r.n, r.weight, {', '.join(f'r.{k}' for k in kept.kinds)}
                        FROM ({_joined(kept)}) r JOIN _site_cluster s
                        ON r.metric = s.metric AND r.lat = s.lat AND r.lon = s.lon WHERE r.inwin)
-            SELECT cluster, metric, kind, value, n, weight, count(*) AS c FROM ({unpivot}) GROUP BY ALL""")
+            {per_kind}""")
         counts["metric"] = pd.Categorical.from_codes(counts["metric"].to_numpy(dtype=np.int64), categories=kept.metrics)
         return counts
     finally:
