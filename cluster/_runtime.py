@@ -4,7 +4,7 @@ The domain modules (stages, engine, outputs) neither start threads or processes 
 import nor depend on timing to be correct; what a command needs around them lives here,
 called by the command line (:func:`start` before the command, :func:`finish` after it),
 for the engine's cache by the engine itself, and between its heaviest stages by the
-pipeline (:func:`trim_heap`):
+pipeline and the reduction (:func:`trim_heap`):
 
 - **numba's cache** in a folder of its own under the user cache
   (``<user cache>/innovation-clusters/numba``, ``NUMBA_CACHE_DIR`` wins when set), so that

@@ -86,6 +86,7 @@ import pandas as pd
 
 import cluster.ingest._rules as rules
 from cluster._atomic import file_sha256
+from cluster._runtime import trim_heap
 from cluster.errors import InputDataError, UserInputError
 from cluster.ingest.mapping import InputMapping, mapping_plan
 from cluster.ingest.read import (
@@ -1228,6 +1229,7 @@ def _reduce_kept(records: Records, metrics: Sequence[str], con, kept: Kept, *, p
              "n NULLS FIRST, weight NULLS FIRST")
     # As numpy arrays: a DataFrame of 1.4 M groups costs more to build than to use.
     out = _fetch(con, f"SELECT * FROM ({query}) {order}", records, arrays=True)
+    trim_heap()  # the query's hash tables (300 MB at 10 M records) back before the sites' arrays come
     if not out["ok"].all():
         _row_problems(records, metrics, con)
     c = out["c_in"] + out["c_out"]
