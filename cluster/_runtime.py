@@ -224,7 +224,8 @@ def _duckdb_purge():
     a query's task, not after ``DROP TABLE``), so jemalloc's own control interface is
     called, as its manual documents it (``arena.<MALLCTL_ARENAS_ALL>.purge``), through
     the symbol DuckDB's build exports; a DuckDB without it is left as it is."""
-    module = sys.modules.get("_duckdb") or sys.modules.get("duckdb._duckdb")
+    # The extension module, under the names DuckDB wheels have given it.
+    module = next((sys.modules[m] for m in ("_duckdb", "duckdb._duckdb", "duckdb.duckdb") if m in sys.modules), None)
     return None if module is None else _jemalloc_purge(getattr(module, "__file__", None))
 
 
