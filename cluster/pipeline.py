@@ -471,7 +471,7 @@ def cluster_records(records: Records | pd.DataFrame, config: Config, *, syntheti
             counts["cluster"] = row[counts["cluster"].to_numpy(dtype=np.int64)]
         profiles = cluster_profiles(None if counts is None else cluster_values(counts), sites, ids, metrics)
         if profiles is not None:
-            top = top_columns(profiles, clusters["cluster_id"].tolist(), metrics)
+            top = top_columns(profiles, ids, metrics)
             at = clusters.columns.get_loc("synthetic")
             for i, col in enumerate(top.columns):
                 clusters.insert(at + i, col, top[col].to_numpy())

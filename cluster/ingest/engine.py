@@ -1367,11 +1367,17 @@ def _per_file(records: Records, out: pd.DataFrame) -> dict:
     return per
 
 
+def _arrow_table(con, query: str):
+    """A query's whole result as a pyarrow Table (DuckDB's ``arrow()`` gives a record batch
+    reader in recent versions, a table in older ones)."""
+    result = con.sql(query).arrow()
+    return result.read_all() if hasattr(result, "read_all") else result
+
+
 def _arrow_frame(con, query: str) -> pd.DataFrame:
     """A query's result as pandas through Arrow: text stays in Arrow's buffers (pandas'
     ``str`` dtype) instead of one Python object per cell (ten times the time on 1 M rows)."""
-    result = con.sql(query).arrow()
-    return (result.read_all() if hasattr(result, "read_all") else result).to_pandas()
+    return _arrow_table(con, query).to_pandas()
 
 
 def _execute(con, statement: str, records: Records) -> None:
@@ -1398,8 +1404,7 @@ def _fetch(con, query: str, records: Records, *, arrays: bool = False):
         # Through Arrow: a column without NULLs is handed over without a copy, where
         # ``fetchnumpy`` copies every column into masked arrays (0.3 s of 1.4 for the 1.9 M
         # groups of 10 M records).
-        result = con.sql(query).arrow()
-        table = result.read_all() if hasattr(result, "read_all") else result
+        table = _arrow_table(con, query)
         return {name: _filled(table.column(name)) for name in table.column_names}
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
         _explain_parse_error(records, exc)

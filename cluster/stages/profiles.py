@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cluster.ingest import PROFILE_COLUMNS
-from cluster.stages.sites import fold_codes, positions_in, run_starts
+from cluster.stages.sites import codes_as_text, fold_codes, positions_in, run_starts
 
 KINDS = PROFILE_COLUMNS
 
@@ -114,8 +114,8 @@ def cluster_profiles(values: pd.DataFrame | None, sites: pd.DataFrame, cluster_i
     starts = run_starts([group[order]])
     position = np.arange(len(c)) - np.repeat(starts, np.diff(np.r_[starts, len(c)])) + 1
 
-    def text(codes, names):  # rows as text, each distinct value made text once (no object per cell)
-        return pd.Index(names).astype(str).array.take(codes[order], allow_fill=True)
+    def text(codes, names):
+        return codes_as_text(codes[order], names)
 
     profiles = pd.DataFrame({
         "cluster_id": pd.Series(np.asarray(cluster_ids, dtype=object)).array.take(c), "metric": text(

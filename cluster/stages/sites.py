@@ -145,6 +145,25 @@ def positions_in(values, categories: Iterable) -> np.ndarray:
     return pos[codes].astype(np.int64)
 
 
+def codes_as_text(codes, names):
+    """Rows as text from their codes into ``names``, each name made text once (no Python
+    object per row, as ``astype(str)`` of an object column would make).
+
+    Parameters
+    ----------
+    codes : array-like of int
+        Each row's position in ``names`` (-1: missing).
+    names : array-like
+        The distinct values.
+
+    Returns
+    -------
+    pandas ExtensionArray of str
+        Missing where the code is -1.
+    """
+    return pd.Index(names).astype(str).array.take(np.asarray(codes), allow_fill=True)
+
+
 def metric_codes(sites: pd.DataFrame, metrics: Iterable[str]) -> np.ndarray:
     """Position of each site's metric in ``metrics`` (-1 for another metric), as int64.
 
@@ -340,7 +359,7 @@ def cluster_values(counts: pd.DataFrame) -> pd.DataFrame:
     def text(col):  # the distinct keys' rows only (a categorical's names made text once)
         s = counts[col]
         if isinstance(s.dtype, pd.CategoricalDtype):
-            return pd.Series(s.cat.categories.astype(str).array.take(s.cat.codes.to_numpy()[pick], allow_fill=True))
+            return pd.Series(codes_as_text(s.cat.codes.to_numpy()[pick], s.cat.categories))
         return s.iloc[pick].reset_index(drop=True).astype(str)
 
     return pd.DataFrame({"cluster": counts["cluster"].to_numpy(dtype=np.int64)[pick], "metric": text("metric"),
