@@ -1205,24 +1205,31 @@ def _reduce_kept(records: Records, metrics: Sequence[str], con, kept: Kept, *, p
     # which sites.sites_from_groups adds up (integer counts: exact). Metric and country
     # come back as integer codes (text for 1.4 M groups is most of the fetch).
     name = "(CASE metric " + " ".join(f"WHEN {i} THEN {_sql_text(m)}" for i, m in enumerate(metrics)) + " END)"
-    keys_ok = "true" if skip else f"coalesce(c_bad = 0 AND {_keys_ok(name, 'c_country', metrics)}, false)"
+    # The key rules and the country's code are worked out once per distinct (metric,
+    # country as read), a few hundred pairs, not once per group (1.9 M at 10 M records,
+    # a tenth of a second of regular expressions), and joined back to the groups.
+    keys = f"""
+        SELECT metric AS k_metric, c_country AS k_country, {_country_code('c_country')} AS k_code,
+               {'true' if skip else _keys_ok(name, 'c_country', metrics)} AS k_ok
+        FROM (SELECT DISTINCT metric, c_country FROM g1)"""
     checked = f"""
-        SELECT {keys_ok} AS ok,
-               metric AS metric_code, lat, lon, {_country_code('c_country')} AS country_code,
+        SELECT {'true' if skip else 'coalesce(c_bad = 0 AND k_ok, false)'} AS ok,
+               metric AS metric_code, lat, lon, k_code AS country_code,
                CASE WHEN nw > 0 THEN CAST(nw AS BIGINT) END AS n, CASE WHEN nw < 0 THEN -nw END AS weight,
-               _scan, _fkey, c_in, c_out, c_bad FROM g1"""
+               _scan, _fkey, c_in, c_out, c_bad
+        FROM g1 JOIN k ON g1.metric IS NOT DISTINCT FROM k.k_metric AND g1.c_country IS NOT DISTINCT FROM k.k_country"""
     key = "ok, metric_code, lat, lon, country_code, n, weight"
     sites_part = f"SELECT 1 AS g_key, {key}, 0 AS _scan, NULL::VARCHAR AS _fkey, c_in, c_out, c_bad FROM g"
     if per_file:
         query = f"""
-            WITH g1 AS ({rows}), g AS ({checked})
+            WITH g1 AS ({rows}), k AS ({keys}), g AS ({checked})
             {sites_part}
             UNION ALL
             SELECT 0 AS g_key, ok, NULL, NULL, NULL, NULL, NULL, NULL, _scan, _fkey,
                    CAST(sum(c_in) AS BIGINT), CAST(sum(c_out) AS BIGINT), CAST(sum(c_bad) AS BIGINT)
             FROM g GROUP BY ok, _scan, _fkey"""
     else:
-        query = f"WITH g1 AS ({rows}), g AS ({checked}) {sites_part}"
+        query = f"WITH g1 AS ({rows}), k AS ({keys}), g AS ({checked}) {sites_part}"
     # In the order sites.sites_from_groups sums them (metrics in the configuration's
     # order, then the key): DuckDB sorts in parallel, numpy's lexsort would not.
     order = ("ORDER BY g_key, metric_code NULLS FIRST, lat, lon, country_code, "
