@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 
+import pandas as pd
 import pytest
 
 import cluster
@@ -119,8 +120,6 @@ def test_profiles_counted_alongside_are_those_counted_after_the_ranking(folder, 
     monkeypatch.setattr(pipeline, "alongside", lambda fn, *args, interrupt=None: Done(fn, *args))
     inline = cluster.run(str(folder))
     assert alongside_result.profiles is not None and len(alongside_result.profiles) > 0
-    import pandas as pd
-
     pd.testing.assert_frame_equal(alongside_result.profiles, inline.profiles)
     pd.testing.assert_frame_equal(pd.DataFrame(alongside_result.clusters.drop(columns="geometry")),
                                   pd.DataFrame(inline.clusters.drop(columns="geometry")))

@@ -41,10 +41,11 @@ import numpy as np
 import shapely
 import shapely.affinity
 
-__all__ = ["Basemap", "basemap", "cut_line", "cut_polygon", "decode_arcs", "vendored_bytes", "vendored_text",
-           "web_layers"]
+__all__ = ["Basemap", "basemap", "cut_line", "cut_polygon", "decode_arcs", "derived_path", "vendored_bytes",
+           "vendored_text", "web_layers"]
 
 VENDOR = "vendor"
+SOURCE = "world-atlas/countries-50m.json"  # the vendored Natural Earth 1:50m countries
 
 
 def vendored_bytes(path: str) -> bytes:
@@ -237,20 +238,40 @@ def basemap() -> Basemap:
     """
     import pickle
 
-    from cluster._cache import cache_dir, cached
+    from cluster._cache import cached
 
-    raw = vendored_bytes("world-atlas/countries-50m.json")
-    # Our own file in the user's cache, named by the source's hash.
-    return cached(cache_dir("basemap") / f"basemap-{_digest(raw)}-v1.pickle",
-                  derive=lambda: Basemap(json.loads(raw)),
+    return cached(derived_path("basemap", "v1.pickle"),
+                  derive=lambda: Basemap(json.loads(vendored_bytes(SOURCE))),
                   load=lambda p: (w if isinstance(w := pickle.loads(p.read_bytes()), Basemap) else None),
                   dump=lambda w, tmp: Path(tmp).write_bytes(pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL)))
 
 
-def _digest(raw: bytes) -> str:
+def derived_path(kind: str, *key) -> Path:
+    """The user-cache file of something derived from the vendored basemap: named by the
+    source's hash, so that a new source is derived afresh, and by ``key``.
+
+    Parameters
+    ----------
+    kind : str
+        What is derived (``"basemap"``, ``"web-layers"`` ...).
+    *key
+        The derivation's parameters, then a version and the file's suffix (``"v1.json"``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``<user cache>/basemap/<kind>-<source hash>-<key ...>``.
+    """
+    from cluster._cache import cache_dir
+
+    return cache_dir("basemap") / "-".join([kind, _source_digest(), *map(str, key)])
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
     import hashlib
 
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return hashlib.sha256(vendored_bytes(SOURCE)).hexdigest()[:16]
 
 
 def _coords(a, nd: int) -> list:
@@ -274,14 +295,13 @@ def web_layers(tolerance_deg: float = 0.02, decimals: int = 2) -> dict:
     dict
         As :func:`derive_web_layers`.
     """
-    from cluster._cache import cache_dir, cached
+    from cluster._cache import cached
 
     def load(p):
         layers = json.loads(p.read_text("utf-8"))
         return layers if isinstance(layers, dict) and set(layers) == {"land", "borders"} else None
 
-    digest = _digest(vendored_bytes("world-atlas/countries-50m.json"))
-    return cached(cache_dir("basemap") / f"web-layers-{digest}-{tolerance_deg}-{decimals}-v1.json",
+    return cached(derived_path("web-layers", tolerance_deg, decimals, "v1.json"),
                   derive=lambda: derive_web_layers(tolerance_deg, decimals), load=load,
                   dump=lambda v, tmp: Path(tmp).write_text(json.dumps(v, separators=(",", ":")), "utf-8"))
 

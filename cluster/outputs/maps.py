@@ -282,8 +282,8 @@ def _basemap_arrays() -> dict:
     """The basemap as the arrays of :class:`_BasemapPaths`, kept in the user cache (an
     ``.npz`` named by the vendored source's hash): loading them takes milliseconds,
     loading the decoded basemap and taking it apart again took 45 ms of every run."""
-    from cluster._cache import cache_dir, cached
-    from cluster.outputs.basemap import _digest, vendored_bytes
+    from cluster._cache import cached
+    from cluster.outputs.basemap import derived_path
 
     def load(p):
         with np.load(p, allow_pickle=False) as f:
@@ -292,8 +292,7 @@ def _basemap_arrays() -> dict:
                  for k in ("land", "borders", "coastlines")) and len(a["land_codes"]) == len(a["land_coords"])
         return a if ok else None
 
-    digest = _digest(vendored_bytes("world-atlas/countries-50m.json"))
-    return cached(cache_dir("basemap") / f"basemap-paths-{digest}-v1.npz", derive=_derive_basemap_arrays, load=load,
+    return cached(derived_path("basemap-paths", "v1.npz"), derive=_derive_basemap_arrays, load=load,
                   dump=lambda a, tmp: np.savez(tmp, **a))
 
 

@@ -218,8 +218,8 @@ def _basemap_json() -> str:
     JSON and writing them out again took half of :func:`write_map_html`."""
     import hashlib
 
-    from cluster._cache import cache_dir, cached
-    from cluster.outputs.basemap import _digest
+    from cluster._cache import cached
+    from cluster.outputs.basemap import derived_path
 
     def load(p):
         digest, _, text = p.read_text("utf-8").partition("\n")
@@ -228,9 +228,8 @@ def _basemap_json() -> str:
     def dump(text, tmp):
         Path(tmp).write_text(hashlib.sha256(text.encode("utf-8")).hexdigest() + "\n" + text, "utf-8")
 
-    # Named by the vendored source's hash (as the layers are) and by this page's escaping.
-    source = _digest(vendored_bytes("world-atlas/countries-50m.json"))
-    return cached(cache_dir("basemap") / "web-layers-{}-{}-{}-script-v1.txt".format(source, *_BASEMAP_ARGS),
+    # Named as the layers are, and by this page's escaping.
+    return cached(derived_path("web-layers", *_BASEMAP_ARGS, "script-v1.txt"),
                   derive=lambda: _script_json(web_layers(*_BASEMAP_ARGS)), load=load, dump=dump)
 
 

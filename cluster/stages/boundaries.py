@@ -234,12 +234,8 @@ def cluster_extent(lat, lon, cluster, n_clusters: int, activity=None) -> tuple[n
 
     Parameters
     ----------
-    lat, lon : array-like of shape (n,)
-        Sites inside clusters, degrees.
-    cluster : int array of shape (n,)
-        Cluster number of each site.
-    n_clusters : int
-        Number of clusters.
+    lat, lon, cluster, n_clusters
+        As for :func:`cluster_extent_km`.
     activity : array of shape (n,), optional
         Each site's activity (default 1 each).
 

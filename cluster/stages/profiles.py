@@ -118,9 +118,13 @@ def cluster_profiles(values: pd.DataFrame | None, sites: pd.DataFrame, cluster_i
         return codes_as_text(codes[order], names)
 
     profiles = pd.DataFrame({
-        "cluster_id": pd.Series(np.asarray(cluster_ids, dtype=object)).array.take(c), "metric": text(
-            metric_codes, metric_names), "kind": text(kind_codes, kind_names), "position": position.astype(np.int64),
-        "value": text(value_rank, value_names), "weight": w, "share": share,
+        "cluster_id": pd.Series(np.asarray(cluster_ids, dtype=object)).array.take(c),
+        "metric": text(metric_codes, metric_names),
+        "kind": text(kind_codes, kind_names),
+        "position": position.astype(np.int64),
+        "value": text(value_rank, value_names),
+        "weight": w,
+        "share": share,
     })[columns]
     profiles.attrs["kinds"] = kinds
     return profiles
